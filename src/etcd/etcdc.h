@@ -1,0 +1,537 @@
+/*
+ * etcdc.h - a plain-C client for etcd v3 (gRPC C core + protobuf-c + OpenSSL).
+ *
+ * This is the whole public interface of libetcdc. It covers what a user of a good etcd client
+ * expects: key/value and prefix operations, ranges and historical revisions, transactions,
+ * compare-and-swap, atomic move, bulk put/delete, watches, leases with keep-alive, distributed
+ * locks, cluster status and member list, compaction, TLS and user/password authentication.
+ *
+ * Conventions
+ * - Keys and values are byte strings: every key and value is passed as pointer + length and may
+ *   contain any byte. Results are NUL-terminated as a convenience (the terminator is not counted
+ *   in the length).
+ * - Every call that talks to etcd returns an etcdc_code (ETCDC_OK == 0) and, when `err` is not
+ *   NULL, fills it with the code, the gRPC status and the server's message. `err` may be NULL.
+ * - Result objects are owned by the caller and released with the matching *_free function, which
+ *   accepts NULL. On failure, result objects are left empty (safe to free).
+ * - One client may be used by any number of threads at once. Callbacks (watch, keep-alive,
+ *   session loss) run on the client's stream thread: they must not block and must not call
+ *   etcdc_watch_cancel / etcdc_keepalive_stop for their own handle.
+ * - gRPC is initialised when the first client is created: in a program that forks (daemonizes),
+ *   create clients only after the fork.
+ */
+#ifndef ETCDC_H
+#define ETCDC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Only the functions declared here are exported from the shared library. */
+#pragma GCC visibility push(default)
+
+#define ETCDC_VERSION "0.1.0"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Errors                                                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef enum etcdc_code {
+    ETCDC_OK = 0,
+    ETCDC_ERR_NOT_FOUND,         /* key, lease or member does not exist */
+    ETCDC_ERR_COMPARE_FAILED,    /* a guarded operation (CAS, put-if-absent, move) lost */
+    ETCDC_ERR_TIMEOUT,           /* the request deadline passed */
+    ETCDC_ERR_UNAVAILABLE,       /* no healthy endpoint / no leader, after retries */
+    ETCDC_ERR_PERMISSION_DENIED, /* RBAC denied the operation */
+    ETCDC_ERR_AUTH_FAILED,       /* wrong user name or password, or not authenticated */
+    ETCDC_ERR_TOO_LARGE,         /* request or value larger than etcd (or the client) accepts */
+    ETCDC_ERR_NO_SPACE,          /* etcd's database quota is exhausted */
+    ETCDC_ERR_COMPACTED,         /* the requested revision was compacted */
+    ETCDC_ERR_FUTURE_REVISION,   /* the requested revision is newer than the store */
+    ETCDC_ERR_CANCELED,          /* the call was canceled (client shutdown, lock interrupted) */
+    ETCDC_ERR_INVALID_ARGUMENT,  /* bad parameter, detected by the client or the server */
+    ETCDC_ERR_TOO_MANY_OPS,      /* a transaction exceeds etcd's operation limit */
+    ETCDC_ERR_TLS,               /* certificate or key could not be loaded */
+    ETCDC_ERR_NO_MEMORY,
+    ETCDC_ERR_CRYPTO,            /* a value failed decryption or authentication */
+    ETCDC_ERR_LEASE_EXPIRED,     /* a lease or session needed by the operation is gone */
+    ETCDC_ERR_INTERNAL,          /* anything else the server or transport reported */
+} etcdc_code;
+
+/* Error details filled by calls that take an `etcdc_error *`. */
+typedef struct etcdc_error {
+    etcdc_code code;
+    int grpc_status;  /* grpc_status_code, 0 when the error was detected locally */
+    char message[256];
+} etcdc_error;
+
+/* Short, stable, human-readable name of a code ("not found", "compare failed", ...). */
+const char *etcdc_strerror(etcdc_code code);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Configuration                                                                                */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct etcdc_config etcdc_config;
+
+/* A configuration with the defaults: endpoint 127.0.0.1:2379, dial timeout 5 s, request
+ * timeout 5 s, keep-alive 30 s / 10 s, 2 MiB send/receive limits, plain TCP, no auth.
+ * Returns NULL only when out of memory. */
+etcdc_config *etcdc_config_new(void);
+/* Frees the config; the password and key material are wiped. */
+void etcdc_config_free(etcdc_config *cfg);
+
+/* Comma-separated host:port list ("10.0.0.1:2379,10.0.0.2:2379"); an "http://" or "https://"
+ * scheme is accepted and ignored. Returns ETCDC_ERR_INVALID_ARGUMENT for an empty list. */
+etcdc_code etcdc_config_set_endpoints(etcdc_config *cfg, const char *endpoints);
+/* User and password for etcd's authentication; the password is copied and wiped on free. */
+etcdc_code etcdc_config_set_auth(etcdc_config *cfg, const char *user, const char *password);
+/* Timeouts in milliseconds. dial: how long client creation waits for a connection;
+ * request: the deadline of each call (retries included). */
+void etcdc_config_set_dial_timeout_ms(etcdc_config *cfg, int64_t ms);
+void etcdc_config_set_request_timeout_ms(etcdc_config *cfg, int64_t ms);
+/* HTTP/2 keep-alive ping interval and timeout. The interval is raised to at least 5000 ms
+ * because etcd closes connections that ping more often. */
+void etcdc_config_set_keepalive_ms(etcdc_config *cfg, int64_t time_ms, int64_t timeout_ms);
+/* Largest message the client sends / accepts (bytes). */
+void etcdc_config_set_max_message_size(etcdc_config *cfg, size_t send_bytes, size_t recv_bytes);
+/* TLS: CA bundle, client certificate and private key (PEM file paths; any may be NULL).
+ * Setting any of them switches the connection to TLS. */
+etcdc_code etcdc_config_set_tls(etcdc_config *cfg, const char *ca_file, const char *cert_file,
+                                const char *key_file);
+/* Accept any server certificate (testing only). Implies TLS. */
+void etcdc_config_set_tls_insecure_skip_verify(etcdc_config *cfg, bool skip);
+/* Name expected in the server certificate when it differs from the endpoint host. */
+etcdc_code etcdc_config_set_tls_server_name(etcdc_config *cfg, const char *name);
+
+/* Value encryption (AES-256-GCM, see docs/encryption.md). Adds a 32-byte key with a key id
+ * (1..255); the key with the highest id seals new values, all keys open. The bytes are copied
+ * and wiped when the config or client is freed. */
+etcdc_code etcdc_config_add_encryption_key(etcdc_config *cfg, uint8_t key_id,
+                                           const uint8_t key[32]);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Client                                                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct etcdc_client etcdc_client;
+
+/* Connects (waiting up to the dial timeout for a first healthy endpoint) and authenticates
+ * when a user is configured. The config is copied; the caller still owns it.
+ * On failure returns NULL and fills err (unreachable -> ETCDC_ERR_UNAVAILABLE, bad password
+ * -> ETCDC_ERR_AUTH_FAILED, unreadable certificate -> ETCDC_ERR_TLS). */
+etcdc_client *etcdc_client_new(const etcdc_config *cfg, etcdc_error *err);
+/* Cancels every stream, watch and keep-alive, waits for callbacks to finish, and frees.
+ * No call on the client may be running or started. */
+void etcdc_client_free(etcdc_client *c);
+
+/* The gRPC channel (a `grpc_channel *`) for advanced use; owned by the client. */
+void *etcdc_client_channel(etcdc_client *c);
+
+/* Round-trip counters: every request sent to etcd (retries included) counts once. */
+typedef struct etcdc_stats {
+    uint64_t range, put, delete_range, txn, compact;
+    uint64_t lease, watch_create, status, auth, retries;
+} etcdc_stats;
+void etcdc_client_stats(etcdc_client *c, etcdc_stats *out);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Key/value results                                                                            */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct etcdc_kv {
+    char *key;   /* NUL-terminated copy; key_len excludes the terminator */
+    size_t key_len;
+    char *value; /* NUL-terminated copy (plaintext when encryption is on); NULL for keys-only */
+    size_t value_len;
+    int64_t create_revision, mod_revision, version, lease;
+} etcdc_kv;
+
+/* A list of key/values plus the store revision the answer was taken at. */
+typedef struct etcdc_kvs {
+    etcdc_kv *kvs;
+    size_t count;
+    int64_t revision; /* header revision of the (first) response */
+    int64_t total;    /* number of keys in the range on the server (may exceed count) */
+    bool more;        /* the server had more keys than returned (limit reached) */
+} etcdc_kvs;
+void etcdc_kvs_free(etcdc_kvs *kvs);
+/* Frees the fields of a single kv (not the struct). */
+void etcdc_kv_clear(etcdc_kv *kv);
+
+/* The range end that selects every key starting with `prefix`. Writes it to out (at most
+ * prefix_len bytes) and returns its length; returns 0 with out[0] = 0 meaning "to the end of the
+ * key space" (prefix empty or all 0xff). */
+size_t etcdc_prefix_end(const void *prefix, size_t prefix_len, char *out);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Basic key/value operations                                                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Put. When out_revision is not NULL it receives the revision of the write. */
+etcdc_code etcdc_put(etcdc_client *c, const void *key, size_t key_len, const void *value,
+                     size_t value_len, int64_t *out_revision, etcdc_error *err);
+/* Put attached to a lease (0 = no lease). */
+etcdc_code etcdc_put_with_lease(etcdc_client *c, const void *key, size_t key_len,
+                                const void *value, size_t value_len, int64_t lease,
+                                int64_t *out_revision, etcdc_error *err);
+/* Get one key (linearizable). ETCDC_ERR_NOT_FOUND when absent. */
+etcdc_code etcdc_get(etcdc_client *c, const void *key, size_t key_len, etcdc_kv *out,
+                     etcdc_error *err);
+/* Get one key as of a past revision (rev > 0). */
+etcdc_code etcdc_get_at_revision(etcdc_client *c, const void *key, size_t key_len, int64_t rev,
+                                 etcdc_kv *out, etcdc_error *err);
+/* Delete one key. *out_deleted (may be NULL) is 0 or 1; deleting a missing key is not an error. */
+etcdc_code etcdc_delete(etcdc_client *c, const void *key, size_t key_len, int64_t *out_deleted,
+                        etcdc_error *err);
+/* *out_exists = whether the key exists (count-only request, no value transfer). */
+etcdc_code etcdc_exists(etcdc_client *c, const void *key, size_t key_len, bool *out_exists,
+                        etcdc_error *err);
+/* Number of keys starting with prefix (count-only request). */
+etcdc_code etcdc_count_prefix(etcdc_client *c, const void *prefix, size_t prefix_len,
+                              int64_t *out_count, etcdc_error *err);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Ranges and prefixes                                                                          */
+/* ------------------------------------------------------------------------------------------ */
+
+/* A raw Range request, one round trip, no pagination. Zero-initialise and fill what you need.
+ * range_end: NULL/0 = the single key; "\0" (len 1) = every key >= key. */
+typedef struct etcdc_range_req {
+    const void *key;
+    size_t key_len;
+    const void *range_end;
+    size_t range_end_len;
+    int64_t limit;    /* 0 = no limit */
+    int64_t revision; /* 0 = latest */
+    int sort_order;   /* 0 none, 1 ascend, 2 descend */
+    int sort_target;  /* 0 key, 1 version, 2 create, 3 mod, 4 value */
+    bool serializable;
+    bool keys_only;
+    bool count_only;
+    int64_t min_mod_revision, max_mod_revision;
+    int64_t min_create_revision, max_create_revision;
+} etcdc_range_req;
+etcdc_code etcdc_range(etcdc_client *c, const etcdc_range_req *req, etcdc_kvs *out,
+                       etcdc_error *err);
+
+/* Every key (with values unless keys_only) in [start, end), ascending by key, paginated
+ * transparently so that no answer exceeds the receive limit. All pages are read at the revision
+ * of the first page, so the result is one consistent snapshot. end NULL = only `start`. */
+etcdc_code etcdc_get_range(etcdc_client *c, const void *start, size_t start_len, const void *end,
+                           size_t end_len, bool keys_only, etcdc_kvs *out, etcdc_error *err);
+/* Every key under prefix, with values (ListWithValues / GetMultiple). Paginated snapshot. */
+etcdc_code etcdc_get_prefix(etcdc_client *c, const void *prefix, size_t prefix_len,
+                            etcdc_kvs *out, etcdc_error *err);
+/* Keys only under prefix (List). limit 0 = all; otherwise at most `limit` keys. */
+etcdc_code etcdc_list_keys(etcdc_client *c, const void *prefix, size_t prefix_len, int64_t limit,
+                           etcdc_kvs *out, etcdc_error *err);
+/* Keys under prefix whose key contains `substring` (matched on the client). */
+etcdc_code etcdc_list_keys_matching(etcdc_client *c, const void *prefix, size_t prefix_len,
+                                    const void *substring, size_t substring_len, etcdc_kvs *out,
+                                    etcdc_error *err);
+/* Several named keys in one round trip (a read-only Txn). out->kvs holds the keys that exist,
+ * in request order; missing keys are skipped. */
+etcdc_code etcdc_get_multiple(etcdc_client *c, const void *const *keys, const size_t *key_lens,
+                              size_t n, etcdc_kvs *out, etcdc_error *err);
+/* Delete every key under prefix; *out_deleted (may be NULL) receives the number deleted.
+ * An empty prefix is refused (ETCDC_ERR_INVALID_ARGUMENT): use etcdc_delete_range for that. */
+etcdc_code etcdc_delete_prefix(etcdc_client *c, const void *prefix, size_t prefix_len,
+                               int64_t *out_deleted, etcdc_error *err);
+/* Delete [start, end). */
+etcdc_code etcdc_delete_range(etcdc_client *c, const void *start, size_t start_len,
+                              const void *end, size_t end_len, int64_t *out_deleted,
+                              etcdc_error *err);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Guarded writes                                                                               */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Create the key only if it does not exist. ETCDC_ERR_COMPARE_FAILED if it does. */
+etcdc_code etcdc_put_if_absent(etcdc_client *c, const void *key, size_t key_len,
+                               const void *value, size_t value_len, int64_t *out_revision,
+                               etcdc_error *err);
+/* Replace the value only if the current value equals `expected` (plaintext; with encryption
+ * on, the comparison is made on the decrypted value and guarded by its mod_revision).
+ * ETCDC_ERR_COMPARE_FAILED if not, ETCDC_ERR_NOT_FOUND if the key does not exist. */
+etcdc_code etcdc_cas_value(etcdc_client *c, const void *key, size_t key_len,
+                           const void *expected, size_t expected_len, const void *value,
+                           size_t value_len, int64_t *out_revision, etcdc_error *err);
+/* Replace the value only if the key's mod_revision equals `mod_revision` (0 = only if the key
+ * does not exist). ETCDC_ERR_COMPARE_FAILED otherwise. */
+etcdc_code etcdc_cas_revision(etcdc_client *c, const void *key, size_t key_len,
+                              int64_t mod_revision, const void *value, size_t value_len,
+                              int64_t *out_revision, etcdc_error *err);
+/* Move `from` to `to` in one Txn guarded by from's mod_revision: the value (and lease) move
+ * atomically. When `overwrite` is false the move also requires `to` to be absent.
+ * ETCDC_ERR_NOT_FOUND if from is missing, ETCDC_ERR_COMPARE_FAILED if a guard failed
+ * (a concurrent writer changed from, or to exists). Costs two round trips (read, txn). */
+etcdc_code etcdc_move_key(etcdc_client *c, const void *from, size_t from_len, const void *to,
+                          size_t to_len, bool overwrite, int64_t *out_revision, etcdc_error *err);
+
+typedef struct etcdc_pair {
+    const void *key;
+    size_t key_len;
+    const void *value;
+    size_t value_len;
+} etcdc_pair;
+/* Put every pair in one atomic Txn. More pairs than etcdc_max_txn_ops() fail with
+ * ETCDC_ERR_TOO_MANY_OPS before anything is sent. */
+etcdc_code etcdc_bulk_put(etcdc_client *c, const etcdc_pair *pairs, size_t n,
+                          int64_t *out_revision, etcdc_error *err);
+/* Delete every key in one atomic Txn (same limit). *out_deleted may be NULL. */
+etcdc_code etcdc_bulk_delete(etcdc_client *c, const void *const *keys, const size_t *key_lens,
+                             size_t n, int64_t *out_deleted, etcdc_error *err);
+/* The per-Txn operation limit the client enforces (etcd's default --max-txn-ops, 128). */
+size_t etcdc_max_txn_ops(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Transactions                                                                                 */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct etcdc_txn etcdc_txn;
+
+typedef enum etcdc_cmp_target {
+    ETCDC_CMP_VERSION = 0,
+    ETCDC_CMP_CREATE = 1,
+    ETCDC_CMP_MOD = 2,
+    ETCDC_CMP_VALUE = 3,
+    ETCDC_CMP_LEASE = 4,
+} etcdc_cmp_target;
+
+typedef enum etcdc_cmp_op {
+    ETCDC_EQUAL = 0,
+    ETCDC_GREATER = 1,
+    ETCDC_LESS = 2,
+    ETCDC_NOT_EQUAL = 3,
+} etcdc_cmp_op;
+
+typedef enum etcdc_branch { ETCDC_THEN = 0, ETCDC_ELSE = 1 } etcdc_branch;
+
+/* A new, empty transaction (If() Then() Else()). NULL when out of memory. All data passed to
+ * the builder is copied. */
+etcdc_txn *etcdc_txn_new(void);
+void etcdc_txn_free(etcdc_txn *t);
+/* If: compare a number (version, create/mod revision, lease) of key (or of every key in
+ * [key, range_end) when range_end is not NULL). */
+etcdc_code etcdc_txn_if(etcdc_txn *t, const void *key, size_t key_len, etcdc_cmp_target target,
+                        etcdc_cmp_op op, int64_t number);
+etcdc_code etcdc_txn_if_range(etcdc_txn *t, const void *key, size_t key_len,
+                              const void *range_end, size_t range_end_len,
+                              etcdc_cmp_target target, etcdc_cmp_op op, int64_t number);
+/* If: compare the stored value bytes. Not usable with encryption (ciphertexts differ): the
+ * commit then fails with ETCDC_ERR_INVALID_ARGUMENT. */
+etcdc_code etcdc_txn_if_value(etcdc_txn *t, const void *key, size_t key_len, etcdc_cmp_op op,
+                              const void *value, size_t value_len);
+/* Then/Else operations. */
+etcdc_code etcdc_txn_put(etcdc_txn *t, etcdc_branch b, const void *key, size_t key_len,
+                         const void *value, size_t value_len, int64_t lease);
+etcdc_code etcdc_txn_get(etcdc_txn *t, etcdc_branch b, const etcdc_range_req *req);
+etcdc_code etcdc_txn_delete(etcdc_txn *t, etcdc_branch b, const void *key, size_t key_len,
+                            const void *range_end, size_t range_end_len, bool prev_kv);
+/* Number of operations in the larger branch. */
+size_t etcdc_txn_op_count(const etcdc_txn *t);
+
+typedef enum etcdc_op_type {
+    ETCDC_OP_RANGE = 1,
+    ETCDC_OP_PUT = 2,
+    ETCDC_OP_DELETE = 3,
+} etcdc_op_type;
+
+typedef struct etcdc_op_result {
+    etcdc_op_type type;
+    etcdc_kvs kvs;   /* RANGE: the keys; DELETE: prev_kvs when asked */
+    int64_t deleted; /* DELETE: number of keys deleted */
+} etcdc_op_result;
+
+typedef struct etcdc_txn_result {
+    bool succeeded; /* the compares held (Then ran) */
+    int64_t revision;
+    etcdc_op_result *ops; /* one per operation of the branch that ran, in order */
+    size_t op_count;
+} etcdc_txn_result;
+void etcdc_txn_result_free(etcdc_txn_result *r);
+
+/* Sends the transaction (one round trip). ETCDC_OK whether or not the compares held: look at
+ * out->succeeded. More operations than etcdc_max_txn_ops() fail before sending. */
+etcdc_code etcdc_txn_commit(etcdc_client *c, const etcdc_txn *t, etcdc_txn_result *out,
+                            etcdc_error *err);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Leases                                                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Grant a lease of ttl_s seconds; *out_id receives its id (id 0 asks etcd to pick one). */
+etcdc_code etcdc_lease_grant(etcdc_client *c, int64_t ttl_s, int64_t *out_id, etcdc_error *err);
+/* Revoke a lease: every key attached to it is deleted. ETCDC_ERR_NOT_FOUND if unknown. */
+etcdc_code etcdc_lease_revoke(etcdc_client *c, int64_t id, etcdc_error *err);
+/* Remaining and granted TTL (seconds); *out_ttl is -1 when the lease has expired.
+ * keys (may be NULL) receives the attached keys. */
+etcdc_code etcdc_lease_time_to_live(etcdc_client *c, int64_t id, int64_t *out_ttl,
+                                    int64_t *out_granted_ttl, etcdc_kvs *keys, etcdc_error *err);
+/* Renew once (one message on the shared keep-alive stream); *out_ttl = new TTL. */
+etcdc_code etcdc_lease_keepalive_once(etcdc_client *c, int64_t id, int64_t *out_ttl,
+                                      etcdc_error *err);
+
+typedef struct etcdc_keepalive etcdc_keepalive;
+/* Called after each renewal with the new TTL (> 0), and once with ttl <= 0 when the lease is
+ * gone (expired or revoked); after that call no more calls come. */
+typedef void (*etcdc_keepalive_cb)(void *arg, int64_t lease_id, int64_t ttl);
+/* Keep a lease alive on the client's single keep-alive stream (renewing at a third of the TTL)
+ * until stopped or the lease is lost. cb may be NULL. */
+etcdc_keepalive *etcdc_lease_keepalive(etcdc_client *c, int64_t id, etcdc_keepalive_cb cb,
+                                       void *arg, etcdc_error *err);
+/* Stop renewing (does not revoke). After return, cb is not running and will not be called. */
+void etcdc_keepalive_stop(etcdc_keepalive *ka);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Watches                                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef enum etcdc_event_type { ETCDC_EVENT_PUT = 0, ETCDC_EVENT_DELETE = 1 } etcdc_event_type;
+
+typedef struct etcdc_event {
+    etcdc_event_type type;
+    etcdc_kv kv;      /* for DELETE: key and mod_revision (the delete's revision) only */
+    etcdc_kv prev_kv; /* when prev_kv was asked and available; key NULL otherwise */
+} etcdc_event;
+
+typedef enum etcdc_watch_kind {
+    ETCDC_WATCH_EVENTS,    /* events[] carries changes (all at or below revision) */
+    ETCDC_WATCH_PROGRESS,  /* no events: everything up to revision has been delivered */
+    ETCDC_WATCH_COMPACTED, /* the start revision was compacted: events from compact_revision
+                              on are lost; the watch is ended, resync and watch again */
+    ETCDC_WATCH_CANCELED,  /* the server ended the watch (reason in message) */
+} etcdc_watch_kind;
+
+typedef struct etcdc_watch_response {
+    etcdc_watch_kind kind;
+    int64_t revision;         /* header revision */
+    int64_t compact_revision; /* COMPACTED only */
+    const char *message;      /* CANCELED only */
+    const etcdc_event *events;
+    size_t event_count;
+} etcdc_watch_response;
+
+/* Called on the stream thread; the response and everything it points to is valid only during
+ * the call. */
+typedef void (*etcdc_watch_cb)(void *arg, const etcdc_watch_response *resp);
+
+typedef struct etcdc_watch_opts {
+    const void *key;
+    size_t key_len;
+    const void *range_end; /* NULL: the single key; use etcdc_watch_prefix for prefixes */
+    size_t range_end_len;
+    int64_t start_revision; /* 0: from now */
+    bool prev_kv;
+    bool progress_notify; /* ask etcd for periodic PROGRESS responses while idle */
+    bool no_put, no_delete;
+} etcdc_watch_opts;
+
+typedef struct etcdc_watcher etcdc_watcher;
+
+/* Start a watch on the client's single Watch stream. When the stream breaks, it is re-created
+ * and every watcher resumes from its last delivered revision + 1: no event is lost or repeated.
+ * Returns NULL and fills err when the stream cannot be opened. */
+etcdc_watcher *etcdc_watch(etcdc_client *c, const etcdc_watch_opts *opts, etcdc_watch_cb cb,
+                           void *arg, etcdc_error *err);
+/* Watch every key under prefix. */
+etcdc_watcher *etcdc_watch_prefix(etcdc_client *c, const void *prefix, size_t prefix_len,
+                                  int64_t start_revision, bool prev_kv, etcdc_watch_cb cb,
+                                  void *arg, etcdc_error *err);
+/* Ask etcd for a PROGRESS response on every watcher of the stream (useful to prove that a
+ * cache is current up to a revision). */
+etcdc_code etcdc_watch_request_progress(etcdc_client *c, etcdc_error *err);
+/* Stop the watcher. After return the callback is not running and will not be called again. */
+void etcdc_watch_cancel(etcdc_watcher *w);
+/* Highest revision delivered to this watcher (events or progress). */
+int64_t etcdc_watch_revision(const etcdc_watcher *w);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Sessions and locks                                                                           */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct etcdc_session etcdc_session;
+/* Called once (stream thread) when the session's lease is lost: expired, revoked or not
+ * renewable in time. Locks held through the session are then no longer held. */
+typedef void (*etcdc_session_lost_cb)(void *arg);
+
+/* A session is a lease (ttl_s seconds) kept alive on the keep-alive stream. */
+etcdc_session *etcdc_session_new(etcdc_client *c, int64_t ttl_s, etcdc_session_lost_cb lost_cb,
+                                 void *arg, etcdc_error *err);
+/* Revokes the lease (releasing every lock of the session) and frees. */
+void etcdc_session_free(etcdc_session *s);
+int64_t etcdc_session_lease(const etcdc_session *s);
+bool etcdc_session_alive(const etcdc_session *s);
+
+typedef struct etcdc_lock etcdc_lock;
+
+typedef enum etcdc_lock_mode { ETCDC_LOCK_EXCLUSIVE = 0, ETCDC_LOCK_SHARED = 1 } etcdc_lock_mode;
+
+typedef struct etcdc_lock_opts {
+    etcdc_lock_mode mode;
+    int64_t timeout_ms;        /* -1: wait forever; 0: try once (TryLock) */
+    const volatile int *cancel; /* when not NULL, a non-zero value aborts the wait */
+    const void *holder_info;   /* value stored in the lock key (e.g. "host pid"); may be NULL */
+    size_t holder_info_len;
+} etcdc_lock_opts;
+
+/* Acquire the lock `name` through session s. The key layout is etcdctl's (`name/<lease hex>`
+ * for exclusive holders, so `etcdctl lock name` and this lock exclude each other; shared
+ * holders use `name/<lease hex>.r`... see docs/library.md). Waiters queue in create-revision
+ * order and wait on a watch of their predecessor, never by polling.
+ * Returns ETCDC_OK and *out_lock, ETCDC_ERR_TIMEOUT (timeout or TryLock failed: nothing is left
+ * behind), ETCDC_ERR_CANCELED, or ETCDC_ERR_LEASE_EXPIRED. */
+etcdc_code etcdc_lock_acquire(etcdc_session *s, const void *name, size_t name_len,
+                              const etcdc_lock_opts *opts, etcdc_lock **out_lock,
+                              etcdc_error *err);
+/* Release (delete the lock key) and free. Idempotent on a lost session. */
+etcdc_code etcdc_lock_release(etcdc_lock *l, etcdc_error *err);
+/* The lock key and its create revision (usable as a fencing token). */
+const char *etcdc_lock_key(const etcdc_lock *l, size_t *len);
+int64_t etcdc_lock_revision(const etcdc_lock *l);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Cluster and maintenance                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct etcdc_status {
+    char version[32];
+    int64_t db_size, db_size_in_use;
+    uint64_t leader, member_id, raft_index, raft_term, cluster_id;
+    int64_t revision;
+    bool is_learner;
+} etcdc_status;
+/* Status of the member that serves the call. */
+etcdc_code etcdc_status_get(etcdc_client *c, etcdc_status *out, etcdc_error *err);
+
+typedef struct etcdc_member {
+    uint64_t id;
+    char *name;
+    char **peer_urls;
+    size_t peer_url_count;
+    char **client_urls;
+    size_t client_url_count;
+    bool is_learner;
+} etcdc_member;
+typedef struct etcdc_members {
+    etcdc_member *members;
+    size_t count;
+    uint64_t cluster_id;
+} etcdc_members;
+etcdc_code etcdc_member_list(etcdc_client *c, etcdc_members *out, etcdc_error *err);
+void etcdc_members_free(etcdc_members *m);
+
+/* Compact the key history up to rev. physical: wait until the compaction is applied. */
+etcdc_code etcdc_compact(etcdc_client *c, int64_t rev, bool physical, etcdc_error *err);
+
+#pragma GCC visibility pop
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ETCDC_H */

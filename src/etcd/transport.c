@@ -1,0 +1,281 @@
+/*
+ * transport.c - one unary etcd RPC: pack, send with the auth token and a deadline, unpack,
+ * map the status, and retry what is safe to retry within the request timeout.
+ *
+ * Each call uses a pluck completion queue of its own, so any number of threads can call at once
+ * without sharing a queue (gRPC allows only a few concurrent pluckers per queue).
+ */
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+gpr_timespec etcdc__deadline_ms(int64_t ms)
+{
+    return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(ms, GPR_TIMESPAN));
+}
+
+grpc_byte_buffer *etcdc__pack(const ProtobufCMessage *msg)
+{
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    grpc_slice slice = grpc_slice_malloc(len);
+    protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(slice));
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&slice, 1);
+    grpc_slice_unref(slice);
+    return bb;
+}
+
+ProtobufCMessage *etcdc__unpack(const ProtobufCMessageDescriptor *desc, grpc_byte_buffer *bb)
+{
+    grpc_byte_buffer_reader reader;
+    if (!grpc_byte_buffer_reader_init(&reader, bb))
+        return NULL;
+    grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
+    grpc_byte_buffer_reader_destroy(&reader);
+    ProtobufCMessage *msg = protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(all),
+                                                      GRPC_SLICE_START_PTR(all));
+    grpc_slice_unref(all);
+    return msg;
+}
+
+void etcdc__count(etcdc_client *c, enum etcdc_stat_kind kind)
+{
+    pthread_mutex_lock(&c->stats_mu);
+    switch (kind) {
+    case ETCDC_STAT_RANGE: c->stats.range++; break;
+    case ETCDC_STAT_PUT: c->stats.put++; break;
+    case ETCDC_STAT_DELETE: c->stats.delete_range++; break;
+    case ETCDC_STAT_TXN: c->stats.txn++; break;
+    case ETCDC_STAT_COMPACT: c->stats.compact++; break;
+    case ETCDC_STAT_LEASE: c->stats.lease++; break;
+    case ETCDC_STAT_WATCH: c->stats.watch_create++; break;
+    case ETCDC_STAT_STATUS: c->stats.status++; break;
+    case ETCDC_STAT_AUTH: c->stats.auth++; break;
+    }
+    pthread_mutex_unlock(&c->stats_mu);
+}
+
+static void count_retry(etcdc_client *c)
+{
+    pthread_mutex_lock(&c->stats_mu);
+    c->stats.retries++;
+    pthread_mutex_unlock(&c->stats_mu);
+}
+
+size_t etcdc__call_metadata(etcdc_client *c, grpc_metadata *md, bool has_leader,
+                            char **token_copy)
+{
+    size_t n = 0;
+    *token_copy = NULL;
+    pthread_mutex_lock(&c->auth_mu);
+    if (c->token) {
+        size_t len = strlen(c->token);
+        *token_copy = gpr_malloc(len + 1);
+        memcpy(*token_copy, c->token, len + 1);
+    }
+    pthread_mutex_unlock(&c->auth_mu);
+    if (*token_copy) {
+        memset(&md[n], 0, sizeof md[n]);
+        md[n].key = grpc_slice_from_static_string("token");
+        md[n].value = grpc_slice_from_static_string(*token_copy);
+        n++;
+    }
+    if (has_leader) {
+        memset(&md[n], 0, sizeof md[n]);
+        md[n].key = grpc_slice_from_static_string("hasleader");
+        md[n].value = grpc_slice_from_static_string("true");
+        n++;
+    }
+    return n;
+}
+
+uint64_t etcdc__auth_gen(etcdc_client *c)
+{
+    pthread_mutex_lock(&c->auth_mu);
+    uint64_t gen = c->auth_gen;
+    pthread_mutex_unlock(&c->auth_mu);
+    return gen;
+}
+
+bool etcdc__wait_or_closing(etcdc_client *c, int64_t ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&c->closing_mu);
+    while (!c->closing && pthread_cond_timedwait(&c->closing_cv, &c->closing_mu, &until) == 0) {
+    }
+    bool closing = c->closing;
+    pthread_mutex_unlock(&c->closing_mu);
+    return closing;
+}
+
+typedef struct call_outcome {
+    grpc_status_code status;
+    char message[200];
+    grpc_byte_buffer *response;
+} call_outcome;
+
+/* One attempt: a single batch with every op of a unary call, plucked on a private queue. */
+static void call_once(etcdc_client *c, const char *method, grpc_byte_buffer *request,
+                      gpr_timespec deadline, call_outcome *out)
+{
+    memset(out, 0, sizeof *out);
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+    grpc_call *call = grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+                                               grpc_slice_from_static_string(method), NULL,
+                                               deadline, NULL);
+    grpc_metadata md[2];
+    char *token = NULL;
+    size_t md_count = etcdc__call_metadata(c, md, false, &token);
+    grpc_metadata_array initial_md, trailing_md;
+    grpc_metadata_array_init(&initial_md);
+    grpc_metadata_array_init(&trailing_md);
+    grpc_slice details = grpc_empty_slice();
+    const char *error_string = NULL;
+
+    grpc_op ops[6];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].data.send_initial_metadata.count = md_count;
+    ops[0].data.send_initial_metadata.metadata = md;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = request;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial_md;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &out->response;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = &trailing_md;
+    ops[5].data.recv_status_on_client.status = &out->status;
+    ops[5].data.recv_status_on_client.status_details = &details;
+    ops[5].data.recv_status_on_client.error_string = &error_string;
+
+    grpc_call_error ce = grpc_call_start_batch(call, ops, 6, (void *)1, NULL);
+    if (ce == GRPC_CALL_OK) {
+        grpc_event ev = grpc_completion_queue_pluck(cq, (void *)1,
+                                                    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        (void)ev; /* the status op always completes; its fields say what happened */
+        char *d = grpc_slice_to_c_string(details);
+        snprintf(out->message, sizeof out->message, "%s", d && *d ? d : "");
+        gpr_free(d);
+    } else {
+        out->status = GRPC_STATUS_INTERNAL;
+        snprintf(out->message, sizeof out->message, "grpc_call_start_batch: %d", (int)ce);
+    }
+    if (out->status != GRPC_STATUS_OK && out->response) {
+        grpc_byte_buffer_destroy(out->response);
+        out->response = NULL;
+    }
+    grpc_slice_unref(details);
+    gpr_free((void *)error_string);
+    grpc_metadata_array_destroy(&initial_md);
+    grpc_metadata_array_destroy(&trailing_md);
+    gpr_free(token);
+    grpc_call_unref(call);
+    grpc_completion_queue_shutdown(cq);
+    while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(cq);
+}
+
+/* Whether an UNAVAILABLE answer proves the request was not applied (so even a guarded write
+ * may be sent again): no connection was made, or etcd refused before proposing it. */
+static bool surely_unsent(const char *message)
+{
+    static const char *const patterns[] = {
+        "failed to connect", "Connection refused", "no leader", "connections to all backends",
+        "DNS resolution failed", "Failed to pick subchannel", "empty address list",
+    };
+    for (size_t i = 0; i < sizeof patterns / sizeof patterns[0]; i++)
+        if (strstr(message, patterns[i]))
+            return true;
+    return false;
+}
+
+static bool should_retry(enum etcdc_retry_class retry, const call_outcome *o)
+{
+    if (o->status != GRPC_STATUS_UNAVAILABLE)
+        return false;
+    return retry == ETCDC_RETRY_IDEMPOTENT || surely_unsent(o->message);
+}
+
+static int64_t ms_left(gpr_timespec deadline)
+{
+    gpr_timespec left = gpr_time_sub(deadline, gpr_now(GPR_CLOCK_MONOTONIC));
+    return gpr_time_to_millis(left);
+}
+
+etcdc_code etcdc__unary(etcdc_client *c, const char *method, enum etcdc_stat_kind kind,
+                        enum etcdc_retry_class retry, const ProtobufCMessage *req,
+                        const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
+                        etcdc_error *err)
+{
+    *resp = NULL;
+    size_t packed = protobuf_c_message_get_packed_size(req);
+    if (packed > c->cfg.max_send_bytes)
+        return etcdc__set_error(err, ETCDC_ERR_TOO_LARGE, 0,
+                                "request of %zu bytes exceeds the client's send limit of %zu",
+                                packed, c->cfg.max_send_bytes);
+    gpr_timespec deadline = etcdc__deadline_ms(c->cfg.request_timeout_ms);
+    grpc_byte_buffer *request = etcdc__pack(req);
+    int64_t backoff_ms = 25;
+    bool reauthenticated = false;
+    etcdc_code rc;
+    for (;;) {
+        uint64_t gen = etcdc__auth_gen(c);
+        call_outcome o;
+        etcdc__count(c, kind);
+        call_once(c, method, request, deadline, &o);
+        if (o.status == GRPC_STATUS_OK) {
+            *resp = etcdc__unpack(resp_desc, o.response);
+            grpc_byte_buffer_destroy(o.response);
+            rc = *resp ? ETCDC_OK
+                       : etcdc__set_error(err, ETCDC_ERR_INTERNAL, 0,
+                                          "%s: could not decode the response", method);
+            break;
+        }
+        if (o.status == GRPC_STATUS_UNAUTHENTICATED && !reauthenticated && c->cfg.user &&
+            strstr(o.message, "invalid auth token")) {
+            reauthenticated = true;
+            rc = etcdc__reauthenticate(c, gen, err);
+            if (rc != ETCDC_OK)
+                break;
+            count_retry(c);
+            continue;
+        }
+        int64_t left = ms_left(deadline);
+        if (should_retry(retry, &o) && left > backoff_ms) {
+            count_retry(c);
+            if (etcdc__wait_or_closing(c, backoff_ms)) {
+                rc = etcdc__set_error(err, ETCDC_ERR_CANCELED, 0, "client is closing");
+                break;
+            }
+            backoff_ms = backoff_ms * 2 > 500 ? 500 : backoff_ms * 2;
+            continue;
+        }
+        rc = etcdc__code_from_status(o.status, o.message);
+        if (rc == ETCDC_ERR_TIMEOUT || (rc == ETCDC_ERR_UNAVAILABLE && left <= backoff_ms))
+            etcdc__set_error(err, rc, o.status, "%s: no answer within %lld ms (%s)", method,
+                             (long long)c->cfg.request_timeout_ms,
+                             o.message[0] ? o.message : "deadline exceeded");
+        else
+            etcdc__set_error(err, rc, o.status, "%s: %s", method,
+                             o.message[0] ? o.message : etcdc_strerror(rc));
+        break;
+    }
+    grpc_byte_buffer_destroy(request);
+    return rc;
+}

@@ -1,0 +1,524 @@
+/*
+ * txn.c - the transaction builder (If / Then / Else / Commit) and the guarded operations built
+ * on it: put-if-absent, compare-and-swap, atomic move, bulk put/delete, multi-get.
+ *
+ * The builder owns copies of every key and value, so callers may pass temporaries.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define MAX_TXN_OPS 128 /* etcd's default --max-txn-ops */
+
+size_t etcdc_max_txn_ops(void)
+{
+    return MAX_TXN_OPS;
+}
+
+typedef struct op_list {
+    Etcdserverpb__RequestOp **ops;
+    size_t count, cap;
+} op_list;
+
+struct etcdc_txn {
+    Etcdserverpb__Compare **cmps;
+    size_t cmp_count, cmp_cap;
+    op_list branch[2];
+    bool compares_values;
+    bool oom; /* a builder call ran out of memory: commit refuses */
+};
+
+static ProtobufCBinaryData copy_bytes(etcdc_txn *t, const void *p, size_t n)
+{
+    ProtobufCBinaryData b = {0, NULL};
+    if (n == 0 || !p)
+        return b;
+    b.data = malloc(n);
+    if (!b.data) {
+        t->oom = true;
+        return b;
+    }
+    memcpy(b.data, p, n);
+    b.len = n;
+    return b;
+}
+
+etcdc_txn *etcdc_txn_new(void)
+{
+    return calloc(1, sizeof(etcdc_txn));
+}
+
+static void free_range(Etcdserverpb__RangeRequest *r)
+{
+    free(r->key.data);
+    free(r->range_end.data);
+    free(r);
+}
+
+static void free_op(Etcdserverpb__RequestOp *op)
+{
+    switch (op->request_case) {
+    case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE: free_range(op->request_range); break;
+    case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT:
+        free(op->request_put->key.data);
+        free(op->request_put->value.data);
+        free(op->request_put);
+        break;
+    case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE:
+        free(op->request_delete_range->key.data);
+        free(op->request_delete_range->range_end.data);
+        free(op->request_delete_range);
+        break;
+    default: break;
+    }
+    free(op);
+}
+
+void etcdc_txn_free(etcdc_txn *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->cmp_count; i++) {
+        free(t->cmps[i]->key.data);
+        free(t->cmps[i]->range_end.data);
+        if (t->cmps[i]->target_union_case == ETCDSERVERPB__COMPARE__TARGET_UNION_VALUE)
+            free(t->cmps[i]->value.data);
+        free(t->cmps[i]);
+    }
+    free(t->cmps);
+    for (int b = 0; b < 2; b++) {
+        for (size_t i = 0; i < t->branch[b].count; i++)
+            free_op(t->branch[b].ops[i]);
+        free(t->branch[b].ops);
+    }
+    free(t);
+}
+
+static bool grow(void **arr, size_t *cap, size_t count, size_t elem)
+{
+    if (count < *cap)
+        return true;
+    size_t ncap = *cap ? *cap * 2 : 8;
+    void *p = realloc(*arr, ncap * elem);
+    if (!p)
+        return false;
+    *arr = p;
+    *cap = ncap;
+    return true;
+}
+
+static etcdc_code add_compare(etcdc_txn *t, Etcdserverpb__Compare *cmp)
+{
+    if (t->oom || !grow((void **)&t->cmps, &t->cmp_cap, t->cmp_count, sizeof *t->cmps)) {
+        t->oom = true;
+        return ETCDC_ERR_NO_MEMORY;
+    }
+    t->cmps[t->cmp_count++] = cmp;
+    return ETCDC_OK;
+}
+
+etcdc_code etcdc_txn_if_range(etcdc_txn *t, const void *key, size_t key_len,
+                              const void *range_end, size_t range_end_len,
+                              etcdc_cmp_target target, etcdc_cmp_op op, int64_t number)
+{
+    Etcdserverpb__Compare *cmp = malloc(sizeof *cmp);
+    if (!cmp) {
+        t->oom = true;
+        return ETCDC_ERR_NO_MEMORY;
+    }
+    etcdserverpb__compare__init(cmp);
+    cmp->result = (Etcdserverpb__Compare__CompareResult)op;
+    cmp->target = (Etcdserverpb__Compare__CompareTarget)target;
+    cmp->key = copy_bytes(t, key, key_len);
+    cmp->range_end = copy_bytes(t, range_end, range_end ? range_end_len : 0);
+    switch (target) {
+    case ETCDC_CMP_VERSION:
+        cmp->target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_VERSION;
+        cmp->version = number;
+        break;
+    case ETCDC_CMP_CREATE:
+        cmp->target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION;
+        cmp->create_revision = number;
+        break;
+    case ETCDC_CMP_MOD:
+        cmp->target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_MOD_REVISION;
+        cmp->mod_revision = number;
+        break;
+    case ETCDC_CMP_LEASE:
+        cmp->target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_LEASE;
+        cmp->lease = number;
+        break;
+    case ETCDC_CMP_VALUE:
+    default:
+        free(cmp->key.data);
+        free(cmp->range_end.data);
+        free(cmp);
+        return ETCDC_ERR_INVALID_ARGUMENT; /* values go through etcdc_txn_if_value */
+    }
+    return add_compare(t, cmp);
+}
+
+etcdc_code etcdc_txn_if(etcdc_txn *t, const void *key, size_t key_len, etcdc_cmp_target target,
+                        etcdc_cmp_op op, int64_t number)
+{
+    return etcdc_txn_if_range(t, key, key_len, NULL, 0, target, op, number);
+}
+
+etcdc_code etcdc_txn_if_value(etcdc_txn *t, const void *key, size_t key_len, etcdc_cmp_op op,
+                              const void *value, size_t value_len)
+{
+    Etcdserverpb__Compare *cmp = malloc(sizeof *cmp);
+    if (!cmp) {
+        t->oom = true;
+        return ETCDC_ERR_NO_MEMORY;
+    }
+    etcdserverpb__compare__init(cmp);
+    cmp->result = (Etcdserverpb__Compare__CompareResult)op;
+    cmp->target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__VALUE;
+    cmp->key = copy_bytes(t, key, key_len);
+    cmp->target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_VALUE;
+    cmp->value = copy_bytes(t, value, value_len);
+    t->compares_values = true;
+    return add_compare(t, cmp);
+}
+
+static etcdc_code add_op(etcdc_txn *t, etcdc_branch b, Etcdserverpb__RequestOp *op)
+{
+    op_list *l = &t->branch[b == ETCDC_ELSE];
+    if (t->oom || !grow((void **)&l->ops, &l->cap, l->count, sizeof *l->ops)) {
+        t->oom = true;
+        free_op(op);
+        return ETCDC_ERR_NO_MEMORY;
+    }
+    l->ops[l->count++] = op;
+    return ETCDC_OK;
+}
+
+static Etcdserverpb__RequestOp *new_op(etcdc_txn *t)
+{
+    Etcdserverpb__RequestOp *op = malloc(sizeof *op);
+    if (!op)
+        t->oom = true;
+    else
+        etcdserverpb__request_op__init(op);
+    return op;
+}
+
+etcdc_code etcdc_txn_put(etcdc_txn *t, etcdc_branch b, const void *key, size_t key_len,
+                         const void *value, size_t value_len, int64_t lease)
+{
+    Etcdserverpb__RequestOp *op = new_op(t);
+    Etcdserverpb__PutRequest *put = op ? malloc(sizeof *put) : NULL;
+    if (!put) {
+        free(op);
+        t->oom = true;
+        return ETCDC_ERR_NO_MEMORY;
+    }
+    etcdserverpb__put_request__init(put);
+    put->key = copy_bytes(t, key, key_len);
+    put->value = copy_bytes(t, value, value_len);
+    put->lease = lease;
+    op->request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
+    op->request_put = put;
+    return add_op(t, b, op);
+}
+
+etcdc_code etcdc_txn_get(etcdc_txn *t, etcdc_branch b, const etcdc_range_req *req)
+{
+    Etcdserverpb__RequestOp *op = new_op(t);
+    Etcdserverpb__RangeRequest *r = op ? malloc(sizeof *r) : NULL;
+    if (!r) {
+        free(op);
+        t->oom = true;
+        return ETCDC_ERR_NO_MEMORY;
+    }
+    etcdc__range_to_pb(req, r);
+    r->key = copy_bytes(t, req->key, req->key_len);
+    r->range_end = copy_bytes(t, req->range_end, req->range_end ? req->range_end_len : 0);
+    op->request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE;
+    op->request_range = r;
+    return add_op(t, b, op);
+}
+
+etcdc_code etcdc_txn_delete(etcdc_txn *t, etcdc_branch b, const void *key, size_t key_len,
+                            const void *range_end, size_t range_end_len, bool prev_kv)
+{
+    Etcdserverpb__RequestOp *op = new_op(t);
+    Etcdserverpb__DeleteRangeRequest *d = op ? malloc(sizeof *d) : NULL;
+    if (!d) {
+        free(op);
+        t->oom = true;
+        return ETCDC_ERR_NO_MEMORY;
+    }
+    etcdserverpb__delete_range_request__init(d);
+    d->key = copy_bytes(t, key, key_len);
+    d->range_end = copy_bytes(t, range_end, range_end ? range_end_len : 0);
+    d->prev_kv = prev_kv;
+    op->request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE;
+    op->request_delete_range = d;
+    return add_op(t, b, op);
+}
+
+size_t etcdc_txn_op_count(const etcdc_txn *t)
+{
+    size_t a = t->branch[0].count, b = t->branch[1].count;
+    return a > b ? a : b;
+}
+
+void etcdc_txn_result_free(etcdc_txn_result *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->op_count; i++)
+        etcdc_kvs_free(&r->ops[i].kvs);
+    free(r->ops);
+    memset(r, 0, sizeof *r);
+}
+
+static etcdc_code convert_response(etcdc_client *c, const Etcdserverpb__TxnResponse *resp,
+                                   etcdc_txn_result *out, etcdc_error *err)
+{
+    out->succeeded = resp->succeeded;
+    out->revision = resp->header ? resp->header->revision : 0;
+    if (resp->n_responses == 0)
+        return ETCDC_OK;
+    out->ops = calloc(resp->n_responses, sizeof *out->ops);
+    if (!out->ops)
+        return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
+    out->op_count = resp->n_responses;
+    for (size_t i = 0; i < resp->n_responses; i++) {
+        const Etcdserverpb__ResponseOp *r = resp->responses[i];
+        etcdc_op_result *o = &out->ops[i];
+        etcdc_code rc = ETCDC_OK;
+        switch (r->response_case) {
+        case ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_RANGE:
+            o->type = ETCDC_OP_RANGE;
+            rc = etcdc__kvs_from_range(c, r->response_range, &o->kvs, err);
+            break;
+        case ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_PUT: o->type = ETCDC_OP_PUT; break;
+        case ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_DELETE_RANGE:
+            o->type = ETCDC_OP_DELETE;
+            o->deleted = r->response_delete_range->deleted;
+            rc = etcdc__kvs_append(c, &o->kvs, r->response_delete_range->prev_kvs,
+                                   r->response_delete_range->n_prev_kvs, err);
+            break;
+        default: break;
+        }
+        if (rc != ETCDC_OK)
+            return rc;
+    }
+    return ETCDC_OK;
+}
+
+etcdc_code etcdc_txn_commit(etcdc_client *c, const etcdc_txn *t, etcdc_txn_result *out,
+                            etcdc_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (t->oom)
+        return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory building the txn");
+    if (etcdc_txn_op_count(t) > MAX_TXN_OPS)
+        return etcdc__set_error(err, ETCDC_ERR_TOO_MANY_OPS, 0,
+                                "transaction has %zu operations; etcd accepts at most %d",
+                                etcdc_txn_op_count(t), MAX_TXN_OPS);
+    if (t->compares_values && c->cfg.key_count > 0)
+        return etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0,
+                                "value compares cannot work on encrypted values");
+    Etcdserverpb__TxnRequest pb = ETCDSERVERPB__TXN_REQUEST__INIT;
+    pb.compare = t->cmps;
+    pb.n_compare = t->cmp_count;
+    pb.success = t->branch[0].ops;
+    pb.n_success = t->branch[0].count;
+    pb.failure = t->branch[1].ops;
+    pb.n_failure = t->branch[1].count;
+    /* A txn that only reads may be retried like a read. */
+    bool read_only = true;
+    for (int b = 0; b < 2; b++)
+        for (size_t i = 0; i < t->branch[b].count; i++)
+            if (t->branch[b].ops[i]->request_case != ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE)
+                read_only = false;
+    Etcdserverpb__TxnResponse *resp = NULL;
+    etcdc_code rc = etcdc__unary(c, "/etcdserverpb.KV/Txn", ETCDC_STAT_TXN,
+                                 read_only ? ETCDC_RETRY_IDEMPOTENT : ETCDC_RETRY_UNSENT,
+                                 &pb.base, &etcdserverpb__txn_response__descriptor,
+                                 (ProtobufCMessage **)&resp, err);
+    if (rc == ETCDC_OK) {
+        rc = convert_response(c, resp, out, err);
+        protobuf_c_message_free_unpacked(&resp->base, NULL);
+        if (rc != ETCDC_OK)
+            etcdc_txn_result_free(out);
+    }
+    return rc;
+}
+
+/* ---- guarded operations ---- */
+
+/* Commits t; ETCDC_ERR_COMPARE_FAILED when the compares did not hold. */
+static etcdc_code commit_guarded(etcdc_client *c, etcdc_txn *t, int64_t *out_revision,
+                                 etcdc_txn_result *keep, etcdc_error *err)
+{
+    etcdc_txn_result r;
+    etcdc_code rc = etcdc_txn_commit(c, t, &r, err);
+    etcdc_txn_free(t);
+    if (rc != ETCDC_OK)
+        return rc;
+    if (out_revision)
+        *out_revision = r.revision;
+    if (!r.succeeded)
+        rc = etcdc__set_error(err, ETCDC_ERR_COMPARE_FAILED, 0, "compare failed");
+    if (keep)
+        *keep = r;
+    else
+        etcdc_txn_result_free(&r);
+    return rc;
+}
+
+etcdc_code etcdc_put_if_absent(etcdc_client *c, const void *key, size_t key_len,
+                               const void *value, size_t value_len, int64_t *out_revision,
+                               etcdc_error *err)
+{
+    return etcdc_cas_revision(c, key, key_len, 0, value, value_len, out_revision, err);
+}
+
+etcdc_code etcdc_cas_revision(etcdc_client *c, const void *key, size_t key_len,
+                              int64_t mod_revision, const void *value, size_t value_len,
+                              int64_t *out_revision, etcdc_error *err)
+{
+    if (key_len == 0)
+        return etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0, "empty key");
+    etcdc_txn *t = etcdc_txn_new();
+    if (!t)
+        return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
+    etcdc_txn_if(t, key, key_len, ETCDC_CMP_MOD, ETCDC_EQUAL, mod_revision);
+    etcdc_txn_put(t, ETCDC_THEN, key, key_len, value, value_len, 0);
+    return commit_guarded(c, t, out_revision, NULL, err);
+}
+
+etcdc_code etcdc_cas_value(etcdc_client *c, const void *key, size_t key_len,
+                           const void *expected, size_t expected_len, const void *value,
+                           size_t value_len, int64_t *out_revision, etcdc_error *err)
+{
+    /* Compare on the client, then guard the write by the revision we compared: this works
+     * unchanged when values are encrypted (ciphertexts of equal plaintexts differ). */
+    etcdc_kv cur;
+    etcdc_code rc = etcdc_get(c, key, key_len, &cur, err);
+    if (rc != ETCDC_OK)
+        return rc;
+    bool equal = cur.value_len == expected_len &&
+                 (expected_len == 0 || memcmp(cur.value, expected, expected_len) == 0);
+    int64_t rev = cur.mod_revision;
+    etcdc_kv_clear(&cur);
+    if (!equal)
+        return etcdc__set_error(err, ETCDC_ERR_COMPARE_FAILED, 0, "value differs");
+    return etcdc_cas_revision(c, key, key_len, rev, value, value_len, out_revision, err);
+}
+
+etcdc_code etcdc_move_key(etcdc_client *c, const void *from, size_t from_len, const void *to,
+                          size_t to_len, bool overwrite, int64_t *out_revision, etcdc_error *err)
+{
+    if (from_len == 0 || to_len == 0)
+        return etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0, "empty key");
+    if (from_len == to_len && memcmp(from, to, from_len) == 0)
+        return ETCDC_OK;
+    etcdc_kv cur;
+    etcdc_code rc = etcdc_get(c, from, from_len, &cur, err);
+    if (rc != ETCDC_OK)
+        return rc;
+    etcdc_txn *t = etcdc_txn_new();
+    if (!t) {
+        etcdc_kv_clear(&cur);
+        return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
+    }
+    etcdc_txn_if(t, from, from_len, ETCDC_CMP_MOD, ETCDC_EQUAL, cur.mod_revision);
+    if (!overwrite)
+        etcdc_txn_if(t, to, to_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+    etcdc_txn_put(t, ETCDC_THEN, to, to_len, cur.value, cur.value_len, cur.lease);
+    etcdc_txn_delete(t, ETCDC_THEN, from, from_len, NULL, 0, false);
+    etcdc_kv_clear(&cur);
+    return commit_guarded(c, t, out_revision, NULL, err);
+}
+
+etcdc_code etcdc_bulk_put(etcdc_client *c, const etcdc_pair *pairs, size_t n,
+                          int64_t *out_revision, etcdc_error *err)
+{
+    if (n > MAX_TXN_OPS)
+        return etcdc__set_error(err, ETCDC_ERR_TOO_MANY_OPS, 0,
+                                "bulk put of %zu keys; one transaction holds at most %d", n,
+                                MAX_TXN_OPS);
+    etcdc_txn *t = etcdc_txn_new();
+    if (!t)
+        return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        if (pairs[i].key_len == 0) {
+            etcdc_txn_free(t);
+            return etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0, "empty key at %zu", i);
+        }
+        etcdc_txn_put(t, ETCDC_THEN, pairs[i].key, pairs[i].key_len, pairs[i].value,
+                      pairs[i].value_len, 0);
+    }
+    return commit_guarded(c, t, out_revision, NULL, err);
+}
+
+etcdc_code etcdc_bulk_delete(etcdc_client *c, const void *const *keys, const size_t *key_lens,
+                             size_t n, int64_t *out_deleted, etcdc_error *err)
+{
+    if (n > MAX_TXN_OPS)
+        return etcdc__set_error(err, ETCDC_ERR_TOO_MANY_OPS, 0,
+                                "bulk delete of %zu keys; one transaction holds at most %d", n,
+                                MAX_TXN_OPS);
+    etcdc_txn *t = etcdc_txn_new();
+    if (!t)
+        return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        etcdc_txn_delete(t, ETCDC_THEN, keys[i], key_lens[i], NULL, 0, false);
+    etcdc_txn_result r;
+    etcdc_code rc = commit_guarded(c, t, NULL, &r, err);
+    if (rc == ETCDC_OK && out_deleted) {
+        *out_deleted = 0;
+        for (size_t i = 0; i < r.op_count; i++)
+            *out_deleted += r.ops[i].deleted;
+    }
+    if (rc == ETCDC_OK)
+        etcdc_txn_result_free(&r);
+    return rc;
+}
+
+etcdc_code etcdc_get_multiple(etcdc_client *c, const void *const *keys, const size_t *key_lens,
+                              size_t n, etcdc_kvs *out, etcdc_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (n > MAX_TXN_OPS)
+        return etcdc__set_error(err, ETCDC_ERR_TOO_MANY_OPS, 0,
+                                "get of %zu keys; one transaction holds at most %d", n,
+                                MAX_TXN_OPS);
+    etcdc_txn *t = etcdc_txn_new();
+    if (!t)
+        return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        etcdc_range_req req = {.key = keys[i], .key_len = key_lens[i]};
+        etcdc_txn_get(t, ETCDC_THEN, &req);
+    }
+    etcdc_txn_result r;
+    etcdc_code rc = commit_guarded(c, t, NULL, &r, err);
+    if (rc != ETCDC_OK)
+        return rc;
+    out->revision = r.revision;
+    for (size_t i = 0; i < r.op_count; i++) {
+        etcdc_kvs *k = &r.ops[i].kvs;
+        if (k->count == 0)
+            continue;
+        etcdc_kv *grown = realloc(out->kvs, (out->count + 1) * sizeof *grown);
+        if (!grown) {
+            rc = etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
+            break;
+        }
+        out->kvs = grown;
+        out->kvs[out->count++] = k->kvs[0];
+        memset(&k->kvs[0], 0, sizeof k->kvs[0]);
+    }
+    out->total = (int64_t)out->count;
+    etcdc_txn_result_free(&r);
+    if (rc != ETCDC_OK)
+        etcdc_kvs_free(out);
+    return rc;
+}
