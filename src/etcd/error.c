@@ -28,6 +28,7 @@ const char *etcdc_strerror(etcdc_code code)
     case ETCDC_ERR_CRYPTO: return "value failed decryption";
     case ETCDC_ERR_LEASE_EXPIRED: return "lease expired";
     case ETCDC_ERR_INTERNAL: return "internal error";
+    case ETCDC_ERR_WOULD_BLOCK: return "lock held elsewhere";
     }
     return "unknown error";
 }

@@ -60,6 +60,7 @@ typedef enum etcdc_code {
     ETCDC_ERR_CRYPTO,            /* a value failed decryption or authentication */
     ETCDC_ERR_LEASE_EXPIRED,     /* a lease or session needed by the operation is gone */
     ETCDC_ERR_INTERNAL,          /* anything else the server or transport reported */
+    ETCDC_ERR_WOULD_BLOCK,       /* a lock is held by someone else and no wait was asked */
 } etcdc_code;
 
 /* Error details filled by calls that take an `etcdc_error *`. */
@@ -472,28 +473,45 @@ typedef struct etcdc_lock etcdc_lock;
 
 typedef enum etcdc_lock_mode { ETCDC_LOCK_EXCLUSIVE = 0, ETCDC_LOCK_SHARED = 1 } etcdc_lock_mode;
 
+/* A cancellation token: etcdc_cancel_fire() (from any thread, e.g. a signal-driven or FUSE
+ * interrupt handler thread) makes a lock wait that uses it return ETCDC_ERR_CANCELED at once. */
+typedef struct etcdc_cancel etcdc_cancel;
+etcdc_cancel *etcdc_cancel_new(void);
+void etcdc_cancel_fire(etcdc_cancel *tok);
+bool etcdc_cancel_fired(etcdc_cancel *tok);
+void etcdc_cancel_free(etcdc_cancel *tok);
+
 typedef struct etcdc_lock_opts {
     etcdc_lock_mode mode;
-    int64_t timeout_ms;        /* -1: wait forever; 0: try once (TryLock) */
-    const volatile int *cancel; /* when not NULL, a non-zero value aborts the wait */
-    const void *holder_info;   /* value stored in the lock key (e.g. "host pid"); may be NULL */
+    int64_t timeout_ms;      /* < 0: wait until granted; 0: try once (TryLock); > 0: deadline */
+    etcdc_cancel *cancel;    /* may be NULL */
+    const void *holder_info; /* stored as the lock key's value (e.g. "host pid"); may be NULL */
     size_t holder_info_len;
 } etcdc_lock_opts;
 
-/* Acquire the lock `name` through session s. The key layout is etcdctl's (`name/<lease hex>`
- * for exclusive holders, so `etcdctl lock name` and this lock exclude each other; shared
- * holders use `name/<lease hex>.r`... see docs/library.md). Waiters queue in create-revision
- * order and wait on a watch of their predecessor, never by polling.
- * Returns ETCDC_OK and *out_lock, ETCDC_ERR_TIMEOUT (timeout or TryLock failed: nothing is left
- * behind), ETCDC_ERR_CANCELED, or ETCDC_ERR_LEASE_EXPIRED. */
+/* Acquire the lock `name` through session s.
+ * Key layout (docs/library.md): an exclusive holder or waiter owns the key
+ * `name/<session lease id in lowercase hex>` (etcdctl's layout, so `etcdctl lock name` and
+ * this lock exclude each other); a shared one owns `name/<lease hex>.shared`; a second
+ * concurrent acquisition through the same session adds `_<n>`. Waiters queue in create-revision
+ * order: an exclusive waiter waits for every earlier key, a shared one for earlier exclusive
+ * keys only; each waits on a watch of its predecessor's deletion, never by polling.
+ * Returns ETCDC_OK and *out_lock; ETCDC_ERR_WOULD_BLOCK (TryLock), ETCDC_ERR_TIMEOUT,
+ * ETCDC_ERR_CANCELED or ETCDC_ERR_LEASE_EXPIRED, in which cases the waiter's key is deleted
+ * before returning, so no stale waiter delays later lockers. */
 etcdc_code etcdc_lock_acquire(etcdc_session *s, const void *name, size_t name_len,
                               const etcdc_lock_opts *opts, etcdc_lock **out_lock,
                               etcdc_error *err);
-/* Release (delete the lock key) and free. Idempotent on a lost session. */
+/* Release (delete the lock key) and free. When the session is already lost the key is gone
+ * with its lease, and this still frees and returns ETCDC_OK. */
 etcdc_code etcdc_lock_release(etcdc_lock *l, etcdc_error *err);
-/* The lock key and its create revision (usable as a fencing token). */
+/* The lock key (NUL-terminated, owned by the lock). */
 const char *etcdc_lock_key(const etcdc_lock *l, size_t *len);
+/* The lock key's create revision: a fencing token that grows with every new holder. */
 int64_t etcdc_lock_revision(const etcdc_lock *l);
+/* The store revision at which the lock was seen granted: every write made before the grant
+ * has a revision <= this one (used for read fences). */
+int64_t etcdc_lock_granted_revision(const etcdc_lock *l);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Cluster and maintenance                                                                      */

@@ -134,9 +134,16 @@ etcdc_code etcdc__stream_post(etcdc_client *c, int64_t delay_ms, etcdc_stream_ha
                               void *arg);
 bool etcdc__on_stream_thread(etcdc_client *c);
 void etcdc__stream_shutdown(etcdc_client *c);
+/* Streams count themselves live from creation until their final status has been handled, so
+ * the engine shuts its queue down only when nothing can complete on it any more. */
+void etcdc__stream_call_started(etcdc_client *c);
+void etcdc__stream_call_ended(etcdc_client *c);
+bool etcdc__stream_stopping(etcdc_client *c);
 
-/* ---- hubs shutdown ---- */
+/* ---- hubs: stop cancels their calls (any thread); free runs after the engine thread ended */
+void etcdc__watch_hub_stop(etcdc_client *c);
 void etcdc__watch_hub_free(etcdc_client *c);
+void etcdc__lease_hub_stop(etcdc_client *c);
 void etcdc__lease_hub_free(etcdc_client *c);
 
 #endif

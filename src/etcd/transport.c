@@ -230,7 +230,10 @@ etcdc_code etcdc__unary(etcdc_client *c, const char *method, enum etcdc_stat_kin
                                 "request of %zu bytes exceeds the client's send limit of %zu",
                                 packed, c->cfg.max_send_bytes);
     gpr_timespec deadline = etcdc__deadline_ms(c->cfg.request_timeout_ms);
-    grpc_byte_buffer *request = etcdc__pack(req);
+    /* gRPC takes the contents of a sent byte buffer: each attempt gets a new buffer over the
+     * same packed bytes. */
+    grpc_slice packed_req = grpc_slice_malloc(packed);
+    protobuf_c_message_pack(req, GRPC_SLICE_START_PTR(packed_req));
     int64_t backoff_ms = 25;
     bool reauthenticated = false;
     etcdc_code rc;
@@ -238,7 +241,9 @@ etcdc_code etcdc__unary(etcdc_client *c, const char *method, enum etcdc_stat_kin
         uint64_t gen = etcdc__auth_gen(c);
         call_outcome o;
         etcdc__count(c, kind);
+        grpc_byte_buffer *request = grpc_raw_byte_buffer_create(&packed_req, 1);
         call_once(c, method, request, deadline, &o);
+        grpc_byte_buffer_destroy(request);
         if (o.status == GRPC_STATUS_OK) {
             *resp = etcdc__unpack(resp_desc, o.response);
             grpc_byte_buffer_destroy(o.response);
@@ -276,6 +281,6 @@ etcdc_code etcdc__unary(etcdc_client *c, const char *method, enum etcdc_stat_kin
                              o.message[0] ? o.message : etcdc_strerror(rc));
         break;
     }
-    grpc_byte_buffer_destroy(request);
+    grpc_slice_unref(packed_req);
     return rc;
 }
