@@ -258,12 +258,6 @@ etcdc_client *etcdc_client_new(const etcdc_config *cfg, etcdc_error *err)
         client_destroy(c);
         return NULL;
     }
-    if (c->cfg.key_count > 0) {
-        etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0,
-                         "value encryption is not available in this build yet");
-        client_destroy(c);
-        return NULL;
-    }
     c->channel = make_channel(&c->cfg, err);
     if (!c->channel) {
         client_destroy(c);

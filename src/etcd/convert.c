@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "crypt.h"
 
 char *etcdc__dup_bytes(const void *p, size_t n)
 {
@@ -37,16 +37,30 @@ void etcdc_kvs_free(etcdc_kvs *kvs)
 etcdc_code etcdc__kv_from_pb(etcdc_client *c, const Mvccpb__KeyValue *pb, etcdc_kv *out,
                              etcdc_error *err)
 {
-    (void)c; /* the client will open encrypted values here */
     memset(out, 0, sizeof *out);
     out->key = etcdc__dup_bytes(pb->key.data, pb->key.len);
     out->key_len = pb->key.len;
-    out->value = etcdc__dup_bytes(pb->value.data, pb->value.len);
-    out->value_len = pb->value.len;
     out->create_revision = pb->create_revision;
     out->mod_revision = pb->mod_revision;
     out->version = pb->version;
     out->lease = pb->lease;
+    if (etcdc__crypt_on(&c->cfg) && pb->value.len > 0) {
+        /* A value that does not open is marked, not fatal: one bad key must not make a whole
+         * listing or watch fail. Single-key reads turn the mark into ETCDC_ERR_CRYPTO. */
+        etcdc_code rc = etcdc__open(&c->cfg, pb->key.data, pb->key.len, pb->value.data,
+                                    pb->value.len, &out->value, &out->value_len, err);
+        if (rc == ETCDC_ERR_CRYPTO) {
+            out->value_error = true;
+            out->value = etcdc__dup_bytes("", 0);
+            out->value_len = 0;
+        } else if (rc != ETCDC_OK) {
+            etcdc_kv_clear(out);
+            return rc;
+        }
+    } else {
+        out->value = etcdc__dup_bytes(pb->value.data, pb->value.len);
+        out->value_len = pb->value.len;
+    }
     if (!out->key || !out->value) {
         etcdc_kv_clear(out);
         return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");

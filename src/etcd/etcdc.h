@@ -110,10 +110,23 @@ void etcdc_config_set_tls_insecure_skip_verify(etcdc_config *cfg, bool skip);
 etcdc_code etcdc_config_set_tls_server_name(etcdc_config *cfg, const char *name);
 
 /* Value encryption (AES-256-GCM, see docs/encryption.md). Adds a 32-byte key with a key id
- * (1..255); the key with the highest id seals new values, all keys open. The bytes are copied
- * and wiped when the config or client is freed. */
+ * (1..255); the key with the highest id seals new values, all keys open old ones. The bytes are
+ * copied and wiped (OPENSSL_cleanse) when the config or client is freed. With a key set, every
+ * value written by any operation is sealed and every value read is opened; the etcd key is
+ * authenticated with it. A value that does not open gives ETCDC_ERR_CRYPTO for single-key
+ * reads and sets `value_error` on entries of ranges and watch events. */
 etcdc_code etcdc_config_add_encryption_key(etcdc_config *cfg, uint8_t key_id,
                                            const uint8_t key[32]);
+/* Loads keys from a key file: either exactly 32 raw bytes (key id 1) or text lines
+ * "<id> <64 hex digits>" (blank lines and lines starting with '#' ignored). A file readable or
+ * writable by group or others, or not a regular file, is refused (ETCDC_ERR_INVALID_ARGUMENT)
+ * with a message saying how to fix it. The file's bytes are wiped from memory after parsing. */
+etcdc_code etcdc_config_load_key_file(etcdc_config *cfg, const char *path, etcdc_error *err);
+/* Migration: accept (return as is) values that are not sealed while encryption is on.
+ * Off by default: an unsealed value is then refused like a tampered one. */
+void etcdc_config_set_allow_plaintext(etcdc_config *cfg, bool allow);
+/* Bytes the envelope adds to each sealed value (header, nonce, tag): 32. */
+size_t etcdc_envelope_overhead(void);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Client                                                                                       */
@@ -147,9 +160,10 @@ void etcdc_client_stats(etcdc_client *c, etcdc_stats *out);
 typedef struct etcdc_kv {
     char *key;   /* NUL-terminated copy; key_len excludes the terminator */
     size_t key_len;
-    char *value; /* NUL-terminated copy (plaintext when encryption is on); NULL for keys-only */
+    char *value; /* NUL-terminated copy (plaintext when encryption is on); "" for keys-only */
     size_t value_len;
     int64_t create_revision, mod_revision, version, lease;
+    bool value_error; /* encryption on and the stored value did not open: value is "" */
 } etcdc_kv;
 
 /* A list of key/values plus the store revision the answer was taken at. */
@@ -512,6 +526,29 @@ int64_t etcdc_lock_revision(const etcdc_lock *l);
 /* The store revision at which the lock was seen granted: every write made before the grant
  * has a revision <= this one (used for read fences). */
 int64_t etcdc_lock_granted_revision(const etcdc_lock *l);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Key rotation                                                                                 */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct etcdc_rekey_stats {
+    uint64_t scanned;   /* keys looked at */
+    uint64_t resealed;  /* rewritten under the newest key */
+    uint64_t current;   /* already sealed with the newest key (or empty): left alone */
+    uint64_t conflicts; /* changed by a concurrent writer while being resealed, then retried */
+    uint64_t failed;    /* could not be opened (wrong key, tampered, plaintext refused) */
+} etcdc_rekey_stats;
+/* Called after each page of keys with the running totals. */
+typedef void (*etcdc_rekey_progress_cb)(void *arg, const etcdc_rekey_stats *st);
+
+/* Re-seals every value under prefix with the newest configured key. Each key is rewritten by a
+ * Txn guarded by its mod_revision (and keeps its lease), so a concurrent writer is never
+ * overwritten: on a conflict the key is read again and retried. Idempotent and resumable (keys
+ * already under the newest key are skipped). Keys that do not open are counted in `failed`,
+ * left untouched, and make the call return ETCDC_ERR_CRYPTO after the whole prefix was done. */
+etcdc_code etcdc_rekey_prefix(etcdc_client *c, const void *prefix, size_t prefix_len,
+                              etcdc_rekey_progress_cb cb, void *arg, etcdc_rekey_stats *out,
+                              etcdc_error *err);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Cluster and maintenance                                                                      */

@@ -35,6 +35,7 @@ struct etcdc_config {
         uint8_t bytes[32];
     } keys[ETCDC_MAX_KEYS];
     size_t key_count;
+    bool allow_plaintext; /* migration: accept unsealed values while encryption is on */
 };
 
 struct etcdc_stream_engine; /* stream.c */
@@ -113,8 +114,15 @@ etcdc_code etcdc__kvs_append(etcdc_client *c, etcdc_kvs *out, Mvccpb__KeyValue *
 
 /* ---- kv helpers (kv.c) ---- */
 void etcdc__range_to_pb(const etcdc_range_req *r, Etcdserverpb__RangeRequest *pb);
+/* A Range whose values are returned as stored (not opened). */
+etcdc_code etcdc__range_raw(etcdc_client *c, const etcdc_range_req *req,
+                           Etcdserverpb__RangeResponse **resp, etcdc_error *err);
 etcdc_code etcdc__kvs_from_range(etcdc_client *c, const Etcdserverpb__RangeResponse *resp,
                                  etcdc_kvs *out, etcdc_error *err);
+
+/* ---- txn (txn.c) ---- */
+/* Puts of this txn store values unsealed even with encryption on. */
+void etcdc__txn_set_raw(etcdc_txn *t);
 
 /* ---- config copy (config.c) ---- */
 etcdc_code etcdc__config_copy(etcdc_config *dst, const etcdc_config *src);

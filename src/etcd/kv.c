@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "crypt.h"
 
 #define PB_BYTES(p, n) ((ProtobufCBinaryData){(n), (uint8_t *)(p)})
 
@@ -52,17 +52,22 @@ etcdc_code etcdc__kvs_from_range(etcdc_client *c, const Etcdserverpb__RangeRespo
     return etcdc__kvs_append(c, out, resp->kvs, resp->n_kvs, err);
 }
 
+etcdc_code etcdc__range_raw(etcdc_client *c, const etcdc_range_req *req,
+                           Etcdserverpb__RangeResponse **resp, etcdc_error *err)
+{
+    Etcdserverpb__RangeRequest pb;
+    etcdc__range_to_pb(req, &pb);
+    return etcdc__unary(c, "/etcdserverpb.KV/Range", ETCDC_STAT_RANGE, ETCDC_RETRY_IDEMPOTENT,
+                        &pb.base, &etcdserverpb__range_response__descriptor,
+                        (ProtobufCMessage **)resp, err);
+}
+
 etcdc_code etcdc_range(etcdc_client *c, const etcdc_range_req *req, etcdc_kvs *out,
                        etcdc_error *err)
 {
     memset(out, 0, sizeof *out);
-    Etcdserverpb__RangeRequest pb;
-    etcdc__range_to_pb(req, &pb);
     Etcdserverpb__RangeResponse *resp = NULL;
-    etcdc_code rc = etcdc__unary(c, "/etcdserverpb.KV/Range", ETCDC_STAT_RANGE,
-                                 ETCDC_RETRY_IDEMPOTENT, &pb.base,
-                                 &etcdserverpb__range_response__descriptor,
-                                 (ProtobufCMessage **)&resp, err);
+    etcdc_code rc = etcdc__range_raw(c, req, &resp, err);
     if (rc == ETCDC_OK) {
         rc = etcdc__kvs_from_range(c, resp, out, err);
         protobuf_c_message_free_unpacked(&resp->base, NULL);
@@ -84,6 +89,10 @@ static etcdc_code get_one(etcdc_client *c, const void *key, size_t key_len, int6
     if (kvs.count == 0) {
         etcdc_kvs_free(&kvs);
         return etcdc__set_error(err, ETCDC_ERR_NOT_FOUND, 0, "key not found");
+    }
+    if (kvs.kvs[0].value_error) { /* err already names the key */
+        etcdc_kvs_free(&kvs);
+        return ETCDC_ERR_CRYPTO;
     }
     *out = kvs.kvs[0];
     memset(&kvs.kvs[0], 0, sizeof kvs.kvs[0]);
@@ -111,15 +120,24 @@ etcdc_code etcdc_put_with_lease(etcdc_client *c, const void *key, size_t key_len
 {
     if (key_len == 0)
         return etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0, "empty key");
+    uint8_t *sealed = NULL;
+    size_t sealed_len = 0;
+    if (etcdc__crypt_on(&c->cfg)) {
+        etcdc_code rc = etcdc__seal(&c->cfg, key, key_len, value, value_len, &sealed,
+                                    &sealed_len, err);
+        if (rc != ETCDC_OK)
+            return rc;
+    }
     Etcdserverpb__PutRequest pb = ETCDSERVERPB__PUT_REQUEST__INIT;
     pb.key = PB_BYTES(key, key_len);
-    pb.value = PB_BYTES(value, value_len);
+    pb.value = sealed ? PB_BYTES(sealed, sealed_len) : PB_BYTES(value, value_len);
     pb.lease = lease;
     Etcdserverpb__PutResponse *resp = NULL;
     etcdc_code rc = etcdc__unary(c, "/etcdserverpb.KV/Put", ETCDC_STAT_PUT,
                                  ETCDC_RETRY_IDEMPOTENT, &pb.base,
                                  &etcdserverpb__put_response__descriptor,
                                  (ProtobufCMessage **)&resp, err);
+    free(sealed);
     if (rc == ETCDC_OK) {
         if (out_revision)
             *out_revision = resp->header ? resp->header->revision : 0;

@@ -278,6 +278,7 @@ static etcdc_code enqueue_key(etcdc_session *s, const char *key, size_t key_len,
     etcdc_txn *t = etcdc_txn_new();
     if (!t)
         return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
+    etcdc__txn_set_raw(t); /* holder information stays readable for etcdctl users */
     etcdc_txn_if(t, key, key_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
     etcdc_txn_put(t, ETCDC_THEN, key, key_len, o->holder_info, o->holder_info_len, s->lease);
     etcdc_txn_get(t, ETCDC_THEN, queue);

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "crypt.h"
 
 #define MAX_TXN_OPS 128 /* etcd's default --max-txn-ops */
 
@@ -26,8 +26,14 @@ struct etcdc_txn {
     size_t cmp_count, cmp_cap;
     op_list branch[2];
     bool compares_values;
-    bool oom; /* a builder call ran out of memory: commit refuses */
+    bool raw_values; /* puts are stored unsealed (lock holder information) */
+    bool oom;        /* a builder call ran out of memory: commit refuses */
 };
+
+void etcdc__txn_set_raw(etcdc_txn *t)
+{
+    t->raw_values = true;
+}
 
 static ProtobufCBinaryData copy_bytes(etcdc_txn *t, const void *p, size_t n)
 {
@@ -311,6 +317,56 @@ static etcdc_code convert_response(etcdc_client *c, const Etcdserverpb__TxnRespo
     return ETCDC_OK;
 }
 
+/* Shallow copies of a branch's ops in which every put carries a sealed value. The copies and
+ * the sealed buffers are owned by the returned arrays; free with free_sealed. */
+typedef struct sealed_branch {
+    Etcdserverpb__RequestOp **ops;
+    Etcdserverpb__RequestOp *op_copies;
+    Etcdserverpb__PutRequest *put_copies;
+} sealed_branch;
+
+static void free_sealed(sealed_branch *sb, size_t n)
+{
+    for (size_t i = 0; sb->put_copies && i < n; i++)
+        free(sb->put_copies[i].value.data);
+    free(sb->ops);
+    free(sb->op_copies);
+    free(sb->put_copies);
+}
+
+static etcdc_code seal_branch(etcdc_client *c, const op_list *l, sealed_branch *sb,
+                              etcdc_error *err)
+{
+    memset(sb, 0, sizeof *sb);
+    if (l->count == 0)
+        return ETCDC_OK;
+    sb->ops = calloc(l->count, sizeof *sb->ops);
+    sb->op_copies = calloc(l->count, sizeof *sb->op_copies);
+    sb->put_copies = calloc(l->count, sizeof *sb->put_copies);
+    if (!sb->ops || !sb->op_copies || !sb->put_copies)
+        return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
+    for (size_t i = 0; i < l->count; i++) {
+        Etcdserverpb__RequestOp *op = l->ops[i];
+        sb->ops[i] = op;
+        if (op->request_case != ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT)
+            continue;
+        sb->put_copies[i] = *op->request_put;
+        sb->put_copies[i].value = (ProtobufCBinaryData){0, NULL};
+        size_t len = 0;
+        etcdc_code rc = etcdc__seal(&c->cfg, op->request_put->key.data,
+                                    op->request_put->key.len, op->request_put->value.data,
+                                    op->request_put->value.len,
+                                    &sb->put_copies[i].value.data, &len, err);
+        if (rc != ETCDC_OK)
+            return rc;
+        sb->put_copies[i].value.len = len;
+        sb->op_copies[i] = *op;
+        sb->op_copies[i].request_put = &sb->put_copies[i];
+        sb->ops[i] = &sb->op_copies[i];
+    }
+    return ETCDC_OK;
+}
+
 etcdc_code etcdc_txn_commit(etcdc_client *c, const etcdc_txn *t, etcdc_txn_result *out,
                             etcdc_error *err)
 {
@@ -321,7 +377,8 @@ etcdc_code etcdc_txn_commit(etcdc_client *c, const etcdc_txn *t, etcdc_txn_resul
         return etcdc__set_error(err, ETCDC_ERR_TOO_MANY_OPS, 0,
                                 "transaction has %zu operations; etcd accepts at most %d",
                                 etcdc_txn_op_count(t), MAX_TXN_OPS);
-    if (t->compares_values && c->cfg.key_count > 0)
+    bool seal = etcdc__crypt_on(&c->cfg) && !t->raw_values;
+    if (t->compares_values && etcdc__crypt_on(&c->cfg))
         return etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0,
                                 "value compares cannot work on encrypted values");
     Etcdserverpb__TxnRequest pb = ETCDSERVERPB__TXN_REQUEST__INIT;
@@ -331,6 +388,15 @@ etcdc_code etcdc_txn_commit(etcdc_client *c, const etcdc_txn *t, etcdc_txn_resul
     pb.n_success = t->branch[0].count;
     pb.failure = t->branch[1].ops;
     pb.n_failure = t->branch[1].count;
+    sealed_branch sb[2] = {{0}, {0}};
+    etcdc_code rc = ETCDC_OK;
+    if (seal) {
+        rc = seal_branch(c, &t->branch[0], &sb[0], err);
+        if (rc == ETCDC_OK)
+            rc = seal_branch(c, &t->branch[1], &sb[1], err);
+        pb.success = sb[0].ops;
+        pb.failure = sb[1].ops;
+    }
     /* A txn that only reads may be retried like a read. */
     bool read_only = true;
     for (int b = 0; b < 2; b++)
@@ -338,10 +404,13 @@ etcdc_code etcdc_txn_commit(etcdc_client *c, const etcdc_txn *t, etcdc_txn_resul
             if (t->branch[b].ops[i]->request_case != ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE)
                 read_only = false;
     Etcdserverpb__TxnResponse *resp = NULL;
-    etcdc_code rc = etcdc__unary(c, "/etcdserverpb.KV/Txn", ETCDC_STAT_TXN,
-                                 read_only ? ETCDC_RETRY_IDEMPOTENT : ETCDC_RETRY_UNSENT,
-                                 &pb.base, &etcdserverpb__txn_response__descriptor,
-                                 (ProtobufCMessage **)&resp, err);
+    if (rc == ETCDC_OK)
+        rc = etcdc__unary(c, "/etcdserverpb.KV/Txn", ETCDC_STAT_TXN,
+                          read_only ? ETCDC_RETRY_IDEMPOTENT : ETCDC_RETRY_UNSENT, &pb.base,
+                          &etcdserverpb__txn_response__descriptor, (ProtobufCMessage **)&resp,
+                          err);
+    free_sealed(&sb[0], t->branch[0].count);
+    free_sealed(&sb[1], t->branch[1].count);
     if (rc == ETCDC_OK) {
         rc = convert_response(c, resp, out, err);
         protobuf_c_message_free_unpacked(&resp->base, NULL);
