@@ -39,8 +39,9 @@ uint8_t etcdc__envelope_key_id(const uint8_t *env, size_t env_len)
     return env[3];
 }
 
-/* One GCM pass: encrypt (enc = 1) or decrypt and verify the tag (enc = 0). */
-static bool gcm(int enc, const uint8_t *k, const uint8_t *nonce, const uint8_t *hdr,
+/* One GCM pass: encrypt (enc = 1) or decrypt and verify the tag (enc = 0). The associated
+ * data is hdr (4 bytes) followed by key. */
+bool etcdc__gcm(int enc, const uint8_t *k, const uint8_t *nonce, const uint8_t *hdr,
                 const void *key, size_t key_len, const uint8_t *in, size_t len, uint8_t *out,
                 uint8_t *tag)
 {
@@ -78,7 +79,7 @@ etcdc_code etcdc__seal(const etcdc_config *cfg, const void *key, size_t key_len,
     env[2] = VERSION;
     env[3] = id;
     if (RAND_bytes(env + 4, 12) != 1 ||
-        !gcm(1, k, env + 4, env, key, key_len, plain, plain_len, env + ETCDC_ENV_HEADER,
+        !etcdc__gcm(1, k, env + 4, env, key, key_len, plain, plain_len, env + ETCDC_ENV_HEADER,
              env + ETCDC_ENV_HEADER + plain_len)) {
         free(env);
         return etcdc__set_error(err, ETCDC_ERR_CRYPTO, 0, "sealing failed (OpenSSL)");
@@ -117,7 +118,7 @@ etcdc_code etcdc__open(const etcdc_config *cfg, const void *key, size_t key_len,
             return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
         uint8_t tag[ETCDC_ENV_TAG];
         memcpy(tag, env + env_len - ETCDC_ENV_TAG, ETCDC_ENV_TAG);
-        if (gcm(0, k, env + 4, env, key, key_len, env + ETCDC_ENV_HEADER, len, (uint8_t *)out,
+        if (etcdc__gcm(0, k, env + 4, env, key, key_len, env + ETCDC_ENV_HEADER, len, (uint8_t *)out,
                 tag)) {
             out[len] = 0;
             *plain = out;

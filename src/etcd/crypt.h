@@ -32,6 +32,11 @@ etcdc_code etcdc__open(const etcdc_config *cfg, const void *key, size_t key_len,
                        etcdc_error *err);
 /* The key id of an envelope, 0 when value is not one. */
 uint8_t etcdc__envelope_key_id(const uint8_t *env, size_t env_len);
+/* AES-256-GCM over len bytes with a 96-bit nonce; associated data = hdr[0..3] + key. enc 1:
+ * encrypt in -> out and write the tag; enc 0: decrypt and return false unless tag verifies. */
+bool etcdc__gcm(int enc, const uint8_t *k, const uint8_t *nonce, const uint8_t *hdr,
+                const void *key, size_t key_len, const uint8_t *in, size_t len, uint8_t *out,
+                uint8_t *tag);
 /* The id of the key that seals new values. */
 uint8_t etcdc__seal_key_id(const etcdc_config *cfg);
 
