@@ -46,6 +46,7 @@ from etcd_fixtures import (  # noqa: F401  (re-exported for tests)
     start_etcd,
     start_etcd_cluster,
     start_mount,
+    sweep_stale,
     wait_for,
 )
 
@@ -93,6 +94,7 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture(scope="session", autouse=True)
 def _etcdfs_session_cleanup():
+    sweep_stale()
     yield
     cleanup_all()
 

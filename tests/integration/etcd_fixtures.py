@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import errno
 import json
 import os
 import random
@@ -225,16 +226,70 @@ def _remove_dir(path: str) -> None:
 def make_data_root(prefix: str = "etcdfs-test-") -> Path:
     """A fresh directory on tmpfs (/dev/shm when usable), removed by cleanup_all()."""
     base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    d = tempfile.mkdtemp(prefix=prefix, dir=base)
+    # The pid in the name lets sweep_stale() recognise leftovers of a runner that was killed.
+    d = tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=base)
     _register_dir(d)
     return Path(d)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale() -> None:
+    """Remove what an earlier test run that was SIGKILLed left behind: /dev/shm data dirs of
+    dead runners (their etcd children died with them: PDEATHSIG) and dead etcdfs mounts
+    (ENOTCONN) under pytest's temp root. Live resources of concurrent runs are not touched."""
+    for d in Path("/dev/shm").glob("etcdfs-*-*-*"):
+        m = re.match(r"etcdfs-(?:test|cluster)-(\d+)-", d.name)
+        if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+            shutil.rmtree(d, ignore_errors=True)
+    root = os.path.join(tempfile.gettempdir(), "pytest-of-")
+    try:
+        with open("/proc/self/mountinfo") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return
+    for line in lines:
+        fields = line.split(" ")
+        mp = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+        fstype = fields[fields.index("-") + 1] if "-" in fields else ""
+        if not (mp.startswith(root) and fstype.startswith("fuse")):
+            continue
+        try:
+            os.stat(mp)
+        except OSError as exc:
+            if exc.errno == errno.ENOTCONN:
+                _force_unmount(mp)
+
+
+def is_mountpoint(path: Path | str) -> bool:
+    """True if something is mounted on `path`, also when it is a dead FUSE mount whose daemon
+    is gone (os.path.ismount() says False then: stat fails with ENOTCONN)."""
+    target = os.path.abspath(path)
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                mp = line.split(" ", 5)[4]
+                mp = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), mp)
+                if mp == target:
+                    return True
+    except OSError:
+        return os.path.ismount(target)
+    return False
 
 
 def _force_unmount(path: str) -> None:
     for args in (["-u"], ["-uz"]):
         r = subprocess.run([FUSERMOUNT, *args, path], stdin=subprocess.DEVNULL,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if r.returncode == 0 or not os.path.ismount(path):
+        if r.returncode == 0 or not is_mountpoint(path):
             return
     subprocess.run(["umount", "-l", path], stdin=subprocess.DEVNULL,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -850,20 +905,28 @@ class Mount:
         exit (SIGTERM then SIGKILL past `timeout`) and return its exit status. Idempotent."""
         if self._finished:
             return self.returncode
-        if os.path.ismount(self.path):
+        try:  # a test that chdir'ed into the mount would keep it busy
+            if Path.cwd().is_relative_to(self.path):
+                os.chdir(self.path.parent)
+        except OSError:
+            os.chdir("/")
+        lazy = False
+        if is_mountpoint(self.path):
             last = None
             for _ in range(20):
                 last = subprocess.run([FUSERMOUNT, "-u", str(self.path)], capture_output=True,
                                       text=True, stdin=subprocess.DEVNULL)
-                if last.returncode == 0 or not os.path.ismount(self.path):
+                if last.returncode == 0 or not is_mountpoint(self.path):
                     break
                 time.sleep(0.1)
-            if os.path.ismount(self.path):
+            if is_mountpoint(self.path):
                 self._notes.append(f"fusermount3 -u failed ({(last.stderr or '').strip()}); "
-                                   f"lazy unmount used")
+                                   f"lazy unmount used (files left open or cwd inside?)")
                 _force_unmount(str(self.path))
+                lazy = True
         try:
-            self.proc.wait(timeout=timeout)
+            # after a lazy unmount the daemon lives on while anything keeps the mount open
+            self.proc.wait(timeout=min(timeout, 5) if lazy else timeout)
         except subprocess.TimeoutExpired:
             self._notes.append(f"etcdfs did not exit within {timeout:g}s of the unmount; "
                                f"sent SIGTERM")
