@@ -194,6 +194,10 @@ etcdc_code etcdc_put(etcdc_client *c, const void *key, size_t key_len, const voi
 etcdc_code etcdc_put_with_lease(etcdc_client *c, const void *key, size_t key_len,
                                 const void *value, size_t value_len, int64_t lease,
                                 int64_t *out_revision, etcdc_error *err);
+/* Attach the key to a lease (0 detaches) keeping its value as stored (PutRequest.ignore_value:
+ * no value transfer, no re-sealing). ETCDC_ERR_NOT_FOUND when the key does not exist. */
+etcdc_code etcdc_attach_lease(etcdc_client *c, const void *key, size_t key_len, int64_t lease,
+                              int64_t *out_revision, etcdc_error *err);
 /* Get one key (linearizable). ETCDC_ERR_NOT_FOUND when absent. */
 etcdc_code etcdc_get(etcdc_client *c, const void *key, size_t key_len, etcdc_kv *out,
                      etcdc_error *err);

@@ -146,6 +146,30 @@ etcdc_code etcdc_put_with_lease(etcdc_client *c, const void *key, size_t key_len
     return rc;
 }
 
+etcdc_code etcdc_attach_lease(etcdc_client *c, const void *key, size_t key_len, int64_t lease,
+                              int64_t *out_revision, etcdc_error *err)
+{
+    if (key_len == 0)
+        return etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0, "empty key");
+    Etcdserverpb__PutRequest pb = ETCDSERVERPB__PUT_REQUEST__INIT;
+    pb.key = PB_BYTES(key, key_len);
+    pb.lease = lease;
+    pb.ignore_value = true;
+    Etcdserverpb__PutResponse *resp = NULL;
+    etcdc_code rc = etcdc__unary(c, "/etcdserverpb.KV/Put", ETCDC_STAT_PUT,
+                                 ETCDC_RETRY_IDEMPOTENT, &pb.base,
+                                 &etcdserverpb__put_response__descriptor,
+                                 (ProtobufCMessage **)&resp, err);
+    if (rc == ETCDC_ERR_INVALID_ARGUMENT && err && strstr(err->message, "key not found"))
+        rc = etcdc__set_error(err, ETCDC_ERR_NOT_FOUND, err->grpc_status, "key not found");
+    if (rc == ETCDC_OK) {
+        if (out_revision)
+            *out_revision = resp->header ? resp->header->revision : 0;
+        protobuf_c_message_free_unpacked(&resp->base, NULL);
+    }
+    return rc;
+}
+
 etcdc_code etcdc_put(etcdc_client *c, const void *key, size_t key_len, const void *value,
                      size_t value_len, int64_t *out_revision, etcdc_error *err)
 {
