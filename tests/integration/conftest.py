@@ -12,7 +12,8 @@ Fixtures (see etcd_fixtures.py for the classes):
   make_etcd_cluster function factory: make_etcd_cluster(size=3, extra_args=(), **kw)
   mount            function  factory: mount(etcd_or_endpoints, prefix="/", options=(),
                              extra_args=(), env=None, timeout=10.0, name=None) -> Mount
-  netns            function  planned (skips)
+  netns            function  NetnsLab from netns_hosts.py: simulated hosts (skips without
+                             netns support); mount(..., host=h) runs etcdfs on host h
 
 Environment:
   ETCDFS_BUILD_DIR          which cmake build the fixtures use
@@ -206,10 +207,12 @@ def etcd_auth(make_etcd) -> EtcdMember:
 @pytest.fixture
 def mount(build_dir, tmp_path, _etcdfs_mounts):
     """Factory: mount(etcd_or_endpoints, prefix="/", options=(), extra_args=(), env=None,
-    timeout=10.0, name=None) -> Mount. Skips the test if etcdfs is not built."""
+    timeout=10.0, name=None, host=None) -> Mount. Skips the test if etcdfs is not built.
+    With host (a netns_hosts.Host) the daemon runs in that host's network namespace; the
+    mount itself is visible here as usual."""
 
     def factory(target, prefix="/", options=(), extra_args=(), env=None, timeout=10.0,
-                name=None) -> Mount:
+                name=None, host=None) -> Mount:
         binary = etcdfs_binary(build_dir)
         if not have_etcdfs(build_dir):
             pytest.skip(f"etcdfs not built yet ({binary} missing)")
@@ -217,7 +220,8 @@ def mount(build_dir, tmp_path, _etcdfs_mounts):
         name = name or f"mnt{n}"
         m = start_mount(target, tmp_path / name, tmp_path / f"etcdfs-{name}.log",
                         binary=binary, prefix=prefix, options=options,
-                        extra_args=extra_args, env=env, timeout=timeout)
+                        extra_args=extra_args, env=env, timeout=timeout,
+                        cmd_prefix=host.prefix() if host is not None else ())
         _etcdfs_mounts.append(m)
         return m
 
@@ -225,6 +229,13 @@ def mount(build_dir, tmp_path, _etcdfs_mounts):
 
 
 @pytest.fixture
-def netns():
-    # Planned: simulated hosts in network namespaces (see the end of etcd_fixtures.py).
-    pytest.skip("netns helpers are planned, not implemented yet")
+def netns(tmp_path, _etcdfs_mounts):
+    """A netns_hosts.NetnsLab (bridge; lab.add_host() -> Host), destroyed at teardown after
+    the test's mounts are unmounted. Skips where network namespaces cannot be created."""
+    from netns_hosts import NetnsLab, netns_available  # imported lazily: root-only helpers
+    if not netns_available():
+        pytest.skip("network namespaces unavailable (needs root and iproute2)")
+    lab = NetnsLab(tmp_path / "netns")
+    yield lab
+    _etcdfs_mounts.unmount_all()
+    lab.destroy()

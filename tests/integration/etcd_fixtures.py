@@ -247,7 +247,7 @@ def sweep_stale() -> None:
     dead runners (their etcd children died with them: PDEATHSIG) and dead etcdfs mounts
     (ENOTCONN) under pytest's temp root. Live resources of concurrent runs are not touched."""
     for d in Path("/dev/shm").glob("etcdfs-*-*-*"):
-        m = re.match(r"etcdfs-(?:test|cluster)-(\d+)-", d.name)
+        m = re.match(r"etcdfs-[a-z]+-(\d+)-", d.name)
         if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
             shutil.rmtree(d, ignore_errors=True)
     root = os.path.join(tempfile.gettempdir(), "pytest-of-")
@@ -959,13 +959,15 @@ class Mount:
 def start_mount(target, mountpoint: Path, log_path: Path, *, binary: Path,
                 prefix: str = "/", options: Iterable[str] | str = (),
                 extra_args: Sequence[str] = (), env: Optional[dict] = None,
-                timeout: float = 10.0) -> Mount:
+                timeout: float = 10.0, cmd_prefix: Sequence[str] = ()) -> Mount:
     """Run `etcdfs --endpoints=... --prefix=... -f [-o options] [extra_args] MOUNTPOINT` in
-    the background and wait until MOUNTPOINT is a mountpoint."""
+    the background and wait until MOUNTPOINT is a mountpoint. `cmd_prefix` (e.g. a netns
+    host's nsenter prefix) goes before the binary; it must exec it, not fork."""
     endpoints = _endpoints_of(target)
     mountpoint = Path(mountpoint)
     mountpoint.mkdir(parents=True, exist_ok=True)
-    cmd = [str(binary), f"--endpoints={endpoints}", f"--prefix={prefix}", "-f"]
+    cmd = [*map(str, cmd_prefix), str(binary), f"--endpoints={endpoints}", f"--prefix={prefix}",
+           "-f"]
     opts = options if isinstance(options, str) else ",".join(options)
     if opts:
         cmd += ["-o", opts]
@@ -998,9 +1000,6 @@ def start_mount(target, mountpoint: Path, log_path: Path, *, binary: Path,
 
 
 # --------------------------------------------------------------------------------------------
-# network namespaces (planned)
+# network namespaces: see netns_hosts.py (NetnsLab, Host, start_netns_cluster), exposed by the
+# `netns` fixture in conftest.py; tests that use it are marked @pytest.mark.netns.
 # --------------------------------------------------------------------------------------------
-# Multi-host tests (several etcdfs "hosts" each in its own network namespace joined by veth
-# pairs to a bridge on which etcd members listen, to cut links and partition hosts) will live
-# here as `NetNs` / `start_netns_hosts()`, exposed by a `netns` fixture in conftest.py and used
-# by tests marked @pytest.mark.netns. Only loopback / namespace-internal addresses may be used.
