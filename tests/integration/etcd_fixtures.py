@@ -531,6 +531,9 @@ class EtcdMember:
             self.resume()
         self.kill()
         shutil.rmtree(self.data_dir, ignore_errors=True)
+        root = getattr(self, "data_root", None)
+        if root is not None:
+            _remove_dir(str(root))
 
     def log_text(self) -> str:
         try:
@@ -732,6 +735,7 @@ class EtcdCluster:
     def destroy(self) -> None:
         for m in self.members:
             m.destroy()
+        _remove_dir(str(self.data_root))
 
     def ctl_run(self, *args: str, **kw) -> subprocess.CompletedProcess:
         return self.members[0].ctl_run(*args, endpoints=kw.pop("endpoints", self.endpoints), **kw)
