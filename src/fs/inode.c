@@ -1,0 +1,547 @@
+/*
+ * inode.c - the node table and the per-node cache (see inode.h for identity and locking).
+ *
+ * Two chained hash tables index the nodes: by node id (for every FUSE request) and by
+ * (key, type) (for lookups, renames and watch events). Nodes live until the kernel forgot them
+ * and no request holds them.
+ */
+#include "inode.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "names.h"
+
+static pthread_mutex_t table_mu = PTHREAD_MUTEX_INITIALIZER;
+static node **by_ino, **by_key;   /* [table_mu] */
+static size_t buckets, node_count; /* [table_mu] */
+static fuse_ino_t next_ino = FUSE_ROOT_ID + 1; /* [table_mu] */
+static node *root_node;
+static int pending_nodes; /* atomic */
+
+static size_t hash_ino(fuse_ino_t ino)
+{
+    return (size_t)(ino * 0x9e3779b97f4a7c15ULL >> 17);
+}
+
+static size_t hash_key(const void *key, size_t len, node_type type)
+{
+    return (size_t)(names_hash(key, len) ^ (uint64_t)type);
+}
+
+/* [table_mu] */
+static void index_ino(node *n)
+{
+    size_t b = hash_ino(n->ino) % buckets;
+    n->next_ino = by_ino[b];
+    by_ino[b] = n;
+}
+
+/* [table_mu] */
+static void index_key(node *n)
+{
+    size_t b = hash_key(n->key, n->key_len, n->type) % buckets;
+    n->next_key = by_key[b];
+    by_key[b] = n;
+    n->indexed = true;
+}
+
+/* [table_mu] */
+static void unindex_key(node *n)
+{
+    if (!n->indexed)
+        return;
+    node **p = &by_key[hash_key(n->key, n->key_len, n->type) % buckets];
+    while (*p && *p != n)
+        p = &(*p)->next_key;
+    if (*p)
+        *p = n->next_key;
+    n->indexed = false;
+    n->next_key = NULL;
+}
+
+/* [table_mu] Doubles the tables when they get crowded; on failure keeps the old ones. */
+static void maybe_grow(void)
+{
+    if (node_count < buckets * 2)
+        return;
+    size_t nb = buckets * 4;
+    node **ni = calloc(nb, sizeof *ni), **nk = calloc(nb, sizeof *nk);
+    if (!ni || !nk) {
+        free(ni);
+        free(nk);
+        return;
+    }
+    node **oi = by_ino, **ok = by_key;
+    size_t ob = buckets;
+    by_ino = ni;
+    by_key = nk;
+    buckets = nb;
+    for (size_t b = 0; b < ob; b++) {
+        for (node *n = oi[b], *next; n; n = next) {
+            next = n->next_ino;
+            index_ino(n);
+        }
+        for (node *n = ok[b], *next; n; n = next) {
+            next = n->next_key;
+            index_key(n);
+        }
+    }
+    free(oi);
+    free(ok);
+}
+
+static node *node_new(const void *key, size_t len, node_type type)
+{
+    node *n = calloc(1, sizeof *n);
+    if (!n)
+        return NULL;
+    n->key = malloc(len + 1);
+    if (!n->key) {
+        free(n);
+        return NULL;
+    }
+    memcpy(n->key, key, len);
+    n->key[len] = 0;
+    n->key_len = len;
+    n->type = type;
+    pthread_mutex_init(&n->mu, NULL);
+    clock_gettime(CLOCK_REALTIME, &n->mtime);
+    if (type != NODE_FILE)
+        n->mtime = g_fs.mount_time;
+    return n;
+}
+
+static void node_free(node *n)
+{
+    if (n->list)
+        listing_unref(n->list);
+    pthread_mutex_destroy(&n->mu);
+    free(n->data);
+    free(n->key);
+    free(n);
+}
+
+void table_init(const char *root_key, size_t root_len)
+{
+    buckets = 1024;
+    by_ino = calloc(buckets, sizeof *by_ino);
+    by_key = calloc(buckets, sizeof *by_key);
+    root_node = node_new(root_key, root_len, NODE_DIR);
+    if (!by_ino || !by_key || !root_node)
+        abort(); /* at start-up, before anything is mounted */
+    root_node->ino = FUSE_ROOT_ID;
+    root_node->nlookup = 1;
+    index_ino(root_node);
+    index_key(root_node);
+    node_count = 1;
+}
+
+void table_destroy(void)
+{
+    for (size_t b = 0; b < buckets; b++) {
+        for (node *n = by_ino[b], *next; n; n = next) {
+            next = n->next_ino;
+            node_free(n);
+        }
+    }
+    free(by_ino);
+    free(by_key);
+    by_ino = by_key = NULL;
+    buckets = node_count = 0;
+}
+
+node *node_get(fuse_ino_t ino)
+{
+    pthread_mutex_lock(&table_mu);
+    node *n = by_ino[hash_ino(ino) % buckets];
+    while (n && n->ino != ino)
+        n = n->next_ino;
+    if (n)
+        n->refs++;
+    pthread_mutex_unlock(&table_mu);
+    return n;
+}
+
+/* [table_mu] Frees n when nobody references it any more (the root is never freed). */
+static void release_if_unused(node *n)
+{
+    if (n->refs || n->nlookup || n == root_node)
+        return;
+    unindex_key(n);
+    node **p = &by_ino[hash_ino(n->ino) % buckets];
+    while (*p && *p != n)
+        p = &(*p)->next_ino;
+    if (*p)
+        *p = n->next_ino;
+    node_count--;
+    node_free(n);
+}
+
+void node_put(node *n)
+{
+    if (!n)
+        return;
+    pthread_mutex_lock(&table_mu);
+    n->refs--;
+    release_if_unused(n);
+    pthread_mutex_unlock(&table_mu);
+}
+
+/* [table_mu] */
+static node *find_locked(const void *key, size_t len, node_type type)
+{
+    node *n = by_key[hash_key(key, len, type) % buckets];
+    while (n && !(n->type == type && n->key_len == len && !memcmp(n->key, key, len)))
+        n = n->next_key;
+    return n;
+}
+
+node *node_find(const void *key, size_t len, node_type type)
+{
+    pthread_mutex_lock(&table_mu);
+    node *n = find_locked(key, len, type);
+    if (n)
+        n->refs++;
+    pthread_mutex_unlock(&table_mu);
+    return n;
+}
+
+node *node_obtain(const void *key, size_t len, node_type type)
+{
+    pthread_mutex_lock(&table_mu);
+    node *n = find_locked(key, len, type);
+    if (!n && (n = node_new(key, len, type))) {
+        n->ino = next_ino++;
+        index_ino(n);
+        index_key(n);
+        node_count++;
+        maybe_grow();
+    }
+    if (n)
+        n->refs++;
+    pthread_mutex_unlock(&table_mu);
+    return n;
+}
+
+void node_ref_kernel(node *n)
+{
+    pthread_mutex_lock(&table_mu);
+    n->nlookup++;
+    pthread_mutex_unlock(&table_mu);
+}
+
+void node_forget(fuse_ino_t ino, uint64_t count)
+{
+    pthread_mutex_lock(&table_mu);
+    node *n = by_ino[hash_ino(ino) % buckets];
+    while (n && n->ino != ino)
+        n = n->next_ino;
+    if (n) {
+        n->nlookup = n->nlookup > count ? n->nlookup - count : 0;
+        release_if_unused(n);
+    }
+    pthread_mutex_unlock(&table_mu);
+}
+
+char *node_key(node *n, size_t *len)
+{
+    pthread_mutex_lock(&table_mu);
+    char *k = malloc(n->key_len + 1);
+    if (k) {
+        memcpy(k, n->key, n->key_len + 1);
+        *len = n->key_len;
+    }
+    pthread_mutex_unlock(&table_mu);
+    return k;
+}
+
+void node_unindex(node *n)
+{
+    pthread_mutex_lock(&table_mu);
+    unindex_key(n);
+    pthread_mutex_unlock(&table_mu);
+}
+
+int node_rekey(node *n, const void *new_key, size_t new_len)
+{
+    char *k = malloc(new_len + 1);
+    if (!k)
+        return ENOMEM;
+    memcpy(k, new_key, new_len);
+    k[new_len] = 0;
+    pthread_mutex_lock(&table_mu);
+    node *old = find_locked(new_key, new_len, n->type);
+    if (old && old != n)
+        unindex_key(old);
+    unindex_key(n);
+    free(n->key);
+    n->key = k;
+    n->key_len = new_len;
+    index_key(n);
+    pthread_mutex_unlock(&table_mu);
+    return 0;
+}
+
+int node_rekey_prefix(const void *old_prefix, size_t old_len, const void *new_prefix,
+                      size_t new_len)
+{
+    int rc = 0;
+    pthread_mutex_lock(&table_mu);
+    /* Collect first: re-indexing while walking the chains would visit nodes twice. */
+    size_t cap = 16, count = 0;
+    node **moved = malloc(cap * sizeof *moved);
+    for (size_t b = 0; moved && b < buckets; b++) {
+        for (node *n = by_key[b]; n; n = n->next_key) {
+            if (n->key_len < old_len || memcmp(n->key, old_prefix, old_len))
+                continue;
+            if (count == cap) {
+                node **grown = realloc(moved, cap * 2 * sizeof *grown);
+                if (!grown) {
+                    free(moved);
+                    moved = NULL;
+                    break;
+                }
+                moved = grown;
+                cap *= 2;
+            }
+            moved[count++] = n;
+        }
+    }
+    if (!moved) {
+        rc = ENOMEM;
+        goto out;
+    }
+    /* Nodes already at the destination are replaced by the moved ones. */
+    for (size_t b = 0; b < buckets; b++) {
+        for (node *n = by_key[b], *next; n; n = next) {
+            next = n->next_key;
+            if (n->key_len >= new_len && !memcmp(n->key, new_prefix, new_len) &&
+                !(n->key_len >= old_len && !memcmp(n->key, old_prefix, old_len)))
+                unindex_key(n);
+        }
+    }
+    for (size_t i = 0; i < count; i++) {
+        node *n = moved[i];
+        size_t len = new_len + n->key_len - old_len;
+        char *k = malloc(len + 1);
+        if (!k) {
+            rc = ENOMEM;
+            unindex_key(n);
+            continue;
+        }
+        memcpy(k, new_prefix, new_len);
+        memcpy(k + new_len, n->key + old_len, n->key_len - old_len);
+        k[len] = 0;
+        unindex_key(n);
+        free(n->key);
+        n->key = k;
+        n->key_len = len;
+        index_key(n);
+    }
+    free(moved);
+out:
+    pthread_mutex_unlock(&table_mu);
+    return rc;
+}
+
+void node_for_each(void (*fn)(node *n, void *arg), void *arg)
+{
+    pthread_mutex_lock(&table_mu);
+    size_t count = 0;
+    node **all = malloc((node_count + 1) * sizeof *all);
+    for (size_t b = 0; all && b < buckets; b++)
+        for (node *n = by_ino[b]; n; n = n->next_ino) {
+            n->refs++;
+            all[count++] = n;
+        }
+    pthread_mutex_unlock(&table_mu);
+    for (size_t i = 0; i < count; i++) {
+        fn(all[i], arg);
+        node_put(all[i]);
+    }
+    free(all);
+}
+
+int node_pending_count(void)
+{
+    return __atomic_load_n(&pending_nodes, __ATOMIC_RELAXED);
+}
+
+void node_pending_add(int delta)
+{
+    __atomic_add_fetch(&pending_nodes, delta, __ATOMIC_RELAXED);
+}
+
+int node_set_data_locked(node *n, const void *data, size_t len)
+{
+    if (len > n->cap || !n->data) {
+        size_t cap = len < 64 ? 64 : len;
+        char *d = malloc(cap);
+        if (!d)
+            return ENOMEM;
+        free(n->data);
+        n->data = d;
+        n->cap = cap;
+    }
+    if (len)
+        memcpy(n->data, data, len);
+    n->size = len;
+    return 0;
+}
+
+int node_resize_locked(node *n, size_t len)
+{
+    if (len > n->cap || !n->data) {
+        size_t cap = n->cap ? n->cap : 64;
+        while (cap < len)
+            cap *= 2;
+        char *d = realloc(n->data, cap);
+        if (!d)
+            return ENOMEM;
+        n->data = d;
+        n->cap = cap;
+    }
+    if (len > n->size)
+        memset(n->data + n->size, 0, len - n->size);
+    n->size = len;
+    return 0;
+}
+
+bool node_apply_kv_locked(node *n, const etcdc_kv *kv, int64_t at_ns)
+{
+    if (n->dirty || n->pending)
+        return false;
+    /* mod_revision only grows: an older answer (a listing read before our own write) must not
+     * replace newer content. */
+    if (n->known && kv->mod_revision < n->mod_rev)
+        return false;
+    bool changed = !n->known || n->mod_rev != kv->mod_revision;
+    if (changed) {
+        if (node_set_data_locked(n, kv->value ? kv->value : "", kv->value_len) != 0) {
+            n->known = false; /* keep nothing half-updated: the next access reads again */
+            return true;
+        }
+        if (n->known) /* a new version: its time is when we first saw it */
+            clock_gettime(CLOCK_REALTIME, &n->mtime);
+        n->mod_rev = kv->mod_revision;
+        n->known = true;
+    }
+    n->validated_ns = at_ns;
+    return changed;
+}
+
+void node_apply_absent_locked(node *n, int64_t at_ns)
+{
+    if (n->dirty || n->pending)
+        return;
+    n->known = true;
+    n->mod_rev = 0;
+    n->size = 0;
+    n->validated_ns = at_ns;
+}
+
+void node_fill_attr(node *n, struct stat *st, bool locked)
+{
+    memset(st, 0, sizeof *st);
+    st->st_ino = n->ino;
+    st->st_uid = g_fs.uid;
+    st->st_gid = g_fs.gid;
+    st->st_blksize = 4096;
+    if (!locked)
+        pthread_mutex_lock(&n->mu);
+    switch (n->type) {
+    case NODE_DIR:
+    case NODE_STATS_DIR:
+        st->st_mode = S_IFDIR | (n->type == NODE_STATS_DIR ? 0555 : g_fs.dir_mode);
+        st->st_nlink = 2;
+        st->st_size = 4096;
+        break;
+    case NODE_FILE:
+        st->st_mode = S_IFREG | g_fs.file_mode;
+        st->st_nlink = 1;
+        st->st_size = (off_t)n->size;
+        break;
+    case NODE_STATS_FILE:
+        st->st_mode = S_IFREG | 0444;
+        st->st_nlink = 1;
+        st->st_size = 0; /* generated on open; read with direct I/O */
+        break;
+    }
+    st->st_blocks = (st->st_size + 511) / 512;
+    st->st_mtim = n->mtime;
+    st->st_ctim = n->mtime;
+    st->st_atim = n->mtime;
+    if (!locked)
+        pthread_mutex_unlock(&n->mu);
+}
+
+listing *listing_ref(listing *l)
+{
+    if (l)
+        __atomic_add_fetch(&l->refs, 1, __ATOMIC_RELAXED);
+    return l;
+}
+
+void listing_unref(listing *l)
+{
+    if (!l || __atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL) > 0)
+        return;
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->e[i].name);
+        free(l->e[i].comp);
+        etcdc_kv_clear(&l->e[i].kv);
+    }
+    free(l->e);
+    etcdc_kv_clear(&l->self);
+    free(l);
+}
+
+listing *node_fresh_listing(node *dir)
+{
+    pthread_mutex_lock(&dir->mu);
+    listing *l = dir->list;
+    if (l && now_ns() - l->fetched_ns <= g_fs.timeout_ns)
+        listing_ref(l);
+    else
+        l = NULL;
+    pthread_mutex_unlock(&dir->mu);
+    return l;
+}
+
+void node_set_listing(node *dir, listing *l)
+{
+    pthread_mutex_lock(&dir->mu);
+    listing *old = dir->list;
+    dir->list = l;
+    pthread_mutex_unlock(&dir->mu);
+    listing_unref(old);
+}
+
+void node_drop_listing(node *dir)
+{
+    node_set_listing(dir, NULL);
+}
+
+static int comp_cmp(const void *a, size_t alen, const void *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    return c ? c : (alen > blen) - (alen < blen);
+}
+
+const listing_entry *listing_find(const listing *l, const void *comp, size_t comp_len)
+{
+    size_t lo = 0, hi = l->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = comp_cmp(l->e[mid].comp, l->e[mid].comp_len, comp, comp_len);
+        if (c == 0)
+            return &l->e[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}

@@ -1,0 +1,137 @@
+/*
+ * inode.h - the node table: FUSE node ids <-> keys, lookup counts, attributes, cached values
+ * and directory listings.
+ *
+ * Identity: a node is (key, type). A file node's key is the key itself; a directory node's key
+ * is its prefix ending in '/' (the root's is the mount prefix). A key that is both a value and
+ * a prefix therefore has two nodes: the directory, and the file reached as "dir/%value".
+ *
+ * Locks: `table_mu` (inode.c) protects the indexes and every field marked [table]; it is a
+ * leaf lock, held briefly and never during an etcd request. Each node's `mu` protects the
+ * fields marked [mu] and may be held during an etcd request that concerns that node (which
+ * serialises writers of one file). Order: node mu before table_mu, never the other way round;
+ * never two node mutexes at once except through node_lock_pair.
+ *
+ * Cache coherence: the watch thread (notify.c) finds nodes by key with node_find and updates
+ * them under their mu like any request does; kernel invalidations are queued to notify.c's
+ * own thread, never sent from a request handler for the same node.
+ */
+#ifndef ETCDFS_INODE_H
+#define ETCDFS_INODE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "fs.h"
+
+typedef enum node_type { NODE_DIR, NODE_FILE, NODE_STATS_DIR, NODE_STATS_FILE } node_type;
+
+/* One entry of a directory listing. */
+typedef struct listing_entry {
+    char *name;      /* display name, NUL-terminated */
+    size_t name_len;
+    char *comp;      /* the key component (raw bytes) */
+    size_t comp_len;
+    bool is_dir;
+    bool has_kv;     /* file: always; dir: the directory's own key also holds a value */
+    etcdc_kv kv;     /* that key/value (value owned by the listing) */
+} listing_entry;
+
+/* A snapshot of one directory, shared (refcounted) by the directory node and open handles. */
+typedef struct listing {
+    int refs;                /* atomic */
+    listing_entry *e;        /* sorted by component */
+    size_t n;
+    int64_t revision;        /* store revision of the snapshot */
+    int64_t fetched_ns;      /* when it was read */
+    int64_t marker_mod;      /* mod_revision of the marker key "<dir>/", 0 = none */
+    bool self_present;       /* the directory's own key (without '/') holds a value */
+    etcdc_kv self;           /* ... that key/value */
+} listing;
+
+typedef struct node {
+    fuse_ino_t ino;   /* immutable */
+    node_type type;   /* immutable */
+
+    char *key;        /* [table] see above; changes on rename */
+    size_t key_len;   /* [table] */
+    uint64_t nlookup; /* [table] kernel references */
+    unsigned refs;    /* [table] in-flight users (node_get / node_put) */
+    bool indexed;     /* [table] reachable by key (false once unlinked or replaced) */
+    struct node *next_ino, *next_key; /* [table] hash chains */
+
+    pthread_mutex_t mu;
+    /* files [mu] */
+    char *data;          /* cached or locally modified content */
+    size_t size, cap;
+    bool known;          /* data and mod_rev reflect etcd as of validated_ns, or local state */
+    int64_t mod_rev;     /* of the cached content; 0 = not in etcd */
+    bool dirty;          /* local changes not yet written to etcd */
+    bool pending;        /* created here (O_CREAT), not yet in etcd */
+    bool unlinked;       /* removed: buffered data is discarded at release */
+    int open_count;
+    int64_t validated_ns; /* last confirmation from etcd (0 = never) */
+    struct timespec mtime; /* synthesized, see docs/semantics.md */
+    /* directories [mu] */
+    listing *list;       /* last listing, may be NULL */
+} node;
+
+void table_init(const char *root_key, size_t root_len);
+/* Frees every node (at exit, after the session ended). */
+void table_destroy(void);
+
+/* The node with this id, with a reference (node_put), or NULL. */
+node *node_get(fuse_ino_t ino);
+void node_put(node *n);
+/* The indexed node (key, type), creating it when absent; with a reference. NULL: no memory. */
+node *node_obtain(const void *key, size_t key_len, node_type type);
+/* The indexed node (key, type) if it exists, with a reference. */
+node *node_find(const void *key, size_t key_len, node_type type);
+/* One more kernel reference (called right before replying with the entry). */
+void node_ref_kernel(node *n);
+/* The kernel dropped `count` references. */
+void node_forget(fuse_ino_t ino, uint64_t count);
+/* A malloc'ed copy of the node's current key. */
+char *node_key(node *n, size_t *len);
+/* The node is gone from etcd's namespace: lookups by key no longer find it. */
+void node_unindex(node *n);
+/* The file node moved to new_key; a node previously indexed there is unindexed. */
+int node_rekey(node *n, const void *new_key, size_t new_len);
+/* Every indexed node whose key starts with old_prefix now starts with new_prefix. */
+int node_rekey_prefix(const void *old_prefix, size_t old_len, const void *new_prefix,
+                      size_t new_len);
+/* Calls fn for every indexed node (with a reference held during the call; no lock held). */
+void node_for_each(void (*fn)(node *n, void *arg), void *arg);
+/* Number of file nodes created here and not yet written to etcd. */
+int node_pending_count(void);
+void node_pending_add(int delta);
+
+/* Applies a key/value read from etcd to a file node (under n->mu). Ignored while the node has
+ * local changes. Returns true when the content changed. */
+bool node_apply_kv_locked(node *n, const etcdc_kv *kv, int64_t at_ns);
+/* The key is absent in etcd (under n->mu); ignored while the node has local changes. */
+void node_apply_absent_locked(node *n, int64_t at_ns);
+/* Replaces the file content (under n->mu). Returns 0 or ENOMEM. */
+int node_set_data_locked(node *n, const void *data, size_t len);
+/* Resizes (zero-filling) the content (under n->mu). Returns 0 or ENOMEM. */
+int node_resize_locked(node *n, size_t len);
+
+/* Attributes of a node (for files: under n->mu, or pass locked=false to take it). */
+void node_fill_attr(node *n, struct stat *st, bool locked);
+
+/* Directory listings. */
+listing *listing_ref(listing *l);
+void listing_unref(listing *l);
+/* The directory's listing if it was read within the cache timeout (with a reference). */
+listing *node_fresh_listing(node *dir);
+/* Replaces the directory's listing (takes over the caller's reference). */
+void node_set_listing(node *dir, listing *l);
+/* Forget the directory's listing (after a local change in it). */
+void node_drop_listing(node *dir);
+/* The entry with this component, or NULL. */
+const listing_entry *listing_find(const listing *l, const void *comp, size_t comp_len);
+
+#endif

@@ -1,0 +1,289 @@
+/* listing.c - directory listings (see listing.h). */
+#include "listing.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "names.h"
+#include "stats.h"
+
+typedef struct builder {
+    listing *l;
+    size_t cap;
+    const char *dir;
+    size_t dir_len;
+    bool at_root;
+} builder;
+
+static int add_entry(builder *b, const char *comp, size_t comp_len, bool is_dir, etcdc_kv *kv)
+{
+    listing *l = b->l;
+    if (l->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 32;
+        listing_entry *grown = realloc(l->e, cap * sizeof *grown);
+        if (!grown)
+            return ENOMEM;
+        l->e = grown;
+        b->cap = cap;
+    }
+    listing_entry *e = &l->e[l->n];
+    memset(e, 0, sizeof *e);
+    char name[NAMES_MAX + 1];
+    e->name_len = names_to_display(comp, comp_len, b->at_root, name);
+    e->name = strdup(name);
+    e->comp = malloc(comp_len + 1);
+    if (!e->name || !e->comp) {
+        free(e->name);
+        free(e->comp);
+        return ENOMEM;
+    }
+    memcpy(e->comp, comp, comp_len);
+    e->comp[comp_len] = 0;
+    e->comp_len = comp_len;
+    e->is_dir = is_dir;
+    if (kv) {
+        e->kv = *kv; /* take ownership */
+        memset(kv, 0, sizeof *kv);
+        e->has_kv = true;
+    }
+    l->n++;
+    return 0;
+}
+
+static int entry_cmp(const void *pa, const void *pb)
+{
+    const listing_entry *a = pa, *b = pb;
+    size_t n = a->comp_len < b->comp_len ? a->comp_len : b->comp_len;
+    int c = memcmp(a->comp, b->comp, n);
+    if (c)
+        return c;
+    if (a->comp_len != b->comp_len)
+        return a->comp_len < b->comp_len ? -1 : 1;
+    return (int)a->is_dir - (int)b->is_dir; /* file before directory of the same name */
+}
+
+/* Sorts by component and merges "a" (a value) with "a/..." (a directory) into one directory
+ * entry that carries the value (shown inside it as %value). */
+static void finish(listing *l)
+{
+    qsort(l->e, l->n, sizeof *l->e, entry_cmp);
+    size_t out = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        listing_entry *e = &l->e[i];
+        if (out > 0) {
+            listing_entry *prev = &l->e[out - 1];
+            if (prev->comp_len == e->comp_len && !memcmp(prev->comp, e->comp, e->comp_len)) {
+                if (!prev->is_dir && e->is_dir) {
+                    /* file then directory of the same name: keep the directory, with the value */
+                    e->has_kv = true;
+                    e->kv = prev->kv;
+                    memset(&prev->kv, 0, sizeof prev->kv);
+                    free(prev->name);
+                    free(prev->comp);
+                    *prev = *e;
+                    continue;
+                }
+                /* a duplicate directory (cannot happen with sorted keys; be safe) */
+                free(e->name);
+                free(e->comp);
+                etcdc_kv_clear(&e->kv);
+                continue;
+            }
+        }
+        l->e[out++] = *e;
+    }
+    l->n = out;
+}
+
+/* Feeds one page of keys into the builder. *skip_end receives the end of the child
+ * directory subtree the page stopped in (malloc'ed), or NULL. */
+static int feed(builder *b, etcdc_kvs *page, char **skip_end, size_t *skip_len)
+{
+    int rc = 0;
+    *skip_end = NULL;
+    const char *cur_dir = NULL; /* component of the child directory being skipped */
+    size_t cur_len = 0;
+    for (size_t i = 0; rc == 0 && i < page->count; i++) {
+        etcdc_kv *kv = &page->kvs[i];
+        if (kv->key_len < b->dir_len || memcmp(kv->key, b->dir, b->dir_len))
+            continue; /* outside the directory (cannot happen for a prefix range) */
+        const char *rel = kv->key + b->dir_len;
+        size_t rel_len = kv->key_len - b->dir_len;
+        if (rel_len == 0 && b->dir_len > 0) {
+            /* The marker key itself. With a value it is the file "%". */
+            b->l->marker_mod = kv->mod_revision;
+            if (kv->value_len > 0)
+                rc = add_entry(b, rel, 0, false, kv);
+            continue;
+        }
+        bool is_dir;
+        size_t clen = names_first_component(rel, rel_len, &is_dir);
+        if (is_dir) {
+            if (cur_dir && cur_len == clen && !memcmp(cur_dir, rel, clen))
+                continue; /* still inside the same child directory */
+            cur_dir = rel;
+            cur_len = clen;
+            rc = add_entry(b, rel, clen, true, NULL);
+        } else {
+            cur_dir = NULL;
+            rc = add_entry(b, rel, clen, false, kv);
+        }
+    }
+    if (rc == 0 && cur_dir) {
+        /* The page ended inside a child directory: continue after its whole subtree. */
+        size_t plen;
+        char *p = key_join(b->dir, b->dir_len, cur_dir, cur_len, "/", 1, &plen);
+        if (!p)
+            return ENOMEM;
+        *skip_end = key_prefix_end(p, plen, skip_len);
+        free(p);
+        if (!*skip_end)
+            rc = ENOMEM;
+    }
+    return rc;
+}
+
+int listing_fetch(const char *dir_key, size_t dir_len, bool is_root, listing **out)
+{
+    *out = NULL;
+    int rc = 0;
+    builder b = {.dir = dir_key, .dir_len = dir_len, .at_root = is_root};
+    size_t end_len, start_len = dir_len;
+    char *end = key_prefix_end(dir_key, dir_len, &end_len);
+    char *start = malloc(dir_len + 1);
+    b.l = calloc(1, sizeof *b.l);
+    if (!end || !start || !b.l) {
+        rc = ENOMEM;
+        goto out;
+    }
+    b.l->refs = 1;
+    memcpy(start, dir_key, dir_len);
+    start[dir_len] = 0;
+    int64_t limit = g_fs.page_size, revision = 0;
+    bool first = true;
+    etcdc_error err = {0};
+    for (;;) {
+        etcdc_range_req req = {.key = start, .key_len = start_len, .range_end = end,
+                               .range_end_len = end_len, .limit = limit, .revision = revision};
+        etcdc_kvs page = {0};
+        etcdc_code code;
+        if (first && !is_root && dir_len > 1) {
+            /* The first page also reads the directory's own key ("a" next to "a/..."):
+             * one read-only Txn, still one round trip. */
+            etcdc_txn *t = etcdc_txn_new();
+            etcdc_range_req self = {.key = dir_key, .key_len = dir_len - 1};
+            etcdc_txn_result r = {0};
+            code = !t ? ETCDC_ERR_NO_MEMORY
+                      : etcdc_txn_get(t, ETCDC_THEN, &self) ?: etcdc_txn_get(t, ETCDC_THEN, &req);
+            if (code == ETCDC_OK)
+                code = etcdc_txn_commit(g_fs.client, t, &r, &err);
+            if (code == ETCDC_OK && r.op_count == 2) {
+                etcdc_kvs *s = &r.ops[0].kvs;
+                if (s->count == 1) {
+                    b.l->self = s->kvs[0];
+                    memset(&s->kvs[0], 0, sizeof s->kvs[0]);
+                    b.l->self_present = true;
+                }
+                page = r.ops[1].kvs;
+                memset(&r.ops[1].kvs, 0, sizeof r.ops[1].kvs);
+                page.revision = r.revision;
+            }
+            etcdc_txn_result_free(&r);
+            etcdc_txn_free(t);
+        } else {
+            code = etcdc_range(g_fs.client, &req, &page, &err);
+        }
+        stats_inc(STAT_listing_pages);
+        if (code == ETCDC_ERR_TOO_LARGE && limit > 1) {
+            limit /= 2; /* big values: smaller pages fit the receive limit */
+            continue;
+        }
+        if (code == ETCDC_ERR_COMPACTED && revision) {
+            /* The snapshot revision was compacted between pages: start over. */
+            listing_unref(b.l);
+            b.l = calloc(1, sizeof *b.l);
+            b.cap = 0;
+            if (!b.l) {
+                rc = ENOMEM;
+                goto out;
+            }
+            b.l->refs = 1;
+            memcpy(start, dir_key, dir_len);
+            start_len = dir_len;
+            revision = 0;
+            first = true;
+            continue;
+        }
+        if (code != ETCDC_OK) {
+            rc = fs_fail("list", dir_key, dir_len, code, &err);
+            goto out;
+        }
+        if (first) {
+            revision = page.revision;
+            b.l->revision = page.revision;
+        }
+        first = false;
+        char *skip = NULL;
+        size_t skip_len = 0;
+        rc = feed(&b, &page, &skip, &skip_len);
+        bool more = page.more;
+        char *next = NULL;
+        size_t next_len = 0;
+        if (rc == 0 && more) {
+            if (skip) {
+                next = skip;
+                next_len = skip_len;
+                skip = NULL;
+                /* A subtree running to the end of the key space ends the listing. */
+                if (next_len == 1 && next[0] == 0)
+                    more = false;
+            } else if (page.count) {
+                const etcdc_kv *last = &page.kvs[page.count - 1];
+                next = key_join(last->key, last->key_len, "", 1, NULL, 0, &next_len);
+                if (!next)
+                    rc = ENOMEM;
+            } else {
+                more = false;
+            }
+        }
+        free(skip);
+        etcdc_kvs_free(&page);
+        if (rc || !more) {
+            free(next);
+            break;
+        }
+        free(start);
+        start = next;
+        start_len = next_len;
+    }
+    if (rc == 0) {
+        finish(b.l);
+        b.l->fetched_ns = now_ns();
+        *out = b.l;
+        b.l = NULL;
+    }
+out:
+    if (b.l)
+        listing_unref(b.l);
+    free(start);
+    free(end);
+    return rc;
+}
+
+int listing_get(node *dir, bool is_root, listing **out)
+{
+    *out = node_fresh_listing(dir);
+    if (*out)
+        return 0;
+    size_t len;
+    char *key = node_key(dir, &len);
+    if (!key)
+        return ENOMEM;
+    int rc = listing_fetch(key, len, is_root, out);
+    free(key);
+    if (rc == 0)
+        node_set_listing(dir, listing_ref(*out));
+    return rc;
+}

@@ -1,0 +1,239 @@
+/*
+ * notify.c - the watch-driven cache (see notify.h).
+ *
+ * Per event on key K: the file node (K) takes the new value (unless it has local changes) and
+ * its kernel page cache and attributes are invalidated; for a created or deleted key, the
+ * directory listings that show it are dropped and the kernel's (possibly negative) dentries for
+ * the new or vanished names are invalidated, level by level where the kernel may hold one.
+ */
+#include "notify.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inode.h"
+#include "log.h"
+#include "names.h"
+
+typedef struct queued_event {
+    struct queued_event *next;
+    bool is_delete;
+    bool resync; /* the watch lost events: forget every cached answer */
+    etcdc_kv kv;
+} queued_event;
+
+static pthread_mutex_t q_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t q_cv = PTHREAD_COND_INITIALIZER;
+static queued_event *q_head, *q_tail; /* [q_mu] */
+static bool q_stop;                   /* [q_mu] */
+static bool thread_running;
+static pthread_t thread;
+static bool watching;
+
+__attribute__((unused)) static void enqueue(queued_event *e)
+{
+    pthread_mutex_lock(&q_mu);
+    if (q_tail)
+        q_tail->next = e;
+    else
+        q_head = e;
+    q_tail = e;
+    pthread_cond_signal(&q_cv);
+    pthread_mutex_unlock(&q_mu);
+}
+
+static void inval_entry(node *dir, const char *comp, size_t comp_len)
+{
+    char name[NAMES_MAX + 1];
+    size_t n = names_to_display(comp, comp_len, dir->ino == FUSE_ROOT_ID, name);
+    fuse_lowlevel_notify_inval_entry(g_fs.se, dir->ino, name, n);
+}
+
+static void forget_cached(node *n, void *arg)
+{
+    (void)arg;
+    if (n->type == NODE_DIR)
+        node_drop_listing(n);
+    if (n->type == NODE_FILE) {
+        pthread_mutex_lock(&n->mu);
+        n->validated_ns = 0;
+        pthread_mutex_unlock(&n->mu);
+    }
+}
+
+static void apply_event(const queued_event *e)
+{
+    const etcdc_kv *kv = &e->kv;
+    if (kv->key_len < g_fs.prefix_len || memcmp(kv->key, g_fs.prefix, g_fs.prefix_len))
+        return;
+    bool changed = false;
+    node *f = node_find(kv->key, kv->key_len, NODE_FILE);
+    if (f) {
+        pthread_mutex_lock(&f->mu);
+        if (!e->is_delete) {
+            changed = node_apply_kv_locked(f, kv, now_ns());
+        } else if (!f->dirty && !f->pending && f->known && f->mod_rev > 0 &&
+                   f->mod_rev < kv->mod_revision) {
+            node_apply_absent_locked(f, now_ns());
+            changed = true;
+        }
+        pthread_mutex_unlock(&f->mu);
+        if (changed)
+            fuse_lowlevel_notify_inval_inode(g_fs.se, f->ino, 0, 0);
+        node_put(f);
+    }
+    bool namespace_change = e->is_delete || kv->version == 1;
+    if (!namespace_change)
+        return;
+    /* Walk the directories from the root down to the key's own directory. */
+    size_t at = g_fs.prefix_len;
+    for (;;) {
+        node *dir = node_find(kv->key, at, NODE_DIR);
+        const char *rest = kv->key + at;
+        size_t rest_len = kv->key_len - at;
+        bool deeper;
+        size_t clen = names_first_component(rest, rest_len, &deeper);
+        if (dir) {
+            node_drop_listing(dir);
+            node *child = deeper ? node_find(kv->key, at + clen + 1, NODE_DIR) : NULL;
+            bool known_dir = child != NULL;
+            node_put(child);
+            /* A directory the kernel already knows needs no new dentry; anything else may be a
+             * negative dentry (create) or a vanished name (delete). */
+            if (!known_dir)
+                inval_entry(dir, rest, clen);
+            node_put(dir);
+        }
+        if (!deeper)
+            break;
+        at += clen + 1;
+    }
+}
+
+static void *notify_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&q_mu);
+        while (!q_head && !q_stop)
+            pthread_cond_wait(&q_cv, &q_mu);
+        queued_event *e = q_head;
+        if (e) {
+            q_head = e->next;
+            if (!q_head)
+                q_tail = NULL;
+        }
+        bool stop = q_stop && !e;
+        pthread_mutex_unlock(&q_mu);
+        if (stop)
+            break;
+        if (e->resync)
+            node_for_each(forget_cached, NULL);
+        else
+            apply_event(e);
+        etcdc_kv_clear(&e->kv);
+        free(e);
+    }
+    return NULL;
+}
+
+#ifdef ETCDFS_WITH_WATCH
+static etcdc_watcher *watcher;
+
+static queued_event *copy_event(const etcdc_event *ev)
+{
+    queued_event *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    q->is_delete = ev->type == ETCDC_EVENT_DELETE;
+    q->kv = ev->kv;
+    q->kv.key = malloc(ev->kv.key_len + 1);
+    q->kv.value = ev->kv.value ? malloc(ev->kv.value_len + 1) : NULL;
+    if (!q->kv.key || (ev->kv.value && !q->kv.value)) {
+        free(q->kv.key);
+        free(q->kv.value);
+        free(q);
+        return NULL;
+    }
+    memcpy(q->kv.key, ev->kv.key, ev->kv.key_len + 1);
+    if (ev->kv.value)
+        memcpy(q->kv.value, ev->kv.value, ev->kv.value_len + 1);
+    return q;
+}
+
+/* On the library's stream thread: copy and hand over, never block. */
+static void on_watch(void *arg, const etcdc_watch_response *resp)
+{
+    (void)arg;
+    if (resp->kind == ETCDC_WATCH_EVENTS) {
+        for (size_t i = 0; i < resp->event_count; i++) {
+            queued_event *q = copy_event(&resp->events[i]);
+            if (q)
+                enqueue(q);
+            else {
+                queued_event *r = calloc(1, sizeof *r);
+                if (r) {
+                    r->resync = true;
+                    enqueue(r);
+                }
+            }
+        }
+    } else if (resp->kind == ETCDC_WATCH_COMPACTED || resp->kind == ETCDC_WATCH_CANCELED) {
+        /* Events were lost: every cached answer must be confirmed again. The timeouts keep
+         * the mount correct until the watch is re-established (docs/consistency.md). */
+        log_msg(LOG_WARNING, "watch ended (%s); falling back to cache timeouts",
+                resp->kind == ETCDC_WATCH_COMPACTED ? "compacted" : "canceled");
+        queued_event *r = calloc(1, sizeof *r);
+        if (r) {
+            r->resync = true;
+            enqueue(r);
+        }
+    }
+}
+#endif
+
+int notify_start(int64_t start_revision)
+{
+    (void)start_revision;
+    int rc = pthread_create(&thread, NULL, notify_main, NULL);
+    if (rc)
+        return rc;
+    thread_running = true;
+#ifdef ETCDFS_WITH_WATCH
+    etcdc_error err = {0};
+    watcher = etcdc_watch_prefix(g_fs.client, g_fs.prefix, g_fs.prefix_len, start_revision, false,
+                                 on_watch, NULL, &err);
+    if (!watcher) {
+        log_msg(LOG_WARNING, "cannot watch the prefix (%s): caches converge by timeout only",
+                err.message);
+        return EIO;
+    }
+    watching = true;
+#endif
+    return 0;
+}
+
+void notify_stop(void)
+{
+#ifdef ETCDFS_WITH_WATCH
+    if (watcher)
+        etcdc_watch_cancel(watcher);
+    watcher = NULL;
+    watching = false;
+#endif
+    if (!thread_running)
+        return;
+    pthread_mutex_lock(&q_mu);
+    q_stop = true;
+    pthread_cond_signal(&q_cv);
+    pthread_mutex_unlock(&q_mu);
+    pthread_join(thread, NULL);
+    thread_running = false;
+}
+
+bool notify_watching(void)
+{
+    return watching;
+}

@@ -1,0 +1,85 @@
+/*
+ * ops.h - the fuse_lowlevel_ops of etcdfs and the helpers they share.
+ *
+ * Every operation: map names to keys (names.c), answer from the cache when it is fresh
+ * (inode.c), otherwise make the one etcd request the operation needs, then reply.
+ */
+#ifndef ETCDFS_OPS_H
+#define ETCDFS_OPS_H
+
+#include "fs.h"
+#include "inode.h"
+#include "names.h"
+
+/* A name inside a directory, mapped to keys. */
+typedef struct resolved {
+    names_kind kind;
+    bool at_root;
+    char *dir_key;  /* the parent's prefix */
+    size_t dir_len;
+    char *comp;     /* the key component (may exceed 255 bytes for hashed names) */
+    size_t comp_len;
+    char *file_key; /* the key a file of this name has (for %value: the parent's own key) */
+    size_t file_len;
+    char *sub_key;  /* the prefix a directory of this name has (NULL for %value) */
+    size_t sub_len;
+} resolved;
+
+/* Maps name in dir to keys. Hashed names are looked up in the directory listing. Returns 0,
+ * ENOENT (no such name can exist), EINVAL (a name the mapping reserves), or another errno. */
+int resolve_name(node *dir, const char *name, resolved *r);
+void resolved_free(resolved *r);
+
+bool node_is_root(const node *n);
+/* Fills e for node n and takes a kernel reference (call right before fuse_reply_entry). */
+void entry_for(node *n, struct fuse_entry_param *e);
+/* Writes a file node's buffered content to etcd when dirty (caller holds n->mu). */
+int file_writeback_locked(node *n, const char *why);
+/* Writes back every dirty file (at unmount). */
+void file_writeback_all(void);
+/* The parent should keep existing once the child goes: whether to write its marker. */
+bool parent_needs_marker(node *parent, const resolved *r);
+
+/* ops_entry.c */
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
+void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                struct fuse_file_info *fi);
+void op_statfs(fuse_req_t req, fuse_ino_t ino);
+void op_access(fuse_req_t req, fuse_ino_t ino, int mask);
+
+/* ops_dir.c */
+void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi);
+void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+
+/* ops_file.c */
+void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+               struct fuse_file_info *fi);
+void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+              struct fuse_file_info *fi);
+void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+/* ops_rename.c */
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+               const char *newname, unsigned int flags);
+
+
+
+/* ops_file.c: confirms a file node's cache with etcd in one request that transfers the value
+ * only when it changed (If mod_revision == cached Then nothing Else Range). Caller holds
+ * n->mu. *changed: the content changed; returns ENOENT when the key is gone. */
+int file_revalidate_locked(node *n, bool *changed);
+#endif

@@ -1,0 +1,532 @@
+/*
+ * ops_dir.c - directories: opendir, readdir(plus), releasedir, mkdir, rmdir, unlink.
+ *
+ * A directory is implied by any key below it; an empty directory is its marker key
+ * ("<dir>/"). Every change of the namespace is one etcd Txn whose compares make it atomic:
+ * mkdir fails if anything exists, rmdir only deletes when nothing but the marker lies below,
+ * and unlink writes the marker in the same Txn when it removes the directory's last key.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "listing.h"
+#include "log.h"
+#include "ops.h"
+#include "stats.h"
+
+/* What an open directory shows: a listing snapshot plus the files created here that are not
+ * in etcd yet, plus "%value" when the directory's own key has a value. */
+typedef struct extra_entry {
+    char *name;
+    node *n; /* referenced */
+} extra_entry;
+
+typedef struct dir_handle {
+    bool stats_dir;
+    listing *l;
+    extra_entry *extra;
+    size_t n_extra, cap_extra;
+    char *dir_key;
+    size_t dir_len;
+} dir_handle;
+
+typedef struct pending_scan {
+    dir_handle *dh;
+    int rc;
+} pending_scan;
+
+/* Adds a pending file of this directory that the listing does not show. */
+static void collect_pending(node *n, void *arg)
+{
+    pending_scan *ps = arg;
+    dir_handle *dh = ps->dh;
+    if (n->type != NODE_FILE || ps->rc)
+        return;
+    pthread_mutex_lock(&n->mu);
+    bool pending = n->pending && !n->unlinked;
+    pthread_mutex_unlock(&n->mu);
+    if (!pending)
+        return;
+    size_t len;
+    char *key = node_key(n, &len);
+    if (!key) {
+        ps->rc = ENOMEM;
+        return;
+    }
+    const char *comp = key + dh->dir_len;
+    size_t comp_len = len - dh->dir_len;
+    if (len <= dh->dir_len || memcmp(key, dh->dir_key, dh->dir_len) ||
+        memchr(comp, '/', comp_len) || (dh->l && listing_find(dh->l, comp, comp_len))) {
+        free(key);
+        return;
+    }
+    char name[NAMES_MAX + 1];
+    names_to_display(comp, comp_len, dh->dir_len == g_fs.prefix_len, name);
+    free(key);
+    if (dh->n_extra == dh->cap_extra) {
+        size_t cap = dh->cap_extra ? dh->cap_extra * 2 : 8;
+        extra_entry *grown = realloc(dh->extra, cap * sizeof *grown);
+        if (!grown) {
+            ps->rc = ENOMEM;
+            return;
+        }
+        dh->extra = grown;
+        dh->cap_extra = cap;
+    }
+    extra_entry *x = &dh->extra[dh->n_extra];
+    if (!(x->name = strdup(name))) {
+        ps->rc = ENOMEM;
+        return;
+    }
+    x->n = node_get(n->ino);
+    dh->n_extra++;
+}
+
+static void dir_handle_free(dir_handle *dh)
+{
+    if (!dh)
+        return;
+    listing_unref(dh->l);
+    for (size_t i = 0; i < dh->n_extra; i++) {
+        free(dh->extra[i].name);
+        node_put(dh->extra[i].n);
+    }
+    free(dh->extra);
+    free(dh->dir_key);
+    free(dh);
+}
+
+void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    stats_inc(STAT_OP_opendir);
+    node *n = node_get(ino);
+    dir_handle *dh = calloc(1, sizeof *dh);
+    int rc = !n ? ENOENT : !dh ? ENOMEM : 0;
+    if (rc == 0 && n->type == NODE_STATS_DIR)
+        dh->stats_dir = true;
+    else if (rc == 0 && n->type != NODE_DIR)
+        rc = ENOTDIR;
+    else if (rc == 0) {
+        dh->dir_key = node_key(n, &dh->dir_len);
+        rc = dh->dir_key ? listing_get(n, node_is_root(n), &dh->l) : ENOMEM;
+        pending_scan ps = {dh, 0};
+        if (rc == 0 && node_pending_count() > 0) {
+            node_for_each(collect_pending, &ps);
+            rc = ps.rc;
+        }
+    }
+    if (rc == 0) {
+        fi->fh = (uint64_t)(uintptr_t)dh;
+        fi->cache_readdir = 0;
+        fuse_reply_open(req, fi);
+    } else {
+        dir_handle_free(dh);
+        fuse_reply_err(req, rc);
+    }
+    log_debug("opendir %lu -> %s", (unsigned long)ino, rc ? strerror(rc) : "ok");
+    node_put(n);
+}
+
+void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    dir_handle_free((dir_handle *)(uintptr_t)fi->fh);
+    fuse_reply_err(req, 0);
+}
+
+/* The idx-th entry of the handle: name, whether it is a directory, and for readdirplus the
+ * node it refers to (referenced; NULL for "." and ".."). Returns false past the end. */
+static bool entry_at(dir_handle *dh, size_t idx, const char **name, bool *is_dir, node **out,
+                     bool want_node)
+{
+    *out = NULL;
+    if (idx < 2) {
+        *name = idx == 0 ? "." : "..";
+        *is_dir = true;
+        return true;
+    }
+    idx -= 2;
+    if (dh->stats_dir) {
+        if (idx > 0)
+            return false;
+        *name = "stats";
+        *is_dir = false;
+        if (want_node)
+            *out = node_obtain("stats", 5, NODE_STATS_FILE);
+        return true;
+    }
+    if (idx < dh->l->n) {
+        const listing_entry *e = &dh->l->e[idx];
+        *name = e->name;
+        *is_dir = e->is_dir;
+        if (!want_node)
+            return true;
+        size_t klen;
+        char *key = key_join(dh->dir_key, dh->dir_len, e->comp, e->comp_len, e->is_dir ? "/" : "",
+                             e->is_dir ? 1 : 0, &klen);
+        if (key && (*out = node_obtain(key, klen, e->is_dir ? NODE_DIR : NODE_FILE)) &&
+            !e->is_dir) {
+            pthread_mutex_lock(&(*out)->mu);
+            node_apply_kv_locked(*out, &e->kv, dh->l->fetched_ns);
+            pthread_mutex_unlock(&(*out)->mu);
+        }
+        free(key);
+        return true;
+    }
+    idx -= dh->l->n;
+    if (idx < dh->n_extra) {
+        *name = dh->extra[idx].name;
+        *is_dir = false;
+        if (want_node)
+            *out = node_get(dh->extra[idx].n->ino);
+        return true;
+    }
+    idx -= dh->n_extra;
+    if (idx == 0 && dh->l->self_present) {
+        *name = NAMES_SELF_VALUE;
+        *is_dir = false;
+        if (want_node && dh->dir_len > 0 &&
+            (*out = node_obtain(dh->dir_key, dh->dir_len - 1, NODE_FILE))) {
+            pthread_mutex_lock(&(*out)->mu);
+            node_apply_kv_locked(*out, &dh->l->self, dh->l->fetched_ns);
+            pthread_mutex_unlock(&(*out)->mu);
+        }
+        return true;
+    }
+    return false;
+}
+
+static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi,
+                       bool plus)
+{
+    dir_handle *dh = (dir_handle *)(uintptr_t)fi->fh;
+    char *buf = malloc(size);
+    if (!buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    size_t pos = 0;
+    const char *name;
+    bool is_dir;
+    node *n;
+    for (size_t i = (size_t)off; entry_at(dh, i, &name, &is_dir, &n, plus); i++) {
+        if (plus) {
+            size_t need = fuse_add_direntry_plus(req, NULL, 0, name, NULL, 0);
+            if (pos + need > size) {
+                node_put(n);
+                break;
+            }
+            struct fuse_entry_param e = {0};
+            if (n) {
+                entry_for(n, &e); /* the kernel takes a reference for every entry but . and .. */
+            } else {
+                e.attr.st_ino = FUSE_ROOT_ID;
+                e.attr.st_mode = S_IFDIR;
+            }
+            pos += fuse_add_direntry_plus(req, buf + pos, size - pos, name, &e, (off_t)i + 1);
+            node_put(n);
+        } else {
+            struct stat st = {0};
+            st.st_ino = (ino_t)(names_hash(name, strlen(name)) | 1);
+            st.st_mode = is_dir ? S_IFDIR : S_IFREG;
+            size_t need = fuse_add_direntry(req, buf + pos, size - pos, name, &st, (off_t)i + 1);
+            if (pos + need > size)
+                break;
+            pos += need;
+        }
+    }
+    fuse_reply_buf(req, buf, pos);
+    free(buf);
+}
+
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+    (void)ino;
+    stats_inc(STAT_OP_readdir);
+    do_readdir(req, size, off, fi, false);
+}
+
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+    (void)ino;
+    stats_inc(STAT_OP_readdirplus);
+    do_readdir(req, size, off, fi, true);
+}
+
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+    (void)mode;
+    stats_inc(STAT_OP_mkdir);
+    resolved r = {0};
+    node *n = NULL;
+    node *dir = node_get(parent);
+    int rc = g_fs.opts->ro ? EROFS : !dir ? ENOENT : dir->type != NODE_DIR ? EACCES : 0;
+    if (rc == 0)
+        rc = resolve_name(dir, name, &r);
+    if (rc == 0 && r.kind != NAMES_PLAIN && r.kind != NAMES_ESCAPED)
+        rc = EEXIST; /* %value, .etcdfs and shortened names only name existing things */
+    etcdc_txn *t = NULL;
+    size_t end_len = 0;
+    char *end = NULL;
+    if (rc == 0) {
+        /* If(no key "name", nothing below "name/") Then(Put "name/" marker). */
+        etcdc_txn_result res = {0};
+        etcdc_error err = {0};
+        t = etcdc_txn_new();
+        end = key_prefix_end(r.sub_key, r.sub_len, &end_len);
+        etcdc_code code = t && end ? ETCDC_OK : ETCDC_ERR_NO_MEMORY;
+        if (code == ETCDC_OK)
+            code = etcdc_txn_if(t, r.file_key, r.file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+        if (code == ETCDC_OK)
+            code = etcdc_txn_if_range(t, r.sub_key, r.sub_len, end, end_len, ETCDC_CMP_CREATE,
+                                      ETCDC_EQUAL, 0);
+        if (code == ETCDC_OK)
+            code = etcdc_txn_put(t, ETCDC_THEN, r.sub_key, r.sub_len, "", 0, 0);
+        if (code == ETCDC_OK)
+            code = etcdc_txn_commit(g_fs.client, t, &res, &err);
+        rc = code != ETCDC_OK ? fs_fail("mkdir", r.sub_key, r.sub_len, code, &err)
+                              : res.succeeded ? 0 : EEXIST;
+        etcdc_txn_result_free(&res);
+    }
+    if (rc == 0) {
+        node_drop_listing(dir);
+        if (!(n = node_obtain(r.sub_key, r.sub_len, NODE_DIR)))
+            rc = ENOMEM;
+        else
+            node_drop_listing(n);
+    }
+    if (rc == 0) {
+        struct fuse_entry_param e;
+        entry_for(n, &e);
+        fuse_reply_entry(req, &e);
+    } else {
+        fuse_reply_err(req, rc);
+    }
+    log_debug("mkdir %lu '%s' -> %s", (unsigned long)parent, name, rc ? strerror(rc) : "ok");
+    etcdc_txn_free(t);
+    free(end);
+    node_put(n);
+    node_put(dir);
+    resolved_free(&r);
+}
+
+bool parent_needs_marker(node *parent, const resolved *r)
+{
+    if (node_is_root(parent))
+        return false; /* the root always exists */
+    listing *l = node_fresh_listing(parent);
+    bool need = true;
+    if (l) {
+        /* Other entries or a marker keep the directory: no marker write needed. */
+        bool only_this = l->n == 0 || (l->n == 1 && l->e[0].comp_len == r->comp_len &&
+                                       !memcmp(l->e[0].comp, r->comp, r->comp_len));
+        need = only_this && l->marker_mod == 0 && !l->self_present;
+        listing_unref(l);
+    }
+    return need;
+}
+
+/* rmdir: one Txn. If(nothing below but the marker, marker unchanged, no own value
+ * [, parent marker absent]) Then(delete the subtree [, put the parent marker]) Else(read what is
+ * there). A failed compare caused by a stale cache is retried with what the Else branch read. */
+void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    stats_inc(STAT_OP_rmdir);
+    resolved r = {0};
+    node *dir = node_get(parent);
+    node *child = NULL;
+    int rc = g_fs.opts->ro ? EROFS : !dir ? ENOENT : dir->type != NODE_DIR ? ENOTDIR : 0;
+    if (rc == 0)
+        rc = resolve_name(dir, name, &r);
+    if (rc == 0 && r.kind == NAMES_SELF)
+        rc = ENOTDIR;
+    if (rc == 0 && r.kind == NAMES_STATS)
+        rc = EBUSY;
+    size_t end_len = 0, after_len = 0;
+    char *end = NULL, *after = NULL;
+    if (rc == 0) {
+        end = key_prefix_end(r.sub_key, r.sub_len, &end_len);
+        after = key_join(r.sub_key, r.sub_len, "", 1, NULL, 0, &after_len); /* marker + "\0" */
+        if (!end || !after)
+            rc = ENOMEM;
+    }
+    int64_t marker_mod = 0;
+    if (rc == 0 && (child = node_find(r.sub_key, r.sub_len, NODE_DIR))) {
+        listing *l = node_fresh_listing(child);
+        if (l) {
+            marker_mod = l->marker_mod;
+            listing_unref(l);
+        }
+    }
+    bool put_parent_marker = rc == 0 && parent_needs_marker(dir, &r);
+    for (int attempt = 0; rc == 0; attempt++) {
+        etcdc_txn *t = etcdc_txn_new();
+        etcdc_txn_result res = {0};
+        etcdc_error err = {0};
+        etcdc_range_req below = {.key = r.sub_key, .key_len = r.sub_len, .range_end = end,
+                                 .range_end_len = end_len, .limit = 2};
+        etcdc_range_req self = {.key = r.file_key, .key_len = r.file_len, .keys_only = true};
+        etcdc_range_req pmark = {.key = r.dir_key, .key_len = r.dir_len, .keys_only = true};
+        etcdc_code code = t ? ETCDC_OK : ETCDC_ERR_NO_MEMORY;
+        if (code == ETCDC_OK)
+            code = etcdc_txn_if_range(t, after, after_len, end, end_len, ETCDC_CMP_CREATE,
+                                      ETCDC_EQUAL, 0);
+        if (code == ETCDC_OK)
+            code = etcdc_txn_if(t, r.sub_key, r.sub_len, ETCDC_CMP_MOD, ETCDC_EQUAL, marker_mod);
+        if (code == ETCDC_OK)
+            code = etcdc_txn_if(t, r.file_key, r.file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+        if (code == ETCDC_OK && put_parent_marker)
+            code = etcdc_txn_if(t, r.dir_key, r.dir_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+        if (code == ETCDC_OK)
+            code = etcdc_txn_delete(t, ETCDC_THEN, r.sub_key, r.sub_len, end, end_len, false);
+        if (code == ETCDC_OK && put_parent_marker)
+            code = etcdc_txn_put(t, ETCDC_THEN, r.dir_key, r.dir_len, "", 0, 0);
+        if (code == ETCDC_OK)
+            code = etcdc_txn_get(t, ETCDC_ELSE, &below);
+        if (code == ETCDC_OK)
+            code = etcdc_txn_get(t, ETCDC_ELSE, &self);
+        if (code == ETCDC_OK && !node_is_root(dir))
+            code = etcdc_txn_get(t, ETCDC_ELSE, &pmark);
+        if (code == ETCDC_OK)
+            code = etcdc_txn_commit(g_fs.client, t, &res, &err);
+        if (code != ETCDC_OK) {
+            rc = fs_fail("rmdir", r.sub_key, r.sub_len, code, &err);
+        } else if (res.succeeded) {
+            etcdc_txn_result_free(&res);
+            etcdc_txn_free(t);
+            break;
+        } else if (res.op_count >= 2) {
+            const etcdc_kvs *b = &res.ops[0].kvs;
+            bool only_marker = b->count == 1 && b->kvs[0].key_len == r.sub_len &&
+                               b->kvs[0].value_len == 0;
+            if (res.ops[1].kvs.count > 0 || (b->count > 0 && !only_marker))
+                rc = ENOTEMPTY; /* includes "%value" and a marker holding data ("%") */
+            else if (b->count == 0)
+                rc = ENOENT;
+            else if (attempt >= 3)
+                rc = ESTALE; /* lost the race repeatedly */
+            marker_mod = b->count ? b->kvs[0].mod_revision : 0;
+            if (res.op_count >= 3)
+                put_parent_marker = res.ops[2].kvs.count == 0 && !node_is_root(dir);
+        } else {
+            rc = EIO;
+        }
+        etcdc_txn_result_free(&res);
+        etcdc_txn_free(t);
+    }
+    if (rc == 0) {
+        node_drop_listing(dir);
+        if (child) {
+            node_drop_listing(child);
+            node_unindex(child);
+        }
+    }
+    fuse_reply_err(req, rc);
+    log_debug("rmdir %lu '%s' -> %s", (unsigned long)parent, name, rc ? strerror(rc) : "ok");
+    free(end);
+    free(after);
+    node_put(child);
+    node_put(dir);
+    resolved_free(&r);
+}
+
+/* unlink: one Txn. If(the directory holds nothing else) Then(delete, put marker)
+ * Else(delete): the directory never vanishes with its last file. */
+void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    stats_inc(STAT_OP_unlink);
+    resolved r = {0};
+    node *dir = node_get(parent);
+    node *n = NULL;
+    int rc = g_fs.opts->ro ? EROFS : !dir ? ENOENT : dir->type != NODE_DIR ? ENOTDIR : 0;
+    if (rc == 0)
+        rc = resolve_name(dir, name, &r);
+    if (rc == 0 && r.kind == NAMES_STATS)
+        rc = EPERM;
+    if (rc == EINVAL)
+        rc = ENOENT;
+    if (rc == 0 && (n = node_find(r.file_key, r.file_len, NODE_FILE))) {
+        pthread_mutex_lock(&n->mu);
+        bool local_only = n->pending && n->mod_rev == 0;
+        if (local_only) {
+            /* Never reached etcd: forgetting it is the whole unlink. */
+            n->pending = n->dirty = false;
+            n->unlinked = true;
+            node_pending_add(-1);
+        }
+        pthread_mutex_unlock(&n->mu);
+        if (local_only) {
+            node_unindex(n);
+            goto reply;
+        }
+    }
+    /* The directory that must survive: for "%value" the directory itself, else the parent. */
+    const char *d = r.dir_key;
+    size_t d_len = r.dir_len;
+    bool keep_dir = rc == 0 && !(r.kind != NAMES_SELF && node_is_root(dir));
+    size_t end_len = 0, after_len = 0;
+    char *end = NULL, *after = NULL;
+    etcdc_txn *t = NULL;
+    etcdc_txn_result res = {0};
+    if (rc == 0 && r.file_len == r.dir_len) {
+        /* "%" is the marker key holding data: removing the file empties the marker. */
+        int64_t rev;
+        etcdc_error err = {0};
+        etcdc_code code = etcdc_put(g_fs.client, r.file_key, r.file_len, "", 0, &rev, &err);
+        rc = code ? fs_fail("unlink", r.file_key, r.file_len, code, &err) : 0;
+        goto done;
+    }
+    if (rc == 0) {
+        etcdc_error err = {0};
+        t = etcdc_txn_new();
+        end = key_prefix_end(d, d_len, &end_len);
+        after = key_join(r.file_key, r.file_len, "", 1, NULL, 0, &after_len);
+        etcdc_code code = t && end && after ? ETCDC_OK : ETCDC_ERR_NO_MEMORY;
+        if (code == ETCDC_OK && keep_dir && r.kind == NAMES_SELF) {
+            /* the key "a" lies outside "a/": the directory is empty when nothing is below */
+            code = etcdc_txn_if_range(t, d, d_len, end, end_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+        } else if (code == ETCDC_OK && keep_dir) {
+            /* nothing in [dir/, key) and nothing in (key, end of dir) */
+            code = etcdc_txn_if_range(t, d, d_len, r.file_key, r.file_len, ETCDC_CMP_CREATE,
+                                      ETCDC_EQUAL, 0);
+            if (code == ETCDC_OK)
+                code = etcdc_txn_if_range(t, after, after_len, end, end_len, ETCDC_CMP_CREATE,
+                                          ETCDC_EQUAL, 0);
+        }
+        if (code == ETCDC_OK)
+            code = etcdc_txn_delete(t, ETCDC_THEN, r.file_key, r.file_len, NULL, 0, false);
+        if (code == ETCDC_OK && keep_dir)
+            code = etcdc_txn_put(t, ETCDC_THEN, d, d_len, "", 0, 0);
+        if (code == ETCDC_OK && keep_dir)
+            code = etcdc_txn_delete(t, ETCDC_ELSE, r.file_key, r.file_len, NULL, 0, false);
+        if (code == ETCDC_OK)
+            code = etcdc_txn_commit(g_fs.client, t, &res, &err);
+        if (code != ETCDC_OK)
+            rc = fs_fail("unlink", r.file_key, r.file_len, code, &err);
+        else if (res.op_count < 1 || res.ops[0].deleted == 0)
+            rc = ENOENT;
+    }
+done:
+    if (rc == 0 || rc == ENOENT) {
+        if (n) {
+            pthread_mutex_lock(&n->mu);
+            n->unlinked = true;
+            n->dirty = false;
+            pthread_mutex_unlock(&n->mu);
+            node_unindex(n);
+        }
+        node_drop_listing(dir);
+    }
+reply:
+    fuse_reply_err(req, rc);
+    log_debug("unlink %lu '%s' -> %s", (unsigned long)parent, name, rc ? strerror(rc) : "ok");
+    etcdc_txn_result_free(&res);
+    etcdc_txn_free(t);
+    free(end);
+    free(after);
+    node_put(n);
+    node_put(dir);
+    resolved_free(&r);
+}

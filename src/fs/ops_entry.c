@@ -1,0 +1,410 @@
+/*
+ * ops_entry.c - name resolution and per-node attribute operations: lookup, forget, getattr,
+ * setattr, statfs, access.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "listing.h"
+#include "log.h"
+#include "ops.h"
+#include "stats.h"
+
+bool node_is_root(const node *n)
+{
+    return n->ino == FUSE_ROOT_ID;
+}
+
+void resolved_free(resolved *r)
+{
+    free(r->dir_key);
+    free(r->comp);
+    free(r->file_key);
+    free(r->sub_key);
+    memset(r, 0, sizeof *r);
+}
+
+int resolve_name(node *dir, const char *name, resolved *r)
+{
+    memset(r, 0, sizeof *r);
+    int rc = 0;
+    size_t name_len = strlen(name);
+    if (name_len > NAMES_MAX)
+        return ENAMETOOLONG;
+    r->at_root = node_is_root(dir);
+    r->dir_key = node_key(dir, &r->dir_len);
+    r->comp = malloc(name_len + 1);
+    if (!r->dir_key || !r->comp) {
+        rc = ENOMEM;
+        goto out;
+    }
+    uint64_t hash = 0;
+    r->kind = names_from_display(name, name_len, r->at_root, r->comp, &r->comp_len, &hash);
+    switch (r->kind) {
+    case NAMES_INVALID:
+        rc = EINVAL;
+        goto out;
+    case NAMES_STATS:
+        goto out;
+    case NAMES_SELF:
+        /* The directory's own key: its prefix without the trailing '/'. */
+        r->file_key = key_join(r->dir_key, r->dir_len - 1, NULL, 0, NULL, 0, &r->file_len);
+        rc = r->file_key ? 0 : ENOMEM;
+        goto out;
+    case NAMES_HASHED: {
+        listing *l = NULL;
+        rc = listing_get(dir, r->at_root, &l);
+        if (rc)
+            goto out;
+        rc = ENOENT;
+        for (size_t i = 0; i < l->n; i++) {
+            if (strcmp(l->e[i].name, name))
+                continue;
+            char *c = malloc(l->e[i].comp_len + 1);
+            if (c) {
+                memcpy(c, l->e[i].comp, l->e[i].comp_len + 1);
+                free(r->comp);
+                r->comp = c;
+                r->comp_len = l->e[i].comp_len;
+            }
+            rc = c ? 0 : ENOMEM;
+            break;
+        }
+        listing_unref(l);
+        if (rc)
+            goto out;
+        break;
+    }
+    default: break;
+    }
+    r->file_key = key_join(r->dir_key, r->dir_len, r->comp, r->comp_len, NULL, 0, &r->file_len);
+    r->sub_key = key_join(r->dir_key, r->dir_len, r->comp, r->comp_len, "/", 1, &r->sub_len);
+    if (!r->file_key || !r->sub_key)
+        rc = ENOMEM;
+out:
+    if (rc)
+        resolved_free(r);
+    return rc;
+}
+
+void entry_for(node *n, struct fuse_entry_param *e)
+{
+    memset(e, 0, sizeof *e);
+    e->ino = n->ino;
+    e->generation = 1;
+    node_fill_attr(n, &e->attr, false);
+    bool virt = n->type == NODE_STATS_FILE;
+    e->attr_timeout = virt ? 0 : g_fs.timeout;
+    e->entry_timeout = g_fs.timeout;
+    node_ref_kernel(n);
+}
+
+static node *stats_node(node_type type)
+{
+    return type == NODE_STATS_DIR ? node_obtain(NAMES_STATS_DIR, sizeof NAMES_STATS_DIR - 1, type)
+                                  : node_obtain("stats", 5, type);
+}
+
+/* Finds what `r` names, from the fresh listing or with one read-only Txn. *out is NULL when
+ * nothing exists (ENOENT returned). */
+static int lookup_keys(node *dir, const resolved *r, node **out)
+{
+    *out = NULL;
+    int rc = 0;
+    int64_t now = now_ns();
+    if (r->kind == NAMES_SELF) {
+        listing *l = node_fresh_listing(dir);
+        node *n = NULL;
+        if (l && !l->self_present) {
+            rc = ENOENT;
+        } else if (l) {
+            stats_inc(STAT_cache_lookup_hit);
+            n = node_obtain(r->file_key, r->file_len, NODE_FILE);
+            if (n) {
+                pthread_mutex_lock(&n->mu);
+                node_apply_kv_locked(n, &l->self, l->fetched_ns);
+                pthread_mutex_unlock(&n->mu);
+            }
+        } else {
+            n = node_obtain(r->file_key, r->file_len, NODE_FILE);
+            if (n) {
+                pthread_mutex_lock(&n->mu);
+                rc = n->pending || n->dirty ? 0 : file_revalidate_locked(n, &(bool){0});
+                pthread_mutex_unlock(&n->mu);
+            }
+        }
+        listing_unref(l);
+        if (!n && !rc)
+            rc = ENOMEM;
+        if (rc)
+            node_put(n);
+        else
+            *out = n;
+        return rc;
+    }
+    /* A file created here and not yet written to etcd. */
+    node *n = node_find(r->file_key, r->file_len, NODE_FILE);
+    if (n) {
+        pthread_mutex_lock(&n->mu);
+        bool local = n->pending;
+        pthread_mutex_unlock(&n->mu);
+        if (local) {
+            *out = n;
+            return 0;
+        }
+        node_put(n);
+    }
+    listing *l = node_fresh_listing(dir);
+    if (l) {
+        stats_inc(STAT_cache_lookup_hit);
+        const listing_entry *e = listing_find(l, r->comp, r->comp_len);
+        if (!e) {
+            rc = ENOENT;
+        } else if (e->is_dir) {
+            n = node_obtain(r->sub_key, r->sub_len, NODE_DIR);
+        } else if ((n = node_obtain(r->file_key, r->file_len, NODE_FILE))) {
+            pthread_mutex_lock(&n->mu);
+            node_apply_kv_locked(n, &e->kv, l->fetched_ns);
+            pthread_mutex_unlock(&n->mu);
+        }
+        listing_unref(l);
+        if (!rc && !n)
+            rc = ENOMEM;
+        *out = n;
+        return rc;
+    }
+    /* One read-only Txn: the key itself, and whether anything lies below it. */
+    etcdc_txn *t = etcdc_txn_new();
+    size_t end_len;
+    char *end = key_prefix_end(r->sub_key, r->sub_len, &end_len);
+    etcdc_range_req get = {.key = r->file_key, .key_len = r->file_len};
+    etcdc_range_req below = {.key = r->sub_key, .key_len = r->sub_len, .range_end = end,
+                             .range_end_len = end_len, .limit = 1, .keys_only = true};
+    etcdc_txn_result res = {0};
+    etcdc_error err = {0};
+    etcdc_code code = !t || !end ? ETCDC_ERR_NO_MEMORY : ETCDC_OK;
+    if (code == ETCDC_OK)
+        code = etcdc_txn_get(t, ETCDC_THEN, &get);
+    if (code == ETCDC_OK)
+        code = etcdc_txn_get(t, ETCDC_THEN, &below);
+    if (code == ETCDC_OK)
+        code = etcdc_txn_commit(g_fs.client, t, &res, &err);
+    if (code != ETCDC_OK) {
+        rc = fs_fail("lookup", r->file_key, r->file_len, code, &err);
+    } else if (res.op_count == 2 && res.ops[1].kvs.count > 0) {
+        n = node_obtain(r->sub_key, r->sub_len, NODE_DIR);
+        rc = n ? 0 : ENOMEM;
+    } else if (res.op_count == 2 && res.ops[0].kvs.count > 0) {
+        n = node_obtain(r->file_key, r->file_len, NODE_FILE);
+        if (n) {
+            pthread_mutex_lock(&n->mu);
+            node_apply_kv_locked(n, &res.ops[0].kvs.kvs[0], now);
+            pthread_mutex_unlock(&n->mu);
+        }
+        rc = n ? 0 : ENOMEM;
+    } else {
+        rc = ENOENT;
+    }
+    etcdc_txn_result_free(&res);
+    etcdc_txn_free(t);
+    free(end);
+    *out = n;
+    return rc;
+}
+
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    stats_inc(STAT_OP_lookup);
+    struct fuse_entry_param e;
+    resolved r = {0};
+    node *n = NULL;
+    node *dir = node_get(parent);
+    int rc = dir ? 0 : ENOENT;
+    if (rc == 0 && dir->type == NODE_STATS_DIR) {
+        rc = strcmp(name, "stats") ? ENOENT : 0;
+        if (rc == 0 && !(n = stats_node(NODE_STATS_FILE)))
+            rc = ENOMEM;
+        goto reply;
+    }
+    if (rc == 0 && dir->type != NODE_DIR)
+        rc = ENOTDIR;
+    if (rc == 0)
+        rc = resolve_name(dir, name, &r);
+    if (rc == EINVAL)
+        rc = ENOENT; /* a reserved spelling that names nothing */
+    if (rc == 0 && r.kind == NAMES_STATS) {
+        if (!(n = stats_node(NODE_STATS_DIR)))
+            rc = ENOMEM;
+        goto reply;
+    }
+    if (rc == 0)
+        rc = lookup_keys(dir, &r, &n);
+reply:
+    if (rc == 0) {
+        entry_for(n, &e);
+        fuse_reply_entry(req, &e);
+    } else if (rc == ENOENT) {
+        /* A negative entry: the kernel may remember the absence for the cache timeout. */
+        memset(&e, 0, sizeof e);
+        e.entry_timeout = g_fs.timeout;
+        fuse_reply_entry(req, &e);
+    } else {
+        fuse_reply_err(req, rc);
+    }
+    log_debug("lookup %lu '%s' -> %s", (unsigned long)parent, name,
+              rc ? strerror(rc) : "ok");
+    node_put(n);
+    node_put(dir);
+    resolved_free(&r);
+}
+
+void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+    stats_inc(STAT_OP_forget);
+    node_forget(ino, nlookup);
+    fuse_reply_none(req);
+}
+
+void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+    for (size_t i = 0; i < count; i++) {
+        stats_inc(STAT_OP_forget);
+        node_forget(forgets[i].ino, forgets[i].nlookup);
+    }
+    fuse_reply_none(req);
+}
+
+void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)fi;
+    stats_inc(STAT_OP_getattr);
+    struct stat st;
+    node *n = node_get(ino);
+    int rc = n ? 0 : ENOENT;
+    if (rc == 0 && n->type == NODE_FILE) {
+        pthread_mutex_lock(&n->mu);
+        /* Open files keep the view they opened with (close-to-open); others are trusted for
+         * the cache timeout. */
+        if (n->unlinked || n->pending || n->dirty || n->open_count > 0 ||
+            (n->known && now_ns() - n->validated_ns <= g_fs.timeout_ns))
+            stats_inc(STAT_cache_getattr_hit);
+        else
+            rc = file_revalidate_locked(n, &(bool){0});
+        if (rc == 0)
+            node_fill_attr(n, &st, true);
+        pthread_mutex_unlock(&n->mu);
+    } else if (rc == 0) {
+        node_fill_attr(n, &st, false);
+    }
+    if (rc == 0)
+        fuse_reply_attr(req, &st, n->type == NODE_STATS_FILE ? 0 : g_fs.timeout);
+    else
+        fuse_reply_err(req, rc);
+    log_debug("getattr %lu -> %s", (unsigned long)ino, rc ? strerror(rc) : "ok");
+    node_put(n);
+}
+
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                struct fuse_file_info *fi)
+{
+    stats_inc(STAT_OP_setattr);
+    struct stat st;
+    node *n = node_get(ino);
+    int rc = n ? 0 : ENOENT;
+    if (rc == 0 && n->type != NODE_FILE && n->type != NODE_DIR)
+        rc = EACCES;
+    if (rc == 0)
+        node_fill_attr(n, &st, false);
+    /* etcd stores no mode or owner: changing them fails honestly unless -o quiet; setting
+     * what they already are succeeds (cp -p, tar). */
+    if (rc == 0 && (to_set & FUSE_SET_ATTR_MODE) && (attr->st_mode & 07777) != (st.st_mode & 07777) &&
+        !g_fs.opts->quiet)
+        rc = EPERM;
+    if (rc == 0 && (to_set & FUSE_SET_ATTR_UID) && attr->st_uid != st.st_uid && !g_fs.opts->quiet)
+        rc = EPERM;
+    if (rc == 0 && (to_set & FUSE_SET_ATTR_GID) && attr->st_gid != st.st_gid && !g_fs.opts->quiet)
+        rc = EPERM;
+    if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE) && n->type != NODE_FILE)
+        rc = EISDIR;
+    if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE) && g_fs.opts->ro)
+        rc = EROFS;
+    if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE) && (uint64_t)attr->st_size > g_fs.opts->max_file_size)
+        rc = EFBIG;
+    if (rc == 0 && n->type == NODE_FILE) {
+        pthread_mutex_lock(&n->mu);
+        if (to_set & FUSE_SET_ATTR_SIZE) {
+            /* Truncating needs the current content first (the part that is kept). */
+            if (!n->known && !n->pending && !n->dirty)
+                rc = file_revalidate_locked(n, &(bool){0});
+            if (rc == 0 && (size_t)attr->st_size != n->size) {
+                rc = node_resize_locked(n, (size_t)attr->st_size);
+                if (rc == 0)
+                    n->dirty = true;
+            } else if (rc == 0 && (size_t)attr->st_size == 0 && n->mod_rev == 0) {
+                n->dirty = true; /* truncate of a file that must still be created */
+            }
+            if (rc == 0)
+                clock_gettime(CLOCK_REALTIME, &n->mtime);
+            /* truncate(2) on a path that nobody holds open: write now. */
+            if (rc == 0 && !fi && n->open_count == 0)
+                rc = file_writeback_locked(n, "truncate");
+        }
+        /* Times are not stored in etcd: kept in memory only until the content changes. */
+        if (rc == 0 && (to_set & FUSE_SET_ATTR_MTIME)) {
+            if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+                clock_gettime(CLOCK_REALTIME, &n->mtime);
+            else
+                n->mtime = attr->st_mtim;
+        }
+        if (rc == 0)
+            node_fill_attr(n, &st, true);
+        pthread_mutex_unlock(&n->mu);
+    }
+    if (rc == 0)
+        fuse_reply_attr(req, &st, g_fs.timeout);
+    else
+        fuse_reply_err(req, rc);
+    log_debug("setattr %lu (0x%x) -> %s", (unsigned long)ino, to_set, rc ? strerror(rc) : "ok");
+    node_put(n);
+}
+
+void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+    (void)ino;
+    stats_inc(STAT_OP_statfs);
+    etcdc_status s = {0};
+    etcdc_error err = {0};
+    etcdc_code code = etcdc_status_get(g_fs.client, &s, &err);
+    if (code != ETCDC_OK) {
+        fuse_reply_err(req, fs_fail("statfs", "", 0, code, &err));
+        return;
+    }
+    struct statvfs st = {0};
+    uint64_t bsize = 4096, quota = g_fs.opts->quota;
+    uint64_t used = s.db_size > 0 ? (uint64_t)s.db_size : 0;
+    st.f_bsize = bsize;
+    st.f_frsize = bsize;
+    st.f_blocks = quota / bsize;
+    st.f_bfree = used < quota ? (quota - used) / bsize : 0;
+    st.f_bavail = st.f_bfree;
+    /* etcd has no inode limit: report plenty, shrinking with the space left. */
+    st.f_files = st.f_blocks;
+    st.f_ffree = st.f_bfree;
+    st.f_favail = st.f_bfree;
+    st.f_namemax = NAMES_MAX;
+    fuse_reply_statfs(req, &st);
+}
+
+void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+    stats_inc(STAT_OP_access);
+    node *n = node_get(ino);
+    int rc = n ? 0 : ENOENT;
+    if (rc == 0 && (mask & W_OK) && (g_fs.opts->ro || n->type == NODE_STATS_DIR ||
+                                     n->type == NODE_STATS_FILE))
+        rc = EROFS;
+    /* Permission bits are checked by the kernel (default_permissions). */
+    fuse_reply_err(req, rc);
+    node_put(n);
+}

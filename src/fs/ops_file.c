@@ -1,0 +1,476 @@
+/*
+ * ops_file.c - file contents: open, create, mknod, read, write, flush, fsync, release, and the
+ * virtual statistics file.
+ *
+ * Writes are buffered per node (shared by every open handle of the file on this host) and sent
+ * as one Put at flush, fsync or release: `echo x > f` is one etcd write. open() revalidates the
+ * cached content with one read-only Txn that transfers the value only when it changed
+ * (close-to-open consistency).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "notify.h"
+#include "ops.h"
+#include "stats.h"
+
+/* The listings that show this key (its directory, and the directory whose own key it is) are
+ * no longer accurate after we changed it. */
+static void drop_listings_for_key(const char *key, size_t len)
+{
+    size_t dir_len = len;
+    while (dir_len > 0 && key[dir_len - 1] != '/')
+        dir_len--;
+    if (dir_len < g_fs.prefix_len)
+        dir_len = g_fs.prefix_len;
+    node *d = node_find(key, dir_len, NODE_DIR);
+    if (d) {
+        node_drop_listing(d);
+        node_put(d);
+    }
+    char *sub = key_join(key, len, "/", 1, NULL, 0, &dir_len);
+    if (sub && (d = node_find(sub, dir_len, NODE_DIR))) {
+        node_drop_listing(d);
+        node_put(d);
+    }
+    free(sub);
+}
+
+int file_revalidate_locked(node *n, bool *changed)
+{
+    *changed = false;
+    size_t len;
+    char *key = node_key(n, &len);
+    if (!key)
+        return ENOMEM;
+    int rc = 0;
+    int64_t now = now_ns();
+    etcdc_error err = {0};
+    etcdc_code code;
+    if (n->known && n->mod_rev > 0) {
+        /* If(mod == cached) Then() Else(Range key): no value transfer when unchanged. */
+        etcdc_txn *t = etcdc_txn_new();
+        etcdc_range_req get = {.key = key, .key_len = len};
+        etcdc_txn_result r = {0};
+        code = t ? etcdc_txn_if(t, key, len, ETCDC_CMP_MOD, ETCDC_EQUAL, n->mod_rev)
+                 : ETCDC_ERR_NO_MEMORY;
+        if (code == ETCDC_OK)
+            code = etcdc_txn_get(t, ETCDC_ELSE, &get);
+        if (code == ETCDC_OK)
+            code = etcdc_txn_commit(g_fs.client, t, &r, &err);
+        if (code == ETCDC_OK && r.succeeded) {
+            n->validated_ns = now;
+        } else if (code == ETCDC_OK && r.op_count == 1 && r.ops[0].kvs.count == 1) {
+            *changed = node_apply_kv_locked(n, &r.ops[0].kvs.kvs[0], now);
+        } else if (code == ETCDC_OK) {
+            node_apply_absent_locked(n, now);
+            *changed = true;
+            rc = ENOENT;
+        } else {
+            rc = fs_fail("revalidate", key, len, code, &err);
+        }
+        etcdc_txn_result_free(&r);
+        etcdc_txn_free(t);
+    } else {
+        etcdc_kv kv = {0};
+        code = etcdc_get(g_fs.client, key, len, &kv, &err);
+        if (code == ETCDC_OK) {
+            *changed = node_apply_kv_locked(n, &kv, now);
+        } else if (code == ETCDC_ERR_NOT_FOUND) {
+            node_apply_absent_locked(n, now);
+            rc = ENOENT;
+        } else {
+            rc = fs_fail("get", key, len, code, &err);
+        }
+        etcdc_kv_clear(&kv);
+    }
+    free(key);
+    return rc;
+}
+
+int file_writeback_locked(node *n, const char *why)
+{
+    if (!n->dirty || n->unlinked)
+        return 0;
+    size_t len;
+    char *key = node_key(n, &len);
+    if (!key)
+        return ENOMEM;
+    int rc = 0;
+    int64_t rev = 0;
+    etcdc_error err = {0};
+    etcdc_code code = etcdc_put(g_fs.client, key, len, n->data ? n->data : "", n->size, &rev,
+                                &err);
+    if (code == ETCDC_OK) {
+        stats_inc(STAT_write_back);
+        n->dirty = false;
+        if (n->pending) {
+            n->pending = false;
+            node_pending_add(-1);
+        }
+        n->known = true;
+        n->mod_rev = rev;
+        n->validated_ns = now_ns();
+        drop_listings_for_key(key, len);
+        char kb[LOG_KEY_BUF];
+        log_debug("%s: put %s (%zu bytes) at revision %lld", why,
+                  log_key(key, len, kb, sizeof kb), n->size, (long long)rev);
+    } else {
+        rc = fs_fail(why, key, len, code, &err);
+    }
+    free(key);
+    return rc;
+}
+
+static void writeback_one(node *n, void *arg)
+{
+    (void)arg;
+    if (n->type != NODE_FILE)
+        return;
+    pthread_mutex_lock(&n->mu);
+    file_writeback_locked(n, "unmount");
+    pthread_mutex_unlock(&n->mu);
+}
+
+void file_writeback_all(void)
+{
+    node_for_each(writeback_one, NULL);
+}
+
+/* The statistics file: a snapshot taken at open, read with direct I/O. */
+typedef struct stats_snapshot {
+    char *text;
+    size_t len;
+} stats_snapshot;
+
+static void open_stats(fuse_req_t req, struct fuse_file_info *fi)
+{
+    if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+        fuse_reply_err(req, EACCES);
+        return;
+    }
+    stats_snapshot *s = calloc(1, sizeof *s);
+    if (s)
+        s->text = stats_format(g_fs.client, &s->len);
+    if (!s || !s->text) {
+        free(s);
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    fi->fh = (uint64_t)(uintptr_t)s;
+    fi->direct_io = 1;
+    fuse_reply_open(req, fi);
+}
+
+void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    stats_inc(STAT_OP_open);
+    node *n = node_get(ino);
+    int rc = n ? 0 : ENOENT;
+    bool changed = false;
+    if (rc == 0 && n->type == NODE_STATS_FILE) {
+        open_stats(req, fi);
+        node_put(n);
+        return;
+    }
+    if (rc == 0 && n->type != NODE_FILE)
+        rc = EISDIR;
+    bool writing = (fi->flags & O_ACCMODE) != O_RDONLY;
+    if (rc == 0 && writing && g_fs.opts->ro)
+        rc = EROFS;
+    if (rc == 0) {
+        pthread_mutex_lock(&n->mu);
+        if (writing && (fi->flags & O_TRUNC)) {
+            /* Atomic O_TRUNC: the old content is not needed, no round trip. */
+            rc = node_resize_locked(n, 0);
+            if (rc == 0) {
+                n->dirty = true;
+                n->known = true;
+                changed = true;
+                clock_gettime(CLOCK_REALTIME, &n->mtime);
+            }
+        } else if (n->pending || n->dirty) {
+            stats_inc(STAT_cache_open_hit); /* local changes are the newest content */
+        } else {
+            rc = file_revalidate_locked(n, &changed);
+            if (rc == 0 && !changed)
+                stats_inc(STAT_cache_open_hit);
+        }
+        if (rc == 0)
+            n->open_count++;
+        pthread_mutex_unlock(&n->mu);
+    }
+    if (rc == 0) {
+        fi->keep_cache = !changed;
+        /* The kernel may still hold the old size: invalidate its attributes (offset -1 touches
+         * no page and takes no inode lock, so this is safe inside open). */
+        if (changed)
+            fuse_lowlevel_notify_inval_inode(g_fs.se, ino, -1, 0);
+        fuse_reply_open(req, fi);
+    } else {
+        fuse_reply_err(req, rc);
+    }
+    log_debug("open %lu flags 0x%x -> %s%s", (unsigned long)ino, fi->flags,
+              rc ? strerror(rc) : "ok", changed ? " (changed)" : "");
+    node_put(n);
+}
+
+/* Creates the file atomically in etcd: If(no key, nothing below) Then(Put key ""). */
+static int create_exclusive(const resolved *r, int64_t *rev)
+{
+    etcdc_txn *t = etcdc_txn_new();
+    size_t end_len = 0;
+    char *end = r->sub_key ? key_prefix_end(r->sub_key, r->sub_len, &end_len) : NULL;
+    etcdc_txn_result res = {0};
+    etcdc_error err = {0};
+    etcdc_code code = t ? ETCDC_OK : ETCDC_ERR_NO_MEMORY;
+    if (code == ETCDC_OK)
+        code = etcdc_txn_if(t, r->file_key, r->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+    if (code == ETCDC_OK && end)
+        code = etcdc_txn_if_range(t, r->sub_key, r->sub_len, end, end_len, ETCDC_CMP_CREATE,
+                                  ETCDC_EQUAL, 0);
+    if (code == ETCDC_OK)
+        code = etcdc_txn_put(t, ETCDC_THEN, r->file_key, r->file_len, "", 0, 0);
+    if (code == ETCDC_OK)
+        code = etcdc_txn_commit(g_fs.client, t, &res, &err);
+    int rc = code == ETCDC_OK ? (res.succeeded ? 0 : EEXIST)
+                              : fs_fail("create", r->file_key, r->file_len, code, &err);
+    *rev = res.revision;
+    etcdc_txn_result_free(&res);
+    etcdc_txn_free(t);
+    free(end);
+    return rc;
+}
+
+static int check_new_name(node *dir, const char *name, resolved *r)
+{
+    if (g_fs.opts->ro)
+        return EROFS;
+    if (!dir || dir->type != NODE_DIR)
+        return dir ? EACCES : ENOENT;
+    int rc = resolve_name(dir, name, r);
+    if (rc == 0 && r->kind == NAMES_STATS)
+        rc = EEXIST;
+    if (rc == 0 && r->kind == NAMES_HASHED)
+        rc = EEXIST; /* a shortened name only ever names an existing key */
+    return rc;
+}
+
+void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+               struct fuse_file_info *fi)
+{
+    (void)mode;
+    stats_inc(STAT_OP_create);
+    resolved r = {0};
+    node *n = NULL;
+    node *dir = node_get(parent);
+    int rc = check_new_name(dir, name, &r);
+    int64_t rev = 0;
+    if (rc == 0 && (fi->flags & O_EXCL))
+        rc = create_exclusive(&r, &rev);
+    if (rc == 0 && !(n = node_obtain(r.file_key, r.file_len, NODE_FILE)))
+        rc = ENOMEM;
+    if (rc == 0) {
+        pthread_mutex_lock(&n->mu);
+        if (fi->flags & O_EXCL) {
+            /* Exists in etcd now, empty. */
+            n->dirty = false;
+            n->known = true;
+            n->mod_rev = rev;
+            n->validated_ns = now_ns();
+            rc = node_resize_locked(n, 0);
+        } else if (!n->known || n->mod_rev == 0 || (fi->flags & O_TRUNC)) {
+            /* Nothing is written now: the file exists here as pending and reaches etcd with
+             * its content in one Put at flush/release. */
+            if (!n->pending && n->mod_rev == 0) {
+                n->pending = true;
+                node_pending_add(1);
+            }
+            n->dirty = true;
+            n->known = true;
+            rc = node_resize_locked(n, 0);
+        }
+        clock_gettime(CLOCK_REALTIME, &n->mtime);
+        if (rc == 0)
+            n->open_count++;
+        pthread_mutex_unlock(&n->mu);
+    }
+    if (rc == 0 && dir && (fi->flags & O_EXCL))
+        node_drop_listing(dir);
+    if (rc == 0) {
+        struct fuse_entry_param e;
+        entry_for(n, &e);
+        fi->keep_cache = 0;
+        if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+            /* The caller was interrupted: undo the kernel reference and the open. */
+            node_forget(n->ino, 1);
+            pthread_mutex_lock(&n->mu);
+            n->open_count--;
+            pthread_mutex_unlock(&n->mu);
+        }
+    } else {
+        fuse_reply_err(req, rc == EINVAL ? EINVAL : rc);
+    }
+    log_debug("create %lu '%s' flags 0x%x -> %s", (unsigned long)parent, name, fi->flags,
+              rc ? strerror(rc) : "ok");
+    node_put(n);
+    node_put(dir);
+    resolved_free(&r);
+}
+
+void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+    (void)rdev;
+    stats_inc(STAT_OP_mknod);
+    resolved r = {0};
+    node *n = NULL;
+    node *dir = node_get(parent);
+    int rc = S_ISREG(mode) ? check_new_name(dir, name, &r) : EPERM;
+    int64_t rev = 0;
+    /* No open follows a mknod: the file must exist in etcd at once. */
+    if (rc == 0)
+        rc = create_exclusive(&r, &rev);
+    if (rc == 0 && !(n = node_obtain(r.file_key, r.file_len, NODE_FILE)))
+        rc = ENOMEM;
+    if (rc == 0) {
+        pthread_mutex_lock(&n->mu);
+        n->known = true;
+        n->dirty = false;
+        n->mod_rev = rev;
+        n->validated_ns = now_ns();
+        rc = node_resize_locked(n, 0);
+        pthread_mutex_unlock(&n->mu);
+        node_drop_listing(dir);
+    }
+    if (rc == 0) {
+        struct fuse_entry_param e;
+        entry_for(n, &e);
+        fuse_reply_entry(req, &e);
+    } else {
+        fuse_reply_err(req, rc);
+    }
+    node_put(n);
+    node_put(dir);
+    resolved_free(&r);
+}
+
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+    stats_inc(STAT_OP_read);
+    node *n = node_get(ino);
+    if (!n) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    if (n->type == NODE_STATS_FILE) {
+        stats_snapshot *s = (stats_snapshot *)(uintptr_t)fi->fh;
+        size_t from = (size_t)off < s->len ? (size_t)off : s->len;
+        size_t count = s->len - from < size ? s->len - from : size;
+        fuse_reply_buf(req, s->text + from, count);
+        node_put(n);
+        return;
+    }
+    pthread_mutex_lock(&n->mu);
+    size_t from = (size_t)off < n->size ? (size_t)off : n->size;
+    size_t count = n->size - from < size ? n->size - from : size;
+    /* Replying under the lock copies the bytes before a writer can change them. */
+    fuse_reply_buf(req, count ? n->data + from : NULL, count);
+    pthread_mutex_unlock(&n->mu);
+    node_put(n);
+}
+
+void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+              struct fuse_file_info *fi)
+{
+    (void)fi;
+    stats_inc(STAT_OP_write);
+    node *n = node_get(ino);
+    int rc = n ? 0 : ENOENT;
+    if (rc == 0 && n->type != NODE_FILE)
+        rc = EBADF;
+    if (rc == 0 && g_fs.opts->ro)
+        rc = EROFS;
+    if (rc == 0 && (off < 0 || (uint64_t)off + size > g_fs.opts->max_file_size))
+        rc = EFBIG; /* never silently truncated: the write fails */
+    if (rc == 0) {
+        pthread_mutex_lock(&n->mu);
+        size_t end = (size_t)off + size;
+        if (end > n->size)
+            rc = node_resize_locked(n, end); /* zero-fills a gap past the old end */
+        if (rc == 0) {
+            memcpy(n->data + off, buf, size);
+            n->dirty = true;
+            n->known = true;
+            clock_gettime(CLOCK_REALTIME, &n->mtime);
+        }
+        pthread_mutex_unlock(&n->mu);
+    }
+    if (rc == 0)
+        fuse_reply_write(req, size);
+    else
+        fuse_reply_err(req, rc);
+    node_put(n);
+}
+
+static void writeback_reply(fuse_req_t req, fuse_ino_t ino, const char *why)
+{
+    node *n = node_get(ino);
+    int rc = 0;
+    if (n && n->type == NODE_FILE) {
+        pthread_mutex_lock(&n->mu);
+        rc = file_writeback_locked(n, why);
+        pthread_mutex_unlock(&n->mu);
+    }
+    fuse_reply_err(req, rc);
+    node_put(n);
+}
+
+void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)fi;
+    stats_inc(STAT_OP_flush);
+    writeback_reply(req, ino, "flush");
+}
+
+void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    (void)datasync;
+    (void)fi;
+    stats_inc(STAT_OP_fsync);
+    writeback_reply(req, ino, "fsync");
+}
+
+void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    stats_inc(STAT_OP_release);
+    node *n = node_get(ino);
+    if (n && n->type == NODE_STATS_FILE) {
+        stats_snapshot *s = (stats_snapshot *)(uintptr_t)fi->fh;
+        free(s->text);
+        free(s);
+    } else if (n && n->type == NODE_FILE) {
+        pthread_mutex_lock(&n->mu);
+        if (n->open_count > 0)
+            n->open_count--;
+        if (n->unlinked) {
+            /* Written to a file that was removed meanwhile: nothing to keep. */
+            if (n->pending)
+                node_pending_add(-1);
+            n->pending = n->dirty = false;
+        }
+        /* Pages written through a shared mapping arrive before release: write them now. */
+        int rc = file_writeback_locked(n, "release");
+        if (rc == EFBIG || rc == EACCES || rc == EINVAL) {
+            /* Permanent: retrying at unmount would fail the same way. */
+            if (n->pending)
+                node_pending_add(-1);
+            n->dirty = n->pending = false;
+            n->known = false;
+        }
+        pthread_mutex_unlock(&n->mu);
+    }
+    fuse_reply_err(req, 0);
+    node_put(n);
+}

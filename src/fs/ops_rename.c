@@ -1,0 +1,368 @@
+/*
+ * ops_rename.c - rename(2) with flags 0, RENAME_NOREPLACE and RENAME_EXCHANGE.
+ *
+ * A file rename is one Txn guarded by mod_revision compares: If(src unchanged [, dst unchanged
+ * | dst absent]) Then(Put dst = value, Delete src). A directory rename moves every key below
+ * it in one Txn: If(no key below src modified after the snapshot, dst empty) Then(DeleteRange
+ * src subtree, Put each key under dst). When that does not fit in one Txn (etcd's operation or
+ * request size limits) it fails with EXDEV, and mv(1) falls back to copy + delete.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "listing.h"
+#include "log.h"
+#include "ops.h"
+#include "stats.h"
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+
+#define MAX_ATTEMPTS 3
+
+/* Adds "the parent of src stays" to a txn: when it is needed, If(no marker) Then(Put marker). */
+static etcdc_code add_parent_marker(etcdc_txn *t, const resolved *src, bool needed)
+{
+    if (!needed)
+        return ETCDC_OK;
+    etcdc_code code = etcdc_txn_if(t, src->dir_key, src->dir_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+    return code ? code : etcdc_txn_put(t, ETCDC_THEN, src->dir_key, src->dir_len, "", 0, 0);
+}
+
+/* Loads the file's content into the cache when it is not there (one Get). */
+static int ensure_data_locked(node *n)
+{
+    if (n->known || n->pending || n->dirty)
+        return 0;
+    bool changed;
+    return file_revalidate_locked(n, &changed);
+}
+
+static int rename_file(node *src, node *dst, const resolved *rs, const resolved *rd,
+                       bool same_dir, unsigned flags, node *sparent)
+{
+    int rc = 0;
+    /* One mutex at a time is the rule; src and dst are locked in address order. */
+    node *first = dst && dst < src ? dst : src, *second = dst && dst < src ? src : dst;
+    pthread_mutex_lock(&first->mu);
+    if (second && second != first)
+        pthread_mutex_lock(&second->mu);
+    rc = ensure_data_locked(src);
+    if (rc == 0 && dst && (flags & RENAME_EXCHANGE))
+        rc = ensure_data_locked(dst);
+    bool src_in_etcd = src->mod_rev > 0;
+    bool dst_exists = dst && dst->known && dst->mod_rev > 0;
+    if (rc == 0 && (flags & RENAME_EXCHANGE) && !dst_exists)
+        rc = ENOENT;
+    bool src_is_marker = rs->file_len == rs->dir_len; /* "%": the marker holding data */
+    bool need_marker = !same_dir && !src_is_marker && parent_needs_marker(sparent, rs) &&
+                       !(flags & RENAME_EXCHANGE);
+    int64_t revision = 0;
+    for (int attempt = 0; rc == 0; attempt++) {
+        etcdc_txn *t = etcdc_txn_new();
+        etcdc_txn_result res = {0};
+        etcdc_error err = {0};
+        etcdc_range_req rsrc = {.key = rs->file_key, .key_len = rs->file_len};
+        etcdc_range_req rdst = {.key = rd->file_key, .key_len = rd->file_len};
+        etcdc_range_req rpar = {.key = rs->dir_key, .key_len = rs->dir_len, .keys_only = true};
+        etcdc_code code = t ? ETCDC_OK : ETCDC_ERR_NO_MEMORY;
+        if (code == ETCDC_OK && src_in_etcd)
+            code = etcdc_txn_if(t, rs->file_key, rs->file_len, ETCDC_CMP_MOD, ETCDC_EQUAL,
+                                src->mod_rev);
+        if (code == ETCDC_OK && dst_exists)
+            code = etcdc_txn_if(t, rd->file_key, rd->file_len, ETCDC_CMP_MOD, ETCDC_EQUAL,
+                                dst->mod_rev);
+        else if (code == ETCDC_OK && (flags & RENAME_NOREPLACE))
+            code = etcdc_txn_if(t, rd->file_key, rd->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+        if (code == ETCDC_OK)
+            code = etcdc_txn_put(t, ETCDC_THEN, rd->file_key, rd->file_len,
+                                 src->data ? src->data : "", src->size, 0);
+        if (code == ETCDC_OK && (flags & RENAME_EXCHANGE))
+            code = etcdc_txn_put(t, ETCDC_THEN, rs->file_key, rs->file_len,
+                                 dst->data ? dst->data : "", dst->size, 0);
+        else if (code == ETCDC_OK && src_is_marker)
+            code = etcdc_txn_put(t, ETCDC_THEN, rs->file_key, rs->file_len, "", 0, 0);
+        else if (code == ETCDC_OK && src_in_etcd)
+            code = etcdc_txn_delete(t, ETCDC_THEN, rs->file_key, rs->file_len, NULL, 0, false);
+        if (code == ETCDC_OK)
+            code = add_parent_marker(t, rs, need_marker);
+        if (code == ETCDC_OK)
+            code = etcdc_txn_get(t, ETCDC_ELSE, &rsrc);
+        if (code == ETCDC_OK)
+            code = etcdc_txn_get(t, ETCDC_ELSE, &rdst);
+        if (code == ETCDC_OK)
+            code = etcdc_txn_get(t, ETCDC_ELSE, &rpar);
+        if (code == ETCDC_OK)
+            code = etcdc_txn_commit(g_fs.client, t, &res, &err);
+        if (code != ETCDC_OK) {
+            rc = fs_fail("rename", rs->file_key, rs->file_len, code, &err);
+        } else if (res.succeeded) {
+            revision = res.revision;
+            etcdc_txn_result_free(&res);
+            etcdc_txn_free(t);
+            break;
+        } else if (res.op_count == 3) {
+            /* Find out which guard failed, refresh, and try again. */
+            const etcdc_kvs *s = &res.ops[0].kvs, *d = &res.ops[1].kvs, *p = &res.ops[2].kvs;
+            if (src_in_etcd && s->count == 0)
+                rc = ENOENT;
+            else if ((flags & RENAME_NOREPLACE) && d->count > 0)
+                rc = EEXIST;
+            else if (attempt + 1 >= MAX_ATTEMPTS)
+                rc = ESTALE;
+            else if (src_in_etcd && s->kvs[0].mod_revision != src->mod_rev) {
+                /* src changed elsewhere: move the new content, unless ours was modified too */
+                if (src->dirty)
+                    rc = ESTALE;
+                else
+                    node_apply_kv_locked(src, &s->kvs[0], now_ns());
+            }
+            if (rc == 0 && dst) {
+                if (d->count > 0 && !dst->dirty)
+                    node_apply_kv_locked(dst, &d->kvs[0], now_ns());
+                else if (d->count == 0 && !dst->dirty)
+                    node_apply_absent_locked(dst, now_ns());
+                dst_exists = dst->known && dst->mod_rev > 0;
+                if ((flags & RENAME_EXCHANGE) && !dst_exists)
+                    rc = ENOENT;
+            }
+            need_marker = need_marker && p->count == 0;
+        } else {
+            rc = EIO;
+        }
+        etcdc_txn_result_free(&res);
+        etcdc_txn_free(t);
+    }
+    if (rc == 0) {
+        /* The src node is now the file at dst, holding what it held. */
+        if (src->pending)
+            node_pending_add(-1);
+        src->pending = src->dirty = false;
+        src->known = true;
+        src->mod_rev = revision;
+        src->validated_ns = now_ns();
+        if (dst && (flags & RENAME_EXCHANGE)) {
+            dst->mod_rev = revision;
+            dst->validated_ns = now_ns();
+        } else if (dst) {
+            if (dst->pending)
+                node_pending_add(-1);
+            dst->unlinked = true; /* replaced: open handles keep reading what they had */
+            dst->pending = dst->dirty = false;
+        }
+    }
+    if (second && second != first)
+        pthread_mutex_unlock(&second->mu);
+    pthread_mutex_unlock(&first->mu);
+    if (rc == 0) {
+        node_rekey(src, rd->file_key, rd->file_len);
+        if (dst && (flags & RENAME_EXCHANGE))
+            node_rekey(dst, rs->file_key, rs->file_len);
+    }
+    return rc;
+}
+
+static int rename_dir(node *src, const resolved *rs, const resolved *rd, bool same_dir,
+                      unsigned flags, node *sparent)
+{
+    (void)src;
+    int rc = 0;
+    size_t send_len, dend_len, dafter_len;
+    char *send = key_prefix_end(rs->sub_key, rs->sub_len, &send_len);
+    char *dend = key_prefix_end(rd->sub_key, rd->sub_len, &dend_len);
+    char *dafter = key_join(rd->sub_key, rd->sub_len, "", 1, NULL, 0, &dafter_len);
+    if (!send || !dend || !dafter) {
+        rc = ENOMEM;
+        goto out;
+    }
+    size_t max_ops = etcdc_max_txn_ops();
+    bool need_marker = !same_dir && parent_needs_marker(sparent, rs);
+    for (int attempt = 0; rc == 0; attempt++) {
+        /* 1. Snapshot of the subtree and the directory's own key (one read-only Txn). */
+        etcdc_txn *rt = etcdc_txn_new();
+        etcdc_txn_result snap = {0};
+        etcdc_error err = {0};
+        etcdc_range_req below = {.key = rs->sub_key, .key_len = rs->sub_len, .range_end = send,
+                                 .range_end_len = send_len, .limit = (int64_t)max_ops + 1};
+        etcdc_range_req self = {.key = rs->file_key, .key_len = rs->file_len};
+        etcdc_code code = rt ? etcdc_txn_get(rt, ETCDC_THEN, &below) : ETCDC_ERR_NO_MEMORY;
+        if (code == ETCDC_OK)
+            code = etcdc_txn_get(rt, ETCDC_THEN, &self);
+        if (code == ETCDC_OK)
+            code = etcdc_txn_commit(g_fs.client, rt, &snap, &err);
+        etcdc_txn_free(rt);
+        if (code == ETCDC_ERR_TOO_LARGE) {
+            rc = EXDEV; /* too much data for one request: let mv copy */
+            etcdc_txn_result_free(&snap);
+            break;
+        }
+        if (code != ETCDC_OK || snap.op_count != 2) {
+            rc = code ? fs_fail("rename", rs->sub_key, rs->sub_len, code, &err) : EIO;
+            etcdc_txn_result_free(&snap);
+            break;
+        }
+        const etcdc_kvs *keys = &snap.ops[0].kvs;
+        const etcdc_kv *own = snap.ops[1].kvs.count ? &snap.ops[1].kvs.kvs[0] : NULL;
+        size_t ops = keys->count + 1 + (own ? 2 : 0) + (need_marker ? 1 : 0);
+        if (keys->count == 0 && !own) {
+            rc = ENOENT;
+        } else if (keys->more || ops > max_ops) {
+            rc = EXDEV;
+        }
+        /* 2. The move, guarded by the snapshot revision. */
+        etcdc_txn *t = rc ? NULL : etcdc_txn_new();
+        etcdc_txn_result res = {0};
+        code = rc ? ETCDC_OK : t ? ETCDC_OK : ETCDC_ERR_NO_MEMORY;
+        if (rc == 0 && code == ETCDC_OK)
+            code = etcdc_txn_if_range(t, rs->sub_key, rs->sub_len, send, send_len, ETCDC_CMP_MOD,
+                                      ETCDC_LESS, snap.revision + 1);
+        if (rc == 0 && code == ETCDC_OK)
+            code = own ? etcdc_txn_if(t, rs->file_key, rs->file_len, ETCDC_CMP_MOD, ETCDC_EQUAL,
+                                      own->mod_revision)
+                       : etcdc_txn_if(t, rs->file_key, rs->file_len, ETCDC_CMP_CREATE,
+                                      ETCDC_EQUAL, 0);
+        /* dst: absent, or (without NOREPLACE) an empty directory, marker allowed */
+        if (rc == 0 && code == ETCDC_OK)
+            code = etcdc_txn_if(t, rd->file_key, rd->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+        if (rc == 0 && code == ETCDC_OK)
+            code = (flags & RENAME_NOREPLACE)
+                       ? etcdc_txn_if_range(t, rd->sub_key, rd->sub_len, dend, dend_len,
+                                            ETCDC_CMP_CREATE, ETCDC_EQUAL, 0)
+                       : etcdc_txn_if_range(t, dafter, dafter_len, dend, dend_len,
+                                            ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+        if (rc == 0 && code == ETCDC_OK)
+            code = etcdc_txn_delete(t, ETCDC_THEN, rs->sub_key, rs->sub_len, send, send_len,
+                                    false);
+        for (size_t i = 0; rc == 0 && code == ETCDC_OK && i < keys->count; i++) {
+            const etcdc_kv *kv = &keys->kvs[i];
+            size_t nlen;
+            char *nk = key_join(rd->sub_key, rd->sub_len, kv->key + rs->sub_len,
+                                kv->key_len - rs->sub_len, NULL, 0, &nlen);
+            code = nk ? etcdc_txn_put(t, ETCDC_THEN, nk, nlen, kv->value ? kv->value : "",
+                                      kv->value_len, 0)
+                      : ETCDC_ERR_NO_MEMORY;
+            free(nk);
+        }
+        if (rc == 0 && code == ETCDC_OK && own) {
+            code = etcdc_txn_delete(t, ETCDC_THEN, rs->file_key, rs->file_len, NULL, 0, false);
+            if (code == ETCDC_OK)
+                code = etcdc_txn_put(t, ETCDC_THEN, rd->file_key, rd->file_len,
+                                     own->value ? own->value : "", own->value_len, 0);
+        }
+        if (rc == 0 && code == ETCDC_OK)
+            code = add_parent_marker(t, rs, need_marker);
+        etcdc_range_req dst_below = {.key = rd->sub_key, .key_len = rd->sub_len,
+                                     .range_end = dend, .range_end_len = dend_len, .limit = 2,
+                                     .keys_only = true};
+        etcdc_range_req dst_self = {.key = rd->file_key, .key_len = rd->file_len,
+                                    .keys_only = true};
+        etcdc_range_req par = {.key = rs->dir_key, .key_len = rs->dir_len, .keys_only = true};
+        if (rc == 0 && code == ETCDC_OK)
+            code = etcdc_txn_get(t, ETCDC_ELSE, &dst_below);
+        if (rc == 0 && code == ETCDC_OK)
+            code = etcdc_txn_get(t, ETCDC_ELSE, &dst_self);
+        if (rc == 0 && code == ETCDC_OK)
+            code = etcdc_txn_get(t, ETCDC_ELSE, &par);
+        if (rc == 0 && code == ETCDC_OK)
+            code = etcdc_txn_commit(g_fs.client, t, &res, &err);
+        if (rc == 0 && (code == ETCDC_ERR_TOO_LARGE || code == ETCDC_ERR_TOO_MANY_OPS)) {
+            rc = EXDEV;
+        } else if (rc == 0 && code != ETCDC_OK) {
+            rc = fs_fail("rename", rs->sub_key, rs->sub_len, code, &err);
+        } else if (rc == 0 && !res.succeeded && res.op_count == 3) {
+            const etcdc_kvs *db = &res.ops[0].kvs;
+            bool dst_nonempty = res.ops[1].kvs.count > 0 ||
+                                db->count > 1 || (db->count == 1 && db->kvs[0].key_len != rd->sub_len);
+            if (dst_nonempty)
+                rc = (flags & RENAME_NOREPLACE) ? EEXIST : ENOTEMPTY;
+            else if ((flags & RENAME_NOREPLACE) && db->count > 0)
+                rc = EEXIST;
+            else if (attempt + 1 >= MAX_ATTEMPTS)
+                rc = ESTALE; /* the subtree kept changing under us */
+            need_marker = need_marker && res.ops[2].kvs.count == 0;
+            if (rc == 0) {
+                /* the source changed after the snapshot: take a new one */
+            }
+        } else if (rc == 0 && !res.succeeded) {
+            rc = EIO;
+        }
+        bool done = rc != 0 || res.succeeded;
+        etcdc_txn_result_free(&res);
+        etcdc_txn_free(t);
+        etcdc_txn_result_free(&snap);
+        if (done)
+            break;
+    }
+    if (rc == 0) {
+        node_rekey_prefix(rs->sub_key, rs->sub_len, rd->sub_key, rd->sub_len);
+        node *own = node_find(rs->file_key, rs->file_len, NODE_FILE);
+        if (own) {
+            node_rekey(own, rd->file_key, rd->file_len);
+            node_put(own);
+        }
+    }
+out:
+    free(send);
+    free(dend);
+    free(dafter);
+    return rc;
+}
+
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+               const char *newname, unsigned int flags)
+{
+    stats_inc(STAT_OP_rename);
+    resolved rs = {0}, rd = {0};
+    node *sp = node_get(parent), *dp = node_get(newparent);
+    node *src = NULL, *dst = NULL;
+    bool src_dir = false;
+    int rc = g_fs.opts->ro ? EROFS : (!sp || !dp) ? ENOENT : 0;
+    if (rc == 0 && (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)))
+        rc = EINVAL;
+    if (rc == 0 && (flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE))
+        rc = EINVAL;
+    if (rc == 0 && (sp->type != NODE_DIR || dp->type != NODE_DIR))
+        rc = EPERM;
+    if (rc == 0)
+        rc = resolve_name(sp, name, &rs);
+    if (rc == 0)
+        rc = resolve_name(dp, newname, &rd);
+    if (rc == 0 && (rs.kind == NAMES_STATS || rd.kind == NAMES_STATS))
+        rc = EPERM;
+    if (rc == 0 && rs.kind != NAMES_SELF && (src = node_find(rs.sub_key, rs.sub_len, NODE_DIR)))
+        src_dir = true;
+    if (rc == 0 && !src && !(src = node_obtain(rs.file_key, rs.file_len, NODE_FILE)))
+        rc = ENOMEM;
+    if (rc == 0 && src_dir && (rd.kind == NAMES_SELF || rd.file_len == rd.dir_len))
+        rc = ENOTDIR; /* %value and % are files */
+    if (rc == 0 && !src_dir)
+        dst = node_find(rd.file_key, rd.file_len, NODE_FILE);
+    if (rc == 0 && rs.file_len == rd.file_len && !memcmp(rs.file_key, rd.file_key, rs.file_len))
+        goto reply; /* same name: nothing to do */
+    if (rc == 0 && src_dir && (flags & RENAME_EXCHANGE))
+        rc = EINVAL; /* exchanging directories is not supported (docs/semantics.md) */
+    bool same_dir = sp == dp;
+    if (rc == 0 && src_dir)
+        rc = rename_dir(src, &rs, &rd, same_dir, flags, sp);
+    else if (rc == 0)
+        rc = rename_file(src, dst, &rs, &rd, same_dir, flags, sp);
+    if (rc == 0) {
+        node_drop_listing(sp);
+        node_drop_listing(dp);
+    }
+reply:
+    fuse_reply_err(req, rc);
+    log_debug("rename %lu '%s' -> %lu '%s' flags %u -> %s", (unsigned long)parent, name,
+              (unsigned long)newparent, newname, flags, rc ? strerror(rc) : "ok");
+    node_put(src);
+    node_put(dst);
+    node_put(sp);
+    node_put(dp);
+    resolved_free(&rs);
+    resolved_free(&rd);
+}
