@@ -159,7 +159,9 @@ static void on_status(void *arg, bool ok)
     pthread_mutex_unlock(b->mu);
     /* An expired token ends streams with UNAUTHENTICATED: refresh it before the owner's
      * reconnect (posted with a delay) runs on this same thread. */
-    if (current && status == GRPC_STATUS_UNAUTHENTICATED && c->cfg.user)
+    if (current && c->cfg.user &&
+        (status == GRPC_STATUS_UNAUTHENTICATED ||
+         (status == GRPC_STATUS_INVALID_ARGUMENT && strstr(details, "user name is empty"))))
         etcdc__reauthenticate(c, gen, NULL);
     gpr_free(details);
 }

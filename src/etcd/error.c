@@ -69,7 +69,8 @@ etcdc_code etcdc__code_from_status(int grpc_status, const char *message)
             return ETCDC_ERR_TOO_LARGE;
         if (has(message, "too many operations"))
             return ETCDC_ERR_TOO_MANY_OPS;
-        if (has(message, "authentication failed") || has(message, "invalid user ID"))
+        if (has(message, "authentication failed") || has(message, "invalid user ID") ||
+            has(message, "user name is empty")) /* no token, or an expired simple token */
             return ETCDC_ERR_AUTH_FAILED;
         return ETCDC_ERR_INVALID_ARGUMENT;
     case GRPC_STATUS_RESOURCE_EXHAUSTED:

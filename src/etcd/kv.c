@@ -347,7 +347,7 @@ static etcdc_code walk_range(etcdc_client *c, const void *start, size_t start_le
         keep_matching(out, w, before);
         bool limit_reached = w->max_keys > 0 && (int64_t)out->count >= w->max_keys;
         if (!part.more || limit_reached) {
-            out->more = part.more || (int64_t)out->count > w->max_keys;
+            out->more = part.more || (w->max_keys > 0 && (int64_t)out->count > w->max_keys);
             if (limit_reached && (int64_t)out->count > w->max_keys) {
                 for (size_t i = (size_t)w->max_keys; i < out->count; i++)
                     etcdc_kv_clear(&out->kvs[i]);

@@ -205,11 +205,34 @@ static bool surely_unsent(const char *message)
     return false;
 }
 
+/* etcd says "invalid auth token" for an unknown token, but "user name is empty" when a simple
+ * token has expired: both mean "authenticate again". */
+static bool token_rejected(const call_outcome *o)
+{
+    return (o->status == GRPC_STATUS_UNAUTHENTICATED && strstr(o->message, "invalid auth token")) ||
+           (o->status == GRPC_STATUS_INVALID_ARGUMENT && strstr(o->message, "user name is empty"));
+}
+
 static bool should_retry(enum etcdc_retry_class retry, const call_outcome *o)
 {
-    if (o->status != GRPC_STATUS_UNAVAILABLE)
-        return false;
-    return retry == ETCDC_RETRY_IDEMPOTENT || surely_unsent(o->message);
+    if (retry == ETCDC_RETRY_IDEMPOTENT)
+        return o->status == GRPC_STATUS_UNAVAILABLE || o->status == GRPC_STATUS_DEADLINE_EXCEEDED;
+    return o->status == GRPC_STATUS_UNAVAILABLE && surely_unsent(o->message);
+}
+
+/* The deadline of one attempt. A request sent to a member whose proposal died with a killed
+ * leader gets no answer until etcd's own timeout (about 7 s), longer than a whole request
+ * timeout: idempotent requests therefore give each attempt a third of the request timeout (at
+ * least a second) and try again, usually on another member. Guarded writes cannot be sent twice
+ * blindly and keep the whole deadline. */
+static gpr_timespec attempt_deadline(etcdc_client *c, enum etcdc_retry_class retry,
+                                     gpr_timespec deadline)
+{
+    if (retry != ETCDC_RETRY_IDEMPOTENT)
+        return deadline;
+    int64_t slice = c->cfg.request_timeout_ms / 3;
+    gpr_timespec t = etcdc__deadline_ms(slice < 1000 ? 1000 : slice);
+    return gpr_time_cmp(t, deadline) < 0 ? t : deadline;
 }
 
 static int64_t ms_left(gpr_timespec deadline)
@@ -242,7 +265,7 @@ etcdc_code etcdc__unary(etcdc_client *c, const char *method, enum etcdc_stat_kin
         call_outcome o;
         etcdc__count(c, kind);
         grpc_byte_buffer *request = grpc_raw_byte_buffer_create(&packed_req, 1);
-        call_once(c, method, request, deadline, &o);
+        call_once(c, method, request, attempt_deadline(c, retry, deadline), &o);
         grpc_byte_buffer_destroy(request);
         if (o.status == GRPC_STATUS_OK) {
             *resp = etcdc__unpack(resp_desc, o.response);
@@ -252,8 +275,7 @@ etcdc_code etcdc__unary(etcdc_client *c, const char *method, enum etcdc_stat_kin
                                           "%s: could not decode the response", method);
             break;
         }
-        if (o.status == GRPC_STATUS_UNAUTHENTICATED && !reauthenticated && c->cfg.user &&
-            strstr(o.message, "invalid auth token")) {
+        if (!reauthenticated && c->cfg.user && token_rejected(&o)) {
             reauthenticated = true;
             rc = etcdc__reauthenticate(c, gen, err);
             if (rc != ETCDC_OK)
