@@ -70,6 +70,7 @@ typedef struct node {
     bool known;          /* data and mod_rev reflect etcd as of validated_ns, or local state */
     int64_t mod_rev;     /* of the cached content; 0 = not in etcd */
     bool dirty;          /* local changes not yet written to etcd */
+    bool written;        /* write() or truncate since the last write-back, not just O_TRUNC */
     bool pending;        /* created here (O_CREAT), not yet in etcd */
     bool unlinked;       /* removed: buffered data is discarded at release */
     int open_count;

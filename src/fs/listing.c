@@ -196,6 +196,11 @@ int listing_fetch(const char *dir_key, size_t dir_len, bool is_root, listing **o
             code = etcdc_range(g_fs.client, &req, &page, &err);
         }
         stats_inc(STAT_listing_pages);
+        if (log_debug_enabled()) {
+            char kb[LOG_KEY_BUF];
+            log_debug("list page from %s: %s, %zu keys, more %d", log_key(start, start_len, kb, sizeof kb),
+                      etcdc_strerror(code), page.count, page.more);
+        }
         if (code == ETCDC_ERR_TOO_LARGE && limit > 1) {
             limit /= 2; /* big values: smaller pages fit the receive limit */
             continue;
@@ -225,28 +230,28 @@ int listing_fetch(const char *dir_key, size_t dir_len, bool is_root, listing **o
             b.l->revision = page.revision;
         }
         first = false;
-        char *skip = NULL;
-        size_t skip_len = 0;
-        rc = feed(&b, &page, &skip, &skip_len);
-        bool more = page.more;
+        /* The page continues after its last key (taken before feed() moves the kvs out). */
         char *next = NULL;
         size_t next_len = 0;
-        if (rc == 0 && more) {
-            if (skip) {
-                next = skip;
-                next_len = skip_len;
-                skip = NULL;
-                /* A subtree running to the end of the key space ends the listing. */
-                if (next_len == 1 && next[0] == 0)
-                    more = false;
-            } else if (page.count) {
-                const etcdc_kv *last = &page.kvs[page.count - 1];
-                next = key_join(last->key, last->key_len, "", 1, NULL, 0, &next_len);
-                if (!next)
-                    rc = ENOMEM;
-            } else {
+        if (page.count) {
+            const etcdc_kv *last = &page.kvs[page.count - 1];
+            next = key_join(last->key, last->key_len, "", 1, NULL, 0, &next_len);
+            if (!next)
+                rc = ENOMEM;
+        }
+        char *skip = NULL;
+        size_t skip_len = 0;
+        if (rc == 0)
+            rc = feed(&b, &page, &skip, &skip_len);
+        bool more = page.more && page.count > 0;
+        if (rc == 0 && more && skip) {
+            free(next);
+            next = skip;
+            next_len = skip_len;
+            skip = NULL;
+            /* A subtree running to the end of the key space ends the listing. */
+            if (next_len == 1 && next[0] == 0)
                 more = false;
-            }
         }
         free(skip);
         etcdc_kvs_free(&page);

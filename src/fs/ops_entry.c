@@ -340,9 +340,9 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
             if (rc == 0 && (size_t)attr->st_size != n->size) {
                 rc = node_resize_locked(n, (size_t)attr->st_size);
                 if (rc == 0)
-                    n->dirty = true;
+                    n->dirty = n->written = true;
             } else if (rc == 0 && (size_t)attr->st_size == 0 && n->mod_rev == 0) {
-                n->dirty = true; /* truncate of a file that must still be created */
+                n->dirty = n->written = true; /* a file that must still be created */
             }
             if (rc == 0)
                 clock_gettime(CLOCK_REALTIME, &n->mtime);

@@ -106,6 +106,7 @@ int file_writeback_locked(node *n, const char *why)
     if (code == ETCDC_OK) {
         stats_inc(STAT_write_back);
         n->dirty = false;
+        n->written = false;
         if (n->pending) {
             n->pending = false;
             node_pending_add(-1);
@@ -402,6 +403,7 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
         if (rc == 0) {
             memcpy(n->data + off, buf, size);
             n->dirty = true;
+            n->written = true;
             n->known = true;
             clock_gettime(CLOCK_REALTIME, &n->mtime);
         }
@@ -414,13 +416,17 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
     node_put(n);
 }
 
-static void writeback_reply(fuse_req_t req, fuse_ino_t ino, const char *why)
+static void writeback_reply(fuse_req_t req, fuse_ino_t ino, const char *why, bool is_flush)
 {
     node *n = node_get(ino);
     int rc = 0;
     if (n && n->type == NODE_FILE) {
         pthread_mutex_lock(&n->mu);
-        rc = file_writeback_locked(n, why);
+        /* A shell redirection closes a dup of the new descriptor before writing: a flush
+         * with nothing written since open (only created or O_TRUNC'ed) waits for the next
+         * flush or the release, so that `echo x > f` stays one etcd write. */
+        if (!is_flush || n->written)
+            rc = file_writeback_locked(n, why);
         pthread_mutex_unlock(&n->mu);
     }
     fuse_reply_err(req, rc);
@@ -431,7 +437,7 @@ void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     (void)fi;
     stats_inc(STAT_OP_flush);
-    writeback_reply(req, ino, "flush");
+    writeback_reply(req, ino, "flush", true);
 }
 
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -439,7 +445,7 @@ void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_inf
     (void)datasync;
     (void)fi;
     stats_inc(STAT_OP_fsync);
-    writeback_reply(req, ino, "fsync");
+    writeback_reply(req, ino, "fsync", false);
 }
 
 void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -1,0 +1,173 @@
+"""The round-trip contract of etcdfs (issue 3), checked with the counters of
+<mount>/.etcdfs/stats and with etcd's own revision (every etcd write adds exactly one).
+
+Mounts use a long cache timeout so that no cached answer expires in the middle of a
+measurement: what is measured is the design, not the speed of the machine."""
+
+import os
+import subprocess
+
+import pytest
+
+pytestmark = pytest.mark.needs_etcdfs
+
+LONG_CACHE = ("cache_timeout=60",)
+
+
+def revision(etcd):
+    return int(etcd.status()["header"]["revision"])
+
+
+def delta(before, after, *names):
+    return {n: after.get(n, 0) - before.get(n, 0) for n in names}
+
+
+RT = ("rt_range", "rt_put", "rt_delete_range", "rt_txn", "rt_total", "rt_status")
+
+
+def sh(cmd, cwd):
+    subprocess.run(["sh", "-c", cmd], cwd=cwd, check=True)
+
+
+def test_stats_file_is_hidden_and_readable(etcd, mount):
+    m = mount(etcd, options=LONG_CACHE)
+    assert ".etcdfs" not in os.listdir(m.path)
+    s = m.stats()
+    for name in RT + ("op_lookup", "op_open", "op_write", "op_flush", "cache_open_hit"):
+        assert name in s, name
+    # reading the statistics costs no round trip
+    before = m.stats()
+    after = m.stats()
+    assert delta(before, after, "rt_total")["rt_total"] == 0
+    with pytest.raises(OSError):
+        open(m.path / ".etcdfs" / "stats", "w")
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new", "existing"])
+def test_echo_is_one_write(etcd, mount, existing):
+    if existing:
+        etcd.ctl("put", "/f", "old content")
+    m = mount(etcd, options=LONG_CACHE)
+    os.listdir(m.path)  # the directory is known, as in an interactive shell
+    rev0, s0 = revision(etcd), m.stats()
+    sh("echo x > f", m.path)
+    s1, rev1 = m.stats(), revision(etcd)
+    d = delta(s0, s1, *RT)
+    assert rev1 - rev0 == 1, "exactly one etcd write"
+    assert d["rt_put"] == 1 and d["rt_delete_range"] == 0
+    assert d["rt_total"] == 1, d  # no read either: the listing answered the lookup
+    assert etcd.ctl("get", "--print-value-only", "/f") == "x\n\n"
+
+
+def test_echo_into_unlisted_directory_is_one_write(etcd, mount):
+    etcd.ctl("put", "/d/other", "1")
+    m = mount(etcd, options=LONG_CACHE)
+    rev0, s0 = revision(etcd), m.stats()
+    sh("echo hello > d/new", m.path)
+    s1, rev1 = m.stats(), revision(etcd)
+    assert rev1 - rev0 == 1
+    d = delta(s0, s1, *RT)
+    assert d["rt_put"] == 1
+    # lookups of d and d/new cost at most one read each; never a write
+    assert d["rt_total"] <= 3, d
+    assert etcd.ctl("get", "--print-value-only", "/d/new") == "hello\n\n"
+
+
+def test_cat_unchanged_file_is_one_round_trip_without_value(etcd, mount):
+    etcd.ctl("put", "/conf", "v" * 1000)
+    m = mount(etcd, options=LONG_CACHE)
+    assert (m.path / "conf").read_text() == "v" * 1000
+    s0 = m.stats()
+    out = subprocess.run(["cat", str(m.path / "conf")], capture_output=True, text=True,
+                         check=True).stdout
+    s1 = m.stats()
+    assert out == "v" * 1000
+    d = delta(s0, s1, "rt_total", "rt_txn", "cache_open_hit")
+    assert d["rt_total"] <= 1, d
+    assert d["cache_open_hit"] == 1, d  # revalidated with no value transfer
+
+
+def test_cat_sees_change_made_elsewhere(etcd, mount):
+    etcd.ctl("put", "/conf", "one")
+    m = mount(etcd, options=LONG_CACHE)
+    assert (m.path / "conf").read_text() == "one"
+    etcd.ctl("put", "/conf", "two, longer")
+    s0 = m.stats()
+    assert (m.path / "conf").read_text() == "two, longer"  # close-to-open
+    # one revalidation at most (none of it a value transfer when the watch came first)
+    assert delta(s0, m.stats(), "rt_total")["rt_total"] <= 1
+
+
+def fill(etcd, keys):
+    c = etcd.client()
+    try:
+        keys = list(keys)
+        for i in range(0, len(keys), 100):
+            c.transaction(compare=[], success=[c.transactions.put(k, v) for k, v in
+                                               keys[i:i + 100]], failure=[])
+    finally:
+        c.close()
+
+
+def test_ls_l_costs_pages_not_entries(etcd, mount):
+    n_files, n_dirs, deep = 600, 4, 2500
+    keys = [(f"/big/f{i:04d}", f"value {i}") for i in range(n_files)]
+    for d in range(n_dirs):
+        keys += [(f"/big/sub{d}/x/{j:05d}", "deep") for j in range(deep)]
+    fill(etcd, keys)
+    m = mount(etcd, options=LONG_CACHE)
+    s0 = m.stats()
+    out = subprocess.run(["ls", "-l", str(m.path / "big")], capture_output=True, text=True,
+                         check=True).stdout
+    s1 = m.stats()
+    lines = [line for line in out.splitlines() if not line.startswith("total")]
+    assert len(lines) == n_files + n_dirs
+    # exact sizes come with the listing
+    assert any(line.split()[4] == str(len("value 599")) for line in lines)
+    d = delta(s0, s1, "rt_total", "listing_pages", "op_lookup", "op_getattr")
+    page = 256
+    budget = -(-n_files // page) + n_dirs + 2  # pages + one per subdirectory + lookup of big
+    assert d["rt_total"] <= budget, d
+    # reading the whole subtree would need (600 + 4*2500) / 256 = 41 pages
+    assert d["listing_pages"] <= budget, d
+    # stat of every entry just listed: no round trip at all
+    s2 = m.stats()
+    for name in os.listdir(m.path / "big"):
+        os.stat(m.path / "big" / name)
+    s3 = m.stats()
+    assert delta(s2, s3, "rt_total")["rt_total"] <= 1  # (listdir may re-read the directory)
+    s4 = m.stats()
+    for name in [f"f{i:04d}" for i in range(0, n_files, 7)]:
+        os.stat(m.path / "big" / name)
+    assert delta(s4, m.stats(), "rt_total")["rt_total"] == 0
+
+
+def test_read_after_listing_needs_no_value_transfer(etcd, mount):
+    fill(etcd, [(f"/l/k{i}", f"content {i}") for i in range(20)])
+    m = mount(etcd, options=LONG_CACHE)
+    os.listdir(m.path / "l")
+    s0 = m.stats()
+    for i in range(20):
+        assert (m.path / "l" / f"k{i}").read_text() == f"content {i}"
+    d = delta(s0, m.stats(), "rt_total", "cache_open_hit", "rt_range")
+    assert d["cache_open_hit"] == 20 and d["rt_total"] <= 20 and d["rt_range"] == 0, d
+
+
+def test_create_write_close_of_many_files_is_one_write_each(etcd, mount):
+    m = mount(etcd, options=LONG_CACHE)
+    os.mkdir(m.path / "many")
+    os.listdir(m.path / "many")
+    rev0 = revision(etcd)
+    s0 = m.stats()
+    for i in range(10):
+        with open(m.path / "many" / f"f{i}", "w") as f:
+            for _ in range(5):
+                f.write("chunk ")  # five writes, one Put
+    s1 = m.stats()
+    assert revision(etcd) - rev0 == 10
+    assert delta(s0, s1, "rt_put")["rt_put"] == 10
+    c = etcd.client()
+    try:
+        assert c.get("/many/f3")[0] == b"chunk " * 5
+    finally:
+        c.close()
