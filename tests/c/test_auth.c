@@ -171,5 +171,120 @@ static void test_token_expiry_threads(void)
     etcdc_client_free(c);
 }
 
+typedef struct watch_count {
+    pthread_mutex_t mu;
+    int events, ended;
+    char why[128];
+} watch_count;
+
+static void count_events(void *arg, const etcdc_watch_response *r)
+{
+    watch_count *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->events += (int)r->event_count;
+    if (r->kind == ETCDC_WATCH_CANCELED || r->kind == ETCDC_WATCH_COMPACTED) {
+        w->ended++;
+        snprintf(w->why, sizeof w->why, "%s", r->message ? r->message : "compacted");
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+static int events_seen(watch_count *w)
+{
+    pthread_mutex_lock(&w->mu);
+    int n = w->events;
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
+
+/* Streams re-created after the token expired (etcd restarted: every simple token is gone) must
+ * authenticate again by themselves: the watch resumes, the keep-alive keeps the lease. */
+static void test_streams_after_token_expiry(void)
+{
+    etcdc_error err = {0};
+    etcdc_client *c = client_as("root", "rootpw", &err);
+    REQUIRE(c != NULL);
+    char p[200], k[220];
+    snprintf(p, sizeof p, "%s", th_prefix());
+    snprintf(k, sizeof k, "%sk", p);
+    watch_count wc = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    etcdc_watcher *w = etcdc_watch_prefix(c, p, strlen(p), 0, false, count_events, &wc, &err);
+    REQUIRE(w != NULL);
+    int64_t lease = 0;
+    REQUIRE_OK(etcdc_lease_grant(c, 6, &lease, &err), &err);
+    etcdc_keepalive *ka = etcdc_lease_keepalive(c, lease, NULL, NULL, &err);
+    REQUIRE(ka != NULL);
+    REQUIRE_OK(etcdc_put(c, k, strlen(k), "1", 1, NULL, &err), &err);
+    th_sleep_ms(3500); /* the token expires */
+    REQUIRE(th_member("stop", 1) == 0);
+    REQUIRE(th_member("start", 1) == 0);
+    th_sleep_ms(1500);
+    /* A write from a separate client must reach the old client's watcher. */
+    etcdc_client *other = NULL;
+    for (int i = 0; i < 50 && !other; i++) {
+        other = client_as("root", "rootpw", &err);
+        if (!other)
+            th_sleep_ms(100);
+    }
+    REQUIRE(other != NULL);
+    CHECK_OK(etcdc_put(other, k, strlen(k), "2", 1, NULL, &err), &err);
+    int64_t until = th_now_ms() + 10000;
+    while (events_seen(&wc) < 2 && th_now_ms() < until)
+        th_sleep_ms(50);
+    CHECK_INT(events_seen(&wc), 2);
+    if (wc.ended)
+        printf("  the watch was ended: %s\n", wc.why);
+    etcdc_stats st;
+    etcdc_client_stats(c, &st);
+    printf("  watch creations %llu, authentications %llu, watcher at revision %lld\n",
+           (unsigned long long)st.watch_create, (unsigned long long)st.auth,
+           (long long)etcdc_watch_revision(w));
+    CHECK_INT(wc.ended, 0); /* the user may still watch: the library must not end it */
+    th_sleep_ms(6000); /* longer than the lease TTL */
+    int64_t ttl = 0;
+    CHECK_OK(etcdc_lease_time_to_live(other, lease, &ttl, NULL, NULL, &err), &err);
+    printf("  after the restart: %d events, lease ttl %lld\n", events_seen(&wc), (long long)ttl);
+    CHECK(ttl > 0);
+    etcdc_keepalive_stop(ka);
+    etcdc_watch_cancel(w);
+    etcdc_lease_revoke(other, lease, NULL);
+    etcdc_delete_prefix(other, p, strlen(p), NULL, NULL);
+    etcdc_client_free(other);
+    etcdc_client_free(c);
+}
+
+/* A new watch created when the client's token has expired (no restart involved). */
+static void test_new_watch_after_token_expiry(void)
+{
+    etcdc_error err = {0};
+    etcdc_client *c = client_as("root", "rootpw", &err);
+    REQUIRE(c != NULL);
+    char p[200], k[220];
+    snprintf(p, sizeof p, "%s", th_prefix());
+    snprintf(k, sizeof k, "%sk", p);
+    watch_count first = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    etcdc_watcher *w1 = etcdc_watch_prefix(c, p, strlen(p), 0, false, count_events, &first, &err);
+    REQUIRE(w1 != NULL); /* the Watch stream is open from now on */
+    th_sleep_ms(3500);    /* the token expires */
+    watch_count wc = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    int64_t t0 = th_now_ms();
+    etcdc_watcher *w = etcdc_watch_prefix(c, p, strlen(p), 0, false, count_events, &wc, &err);
+    printf("  watch after expiry: %s after %lld ms%s%s\n", w ? "created" : "failed",
+           (long long)(th_now_ms() - t0), w ? "" : ": ", w ? "" : err.message);
+    CHECK(w != NULL);
+    CHECK_OK(etcdc_put(c, k, strlen(k), "v", 1, NULL, &err), &err);
+    int64_t until = th_now_ms() + 5000;
+    while (w && events_seen(&wc) < 1 && th_now_ms() < until)
+        th_sleep_ms(50);
+    if (w)
+        CHECK_INT(events_seen(&wc), 1);
+    CHECK_INT(events_seen(&first), 1);
+    etcdc_watch_cancel(w);
+    etcdc_watch_cancel(w1);
+    etcdc_delete_prefix(c, p, strlen(p), NULL, NULL);
+    etcdc_client_free(c);
+}
+
 TH_MAIN(TH_TEST(test_password), TH_TEST(test_permissions), TH_TEST(test_token_expiry),
-        TH_TEST(test_token_expiry_threads))
+        TH_TEST(test_token_expiry_threads), TH_TEST(test_streams_after_token_expiry),
+        TH_TEST(test_new_watch_after_token_expiry))

@@ -401,7 +401,7 @@ static void test_keepalive_many_and_revoke(void)
 {
     etcdc_error err = {0};
     enum { N = 20 };
-    int64_t ids[N];
+    int64_t ids[N] = {0}; /* etcdc_lease_grant reads *out_id: 0 = let etcd pick */
     ka_rec recs[N];
     etcdc_keepalive *kas[N];
     for (int i = 0; i < N; i++) {
@@ -448,7 +448,7 @@ static void test_keepalive_many_and_revoke(void)
 static void test_keepalive_expiry_callback(void)
 {
     etcdc_error err = {0};
-    int64_t id;
+    int64_t id = 0;
     REQUIRE_OK(etcdc_lease_grant(C, 2, &id, &err), &err);
     const char *k = th_key("exp");
     REQUIRE_OK(etcdc_put_with_lease(C, k, strlen(k), "v", 1, id, NULL, &err), &err);
