@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -134,10 +135,40 @@ class _MountRegistry(list):
                 m._reported = True
 
 
+def _test_timeout(item) -> float:
+    """The pytest-timeout limit of this test (marker, --timeout or ini), else 300 s."""
+    marker = item.get_closest_marker("timeout")
+    if marker is not None and marker.args:
+        return float(marker.args[0] or 0) or 300.0
+    for get in (lambda: item.config.getoption("timeout"), lambda: item.config.getini("timeout")):
+        try:
+            value = float(get() or 0)
+        except (ValueError, TypeError):
+            continue
+        if value > 0:
+            return value
+    return 300.0
+
+
 @pytest.fixture
-def _etcdfs_mounts():
+def _etcdfs_mounts(request):
     reg = _MountRegistry()
+    # Watchdog: a hung daemon can hold a process of the test in an uninterruptible wait (a
+    # FUSE request that the daemon has read ends only with its answer). pytest-timeout's
+    # exception then cannot finish the test, nor can the test's own kill() of a child. Shortly
+    # after the test's time limit, kill the daemons: every pending request fails, the test
+    # goes on to fail, and teardown reports why.
+    limit = _test_timeout(request.node)
+
+    def fire():
+        for m in list(reg):
+            m.abort(f"watchdog: the test was still running {limit + 5:g}s after it started; "
+                    f"etcdfs killed to free processes stuck in the mount")
+    watchdog = threading.Timer(limit + 5, fire)
+    watchdog.daemon = True
+    watchdog.start()
     yield reg
+    watchdog.cancel()
     reg.unmount_all()
     for m in reg:
         if not getattr(m, "_reported", False):

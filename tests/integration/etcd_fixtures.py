@@ -930,9 +930,10 @@ class Mount:
                 lazy = True
         try:
             # after a lazy unmount the daemon lives on while anything keeps the mount open
-            self.proc.wait(timeout=min(timeout, 5) if lazy else timeout)
+            wait = min(timeout, 5) if lazy else timeout
+            self.proc.wait(timeout=wait)
         except subprocess.TimeoutExpired:
-            self._notes.append(f"etcdfs did not exit within {timeout:g}s of the unmount; "
+            self._notes.append(f"etcdfs did not exit within {wait:g}s of the unmount; "
                                f"sent SIGTERM")
             reap(self.proc, signal.SIGTERM, 10)
         with _registry_lock:
@@ -941,6 +942,17 @@ class Mount:
         self.returncode = self.proc.returncode
         self._finished = True
         return self.returncode
+
+    def abort(self, why: str) -> None:
+        """SIGKILL the daemon: the kernel then fails every request still waiting on it
+        (ENOTCONN), which frees processes stuck in the mount even uninterruptibly (a request
+        the daemon has already read can only end with its answer or its death)."""
+        if self.proc.poll() is None:
+            self._notes.append(why)
+            try:
+                self.proc.kill()
+            except ProcessLookupError:
+                pass
 
     def problems(self) -> list[str]:
         """Why this mount's daemon counts as failed (empty when it is fine). Call after
