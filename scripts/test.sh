@@ -14,6 +14,9 @@
 #                          runs the full thing)
 #   ETCDFS_PYTEST_ARGS     extra pytest arguments, e.g. "-k mount -x" (word-split)
 #   ETCDFS_CTEST_ARGS      extra ctest arguments, e.g. "-R unit_" (word-split)
+#   ETCDFS_CMAKE_ARGS      extra cmake arguments for both builds (word-split), e.g.
+#                          "-DCMAKE_BUILD_TYPE=Debug"; CI uses the project default
+#                          (RelWithDebInfo, whose -O2 warnings catch more under -Werror)
 #   ETCDFS_SKIP_INSTALL=1  do not run scripts/install-deps.sh
 set -euo pipefail
 
@@ -23,6 +26,7 @@ PY=/usr/bin/python3  # Debian's: it has pytest and etcd3 (the python3 on PATH ma
 QUICK=${ETCDFS_TEST_QUICK:-0}
 read -r -a PYTEST_EXTRA <<<"${ETCDFS_PYTEST_ARGS:-}"
 read -r -a CTEST_EXTRA <<<"${ETCDFS_CTEST_ARGS:-}"
+read -r -a CMAKE_EXTRA <<<"${ETCDFS_CMAKE_ARGS:-}"
 RESULTS=$(mktemp -d "${TMPDIR:-/tmp}/etcdfs-test-results.XXXXXX")
 export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in the repo
 export CI=${CI:-}
@@ -98,14 +102,14 @@ else
 fi
 
 build_ok=1
-run_stage "build build/" bash scripts/build.sh build || build_ok=0
+run_stage "build build/" bash scripts/build.sh build "${CMAKE_EXTRA[@]}" || build_ok=0
 asan_ok=0
 if [[ $QUICK == 1 ]]; then
   skip_stage "build build-asan/" "ETCDFS_TEST_QUICK=1"
 else
   asan_ok=1
   run_stage "build build-asan/ (ASan+UBSan)" \
-    bash scripts/build.sh build-asan -DETCDFS_SANITIZE=ON || asan_ok=0
+    bash scripts/build.sh build-asan -DETCDFS_SANITIZE=ON "${CMAKE_EXTRA[@]}" || asan_ok=0
 fi
 
 if [[ $build_ok == 1 ]]; then
