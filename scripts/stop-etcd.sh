@@ -38,7 +38,7 @@ if [[ -z $pid ]]; then
 else
   mounts=$(findmnt -n -o TARGET -t fuse.etcdfs 2>/dev/null | tr '\n' ' ' || true)
   if [[ -n ${mounts// /} ]]; then
-    say "note: etcdfs is still mounted on: $mounts(unmount with fusermount3 -u)"
+    say "note: etcdfs mounts exist (some may use this etcd): $mounts"
   fi
   say "stopping etcd pid $pid"
   kill -TERM "$pid"
