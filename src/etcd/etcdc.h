@@ -384,8 +384,10 @@ etcdc_code etcdc_txn_commit(etcdc_client *c, const etcdc_txn *t, etcdc_txn_resul
 /* Leases                                                                                       */
 /* ------------------------------------------------------------------------------------------ */
 
-/* Grant a lease of ttl_s seconds; *out_id receives its id (id 0 asks etcd to pick one). */
+/* Grant a lease of ttl_s seconds with an id chosen by etcd; *out_id receives it. */
 etcdc_code etcdc_lease_grant(etcdc_client *c, int64_t ttl_s, int64_t *out_id, etcdc_error *err);
+/* Grant a lease with a caller-chosen id (> 0). ETCDC_ERR_INVALID_ARGUMENT if it exists. */
+etcdc_code etcdc_lease_grant_id(etcdc_client *c, int64_t ttl_s, int64_t id, etcdc_error *err);
 /* Revoke a lease: every key attached to it is deleted. ETCDC_ERR_NOT_FOUND if unknown. */
 etcdc_code etcdc_lease_revoke(etcdc_client *c, int64_t id, etcdc_error *err);
 /* Remaining and granted TTL (seconds); *out_ttl is -1 when the lease has expired.

@@ -47,13 +47,14 @@ struct etcdc_lease_hub {
 
 /* ---- unary calls ---- */
 
-etcdc_code etcdc_lease_grant(etcdc_client *c, int64_t ttl_s, int64_t *out_id, etcdc_error *err)
+static etcdc_code grant(etcdc_client *c, int64_t ttl_s, int64_t id, int64_t *out_id,
+                        etcdc_error *err)
 {
     if (ttl_s <= 0)
         return etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0, "lease TTL must be > 0");
     Etcdserverpb__LeaseGrantRequest pb = ETCDSERVERPB__LEASE_GRANT_REQUEST__INIT;
     pb.ttl = ttl_s;
-    pb.id = *out_id > 0 ? *out_id : 0;
+    pb.id = id;
     Etcdserverpb__LeaseGrantResponse *resp = NULL;
     etcdc_code rc = etcdc__unary(c, "/etcdserverpb.Lease/LeaseGrant", ETCDC_STAT_LEASE,
                                  ETCDC_RETRY_UNSENT, &pb.base,
@@ -63,10 +64,22 @@ etcdc_code etcdc_lease_grant(etcdc_client *c, int64_t ttl_s, int64_t *out_id, et
         return rc;
     if (resp->error && *resp->error)
         rc = etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0, "lease grant: %s", resp->error);
-    else
+    else if (out_id)
         *out_id = resp->id;
     protobuf_c_message_free_unpacked(&resp->base, NULL);
     return rc;
+}
+
+etcdc_code etcdc_lease_grant(etcdc_client *c, int64_t ttl_s, int64_t *out_id, etcdc_error *err)
+{
+    return grant(c, ttl_s, 0, out_id, err);
+}
+
+etcdc_code etcdc_lease_grant_id(etcdc_client *c, int64_t ttl_s, int64_t id, etcdc_error *err)
+{
+    if (id <= 0)
+        return etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0, "lease id must be > 0");
+    return grant(c, ttl_s, id, NULL, err);
 }
 
 etcdc_code etcdc_lease_revoke(etcdc_client *c, int64_t id, etcdc_error *err)
