@@ -132,10 +132,16 @@ done
 cat >"$work/member.sh" <<EOF
 #!/bin/sh
 w=$work
+# Gone = no such process, or a zombie nobody has reaped yet (etcd is orphaned once started).
+wait_gone() {
+    while kill -0 "\$1" 2>/dev/null && ! grep -q '^[0-9]* (.*) Z' /proc/\$1/stat 2>/dev/null; do
+        sleep 0.05
+    done
+}
 case "\$1" in
 start) sh \$w/m\$2.cmd & echo \$! >\$w/m\$2.pid ;;
-stop) kill -TERM \$(cat \$w/m\$2.pid); while kill -0 \$(cat \$w/m\$2.pid) 2>/dev/null; do sleep 0.05; done ;;
-kill) kill -KILL \$(cat \$w/m\$2.pid); while kill -0 \$(cat \$w/m\$2.pid) 2>/dev/null; do sleep 0.05; done ;;
+stop) kill -TERM \$(cat \$w/m\$2.pid); wait_gone \$(cat \$w/m\$2.pid) ;;
+kill) kill -KILL \$(cat \$w/m\$2.pid); wait_gone \$(cat \$w/m\$2.pid) ;;
 pause) kill -STOP \$(cat \$w/m\$2.pid) ;;
 resume) kill -CONT \$(cat \$w/m\$2.pid) ;;
 pid) cat \$w/m\$2.pid ;;
