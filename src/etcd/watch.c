@@ -262,7 +262,8 @@ static void handle_response(struct etcdc_watch_hub *h, Etcdserverpb__WatchRespon
             if (!next)
                 break;
             id = next->id;
-            if (next->state != W_ACTIVE || rev <= next->last_revision)
+            /* Delivered even when nothing changed: the answer is what proves currency. */
+            if (next->state != W_ACTIVE || rev < next->last_revision)
                 continue;
             next->last_revision = rev;
             etcdc_watch_response r = {.kind = ETCDC_WATCH_PROGRESS, .revision = rev};
@@ -319,7 +320,7 @@ static void handle_response(struct etcdc_watch_hub *h, Etcdserverpb__WatchRespon
     }
     if (m->n_events > 0) {
         deliver_events(h, w, rev, m->events, m->n_events);
-    } else if (!m->created && rev > w->last_revision) {
+    } else if (!m->created && rev >= w->last_revision) {
         w->last_revision = rev; /* periodic progress notification for this watcher */
         etcdc_watch_response r = {.kind = ETCDC_WATCH_PROGRESS, .revision = rev};
         deliver(h, w, &r);
