@@ -15,8 +15,8 @@
 #   ETCDFS_PYTEST_ARGS     extra pytest arguments, e.g. "-k mount -x" (word-split)
 #   ETCDFS_CTEST_ARGS      extra ctest arguments, e.g. "-R unit_" (word-split)
 #   ETCDFS_CMAKE_ARGS      extra cmake arguments for both builds (word-split), e.g.
-#                          "-DCMAKE_BUILD_TYPE=Debug"; CI uses the project default
-#                          (RelWithDebInfo, whose -O2 warnings catch more under -Werror)
+#                          "-DCMAKE_BUILD_TYPE=Debug"; by default both builds are
+#                          RelWithDebInfo, as in CI, whatever a build dir was configured with
 #   ETCDFS_SKIP_INSTALL=1  do not run scripts/install-deps.sh
 set -euo pipefail
 
@@ -27,6 +27,10 @@ QUICK=${ETCDFS_TEST_QUICK:-0}
 read -r -a PYTEST_EXTRA <<<"${ETCDFS_PYTEST_ARGS:-}"
 read -r -a CTEST_EXTRA <<<"${ETCDFS_CTEST_ARGS:-}"
 read -r -a CMAKE_EXTRA <<<"${ETCDFS_CMAKE_ARGS:-}"
+# Pin the build type: a build dir configured earlier with another one (say Debug, whose -O0
+# hides -O2-only warnings that -Werror turns into errors) must not make this run differ from
+# CI's fresh clone. ETCDFS_CMAKE_ARGS can still override it.
+CMAKE_EXTRA=("-DCMAKE_BUILD_TYPE=RelWithDebInfo" "${CMAKE_EXTRA[@]}")
 RESULTS=$(mktemp -d "${TMPDIR:-/tmp}/etcdfs-test-results.XXXXXX")
 export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in the repo
 export CI=${CI:-}
