@@ -71,6 +71,7 @@ typedef struct node {
     int64_t mod_rev;     /* of the cached content; 0 = not in etcd */
     bool dirty;          /* local changes not yet written to etcd */
     bool written;        /* write() or truncate since the last write-back, not just O_TRUNC */
+    bool too_big;        /* a write failed with EFBIG: the changes are dropped, not stored cut */
     bool pending;        /* created here (O_CREAT), not yet in etcd */
     bool unlinked;       /* removed: buffered data is discarded at release */
     int open_count;

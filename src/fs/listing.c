@@ -153,6 +153,9 @@ int listing_fetch(const char *dir_key, size_t dir_len, bool is_root, listing **o
     size_t end_len, start_len = dir_len;
     char *end = key_prefix_end(dir_key, dir_len, &end_len);
     char *start = malloc(dir_len + 1);
+    int64_t limit = g_fs.page_size, revision = 0;
+    bool first = true;
+    etcdc_error err = {0};
     b.l = calloc(1, sizeof *b.l);
     if (!end || !start || !b.l) {
         rc = ENOMEM;
@@ -161,9 +164,8 @@ int listing_fetch(const char *dir_key, size_t dir_len, bool is_root, listing **o
     b.l->refs = 1;
     memcpy(start, dir_key, dir_len);
     start[dir_len] = 0;
-    int64_t limit = g_fs.page_size, revision = 0;
-    bool first = true;
-    etcdc_error err = {0};
+    if (dir_len == 0)
+        start_len = 1; /* the whole key space starts at "\0" (etcd has no empty key) */
     for (;;) {
         etcdc_range_req req = {.key = start, .key_len = start_len, .range_end = end,
                                .range_end_len = end_len, .limit = limit, .revision = revision};
@@ -216,7 +218,8 @@ int listing_fetch(const char *dir_key, size_t dir_len, bool is_root, listing **o
             }
             b.l->refs = 1;
             memcpy(start, dir_key, dir_len);
-            start_len = dir_len;
+            start[dir_len] = 0;
+            start_len = dir_len ? dir_len : 1;
             revision = 0;
             first = true;
             continue;

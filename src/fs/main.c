@@ -185,6 +185,11 @@ static int run(const etcdfs_opts *o, char *password, int report_fd)
     bool mounted = false, signals = false, notifying = false;
     char *fuse_opts = NULL;
     struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+    int64_t revision = 0;
+    /* fsname shows in mount(8) and df; a ',' would split the option list. */
+    const char *fsname = o->source && !strpbrk(o->source, ",\\") ? o->source : "etcdfs";
+    struct fuse_loop_config loop = {.clone_fd = 0, .max_idle_threads = 16};
+    int rc;
 
     g_fs.opts = o;
     g_fs.prefix = names_normalize_prefix(o->prefix, &g_fs.prefix_len);
@@ -209,12 +214,9 @@ static int run(const etcdfs_opts *o, char *password, int report_fd)
     }
     if (!g_fs.client)
         goto out;
-    int64_t revision = 0;
     if (check_prefix(report_fd, &revision))
         goto out;
 
-    /* fsname shows in mount(8) and df; a ',' would split the option list. */
-    const char *fsname = o->source && !strpbrk(o->source, ",\\") ? o->source : "etcdfs";
     if (asprintf(&fuse_opts, "fsname=%s,subtype=etcdfs,default_permissions%s%s%s", fsname,
                  o->allow_other ? ",allow_other" : "",
                  o->fuse_opts ? "," : "", o->fuse_opts ? o->fuse_opts : "") < 0) {
@@ -257,13 +259,12 @@ static int run(const etcdfs_opts *o, char *password, int report_fd)
     }
     log_msg(LOG_INFO, "mounted %s (prefix '%s') on %s", o->endpoints, g_fs.prefix,
             o->mountpoint);
-    int nrc = notify_start(revision + 1);
+    rc = notify_start(revision + 1);
     notifying = true;
-    if (nrc)
+    if (rc)
         log_msg(LOG_WARNING, "no watch: remote changes show after --cache-timeout");
 
-    struct fuse_loop_config loop = {.clone_fd = 0, .max_idle_threads = 16};
-    int rc = fuse_session_loop_mt(se, &loop);
+    rc = fuse_session_loop_mt(se, &loop);
     /* The loop ended (unmount or signal): buffered content goes to etcd before we leave. */
     file_writeback_all();
     status = rc < 0 ? 1 : 0;
@@ -320,6 +321,8 @@ int main(int argc, char **argv)
     char err[512];
     int status = 1;
     char *password = NULL;
+    int pipefd[2];
+    pid_t pid;
     if (opts_parse(argc, argv, &o, err, sizeof err)) {
         fprintf(stderr, "etcdfs: %s\n", err);
         goto out;
@@ -345,12 +348,11 @@ int main(int argc, char **argv)
         status = run(&o, password, -1);
         goto out;
     }
-    int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC)) {
         fprintf(stderr, "etcdfs: pipe: %s\n", strerror(errno));
         goto out;
     }
-    pid_t pid = fork();
+    pid = fork();
     if (pid < 0) {
         fprintf(stderr, "etcdfs: fork: %s\n", strerror(errno));
         close(pipefd[0]);

@@ -440,6 +440,13 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
     resolved r = {0};
     node *dir = node_get(parent);
     node *n = NULL;
+    size_t end_len = 0, after_len = 0;
+    char *end = NULL, *after = NULL;
+    etcdc_txn *t = NULL;
+    etcdc_txn_result res = {0};
+    const char *d = NULL;
+    size_t d_len = 0;
+    bool keep_dir = false;
     int rc = g_fs.opts->ro ? EROFS : !dir ? ENOENT : dir->type != NODE_DIR ? ENOTDIR : 0;
     if (rc == 0)
         rc = resolve_name(dir, name, &r);
@@ -463,13 +470,9 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
         }
     }
     /* The directory that must survive: for "%value" the directory itself, else the parent. */
-    const char *d = r.dir_key;
-    size_t d_len = r.dir_len;
-    bool keep_dir = rc == 0 && !(r.kind != NAMES_SELF && node_is_root(dir));
-    size_t end_len = 0, after_len = 0;
-    char *end = NULL, *after = NULL;
-    etcdc_txn *t = NULL;
-    etcdc_txn_result res = {0};
+    d = r.dir_key;
+    d_len = r.dir_len;
+    keep_dir = rc == 0 && !(r.kind != NAMES_SELF && node_is_root(dir));
     if (rc == 0 && r.file_len == r.dir_len) {
         /* "%" is the marker key holding data: removing the file empties the marker. */
         int64_t rev;

@@ -30,6 +30,7 @@ int resolve_name(node *dir, const char *name, resolved *r)
     memset(r, 0, sizeof *r);
     int rc = 0;
     size_t name_len = strlen(name);
+    uint64_t hash = 0;
     if (name_len > NAMES_MAX)
         return ENAMETOOLONG;
     r->at_root = node_is_root(dir);
@@ -39,7 +40,6 @@ int resolve_name(node *dir, const char *name, resolved *r)
         rc = ENOMEM;
         goto out;
     }
-    uint64_t hash = 0;
     r->kind = names_from_display(name, name_len, r->at_root, r->comp, &r->comp_len, &hash);
     switch (r->kind) {
     case NAMES_INVALID:

@@ -94,6 +94,16 @@ int file_writeback_locked(node *n, const char *why)
 {
     if (!n->dirty || n->unlinked)
         return 0;
+    if (n->too_big) {
+        /* A write failed with EFBIG: storing what came before it would keep a cut-off file.
+         * The changes are dropped; etcd keeps the previous value (or no key for a new file). */
+        if (n->pending)
+            node_pending_add(-1);
+        n->dirty = n->written = n->pending = n->too_big = false;
+        n->known = false;
+        n->mod_rev = 0;
+        return EFBIG;
+    }
     size_t len;
     char *key = node_key(n, &len);
     if (!key)
@@ -407,6 +417,11 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
             n->known = true;
             clock_gettime(CLOCK_REALTIME, &n->mtime);
         }
+        pthread_mutex_unlock(&n->mu);
+    }
+    if (rc == EFBIG) {
+        pthread_mutex_lock(&n->mu);
+        n->too_big = true;
         pthread_mutex_unlock(&n->mu);
     }
     if (rc == 0)

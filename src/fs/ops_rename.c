@@ -176,12 +176,10 @@ static int rename_dir(node *src, const resolved *rs, const resolved *rd, bool sa
     char *send = key_prefix_end(rs->sub_key, rs->sub_len, &send_len);
     char *dend = key_prefix_end(rd->sub_key, rd->sub_len, &dend_len);
     char *dafter = key_join(rd->sub_key, rd->sub_len, "", 1, NULL, 0, &dafter_len);
-    if (!send || !dend || !dafter) {
-        rc = ENOMEM;
-        goto out;
-    }
     size_t max_ops = etcdc_max_txn_ops();
     bool need_marker = !same_dir && parent_needs_marker(sparent, rs);
+    if (!send || !dend || !dafter)
+        rc = ENOMEM;
     for (int attempt = 0; rc == 0; attempt++) {
         /* 1. Snapshot of the subtree and the directory's own key (one read-only Txn). */
         etcdc_txn *rt = etcdc_txn_new();
@@ -306,7 +304,6 @@ static int rename_dir(node *src, const resolved *rs, const resolved *rd, bool sa
             node_put(own);
         }
     }
-out:
     free(send);
     free(dend);
     free(dafter);
@@ -320,7 +317,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
     resolved rs = {0}, rd = {0};
     node *sp = node_get(parent), *dp = node_get(newparent);
     node *src = NULL, *dst = NULL;
-    bool src_dir = false;
+    bool src_dir = false, same_dir = sp == dp;
     int rc = g_fs.opts->ro ? EROFS : (!sp || !dp) ? ENOENT : 0;
     if (rc == 0 && (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)))
         rc = EINVAL;
@@ -346,7 +343,6 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
         goto reply; /* same name: nothing to do */
     if (rc == 0 && src_dir && (flags & RENAME_EXCHANGE))
         rc = EINVAL; /* exchanging directories is not supported (docs/semantics.md) */
-    bool same_dir = sp == dp;
     if (rc == 0 && src_dir)
         rc = rename_dir(src, &rs, &rd, same_dir, flags, sp);
     else if (rc == 0)

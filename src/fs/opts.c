@@ -211,7 +211,9 @@ static int apply(etcdfs_opts *o, const opt_spec *spec, const char *value, char *
         *(bool *)field = v;
         return 0;
     }
-    if (!value || !*value)
+    /* An empty prefix is meaningful: the whole key space. */
+    bool empty_ok = spec->type == T_STRING && !strcmp(spec->name, "prefix");
+    if (!value || (!*value && !empty_ok))
         return fail(err, es, "option '%s' needs a value (%s=%s)", spec->name, spec->name,
                     spec->arg ? spec->arg : "VALUE");
     unsigned long u;
