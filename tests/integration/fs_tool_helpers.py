@@ -92,6 +92,15 @@ def errno_of(fn, *args, **kw) -> int:
     pytest.fail(f"{getattr(fn, '__name__', fn)}{args} succeeded; an error was expected")
 
 
+def try_errno(fn, *args, **kw):
+    """Run fn; None if it succeeded, else the errno of the OSError it raised."""
+    try:
+        fn(*args, **kw)
+    except OSError as exc:
+        return exc.errno
+    return None
+
+
 def ename(e) -> str:
     if isinstance(e, (set, frozenset, tuple, list)):
         return "/".join(sorted(ename(x) for x in e))
