@@ -18,7 +18,6 @@ Rules kept by this module:
 from __future__ import annotations
 
 import atexit
-import ctypes
 import errno
 import json
 import os
@@ -156,34 +155,45 @@ _live_procs: dict[int, subprocess.Popen] = {}
 _live_dirs: set[str] = set()
 _live_mounts: set[str] = set()
 
-_PR_SET_PDEATHSIG = 1
-try:
-    _libc = ctypes.CDLL(None, use_errno=True)
-except OSError:  # pragma: no cover
-    _libc = None
+# Children die with the test runner, even when it is SIGKILLed (atexit does not run then):
+# `setpriv --pdeathsig KILL` sets PR_SET_PDEATHSIG and execs the command. Not preexec_fn: that
+# makes Python fork() instead of vfork(), which runs pthread_atfork handlers, and gRPC's
+# (python-etcd3 loads grpcio) can deadlock there joining its executor thread (seen: a test
+# hung for good in __run_prefork_handlers after using etcd.client()).
+SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
+_PDEATHSIG = [SETPRIV, "--pdeathsig", "KILL", "--"] if os.path.exists(SETPRIV) else []
+
+# The same hazard for any fork() a test makes after gRPC started threads: turn gRPC's fork
+# support (whose prefork handler joins threads) off in this process, before grpc is imported,
+# and keep the variable away from the children (etcdfs links gRPC too).
+_GRPC_FORK_ENV = os.environ.get("GRPC_ENABLE_FORK_SUPPORT")
+if _GRPC_FORK_ENV is None:
+    os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "false"
 
 
-def _child_preexec() -> None:
-    # Die with the test runner, even when it is SIGKILLed (atexit does not run then).
-    if _libc is not None:
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+def child_env(env: Optional[dict] = None) -> dict:
+    """os.environ (or `env`) as children should see it."""
+    out = dict(os.environ if env is None else env)
+    if _GRPC_FORK_ENV is None:
+        out.pop("GRPC_ENABLE_FORK_SUPPORT", None)
+    return out
 
 
 def spawn(cmd: Sequence[str], log_path: Path | str, env: Optional[dict] = None,
           cwd: Optional[str] = None) -> subprocess.Popen:
     """Start `cmd` in its own session with stdout+stderr appended to `log_path`, registered
-    for cleanup. Use this for any long-running helper process a test starts."""
+    for cleanup, killed if the test runner dies. Use this for any long-running helper process
+    a test starts. proc.pid is the command's own pid (setpriv execs it)."""
     log = open(log_path, "ab", buffering=0)
     try:
         proc = subprocess.Popen(
-            [str(c) for c in cmd],
+            [*_PDEATHSIG, *[str(c) for c in cmd]],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=env,
+            env=child_env(env),
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=_child_preexec,
         )
     finally:
         log.close()
@@ -399,7 +409,7 @@ class EtcdctlError(subprocess.CalledProcessError):
 
 def _etcdctl_env() -> dict:
     # ETCD_* / ETCDCTL_* from the caller's environment would override or conflict with flags.
-    env = {k: v for k, v in os.environ.items()
+    env = {k: v for k, v in child_env().items()
            if not k.startswith("ETCDCTL_") and not k.startswith("ETCD_")}
     env["ETCDCTL_API"] = "3"
     return env
@@ -763,8 +773,9 @@ class EtcdCluster:
             if m is None:
                 continue
             m._member_id = int(st["Status"]["header"]["member_id"])
-            leaders.add(int(st["Status"]["leader"]))
-        if len(statuses) != len(running) or len(leaders) != 1:
+            # during an election "leader" is 0, which etcd's JSON leaves out
+            leaders.add(int(st["Status"].get("leader", 0)))
+        if len(statuses) != len(running) or len(leaders) != 1 or 0 in leaders:
             return None
         (leader_id,) = leaders
         for m in running:
