@@ -136,8 +136,13 @@ static etcdc_client *connect_etcd(const etcdfs_opts *o, char *password, int repo
         goto out;
     }
     client = etcdc_client_new(cfg, &err);
-    if (!client)
-        report(report_fd, "%s", err.message[0] ? err.message : etcdc_strerror(err.code));
+    if (!client) {
+        /* A failed TLS handshake reaches us as "unavailable": say what to check. */
+        bool tls = strstr(err.message, "andshake") || strstr(err.message, "SSL");
+        report(report_fd, "%s%s", tls ? "TLS handshake with etcd failed (check --cacert, "
+                                         "--cert, --key): " : "",
+               err.message[0] ? err.message : etcdc_strerror(err.code));
+    }
 out:
     etcdc_config_free(cfg);
     return client;
@@ -207,6 +212,9 @@ static int run(const etcdfs_opts *o, char *password, int report_fd)
     }
     table_init(g_fs.prefix, g_fs.prefix_len);
 
+    /* gRPC logs its own errors to stderr; we report one line instead (kept with -d). */
+    if (!o->debug)
+        setenv("GRPC_VERBOSITY", "NONE", 0);
     g_fs.client = connect_etcd(o, password, report_fd);
     if (password) {
         OPENSSL_cleanse(password, strlen(password));
