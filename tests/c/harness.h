@@ -185,8 +185,8 @@ static inline int th_member(const char *action, int member)
 static inline int th_main(int argc, char **argv, const th_test *tests, size_t n)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    int ran = 0;
-    for (size_t i = 0; i < n; i++) {
+    volatile int ran = 0; /* volatile: live across the longjmp of a failed REQUIRE */
+    for (volatile size_t i = 0; i < n; i++) {
         bool selected = argc < 2 || strcmp(tests[i].name, "setup") == 0 ||
                         strcmp(tests[i].name, "teardown") == 0;
         for (int a = 1; a < argc; a++)

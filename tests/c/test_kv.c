@@ -630,7 +630,7 @@ static void test_bulk(void)
 {
     etcdc_error err = {0};
     const char *p = th_prefix();
-    static char keys[130][200];
+    static char keys[130][240];
     etcdc_pair pairs[130];
     const void *kptr[130];
     size_t klen[130];
