@@ -68,6 +68,8 @@ static int entry_cmp(const void *pa, const void *pb)
  * entry that carries the value (shown inside it as %value). */
 static void finish(listing *l)
 {
+    if (l->n == 0)
+        return;
     qsort(l->e, l->n, sizeof *l->e, entry_cmp);
     size_t out = 0;
     for (size_t i = 0; i < l->n; i++) {

@@ -379,7 +379,16 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
         stats_snapshot *s = (stats_snapshot *)(uintptr_t)fi->fh;
         size_t from = (size_t)off < s->len ? (size_t)off : s->len;
         size_t count = s->len - from < size ? s->len - from : size;
-        fuse_reply_buf(req, s->text + from, count);
+        /* Reply from a copy: the reader may close (and release free the snapshot) the moment
+         * the reply is written, while fuse_reply_buf is still returning. */
+        char *copy = count ? malloc(count) : NULL;
+        if (copy)
+            memcpy(copy, s->text + from, count);
+        if (count && !copy)
+            fuse_reply_err(req, ENOMEM);
+        else
+            fuse_reply_buf(req, copy, count);
+        free(copy);
         node_put(n);
         return;
     }
