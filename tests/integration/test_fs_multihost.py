@@ -1,0 +1,334 @@
+"""Several etcdfs mounts of one etcd cluster, as on several hosts (issue 3: "two mounts of one
+cluster see each other's changes"; close-to-open consistency).
+
+Close-to-open: once a writer's close() has returned, an open() (or a listing) on any other
+mount sees the write. So nothing here waits or retries after a close: every check runs at once.
+Races (O_EXCL create, rmdir against create, writers in one directory) are run from threads
+released together by a barrier, for many rounds."""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+
+import pytest
+
+from etcd_fixtures import wait_for
+from fs_tool_helpers import (MODES, dump, get, keys, mode_args, require_mode, sh, try_errno)
+
+pytestmark = pytest.mark.needs_etcdfs
+
+
+@pytest.fixture(params=MODES)
+def mode(request, etcdfs_bin):
+    require_mode(etcdfs_bin, request.param)
+    return request.param
+
+
+@pytest.fixture
+def kv(etcd):
+    c = etcd.client()
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def two(mode, etcd, mount):
+    """Two mounts (a, b) of the same single-member etcd."""
+    return (mount(etcd, name="a", extra_args=mode_args(mode)),
+            mount(etcd, name="b", extra_args=mode_args(mode)))
+
+
+def race(*fns):
+    """Run the functions in threads released together; return their results (an errno or
+    None for each, via try_errno, or whatever they return)."""
+    barrier = threading.Barrier(len(fns))
+    results = [None] * len(fns)
+    errors = []
+
+    def run(i, fn):
+        try:
+            barrier.wait(timeout=60)
+            results[i] = fn()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i, f)) for i, f in enumerate(fns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a racing operation hung"
+    if errors:
+        raise errors[0]
+    return results
+
+
+def write_file(path, data: bytes, flags=os.O_WRONLY | os.O_CREAT | os.O_TRUNC):
+    fd = os.open(path, flags, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+# -- close-to-open between two mounts ----------------------------------------------------------
+
+def test_changes_seen_by_other_mount_at_once(mode, two, kv):
+    a, b = two
+    os.mkdir(a.path / "dir")
+    assert os.listdir(b.path / "dir") == []  # b has looked (and cached) the empty listing
+    assert not os.path.exists(b.path / "dir" / "f")  # ... and a negative lookup
+    sh("echo x > dir/f", a.path)
+    assert sh("cat dir/f", b.path).stdout == "x\n"
+    assert sh("ls dir", b.path).stdout.split() == ["f"]
+    # rewrites, longer and shorter: b never shows a stale size
+    sh("echo 'a much longer line than before' > dir/f", a.path)
+    assert sh("cat dir/f", b.path).stdout == "a much longer line than before\n"
+    assert os.stat(b.path / "dir" / "f").st_size == 31
+    sh("echo y > dir/f", a.path)
+    assert (b.path / "dir" / "f").read_bytes() == b"y\n"
+    # and the other way round
+    sh("echo from-b >> dir/f", b.path)
+    assert (a.path / "dir" / "f").read_bytes() == b"y\nfrom-b\n"
+    # a rename
+    sh("mv dir/f dir/g", a.path)
+    assert sh("ls dir", b.path).stdout.split() == ["g"]
+    assert (b.path / "dir" / "g").read_bytes() == b"y\nfrom-b\n"
+    assert try_errno(open, b.path / "dir" / "f") == errno.ENOENT
+    # a delete
+    sh("rm dir/g", a.path)
+    assert sh("ls dir", b.path).stdout.split() == []
+    assert try_errno(open, b.path / "dir" / "g") == errno.ENOENT
+    assert os.path.isdir(b.path / "dir")  # removing the last file kept the directory
+    # a directory created, filled, renamed and removed on b is seen on a
+    sh("mkdir -p x/y && echo z > x/y/z && mv x w", b.path)
+    assert sorted(os.listdir(a.path)) == ["dir", "w"]
+    assert (a.path / "w" / "y" / "z").read_bytes() == b"z\n"
+    sh("rm -r w", b.path)
+    assert sorted(os.listdir(a.path)) == ["dir"]
+    assert keys(kv, "/w") == []
+
+
+def read_or_errno(path):
+    """The content of path, or the name of the errno its open/read failed with."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno, str(exc.errno))
+
+
+def test_new_file_seen_after_listing_many_rounds(mode, two, kv):
+    """b lists a directory (and so caches its entries); a creates a file in it and closes it;
+    b's open of that name, and b's listing, show the file at once. Repeated: a cache that is
+    only refreshed by the watch would be caught on some rounds."""
+    a, b = two
+    bad = []
+    for i in range(40):
+        d = f"c{i}"
+        os.mkdir(a.path / d)
+        assert os.listdir(b.path / d) == []
+        write_file(a.path / d / "f", b"x%d" % i)
+        got = read_or_errno(b.path / d / "f")
+        listed = os.listdir(b.path / d)
+        if got != b"x%d" % i or listed != ["f"]:
+            bad.append((i, got, listed))
+    assert not bad, (f"{len(bad)}/40 rounds: (round, b's read of the new file, b's listing) "
+                     f"{bad[:8]}")
+
+
+def test_open_file_on_one_mount_while_other_writes(mode, two, kv):
+    """A reader that keeps its file open while another host writes, then reopens: the reopen
+    shows the new content (the old descriptor may keep showing the old one)."""
+    a, b = two
+    (a.path / "f").write_bytes(b"version 1")
+    with open(b.path / "f", "rb") as held:
+        assert held.read() == b"version 1"
+        (a.path / "f").write_bytes(b"version 2, longer")
+        assert (b.path / "f").read_bytes() == b"version 2, longer"
+    assert (b.path / "f").read_bytes() == b"version 2, longer"
+    assert get(kv, "/f") == b"version 2, longer"
+
+
+def test_keys_written_directly_appear_in_both_mounts(mode, etcd, two, kv):
+    a, b = two
+    kv.put("/ext/seed", b"s")
+    for m in (a, b):  # both have listed (and cached) the directory
+        assert os.listdir(m.path / "ext") == ["seed"]
+        assert not os.path.exists(m.path / "ext" / "by-ctl")
+    etcd.ctl("put", "/ext/by-ctl", "from etcdctl")
+    kv.put("/ext/by-etcd3", b"from etcd3 \x00\xff")
+    kv.put("/ext/newdir/deep", b"d")
+    for m in (a, b):
+        assert sorted(os.listdir(m.path / "ext")) == ["by-ctl", "by-etcd3", "newdir", "seed"]
+        assert (m.path / "ext" / "by-ctl").read_bytes() == b"from etcdctl"
+        assert (m.path / "ext" / "by-etcd3").read_bytes() == b"from etcd3 \x00\xff"
+        assert (m.path / "ext" / "newdir" / "deep").read_bytes() == b"d"
+    etcd.ctl("put", "/ext/by-ctl", "changed")
+    etcd.ctl("del", "/ext/by-etcd3")
+    for m in (a, b):
+        assert (m.path / "ext" / "by-ctl").read_bytes() == b"changed"
+        assert os.stat(m.path / "ext" / "by-ctl").st_size == 7
+        assert try_errno(open, m.path / "ext" / "by-etcd3") == errno.ENOENT
+        assert sorted(os.listdir(m.path / "ext")) == ["by-ctl", "newdir", "seed"]
+    etcd.ctl("del", "--prefix", "/ext/")
+    for m in (a, b):
+        assert os.listdir(m.path) == []  # a listing is an open: current at once
+        # a lookup by name may be answered by the kernel's entry cache until the watch
+        # event invalidates it (or cache_timeout passes): bounded wait, not close-to-open
+        wait_for(lambda: not os.path.exists(m.path / "ext"), 10, "ext/ to vanish")
+
+
+# -- races ---------------------------------------------------------------------------------------
+
+def test_o_excl_create_race_one_winner(mode, two, kv):
+    a, b = two
+    rounds = 30
+    for m in (a, b):
+        os.listdir(m.path)
+    for i in range(rounds):
+        name = f"lock{i}"
+
+        def grab(m, who):
+            return try_errno(write_file, m.path / name, who.encode(),
+                             os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+
+        ra, rb = race(lambda: grab(a, "a"), lambda: grab(b, "b"))
+        outcome = sorted([ra, rb], key=lambda e: e or 0)
+        assert outcome == [None, errno.EEXIST], \
+            f"round {i}: a -> {ra}, b -> {rb} (want exactly one winner, the loser EEXIST)"
+        winner = "a" if ra is None else "b"
+        assert get(kv, f"/{name}") == winner.encode(), f"round {i}"
+        for m, who in ((a, "a"), (b, "b")):  # open after the winner's close: current
+            assert read_or_errno(m.path / name) == winner.encode(), \
+                f"round {i}: winner {winner}, read on mount {who}"
+    assert len(keys(kv)) == rounds
+
+
+def test_concurrent_writers_different_files_one_dir(mode, two, kv):
+    a, b = two
+    os.mkdir(a.path / "shared")
+    n = 15
+
+    def writer(m, who):
+        for i in range(n):
+            write_file(m.path / "shared" / f"{who}-{i:02d}", f"{who} {i}".encode() * (i + 1))
+
+    race(lambda: writer(a, "a1"), lambda: writer(a, "a2"), lambda: writer(b, "b1"),
+         lambda: writer(b, "b2"))
+    want = {f"/shared/{w}-{i:02d}".encode(): f"{w} {i}".encode() * (i + 1)
+            for w in ("a1", "a2", "b1", "b2") for i in range(n)}
+    held = {k: v for k, v in dump(kv).items() if not k.endswith(b"/")}
+    assert held == want
+    names = sorted(k.decode()[len("/shared/"):] for k in want)
+    for m in (a, b):
+        assert sorted(os.listdir(m.path / "shared")) == names
+        assert sh("ls -l shared | wc -l", m.path).stdout.strip() == str(len(names) + 1)
+
+
+def test_rmdir_races_create_inside(mode, two, kv):
+    """rmdir on a against a file created inside on b: never both succeed (the file would be
+    created in a removed directory), a created file is never lost, a removed directory leaves
+    no key behind."""
+    a, b = two
+    rounds = 20
+    for i in range(rounds):
+        d = f"d{i}"
+        os.mkdir(a.path / d)
+        assert os.listdir(b.path / d) == []  # b knows the directory (cached entry)
+
+        def create():
+            return try_errno(write_file, b.path / d / "file", b"data")
+
+        r_rmdir, r_create = race(lambda: try_errno(os.rmdir, a.path / d), create)
+        state = {k: v for k, v in dump(kv).items() if k.startswith(f"/{d}/".encode())}
+        msg = f"round {i}: rmdir -> {r_rmdir}, create -> {r_create}, etcd {state}"
+        if r_create is None:  # never lost, and reachable from both mounts
+            assert state.get(f"/{d}/file".encode()) == b"data", msg
+            for m in (a, b):
+                assert os.listdir(m.path / d) == ["file"], msg
+        if r_rmdir is None and r_create is not None:  # removed: nothing left behind
+            assert state == {}, msg
+            for m in (a, b):
+                assert d not in os.listdir(m.path), msg
+        assert (r_rmdir is None) != (r_create is None), \
+            "exactly one of rmdir and create succeeds; " + msg
+        assert r_rmdir in (None, errno.ENOTEMPTY), msg
+        assert r_create in (None, errno.ENOENT, errno.ESTALE), msg
+
+
+def test_create_in_directory_removed_by_other_mount(mode, two, kv):
+    """b knows directory d; a removes it; b then creates d/file. On a local filesystem (and
+    on NFS) the create fails (ENOENT/ESTALE): the directory is gone. Creating the file would
+    silently bring back a directory that another host has just removed."""
+    a, b = two
+    os.mkdir(a.path / "d")
+    assert os.listdir(b.path / "d") == []
+    os.rmdir(a.path / "d")
+    assert keys(kv) == []
+    r = try_errno(write_file, b.path / "d" / "file", b"data")
+    state = dump(kv)
+    assert r in (errno.ENOENT, errno.ESTALE), f"create -> {r}, etcd {state}"
+    assert state == {}
+
+
+# -- a 3-member cluster, each mount on a different member ----------------------------------------
+
+@pytest.fixture
+def cluster_kv(etcd_cluster):
+    c = etcd_cluster.client()
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def two_on_cluster(mode, etcd_cluster, cluster_kv, mount):
+    """Mount a on member 0 and mount b on member 2 of a 3-member cluster; the file /c/f
+    exists before they mount."""
+    cluster_kv.put("/c/f", b"initial")
+    a = mount(etcd_cluster[0].endpoint, name="a", extra_args=mode_args(mode))
+    b = mount(etcd_cluster[2].endpoint, name="b", extra_args=mode_args(mode))
+    return a, b
+
+
+def test_cluster_close_to_open_across_members(mode, etcd_cluster, cluster_kv, two_on_cluster):
+    """Alternate writer and reader on two members: no open ever reads stale content (a read
+    served by a lagging member would)."""
+    a, b = two_on_cluster
+    for m in (a, b):
+        assert (m.path / "c" / "f").read_bytes() == b"initial"
+    for i in range(30):
+        w, r = (a, b) if i % 2 == 0 else (b, a)
+        data = f"round {i} ".encode() * (i + 1)
+        write_file(w.path / "c" / "f", data)
+        got = read_or_errno(r.path / "c" / "f")
+        assert got == data, f"round {i}: read {got!r}, etcd has {get(cluster_kv, '/c/f')!r}"
+    assert get(cluster_kv, "/c/f") == b"round 29 " * 30
+    etcd_cluster.ctl("put", "/c/f", "via etcdctl")
+    for m in (a, b):
+        assert (m.path / "c" / "f").read_bytes() == b"via etcdctl"
+    for i in range(10):  # O_EXCL across members: one winner
+        res = race(lambda: try_errno(write_file, a.path / "c" / f"x{i}", b"a",
+                                     os.O_WRONLY | os.O_CREAT | os.O_EXCL),
+                   lambda: try_errno(write_file, b.path / "c" / f"x{i}", b"b",
+                                     os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+        assert sorted(res, key=lambda e: e or 0) == [None, errno.EEXIST], f"round {i}: {res}"
+        winner = b"a" if res[0] is None else b"b"
+        assert get(cluster_kv, f"/c/x{i}") == winner
+
+
+def test_cluster_new_names_across_members(mode, etcd_cluster, cluster_kv, two_on_cluster):
+    """A file created through one member is seen by an open and a listing through another
+    member's mount as soon as the creator's close returned."""
+    a, b = two_on_cluster
+    bad = []
+    for i in range(20):
+        w, r = (a, b) if i % 2 == 0 else (b, a)
+        assert "new%d" % i not in os.listdir(r.path / "c")
+        write_file(w.path / "c" / f"new{i}", b"n%d" % i)
+        got = read_or_errno(r.path / "c" / f"new{i}")
+        listed = f"new{i}" in os.listdir(r.path / "c")
+        if got != b"n%d" % i or not listed:
+            bad.append((i, got, listed))
+    assert not bad, f"{len(bad)}/20 rounds: (round, read of the new file, in listing) {bad[:8]}"
