@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "names.h"
+#include "notify.h"
 #include "stats.h"
 
 etcdfs g_fs;
@@ -16,6 +17,13 @@ int64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t cache_trust_ns(void)
+{
+    if (notify_watching() && g_fs.timeout_ns < WATCH_TRUST_NS)
+        return WATCH_TRUST_NS;
+    return g_fs.timeout_ns;
 }
 
 int errno_from_etcdc(etcdc_code code)

@@ -36,6 +36,11 @@ typedef struct etcdfs {
 
 extern etcdfs g_fs;
 
+/* How long the daemon trusts a cached listing or attribute: --cache-timeout, or much longer
+ * while the watch on the prefix keeps the cache coherent (docs/consistency.md). */
+int64_t cache_trust_ns(void);
+#define WATCH_TRUST_NS ((int64_t)60 * 1000000000)
+
 /* Monotonic clock in nanoseconds. */
 int64_t now_ns(void);
 /* errno for a library error code (ENOENT, EACCES, EFBIG, ENOSPC, ETIMEDOUT, EIO, ...). */

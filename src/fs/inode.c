@@ -502,7 +502,7 @@ listing *node_fresh_listing(node *dir)
 {
     pthread_mutex_lock(&dir->mu);
     listing *l = dir->list;
-    if (l && now_ns() - l->fetched_ns <= g_fs.timeout_ns)
+    if (l && now_ns() - l->fetched_ns <= cache_trust_ns())
         listing_ref(l);
     else
         l = NULL;

@@ -30,7 +30,7 @@ static queued_event *q_head, *q_tail; /* [q_mu] */
 static bool q_stop;                   /* [q_mu] */
 static bool thread_running;
 static pthread_t thread;
-static bool watching;
+static bool watching; /* atomic: the watch delivers events (else trust only timeouts) */
 
 __attribute__((unused)) static void enqueue(queued_event *e)
 {
@@ -185,6 +185,7 @@ static void on_watch(void *arg, const etcdc_watch_response *resp)
          * the mount correct until the watch is re-established (docs/consistency.md). */
         log_msg(LOG_WARNING, "watch ended (%s); falling back to cache timeouts",
                 resp->kind == ETCDC_WATCH_COMPACTED ? "compacted" : "canceled");
+        __atomic_store_n(&watching, false, __ATOMIC_RELEASE);
         queued_event *r = calloc(1, sizeof *r);
         if (r) {
             r->resync = true;
@@ -210,7 +211,7 @@ int notify_start(int64_t start_revision)
                 err.message);
         return EIO;
     }
-    watching = true;
+    __atomic_store_n(&watching, true, __ATOMIC_RELEASE);
 #endif
     return 0;
 }
@@ -235,5 +236,5 @@ void notify_stop(void)
 
 bool notify_watching(void)
 {
-    return watching;
+    return __atomic_load_n(&watching, __ATOMIC_ACQUIRE);
 }

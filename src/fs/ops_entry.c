@@ -287,7 +287,7 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         /* Open files keep the view they opened with (close-to-open); others are trusted for
          * the cache timeout. */
         if (n->unlinked || n->pending || n->dirty || n->open_count > 0 ||
-            (n->known && now_ns() - n->validated_ns <= g_fs.timeout_ns))
+            (n->known && now_ns() - n->validated_ns <= cache_trust_ns()))
             stats_inc(STAT_cache_getattr_hit);
         else
             rc = file_revalidate_locked(n, &(bool){0});
