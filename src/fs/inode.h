@@ -10,7 +10,7 @@
  * leaf lock, held briefly and never during an etcd request. Each node's `mu` protects the
  * fields marked [mu] and may be held during an etcd request that concerns that node (which
  * serialises writers of one file). Order: node mu before table_mu, never the other way round;
- * never two node mutexes at once except through node_lock_pair.
+ * never two node mutexes at once, except rename, which locks src and dst in address order.
  *
  * Cache coherence: the watch thread (notify.c) finds nodes by key with node_find and updates
  * them under their mu like any request does; kernel invalidations are queued to notify.c's

@@ -202,6 +202,7 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_
 {
     dir_handle *dh = (dir_handle *)(uintptr_t)fi->fh;
     char *buf = malloc(size);
+    log_debug("readdir%s at %lld", plus ? "plus" : "", (long long)off);
     if (!buf) {
         fuse_reply_err(req, ENOMEM);
         return;

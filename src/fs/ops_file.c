@@ -392,6 +392,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
         node_put(n);
         return;
     }
+    log_debug("read %lu %zu bytes at %lld", (unsigned long)ino, size, (long long)off);
     pthread_mutex_lock(&n->mu);
     size_t from = (size_t)off < n->size ? (size_t)off : n->size;
     size_t count = n->size - from < size ? n->size - from : size;
@@ -437,6 +438,8 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
         fuse_reply_write(req, size);
     else
         fuse_reply_err(req, rc);
+    log_debug("write %lu %zu bytes at %lld -> %s", (unsigned long)ino, size, (long long)off,
+              rc ? strerror(rc) : "ok");
     node_put(n);
 }
 
@@ -451,6 +454,7 @@ static void writeback_reply(fuse_req_t req, fuse_ino_t ino, const char *why, boo
          * flush or the release, so that `echo x > f` stays one etcd write. */
         if (!is_flush || n->written)
             rc = file_writeback_locked(n, why);
+        log_debug("%s %lu -> %s", why, (unsigned long)ino, rc ? strerror(rc) : "ok");
         pthread_mutex_unlock(&n->mu);
     }
     fuse_reply_err(req, rc);
@@ -502,5 +506,6 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         pthread_mutex_unlock(&n->mu);
     }
     fuse_reply_err(req, 0);
+    log_debug("release %lu", (unsigned long)ino);
     node_put(n);
 }
