@@ -32,7 +32,7 @@ static bool thread_running;
 static pthread_t thread;
 static bool watching; /* atomic: the watch delivers events (else trust only timeouts) */
 
-__attribute__((unused)) static void enqueue(queued_event *e)
+static void enqueue(queued_event *e)
 {
     pthread_mutex_lock(&q_mu);
     if (q_tail)
@@ -139,7 +139,6 @@ static void *notify_main(void *arg)
     return NULL;
 }
 
-#ifdef ETCDFS_WITH_WATCH
 static etcdc_watcher *watcher;
 
 static queued_event *copy_event(const etcdc_event *ev)
@@ -193,16 +192,13 @@ static void on_watch(void *arg, const etcdc_watch_response *resp)
         }
     }
 }
-#endif
 
 int notify_start(int64_t start_revision)
 {
-    (void)start_revision;
     int rc = pthread_create(&thread, NULL, notify_main, NULL);
     if (rc)
         return rc;
     thread_running = true;
-#ifdef ETCDFS_WITH_WATCH
     etcdc_error err = {0};
     watcher = etcdc_watch_prefix(g_fs.client, g_fs.prefix, g_fs.prefix_len, start_revision, false,
                                  on_watch, NULL, &err);
@@ -212,18 +208,15 @@ int notify_start(int64_t start_revision)
         return EIO;
     }
     __atomic_store_n(&watching, true, __ATOMIC_RELEASE);
-#endif
     return 0;
 }
 
 void notify_stop(void)
 {
-#ifdef ETCDFS_WITH_WATCH
     if (watcher)
         etcdc_watch_cancel(watcher);
     watcher = NULL;
-    watching = false;
-#endif
+    __atomic_store_n(&watching, false, __ATOMIC_RELEASE);
     if (!thread_running)
         return;
     pthread_mutex_lock(&q_mu);

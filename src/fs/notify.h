@@ -1,11 +1,11 @@
 /*
  * notify.h - remote changes -> cache updates -> kernel invalidation.
  *
- * A watch on the mounted prefix (when the library's watch API is linked: ETCDFS_WITH_WATCH)
- * delivers events on the library's stream thread. The callback only copies them into a queue;
+ * A watch on the mounted prefix delivers events on the library's stream thread. The callback only copies them into a queue;
  * a thread of our own applies them to the node table and sends the kernel invalidations
  * (fuse_lowlevel_notify_inval_*), which must never run inside a request handler for the same
- * node. Without the watch, short kernel timeouts (--cache-timeout) make mounts converge.
+ * node. If the watch cannot be started or ends, the cache timeouts (--cache-timeout) make
+ * mounts converge.
  */
 #ifndef ETCDFS_NOTIFY_H
 #define ETCDFS_NOTIFY_H
@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Starts the notify thread and, when available, the watch from start_revision. Returns 0 or
+/* Starts the notify thread and the watch from start_revision. Returns 0 or
  * an errno (the mount still works without it; the caller logs). */
 int notify_start(int64_t start_revision);
 /* Stops the watch and the thread (before the session is destroyed). */
