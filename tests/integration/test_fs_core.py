@@ -465,3 +465,22 @@ def test_sigterm_flushes_open_files(etcd, kv, mount):
         pass
     assert get(kv, "/pending") == b"written before SIGTERM"
     assert m.proc.returncode == 0
+
+
+def test_remote_changes_reach_cached_listings(etcd, kv, mount):
+    """With long cache timeouts, the watch on the prefix still brings changes made elsewhere
+    (another mount, etcdctl) into listings, attributes and contents."""
+    a = mount(etcd, name="a", options=("cache_timeout=60",))
+    b = mount(etcd, name="b", options=("cache_timeout=60",))
+    os.mkdir(a.path / "d")
+    assert os.listdir(b.path / "d") == []  # b caches the empty listing and negative entries
+    assert not os.path.exists(b.path / "d" / "new")
+    (a.path / "d" / "new").write_text("from a")
+    wait_for(lambda: os.listdir(b.path / "d") == ["new"], 10, "b to list a's new file")
+    assert (b.path / "d" / "new").read_text() == "from a"
+    kv.put("/d/new", b"from etcdctl, longer")
+    wait_for(lambda: os.stat(b.path / "d" / "new").st_size == 20, 10, "b to see the new size")
+    assert (b.path / "d" / "new").read_text() == "from etcdctl, longer"
+    kv.delete("/d/new")
+    wait_for(lambda: not os.path.exists(b.path / "d" / "new"), 10, "b to see the delete")
+    assert os.path.isdir(a.path / "d")
