@@ -28,6 +28,8 @@ struct etcdc_watcher {
     /* protected by hub->mu: */
     watcher_state state;
     bool created;        /* the server confirmed the current registration */
+    uint64_t create_seq; /* order in which its create request was sent on the stream */
+    int auth_retries;    /* creations refused for an expired token, then retried */
     etcdc_error create_error;
     int64_t last_revision; /* everything up to here was delivered */
     Mvccpb__Event **frag; /* events of a fragmented response being collected (owned) */
@@ -48,6 +50,9 @@ struct etcdc_watch_hub {
     bool reconnect_scheduled;
     int64_t backoff_ms;
     bool stopped;
+    uint64_t create_seq;      /* creates sent on the current stream */
+    uint64_t stream_auth_gen; /* auth generation whose token the current stream carries */
+    bool restarting;          /* the stream is being replaced to carry a fresh token */
 };
 
 /* ---- messages ---- */
@@ -97,19 +102,29 @@ static grpc_byte_buffer *progress_request(void)
 
 /* ---- the stream ---- */
 
+/* Sends w's create request. Called with hub->mu held. */
+static void send_create(struct etcdc_watch_hub *h, etcdc_watcher *w)
+{
+    w->create_seq = ++h->create_seq;
+    etcdc__bidi_send(&h->stream, create_request(w));
+}
+
 /* Opens a new Watch call and sends a create request for every live watcher.
  * Called with hub->mu held. */
 static etcdc_code open_stream(struct etcdc_watch_hub *h, etcdc_error *err)
 {
+    h->stream_auth_gen = etcdc__auth_gen(h->client);
     etcdc_code rc = etcdc__bidi_open(&h->stream, err);
     if (rc != ETCDC_OK)
         return rc;
+    h->restarting = false;
+    h->create_seq = 0;
     for (etcdc_watcher *w = h->watchers; w; w = w->next) {
         if (w->state == W_ENDED)
             continue;
         w->state = W_PENDING;
         w->created = false;
-        etcdc__bidi_send(&h->stream, create_request(w));
+        send_create(h, w);
     }
     return ETCDC_OK;
 }
@@ -247,6 +262,56 @@ static void deliver_events(struct etcdc_watch_hub *h, etcdc_watcher *w, int64_t 
     free_events(ev, count);
 }
 
+/* The pending watcher whose create request was sent first: etcd answers creates in order. */
+static etcdc_watcher *oldest_pending(struct etcdc_watch_hub *h)
+{
+    etcdc_watcher *best = NULL;
+    for (etcdc_watcher *w = h->watchers; w; w = w->next)
+        if (w->state == W_PENDING && (!best || w->create_seq < best->create_seq))
+            best = w;
+    return best;
+}
+
+static bool auth_refusal(const char *reason)
+{
+    return reason && (strstr(reason, "invalid auth token") || strstr(reason, "user name is empty"));
+}
+
+/* etcd refused a create (watch id -1: it names no watcher). An expired token is renewed once
+ * and the stream replaced, so that every pending create is sent again with the new token;
+ * anything else (permission denied, bad range) ends that watcher with the reason.
+ * Called with hub->mu held on the engine thread. */
+static void handle_refusal(struct etcdc_watch_hub *h, const char *reason, int64_t rev)
+{
+    etcdc_client *c = h->client;
+    if (h->restarting)
+        return; /* this create is sent again on the next stream */
+    etcdc_watcher *w = oldest_pending(h);
+    if (!w)
+        return;
+    if (c->cfg.user && auth_refusal(reason) && w->auth_retries++ < 2) {
+        h->restarting = true;
+        uint64_t gen = h->stream_auth_gen;
+        pthread_mutex_unlock(&h->mu);
+        etcdc__reauthenticate(c, gen, NULL);
+        pthread_mutex_lock(&h->mu);
+        h->backoff_ms = 100;
+        etcdc__bidi_cancel(&h->stream); /* on_closed reopens it with the new token */
+        return;
+    }
+    w->state = W_ENDED;
+    etcdc_code code = auth_refusal(reason)                          ? ETCDC_ERR_AUTH_FAILED
+                      : strstr(reason ? reason : "", "permission") ? ETCDC_ERR_PERMISSION_DENIED
+                                                                   : ETCDC_ERR_CANCELED;
+    etcdc__set_error(&w->create_error, code, 0, "watch refused by etcd: %s", reason ? reason : "");
+    pthread_cond_broadcast(&h->cv);
+    if (w->last_revision == 0)
+        return; /* a first creation: etcdc_watch() reports the error to its caller */
+    etcdc_watch_response r = {.kind = ETCDC_WATCH_CANCELED, .revision = rev,
+                              .message = reason ? reason : ""};
+    deliver(h, w, &r);
+}
+
 static void handle_response(struct etcdc_watch_hub *h, Etcdserverpb__WatchResponse *m)
 {
     int64_t rev = m->header ? m->header->revision : 0;
@@ -269,6 +334,11 @@ static void handle_response(struct etcdc_watch_hub *h, Etcdserverpb__WatchRespon
             etcdc_watch_response r = {.kind = ETCDC_WATCH_PROGRESS, .revision = rev};
             deliver(h, next, &r);
         }
+        protobuf_c_message_free_unpacked(&m->base, NULL);
+        return;
+    }
+    if (m->watch_id == -1 && m->created && m->canceled) {
+        handle_refusal(h, m->cancel_reason, rev);
         protobuf_c_message_free_unpacked(&m->base, NULL);
         return;
     }
@@ -424,7 +494,7 @@ etcdc_watcher *etcdc_watch(etcdc_client *c, const etcdc_watch_opts *opts, etcdc_
     if (!etcdc__bidi_is_open(&h->stream) && !h->reconnect_scheduled)
         rc = open_stream(h, err); /* sends w's create request with the others */
     else if (etcdc__bidi_is_open(&h->stream))
-        etcdc__bidi_send(&h->stream, create_request(w));
+        send_create(h, w);
     /* Wait for the server's confirmation so that every change after this call returns is
      * seen. Not on the engine thread: it is the one that would deliver the confirmation. */
     if (rc == ETCDC_OK && !etcdc__on_stream_thread(c)) {
