@@ -150,6 +150,11 @@ void file_writeback_all(void)
     node_for_each(writeback_one, NULL);
 }
 
+/* Per open file description of a regular file. */
+typedef struct open_file {
+    unsigned flushes; /* atomic: close() calls seen so far */
+} open_file;
+
 /* The statistics file: a snapshot taken at open, read with direct I/O. */
 typedef struct stats_snapshot {
     char *text;
@@ -213,7 +218,15 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
             n->open_count++;
         pthread_mutex_unlock(&n->mu);
     }
+    open_file *fh = rc == 0 ? calloc(1, sizeof *fh) : NULL;
+    if (rc == 0 && !fh) {
+        pthread_mutex_lock(&n->mu);
+        n->open_count--;
+        pthread_mutex_unlock(&n->mu);
+        rc = ENOMEM;
+    }
     if (rc == 0) {
+        fi->fh = (uint64_t)(uintptr_t)fh;
         fi->keep_cache = !changed;
         /* The kernel may still hold the old size: invalidate its attributes (offset -1 touches
          * no page and takes no inode lock, so this is safe inside open). */
@@ -310,9 +323,17 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
     }
     if (rc == 0 && dir && (fi->flags & O_EXCL))
         node_drop_listing(dir);
+    open_file *fh = rc == 0 ? calloc(1, sizeof *fh) : NULL;
+    if (rc == 0 && !fh) {
+        pthread_mutex_lock(&n->mu);
+        n->open_count--;
+        pthread_mutex_unlock(&n->mu);
+        rc = ENOMEM;
+    }
     if (rc == 0) {
         struct fuse_entry_param e;
         entry_for(n, &e);
+        fi->fh = (uint64_t)(uintptr_t)fh;
         fi->keep_cache = 0;
         if (fuse_reply_create(req, &e, fi) == -ENOENT) {
             /* The caller was interrupted: undo the kernel reference and the open. */
@@ -320,6 +341,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
             pthread_mutex_lock(&n->mu);
             n->open_count--;
             pthread_mutex_unlock(&n->mu);
+            free(fh);
         }
     } else {
         fuse_reply_err(req, rc == EINVAL ? EINVAL : rc);
@@ -443,16 +465,20 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
     node_put(n);
 }
 
-static void writeback_reply(fuse_req_t req, fuse_ino_t ino, const char *why, bool is_flush)
+static void writeback_reply(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                            const char *why, bool is_flush)
 {
     node *n = node_get(ino);
     int rc = 0;
     if (n && n->type == NODE_FILE) {
+        open_file *fh = (open_file *)(uintptr_t)fi->fh;
+        unsigned flushes = is_flush && fh ? __atomic_add_fetch(&fh->flushes, 1, __ATOMIC_RELAXED)
+                                          : 0;
         pthread_mutex_lock(&n->mu);
-        /* A shell redirection closes a dup of the new descriptor before writing: a flush
-         * with nothing written since open (only created or O_TRUNC'ed) waits for the next
-         * flush or the release, so that `echo x > f` stays one etcd write. */
-        if (!is_flush || n->written)
+        /* A shell redirection closes a dup of the new descriptor before writing: the first
+         * flush of an open with nothing written yet (only created or O_TRUNC'ed) waits for the
+         * next flush or the release, so that `echo x > f` stays one etcd write. */
+        if (!is_flush || n->written || flushes >= 2)
             rc = file_writeback_locked(n, why);
         log_debug("%s %lu -> %s", why, (unsigned long)ino, rc ? strerror(rc) : "ok");
         pthread_mutex_unlock(&n->mu);
@@ -463,17 +489,15 @@ static void writeback_reply(fuse_req_t req, fuse_ino_t ino, const char *why, boo
 
 void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    (void)fi;
     stats_inc(STAT_OP_flush);
-    writeback_reply(req, ino, "flush", true);
+    writeback_reply(req, ino, fi, "flush", true);
 }
 
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
     (void)datasync;
-    (void)fi;
     stats_inc(STAT_OP_fsync);
-    writeback_reply(req, ino, "fsync", false);
+    writeback_reply(req, ino, fi, "fsync", false);
 }
 
 void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -485,6 +509,7 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         free(s->text);
         free(s);
     } else if (n && n->type == NODE_FILE) {
+        free((open_file *)(uintptr_t)fi->fh);
         pthread_mutex_lock(&n->mu);
         if (n->open_count > 0)
             n->open_count--;

@@ -69,8 +69,11 @@ def test_append_write_past_eof_and_truncate(etcd, kv, mount):
     with open(p, "r+b") as f:
         f.truncate(5)
     assert get(kv, "/f") == b"ab\0\0\0"
+    subprocess.run(["sh", "-c", f": > '{p}'"], check=True)  # shell truncation: at close
+    assert get(kv, "/f") == b""
+    kv.put("/f", b"again")
     with open(p, "w"):
-        pass  # truncated, nothing written: stored at release, just after close returns
+        pass  # truncated, nothing written, one close: stored at release, just after close
     wait_for(lambda: get(kv, "/f") == b"", 5, "the truncation to reach etcd")
 
 
