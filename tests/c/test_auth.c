@@ -8,6 +8,7 @@
  *                                          idle; the client must re-authenticate transparently
  */
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "harness.h"
 
@@ -285,6 +286,75 @@ static void test_new_watch_after_token_expiry(void)
     etcdc_client_free(c);
 }
 
-TH_MAIN(TH_TEST(test_password), TH_TEST(test_permissions), TH_TEST(test_token_expiry),
+typedef struct busy_arg {
+    etcdc_client *c;
+    int id, ops, failures;
+    atomic_bool *stop;
+    char msg[300];
+} busy_arg;
+
+static void *busy_body(void *p)
+{
+    busy_arg *a = p;
+    char key[128];
+    snprintf(key, sizeof key, "etcdc-test/%d/busy/%d", (int)getpid(), a->id);
+    while (!atomic_load(a->stop)) {
+        etcdc_error err;
+        etcdc_kv kv;
+        etcdc_code rc = a->ops % 2 ? etcdc_get(a->c, key, strlen(key), &kv, &err)
+                                   : etcdc_put(a->c, key, strlen(key), "v", 1, NULL, &err);
+        if (rc == ETCDC_OK && a->ops % 2)
+            etcdc_kv_clear(&kv);
+        if (rc != ETCDC_OK) {
+            a->failures++;
+            snprintf(a->msg, sizeof a->msg, "%s: %s", etcdc_strerror(rc), err.message);
+        }
+        a->ops++;
+    }
+    return NULL;
+}
+
+/* etcd restarts while 8 threads keep calling: every token is gone at once, the threads find it
+ * out together and re-authenticate; no call may fail (the restart is far shorter than the
+ * request timeout). */
+static void test_restart_under_load(void)
+{
+    etcdc_error err = {0};
+    /* Also runs without --auth (then without credentials) for comparison. */
+    bool auth = getenv("ETCDC_TEST_USER") != NULL;
+    etcdc_client *c = auth ? client_as("root", "rootpw", &err) : client_as(NULL, NULL, &err);
+    REQUIRE(c != NULL);
+    enum { N = 8 };
+    atomic_bool stop = false;
+    pthread_t th[N];
+    busy_arg a[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = (busy_arg){.c = c, .id = i, .stop = &stop};
+        pthread_create(&th[i], NULL, busy_body, &a[i]);
+    }
+    th_sleep_ms(500);
+    CHECK(th_member("stop", 1) == 0);
+    CHECK(th_member("start", 1) == 0);
+    th_sleep_ms(2500);
+    atomic_store(&stop, true);
+    int failures = 0, ops = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        failures += a[i].failures;
+        ops += a[i].ops;
+        if (a[i].failures)
+            printf("  thread %d: %d failures, last: %s\n", i, a[i].failures, a[i].msg);
+    }
+    etcdc_stats st;
+    etcdc_client_stats(c, &st);
+    printf("  %d calls, %d failed, %llu authentications\n", ops, failures,
+           (unsigned long long)st.auth);
+    CHECK_INT(failures, 0);
+    etcdc_delete_prefix(c, "etcdc-test/", 11, NULL, NULL);
+    etcdc_client_free(c);
+}
+
+TH_MAIN(TH_TEST(test_password), TH_TEST(test_permissions), TH_TEST(test_restart_under_load),
+        TH_TEST(test_token_expiry),
         TH_TEST(test_token_expiry_threads), TH_TEST(test_streams_after_token_expiry),
         TH_TEST(test_new_watch_after_token_expiry))

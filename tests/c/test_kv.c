@@ -998,6 +998,35 @@ static void test_request_timeout(void)
     etcdc_client_free(c);
 }
 
+/* The (only) member restarts: once it serves again, the client must reconnect by itself.
+ * etcd answers again within about a second; the loop gives the client 30 s (a guard against
+ * "never", not a performance check) and prints how long it took. */
+static void test_member_restart(void)
+{
+    etcdc_error err = {0};
+    etcdc_config *cfg = th_config();
+    etcdc_config_set_request_timeout_ms(cfg, 1000);
+    etcdc_client *c = th_client_from(cfg);
+    etcdc_config_free(cfg);
+    const char *k = th_key("restart");
+    REQUIRE_OK(etcdc_put(c, k, strlen(k), "before", 6, NULL, &err), &err);
+    REQUIRE(th_member("stop", 1) == 0);
+    REQUIRE(th_member("start", 1) == 0);
+    int64_t t0 = th_now_ms();
+    etcdc_code rc = ETCDC_ERR_UNAVAILABLE;
+    int attempts = 0;
+    while (rc != ETCDC_OK && th_now_ms() - t0 < 30000) {
+        rc = etcdc_put(c, k, strlen(k), "after", 5, NULL, &err);
+        attempts++;
+    }
+    printf("  after a restart: first successful put %lld ms later (%d calls)%s%s\n",
+           (long long)(th_now_ms() - t0), attempts, rc ? ", last error: " : "",
+           rc ? err.message : "");
+    CHECK_OK(rc, &err);
+    etcdc_delete(c, k, strlen(k), NULL, NULL);
+    etcdc_client_free(c);
+}
+
 /* ---- cluster ---- */
 
 static void test_status_and_members(void)
@@ -1063,4 +1092,5 @@ TH_MAIN(TH_TEST(setup), TH_TEST(test_strerror), TH_TEST(test_prefix_end),
         TH_TEST(test_move_key), TH_TEST(test_bulk), TH_TEST(test_txn_builder),
         TH_TEST(test_too_large), TH_TEST(test_threads_share_client),
         TH_TEST(test_dead_endpoint_first), TH_TEST(test_unreachable_and_bad_config),
-        TH_TEST(test_request_timeout), TH_TEST(test_status_and_members), TH_TEST(teardown))
+        TH_TEST(test_request_timeout), TH_TEST(test_status_and_members),
+        TH_TEST(test_member_restart), TH_TEST(teardown))
