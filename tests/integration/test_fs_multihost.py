@@ -138,6 +138,28 @@ def test_new_file_seen_after_listing_many_rounds(mode, two, kv):
                      f"{bad[:8]}")
 
 
+def test_delete_and_rename_seen_after_listing_many_rounds(mode, two, kv):
+    """b has listed a directory holding f; a renames f to g, then removes g: b's listing and
+    b's opens follow at once."""
+    a, b = two
+    bad = []
+    for i in range(50):
+        d = f"c{i}"
+        os.mkdir(a.path / d)
+        write_file(a.path / d / "f", b"x")
+        assert os.listdir(b.path / d) == ["f"]
+        assert (b.path / d / "f").read_bytes() == b"x"
+        os.rename(a.path / d / "f", a.path / d / "g")
+        after_rename = (os.listdir(b.path / d), read_or_errno(b.path / d / "f"),
+                        read_or_errno(b.path / d / "g"))
+        os.unlink(a.path / d / "g")
+        after_unlink = (os.listdir(b.path / d), read_or_errno(b.path / d / "g"))
+        if after_rename != (["g"], "ENOENT", b"x") or after_unlink != ([], "ENOENT"):
+            bad.append((i, after_rename, after_unlink))
+    assert not bad, (f"{len(bad)}/50 rounds: (round, b after the rename: listing, f, g; "
+                     f"b after the unlink: listing, g) {bad[:6]}")
+
+
 def test_open_file_on_one_mount_while_other_writes(mode, two, kv):
     """A reader that keeps its file open while another host writes, then reopens: the reopen
     shows the new content (the old descriptor may keep showing the old one)."""
