@@ -55,8 +55,8 @@ int main(void)
     char key[128];
     snprintf(key, sizeof key, "examples/lease/%d/alive", (int)getpid());
 
-    /* 1. A lease of 3 seconds; a key attached to it lives only as long as the lease.
-     *    lease is in/out: 0 lets etcd pick the id. */
+    /* 1. A lease of 3 seconds (etcd picks its id); a key attached to it lives only as long as
+     *    the lease. */
     int64_t lease = 0;
     EXPECT(etcdc_lease_grant(c, 3, &lease, &err) == ETCDC_OK && lease != 0, "grant");
     EXPECT(etcdc_put_with_lease(c, key, strlen(key), "yes", 3, lease, NULL, &err) == ETCDC_OK,
@@ -94,7 +94,6 @@ int main(void)
     printf("revoked: key deleted, keep-alive told, second revoke: %s\n", etcdc_strerror(err.code));
 
     /* 4. Without keep-alive a lease simply expires. */
-    lease = 0;
     EXPECT(etcdc_lease_grant(c, 1, &lease, &err) == ETCDC_OK, "grant 1 s");
     EXPECT(etcdc_put_with_lease(c, key, strlen(key), "short", 5, lease, NULL, &err) == ETCDC_OK,
            "put short");

@@ -398,13 +398,27 @@ static void test_lease_basics(void)
     CHECK_RC(etcdc_put_with_lease(C, k, strlen(k), "v", 1, id, NULL, &err), ETCDC_ERR_NOT_FOUND,
              &err);
     CHECK_RC(etcdc_lease_keepalive_once(C, id, &renewed, &err), ETCDC_ERR_NOT_FOUND, &err);
+
+    /* A caller-chosen id; granting it twice is refused. An uninitialised out_id is fine. */
+    int64_t chosen = 0x5eed0000 + (getpid() & 0xffff), got;
+    memset(&got, 0xa5, sizeof got);
+    CHECK_OK(etcdc_lease_grant_id(C, 10, chosen, &err), &err);
+    CHECK_OK(etcdc_lease_time_to_live(C, chosen, &ttl, &granted, NULL, &err), &err);
+    CHECK_INT(granted, 10);
+    CHECK_RC(etcdc_lease_grant_id(C, 10, chosen, &err), ETCDC_ERR_INVALID_ARGUMENT, &err);
+    printf("  chosen id twice: %s\n", err.message);
+    CHECK_OK(etcdc_lease_grant(C, 10, &got, &err), &err);
+    CHECK(got != chosen && got > 0);
+    CHECK_OK(etcdc_lease_revoke(C, chosen, &err), &err);
+    CHECK_OK(etcdc_lease_revoke(C, got, &err), &err);
+    CHECK_RC(etcdc_lease_grant(C, 0, &got, &err), ETCDC_ERR_INVALID_ARGUMENT, &err);
 }
 
 static void test_keepalive_many_and_revoke(void)
 {
     etcdc_error err = {0};
     enum { N = 20 };
-    int64_t ids[N] = {0}; /* etcdc_lease_grant reads *out_id: 0 = let etcd pick */
+    int64_t ids[N];
     ka_rec recs[N];
     etcdc_keepalive *kas[N];
     for (int i = 0; i < N; i++) {
