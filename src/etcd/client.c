@@ -138,7 +138,11 @@ static grpc_channel *make_channel(const etcdc_config *cfg, etcdc_error *err)
     args[n++] = (grpc_arg){GRPC_ARG_INTEGER, GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
                            {.integer = 100}};
     args[n++] = (grpc_arg){GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, {.integer = 1000}};
-    args[n++] = (grpc_arg){GRPC_ARG_INTEGER, GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, {.integer = 100}};
+    /* gRPC core uses this one as the minimum time a connection attempt may take: a small value
+     * cuts slow handshakes (TLS, a loaded host) off for ever. A refused connection fails at once
+     * whatever it is, so give attempts the dial timeout. */
+    args[n++] = (grpc_arg){GRPC_ARG_INTEGER, GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
+                           {.integer = (int)cfg->dial_timeout_ms}};
     if (cfg->tls)
         args[n++] = (grpc_arg){GRPC_ARG_STRING, GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
                                {.string = cfg->server_name ? cfg->server_name : first_host}};
@@ -171,18 +175,14 @@ static bool wait_connected(grpc_channel *ch, int64_t timeout_ms)
     return st == GRPC_CHANNEL_READY;
 }
 
-/* Asks for a token; stores it on success. Called with no lock held. */
+/* Asks for a token and installs it on success; the old token stays in use until then.
+ * Called with reauth_mu held (or before the client is shared). */
 static etcdc_code authenticate(etcdc_client *c, etcdc_error *err)
 {
     Etcdserverpb__AuthenticateRequest req = ETCDSERVERPB__AUTHENTICATE_REQUEST__INIT;
     req.name = c->cfg.user;
     req.password = c->cfg.password ? c->cfg.password : "";
     Etcdserverpb__AuthenticateResponse *resp = NULL;
-    /* The token must not be sent with Authenticate itself: drop it first. */
-    pthread_mutex_lock(&c->auth_mu);
-    char *old = c->token;
-    c->token = NULL;
-    pthread_mutex_unlock(&c->auth_mu);
     etcdc_code rc = etcdc__unary(c, "/etcdserverpb.Auth/Authenticate", ETCDC_STAT_AUTH,
                                  ETCDC_RETRY_IDEMPOTENT, &req.base,
                                  &etcdserverpb__authenticate_response__descriptor,
@@ -194,27 +194,27 @@ static etcdc_code authenticate(etcdc_client *c, etcdc_error *err)
         rc = etcdc__set_error(err, ETCDC_ERR_AUTH_FAILED, err ? err->grpc_status : 0,
                               "authentication as '%s' failed: wrong user name or password",
                               c->cfg.user);
-    pthread_mutex_lock(&c->auth_mu);
-    c->token = token ? token : old;
-    if (token) {
-        c->auth_gen++;
-        old = old == c->token ? NULL : old;
-    } else {
-        old = NULL;
-    }
-    pthread_mutex_unlock(&c->auth_mu);
-    free(old);
     if (resp)
         protobuf_c_message_free_unpacked(&resp->base, NULL);
+    if (!token)
+        return rc;
+    pthread_mutex_lock(&c->auth_mu);
+    char *old = c->token;
+    c->token = token;
+    c->auth_gen++;
+    pthread_mutex_unlock(&c->auth_mu);
+    free(old);
     return rc;
 }
 
 etcdc_code etcdc__reauthenticate(etcdc_client *c, uint64_t gen, etcdc_error *err)
 {
-    /* Another thread may have refreshed the token since the failed call was sent. */
-    if (etcdc__auth_gen(c) != gen)
-        return ETCDC_OK;
-    return authenticate(c, err);
+    /* One thread authenticates at a time; the others find the generation moved on and use
+     * the token it got. */
+    pthread_mutex_lock(&c->reauth_mu);
+    etcdc_code rc = etcdc__auth_gen(c) == gen ? authenticate(c, err) : ETCDC_OK;
+    pthread_mutex_unlock(&c->reauth_mu);
+    return rc;
 }
 
 static void client_destroy(etcdc_client *c)
@@ -225,6 +225,7 @@ static void client_destroy(etcdc_client *c)
     free(c->token);
     etcdc__config_clear(&c->cfg);
     pthread_mutex_destroy(&c->auth_mu);
+    pthread_mutex_destroy(&c->reauth_mu);
     pthread_mutex_destroy(&c->stats_mu);
     pthread_mutex_destroy(&c->stream_mu);
     pthread_mutex_destroy(&c->closing_mu);
@@ -246,6 +247,7 @@ etcdc_client *etcdc_client_new(const etcdc_config *cfg, etcdc_error *err)
     }
     grpc_init();
     pthread_mutex_init(&c->auth_mu, NULL);
+    pthread_mutex_init(&c->reauth_mu, NULL);
     pthread_mutex_init(&c->stats_mu, NULL);
     pthread_mutex_init(&c->stream_mu, NULL);
     pthread_mutex_init(&c->closing_mu, NULL);

@@ -46,7 +46,8 @@ struct etcdc_client {
     etcdc_config cfg; /* deep copy, immutable after creation */
     grpc_channel *channel;
 
-    pthread_mutex_t auth_mu;  /* protects token and auth_gen */
+    pthread_mutex_t reauth_mu; /* serialises authentications (held during the RPC) */
+    pthread_mutex_t auth_mu;  /* protects token and auth_gen (held briefly) */
     char *token;              /* NULL when auth is off */
     uint64_t auth_gen;        /* bumped on every (re)authentication */
 

@@ -83,6 +83,21 @@ static void maybe_shutdown_cq(struct etcdc_stream_engine *e)
 
 static __thread struct etcdc_stream_engine *current_engine;
 
+/* Work posted after the shutdown began runs with ok = false so that owners can free it. */
+static void run_leftovers(struct etcdc_stream_engine *e)
+{
+    pthread_mutex_lock(&e->mu);
+    posted *rest = e->work;
+    e->work = NULL;
+    pthread_mutex_unlock(&e->mu);
+    while (rest) {
+        posted *next = rest->next;
+        rest->fn(rest->arg, false);
+        free(rest);
+        rest = next;
+    }
+}
+
 static void *engine_main(void *arg)
 {
     struct etcdc_stream_engine *e = arg;
@@ -102,17 +117,7 @@ static void *engine_main(void *arg)
             tag->fn(tag->arg, ev.success != 0);
         }
     }
-    /* Work posted after the shutdown began runs with ok = false so owners can free it. */
-    pthread_mutex_lock(&e->mu);
-    posted *rest = e->work;
-    e->work = NULL;
-    pthread_mutex_unlock(&e->mu);
-    while (rest) {
-        posted *next = rest->next;
-        rest->fn(rest->arg, false);
-        free(rest);
-        rest = next;
-    }
+    run_leftovers(e);
     return NULL;
 }
 
@@ -221,6 +226,7 @@ void etcdc__stream_shutdown(etcdc_client *c)
     etcdc__lease_hub_stop(c);
     etcdc__stream_post(c, 0, nothing, NULL); /* wake the thread so it sees `stopping` */
     pthread_join(e->thread, NULL);
+    run_leftovers(e); /* posted after the thread's own last look */
     etcdc__watch_hub_free(c);
     etcdc__lease_hub_free(c);
     grpc_completion_queue_destroy(e->cq);

@@ -127,8 +127,8 @@ typedef struct call_outcome {
 } call_outcome;
 
 /* One attempt: a single batch with every op of a unary call, plucked on a private queue. */
-static void call_once(etcdc_client *c, const char *method, grpc_byte_buffer *request,
-                      gpr_timespec deadline, call_outcome *out)
+static void call_once(etcdc_client *c, const char *method, bool send_token,
+                      grpc_byte_buffer *request, gpr_timespec deadline, call_outcome *out)
 {
     memset(out, 0, sizeof *out);
     grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
@@ -137,7 +137,7 @@ static void call_once(etcdc_client *c, const char *method, grpc_byte_buffer *req
                                                deadline, NULL);
     grpc_metadata md[2];
     char *token = NULL;
-    size_t md_count = etcdc__call_metadata(c, md, false, &token);
+    size_t md_count = send_token ? etcdc__call_metadata(c, md, false, &token) : 0;
     grpc_metadata_array initial_md, trailing_md;
     grpc_metadata_array_init(&initial_md);
     grpc_metadata_array_init(&trailing_md);
@@ -149,6 +149,12 @@ static void call_once(etcdc_client *c, const char *method, grpc_byte_buffer *req
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
     ops[0].data.send_initial_metadata.count = md_count;
     ops[0].data.send_initial_metadata.metadata = md;
+    /* Wait for a ready connection rather than failing at once: while this thread plucks, it
+     * also drives the reconnection (gRPC makes progress on connections only while someone
+     * polls), and it only delays sending, so it is safe for guarded writes too. The attempt
+     * deadline bounds the wait. */
+    ops[0].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY |
+                   GRPC_INITIAL_METADATA_WAIT_FOR_READY_EXPLICITLY_SET;
     ops[1].op = GRPC_OP_SEND_MESSAGE;
     ops[1].data.send_message.send_message = request;
     ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -265,7 +271,9 @@ etcdc_code etcdc__unary(etcdc_client *c, const char *method, enum etcdc_stat_kin
         call_outcome o;
         etcdc__count(c, kind);
         grpc_byte_buffer *request = grpc_raw_byte_buffer_create(&packed_req, 1);
-        call_once(c, method, request, attempt_deadline(c, retry, deadline), &o);
+        /* Authenticate itself never carries a token (an old one could be refused). */
+        call_once(c, method, kind != ETCDC_STAT_AUTH, request,
+                  attempt_deadline(c, retry, deadline), &o);
         grpc_byte_buffer_destroy(request);
         if (o.status == GRPC_STATUS_OK) {
             *resp = etcdc__unpack(resp_desc, o.response);
