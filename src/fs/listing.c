@@ -297,3 +297,17 @@ int listing_get(node *dir, bool is_root, listing **out)
         node_set_listing(dir, listing_ref(*out));
     return rc;
 }
+
+int listing_refresh(node *dir, bool is_root, listing **out)
+{
+    *out = NULL;
+    size_t len;
+    char *key = node_key(dir, &len);
+    if (!key)
+        return ENOMEM;
+    int rc = listing_fetch(key, len, is_root, out);
+    free(key);
+    if (rc == 0)
+        node_set_listing(dir, listing_ref(*out));
+    return rc;
+}

@@ -20,4 +20,8 @@ int listing_fetch(const char *dir_key, size_t dir_len, bool is_root, listing **o
  * the cache. Returns 0 or an errno; *out holds a reference. */
 int listing_get(node *dir, bool is_root, listing **out);
 
+/* A listing read from etcd now (close-to-open for names: every opendir), that also replaces
+ * the cache. Returns 0 or an errno; *out holds a reference. */
+int listing_refresh(node *dir, bool is_root, listing **out);
+
 #endif

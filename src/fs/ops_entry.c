@@ -54,9 +54,11 @@ int resolve_name(node *dir, const char *name, resolved *r)
         goto out;
     case NAMES_HASHED: {
         listing *l = NULL;
+        bool refreshed = false;
         rc = listing_get(dir, r->at_root, &l);
         if (rc)
             goto out;
+    again:
         rc = ENOENT;
         for (size_t i = 0; i < l->n; i++) {
             if (strcmp(l->e[i].name, name))
@@ -72,6 +74,13 @@ int resolve_name(node *dir, const char *name, resolved *r)
             break;
         }
         listing_unref(l);
+        if (rc == ENOENT && !refreshed) {
+            /* Close-to-open for names: not in the cached listing; read the directory again. */
+            refreshed = true;
+            rc = listing_refresh(dir, r->at_root, &l);
+            if (rc == 0)
+                goto again;
+        }
         if (rc)
             goto out;
         break;
@@ -117,8 +126,11 @@ static int lookup_keys(node *dir, const resolved *r, node **out)
         listing *l = node_fresh_listing(dir);
         node *n = NULL;
         if (l && !l->self_present) {
-            rc = ENOENT;
-        } else if (l) {
+            /* Close-to-open for names: a miss is never answered from a cached listing. */
+            listing_unref(l);
+            l = NULL;
+        }
+        if (l) {
             stats_inc(STAT_cache_lookup_hit);
             n = node_obtain(r->file_key, r->file_len, NODE_FILE);
             if (n) {
@@ -157,11 +169,18 @@ static int lookup_keys(node *dir, const resolved *r, node **out)
     }
     listing *l = node_fresh_listing(dir);
     if (l) {
-        stats_inc(STAT_cache_lookup_hit);
         const listing_entry *e = listing_find(l, r->comp, r->comp_len);
         if (!e) {
-            rc = ENOENT;
-        } else if (e->is_dir) {
+            /* Close-to-open for names (docs/consistency.md): a name the cached listing does
+             * not show may have been created on another host since; ask etcd below. */
+            listing_unref(l);
+            l = NULL;
+        }
+    }
+    if (l) {
+        stats_inc(STAT_cache_lookup_hit);
+        const listing_entry *e = listing_find(l, r->comp, r->comp_len);
+        if (e->is_dir) {
             n = node_obtain(r->sub_key, r->sub_len, NODE_DIR);
         } else if ((n = node_obtain(r->file_key, r->file_len, NODE_FILE))) {
             pthread_mutex_lock(&n->mu);
@@ -245,9 +264,10 @@ reply:
         entry_for(n, &e);
         fuse_reply_entry(req, &e);
     } else if (rc == ENOENT) {
-        /* A negative entry: the kernel may remember the absence for the cache timeout. */
+        /* A negative entry. Close-to-open for names: the kernel must not remember the
+         * absence (a name created on another host shows at the next lookup). */
         memset(&e, 0, sizeof e);
-        e.entry_timeout = g_fs.timeout;
+        e.entry_timeout = g_fs.opts->consistency == CONSISTENCY_CLOSE_TO_OPEN ? 0 : g_fs.timeout;
         fuse_reply_entry(req, &e);
     } else {
         fuse_reply_err(req, rc);
