@@ -270,13 +270,12 @@ etcdc_client *etcdc_client_new(const etcdc_config *cfg, etcdc_error *err)
          * handshake failure, ...). */
         Etcdserverpb__StatusRequest req = ETCDSERVERPB__STATUS_REQUEST__INIT;
         ProtobufCMessage *resp = NULL;
-        etcdc_config saved = c->cfg;
-        c->cfg.request_timeout_ms = 1000;
         etcdc_error probe = {0};
-        etcdc__unary(c, "/etcdserverpb.Maintenance/Status", ETCDC_STAT_STATUS,
-                     ETCDC_RETRY_UNSENT, &req.base, &etcdserverpb__status_response__descriptor,
-                     &resp, &probe);
-        c->cfg = saved;
+        int64_t probe_ms = c->cfg.dial_timeout_ms / 4;
+        etcdc__unary_ex(c, "/etcdserverpb.Maintenance/Status", ETCDC_STAT_STATUS,
+                        ETCDC_RETRY_UNSENT, true,
+                        probe_ms < 200 ? 200 : probe_ms > 1000 ? 1000 : probe_ms, &req.base,
+                        &etcdserverpb__status_response__descriptor, &resp, &probe);
         if (resp)
             protobuf_c_message_free_unpacked(resp, NULL);
         etcdc__set_error(err, ETCDC_ERR_UNAVAILABLE, probe.grpc_status,

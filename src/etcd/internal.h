@@ -91,6 +91,13 @@ etcdc_code etcdc__unary(etcdc_client *c, const char *method, enum etcdc_stat_kin
                         enum etcdc_retry_class retry, const ProtobufCMessage *req,
                         const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
                         etcdc_error *err);
+/* The same with a timeout of its own, and fail_fast: fail at once when no connection is ready
+ * instead of waiting for one (to learn why a connection cannot be made). */
+etcdc_code etcdc__unary_ex(etcdc_client *c, const char *method, enum etcdc_stat_kind kind,
+                           enum etcdc_retry_class retry, bool fail_fast, int64_t timeout_ms,
+                           const ProtobufCMessage *req,
+                           const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
+                           etcdc_error *err);
 /* Metadata for a new call: fills md (capacity 2) with the current token (and hasleader when
  * asked), returns the count. *token_copy must be gpr_free'd by the caller after the batch. */
 size_t etcdc__call_metadata(etcdc_client *c, grpc_metadata *md, bool has_leader,

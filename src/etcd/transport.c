@@ -127,7 +127,7 @@ typedef struct call_outcome {
 } call_outcome;
 
 /* One attempt: a single batch with every op of a unary call, plucked on a private queue. */
-static void call_once(etcdc_client *c, const char *method, bool send_token,
+static void call_once(etcdc_client *c, const char *method, bool send_token, bool fail_fast,
                       grpc_byte_buffer *request, gpr_timespec deadline, call_outcome *out)
 {
     memset(out, 0, sizeof *out);
@@ -153,8 +153,9 @@ static void call_once(etcdc_client *c, const char *method, bool send_token,
      * also drives the reconnection (gRPC makes progress on connections only while someone
      * polls), and it only delays sending, so it is safe for guarded writes too. The attempt
      * deadline bounds the wait. */
-    ops[0].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY |
-                   GRPC_INITIAL_METADATA_WAIT_FOR_READY_EXPLICITLY_SET;
+    ops[0].flags = fail_fast ? 0
+                             : GRPC_INITIAL_METADATA_WAIT_FOR_READY |
+                                   GRPC_INITIAL_METADATA_WAIT_FOR_READY_EXPLICITLY_SET;
     ops[1].op = GRPC_OP_SEND_MESSAGE;
     ops[1].data.send_message.send_message = request;
     ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -252,13 +253,23 @@ etcdc_code etcdc__unary(etcdc_client *c, const char *method, enum etcdc_stat_kin
                         const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
                         etcdc_error *err)
 {
+    return etcdc__unary_ex(c, method, kind, retry, false, c->cfg.request_timeout_ms, req,
+                           resp_desc, resp, err);
+}
+
+etcdc_code etcdc__unary_ex(etcdc_client *c, const char *method, enum etcdc_stat_kind kind,
+                           enum etcdc_retry_class retry, bool fail_fast, int64_t timeout_ms,
+                           const ProtobufCMessage *req,
+                           const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
+                           etcdc_error *err)
+{
     *resp = NULL;
     size_t packed = protobuf_c_message_get_packed_size(req);
     if (packed > c->cfg.max_send_bytes)
         return etcdc__set_error(err, ETCDC_ERR_TOO_LARGE, 0,
                                 "request of %zu bytes exceeds the client's send limit of %zu",
                                 packed, c->cfg.max_send_bytes);
-    gpr_timespec deadline = etcdc__deadline_ms(c->cfg.request_timeout_ms);
+    gpr_timespec deadline = etcdc__deadline_ms(timeout_ms);
     /* gRPC takes the contents of a sent byte buffer: each attempt gets a new buffer over the
      * same packed bytes. */
     grpc_slice packed_req = grpc_slice_malloc(packed);
@@ -272,7 +283,7 @@ etcdc_code etcdc__unary(etcdc_client *c, const char *method, enum etcdc_stat_kin
         etcdc__count(c, kind);
         grpc_byte_buffer *request = grpc_raw_byte_buffer_create(&packed_req, 1);
         /* Authenticate itself never carries a token (an old one could be refused). */
-        call_once(c, method, kind != ETCDC_STAT_AUTH, request,
+        call_once(c, method, kind != ETCDC_STAT_AUTH, fail_fast, request,
                   attempt_deadline(c, retry, deadline), &o);
         grpc_byte_buffer_destroy(request);
         if (o.status == GRPC_STATUS_OK) {
@@ -304,7 +315,7 @@ etcdc_code etcdc__unary(etcdc_client *c, const char *method, enum etcdc_stat_kin
         rc = etcdc__code_from_status(o.status, o.message);
         if (rc == ETCDC_ERR_TIMEOUT || (rc == ETCDC_ERR_UNAVAILABLE && left <= backoff_ms))
             etcdc__set_error(err, rc, o.status, "%s: no answer within %lld ms (%s)", method,
-                             (long long)c->cfg.request_timeout_ms,
+                             (long long)timeout_ms,
                              o.message[0] ? o.message : "deadline exceeded");
         else
             etcdc__set_error(err, rc, o.status, "%s: %s", method,
