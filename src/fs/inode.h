@@ -69,6 +69,10 @@ typedef struct node {
     size_t size, cap;
     bool known;          /* data and mod_rev reflect etcd as of validated_ns, or local state */
     int64_t mod_rev;     /* of the cached content; 0 = not in etcd */
+    int64_t kernel_rev;  /* mod_rev of the content the kernel was last given at an open (or
+                          * wrote itself): when mod_rev differs at the next open (the watch
+                          * updated the cache in between), the kernel's pages and size are
+                          * stale and open drops them */
     bool dirty;          /* local changes not yet written to etcd */
     bool written;        /* write() or truncate since the last write-back, not just O_TRUNC */
     bool too_big;        /* a write failed with EFBIG: the changes are dropped, not stored cut */

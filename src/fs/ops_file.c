@@ -123,6 +123,7 @@ int file_writeback_locked(node *n, const char *why)
         }
         n->known = true;
         n->mod_rev = rev;
+        n->kernel_rev = rev; /* the kernel's pages hold what was just written */
         n->validated_ns = now_ns();
         drop_listings_for_key(key, len);
         char kb[LOG_KEY_BUF];
@@ -214,8 +215,16 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
             if (rc == 0 && !changed)
                 stats_inc(STAT_cache_open_hit);
         }
-        if (rc == 0)
+        /* Unchanged in etcd since the cache was filled, but the cache may have been filled
+         * (by the watch or a listing) after the kernel last learned size and content: then
+         * the kernel's i_size and pages are stale (a size 0 from an earlier lookup would make
+         * read return nothing) and must be dropped too. */
+        if (rc == 0 && !changed && !n->pending && !n->dirty && n->mod_rev != n->kernel_rev)
+            changed = true;
+        if (rc == 0) {
+            n->kernel_rev = n->mod_rev;
             n->open_count++;
+        }
         pthread_mutex_unlock(&n->mu);
     }
     open_file *fh = rc == 0 ? calloc(1, sizeof *fh) : NULL;
