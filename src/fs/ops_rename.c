@@ -343,6 +343,14 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
         goto reply; /* same name: nothing to do */
     if (rc == 0 && src_dir && (flags & RENAME_EXCHANGE))
         rc = EINVAL; /* exchanging directories is not supported (docs/semantics.md) */
+    if (rc == 0 && !src_dir && (flags & RENAME_EXCHANGE) && rd.kind != NAMES_SELF) {
+        /* A file exchanged with a directory: not supported either (the kernel looked the
+         * destination up, so a directory there has a node). */
+        node *d = node_find(rd.sub_key, rd.sub_len, NODE_DIR);
+        if (d)
+            rc = EINVAL;
+        node_put(d);
+    }
     if (rc == 0 && src_dir)
         rc = rename_dir(src, &rs, &rd, same_dir, flags, sp);
     else if (rc == 0)
