@@ -90,6 +90,51 @@ int file_revalidate_locked(node *n, bool *changed)
     return rc;
 }
 
+/* If(the parent directory of key still exists): CREATE > 0 over [parent/, end) holds only when
+ * some key lies below the parent (a range without keys compares a create_revision of 0). The
+ * mount root always exists: no compare there. Returns ETCDC_OK or an error. */
+static etcdc_code if_parent_exists(etcdc_txn *t, const char *key, size_t len)
+{
+    size_t plen = len;
+    while (plen > 0 && key[plen - 1] != '/')
+        plen--;
+    if (plen <= g_fs.prefix_len)
+        return ETCDC_OK;
+    size_t end_len;
+    char *end = key_prefix_end(key, plen, &end_len);
+    if (!end)
+        return ETCDC_ERR_NO_MEMORY;
+    etcdc_code code = etcdc_txn_if_range(t, key, plen, end, end_len, ETCDC_CMP_CREATE,
+                                         ETCDC_GREATER, 0);
+    free(end);
+    return code;
+}
+
+/* Stores a file's content in one write. A key not known to be in etcd yet (mod_rev 0) is
+ * written by a Txn that also requires its parent directory to exist: a directory removed by
+ * another host is not brought back (ENOENT). */
+static int put_content(node *n, const char *key, size_t len, int64_t *rev, etcdc_error *err,
+                       etcdc_code *code)
+{
+    const char *data = n->data ? n->data : "";
+    if (n->mod_rev > 0) {
+        *code = etcdc_put(g_fs.client, key, len, data, n->size, rev, err);
+        return 0;
+    }
+    etcdc_txn *t = etcdc_txn_new();
+    etcdc_txn_result res = {0};
+    *code = t ? if_parent_exists(t, key, len) : ETCDC_ERR_NO_MEMORY;
+    if (*code == ETCDC_OK)
+        *code = etcdc_txn_put(t, ETCDC_THEN, key, len, data, n->size, 0);
+    if (*code == ETCDC_OK)
+        *code = etcdc_txn_commit(g_fs.client, t, &res, err);
+    int rc = *code == ETCDC_OK && !res.succeeded ? ENOENT : 0;
+    *rev = res.revision;
+    etcdc_txn_result_free(&res);
+    etcdc_txn_free(t);
+    return rc;
+}
+
 int file_writeback_locked(node *n, const char *why)
 {
     if (!n->dirty || n->unlinked)
@@ -111,9 +156,20 @@ int file_writeback_locked(node *n, const char *why)
     int rc = 0;
     int64_t rev = 0;
     etcdc_error err = {0};
-    etcdc_code code = etcdc_put(g_fs.client, key, len, n->data ? n->data : "", n->size, &rev,
-                                &err);
-    if (code == ETCDC_OK) {
+    etcdc_code code;
+    rc = put_content(n, key, len, &rev, &err, &code);
+    if (rc == ENOENT) {
+        /* The parent directory was removed (by another host): the file is not created, and
+         * its buffered content is dropped (as on a local filesystem, nothing is left). */
+        char kb[LOG_KEY_BUF];
+        log_debug("%s: %s not created, its directory is gone", why, log_key(key, len, kb, sizeof kb));
+        if (n->pending)
+            node_pending_add(-1);
+        n->dirty = n->written = n->pending = false;
+        n->known = false;
+        n->mod_rev = 0;
+        drop_listings_for_key(key, len);
+    } else if (code == ETCDC_OK) {
         stats_inc(STAT_write_back);
         n->dirty = false;
         n->written = false;
@@ -261,6 +317,19 @@ static int create_exclusive(const resolved *r, int64_t *rev)
     etcdc_code code = t ? ETCDC_OK : ETCDC_ERR_NO_MEMORY;
     if (code == ETCDC_OK)
         code = etcdc_txn_if(t, r->file_key, r->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+    /* ... and the parent directory still exists (Else tells which compare failed). */
+    bool guard = r->dir_len > g_fs.prefix_len;
+    size_t pend_len = 0;
+    char *pend = guard ? key_prefix_end(r->dir_key, r->dir_len, &pend_len) : NULL;
+    etcdc_range_req probe = {.key = r->dir_key, .key_len = r->dir_len, .range_end = pend,
+                             .range_end_len = pend_len, .limit = 1, .keys_only = true};
+    if (code == ETCDC_OK && guard && !pend)
+        code = ETCDC_ERR_NO_MEMORY;
+    if (code == ETCDC_OK && guard)
+        code = etcdc_txn_if_range(t, r->dir_key, r->dir_len, pend, pend_len, ETCDC_CMP_CREATE,
+                                  ETCDC_GREATER, 0);
+    if (code == ETCDC_OK && guard)
+        code = etcdc_txn_get(t, ETCDC_ELSE, &probe);
     if (code == ETCDC_OK && end)
         code = etcdc_txn_if_range(t, r->sub_key, r->sub_len, end, end_len, ETCDC_CMP_CREATE,
                                   ETCDC_EQUAL, 0);
@@ -270,10 +339,14 @@ static int create_exclusive(const resolved *r, int64_t *rev)
         code = etcdc_txn_commit(g_fs.client, t, &res, &err);
     int rc = code == ETCDC_OK ? (res.succeeded ? 0 : EEXIST)
                               : fs_fail("create", r->file_key, r->file_len, code, &err);
+    /* Lost: nothing lies below the parent any more -> it is gone, not the name taken. */
+    if (rc == EEXIST && guard && res.op_count == 1 && res.ops[0].kvs.count == 0)
+        rc = ENOENT;
     *rev = res.revision;
     etcdc_txn_result_free(&res);
     etcdc_txn_free(t);
     free(end);
+    free(pend);
     return rc;
 }
 
