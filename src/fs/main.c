@@ -287,6 +287,7 @@ out:
     if (se)
         fuse_session_destroy(se);
     g_fs.se = NULL;
+    file_handles_free_all(); /* files still open at SIGTERM: no release will come */
     fuse_opt_free_args(&args);
     free(fuse_opts);
     if (g_fs.client)

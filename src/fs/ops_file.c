@@ -210,7 +210,55 @@ void file_writeback_all(void)
 /* Per open file description of a regular file. */
 typedef struct open_file {
     unsigned flushes; /* atomic: close() calls seen so far */
+    struct open_file *prev, *next; /* [handles_mu] every handle not released yet */
 } open_file;
+
+/* Handles still open when the session ends (SIGTERM with a file open) get no release: they
+ * are kept on a list and freed by file_handles_free_all at exit. */
+static pthread_mutex_t handles_mu = PTHREAD_MUTEX_INITIALIZER;
+static open_file *handles;
+
+static open_file *open_file_new(void)
+{
+    open_file *fh = calloc(1, sizeof *fh);
+    if (!fh)
+        return NULL;
+    pthread_mutex_lock(&handles_mu);
+    fh->next = handles;
+    if (handles)
+        handles->prev = fh;
+    handles = fh;
+    pthread_mutex_unlock(&handles_mu);
+    return fh;
+}
+
+static void open_file_free(open_file *fh)
+{
+    if (!fh)
+        return;
+    pthread_mutex_lock(&handles_mu);
+    if (fh->prev)
+        fh->prev->next = fh->next;
+    else
+        handles = fh->next;
+    if (fh->next)
+        fh->next->prev = fh->prev;
+    pthread_mutex_unlock(&handles_mu);
+    free(fh);
+}
+
+void file_handles_free_all(void)
+{
+    pthread_mutex_lock(&handles_mu);
+    open_file *fh = handles;
+    handles = NULL;
+    pthread_mutex_unlock(&handles_mu);
+    while (fh) {
+        open_file *next = fh->next;
+        free(fh);
+        fh = next;
+    }
+}
 
 /* The statistics file: a snapshot taken at open, read with direct I/O. */
 typedef struct stats_snapshot {
@@ -283,7 +331,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         }
         pthread_mutex_unlock(&n->mu);
     }
-    open_file *fh = rc == 0 ? calloc(1, sizeof *fh) : NULL;
+    open_file *fh = rc == 0 ? open_file_new() : NULL;
     if (rc == 0 && !fh) {
         pthread_mutex_lock(&n->mu);
         n->open_count--;
@@ -405,7 +453,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
     }
     if (rc == 0 && dir && (fi->flags & O_EXCL))
         node_drop_listing(dir);
-    open_file *fh = rc == 0 ? calloc(1, sizeof *fh) : NULL;
+    open_file *fh = rc == 0 ? open_file_new() : NULL;
     if (rc == 0 && !fh) {
         pthread_mutex_lock(&n->mu);
         n->open_count--;
@@ -423,7 +471,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
             pthread_mutex_lock(&n->mu);
             n->open_count--;
             pthread_mutex_unlock(&n->mu);
-            free(fh);
+            open_file_free(fh);
         }
     } else {
         fuse_reply_err(req, rc == EINVAL ? EINVAL : rc);
@@ -591,7 +639,7 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         free(s->text);
         free(s);
     } else if (n && n->type == NODE_FILE) {
-        free((open_file *)(uintptr_t)fi->fh);
+        open_file_free((open_file *)(uintptr_t)fi->fh);
         pthread_mutex_lock(&n->mu);
         if (n->open_count > 0)
             n->open_count--;
