@@ -417,6 +417,15 @@ bool node_apply_kv_locked(node *n, const etcdc_kv *kv, int64_t at_ns)
      * replace newer content. */
     if (n->known && kv->mod_revision < n->mod_rev)
         return false;
+    if (kv->value_error) {
+        /* An encrypted value that does not open: keep nothing, so that the next open asks
+         * etcd again and fails with EIO (and one log line) instead of serving bytes. */
+        node_set_data_locked(n, "", 0);
+        n->known = false;
+        n->mod_rev = kv->mod_revision;
+        n->validated_ns = at_ns;
+        return true;
+    }
     bool changed = !n->known || n->mod_rev != kv->mod_revision;
     if (changed) {
         if (node_set_data_locked(n, kv->value ? kv->value : "", kv->value_len) != 0) {

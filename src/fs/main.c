@@ -131,6 +131,11 @@ static etcdc_client *connect_etcd(const etcdfs_opts *o, char *password, int repo
     }
     if (o->insecure_skip_tls_verify)
         etcdc_config_set_tls_insecure_skip_verify(cfg, true);
+    if (o->key_file && etcdc_config_load_key_file(cfg, o->key_file, &err) != ETCDC_OK) {
+        report(report_fd, "%s", err.message); /* names the file, never its bytes */
+        goto out;
+    }
+    etcdc_config_set_allow_plaintext(cfg, o->allow_plaintext);
     if (o->user && etcdc_config_set_auth(cfg, o->user, password ? password : "")) {
         report(report_fd, "out of memory");
         goto out;
@@ -351,6 +356,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "etcdfs: %s\n", err);
         goto out;
     }
+    /* Sealed values carry the envelope: keep the largest file within what etcd accepts. */
+    if (o.key_file)
+        o.max_file_size -= o.max_file_size > etcdc_envelope_overhead() ? etcdc_envelope_overhead()
+                                                                       : o.max_file_size;
     log_init(o.foreground, o.debug);
     fuse_set_log_func(capture_fuse_log);
     if (o.foreground) {

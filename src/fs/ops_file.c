@@ -64,6 +64,8 @@ int file_revalidate_locked(node *n, bool *changed)
             n->validated_ns = now;
         } else if (code == ETCDC_OK && r.op_count == 1 && r.ops[0].kvs.count == 1) {
             *changed = node_apply_kv_locked(n, &r.ops[0].kvs.kvs[0], now);
+            if (r.ops[0].kvs.kvs[0].value_error) /* err names the key and why */
+                rc = fs_fail("open", key, len, ETCDC_ERR_CRYPTO, &err);
         } else if (code == ETCDC_OK) {
             node_apply_absent_locked(n, now);
             *changed = true;

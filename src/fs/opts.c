@@ -57,7 +57,10 @@ static const opt_spec option_table[] = {
      "how long to wait for the cluster at mount time (default 5s)"},
     {"command-timeout", T_DURATION, F(command_timeout_ms), "DURATION",
      "deadline of each etcd request, retries included (default 5s)"},
-    {"key-file", T_STRING, F(key_file), "FILE", "value encryption key file (reserved, later)"},
+    {"key-file", T_STRING, F(key_file), "FILE",
+     "encrypt values with the key(s) in FILE (mode 600; see docs/encryption.md)"},
+    {"allow-plaintext", T_FLAG, F(allow_plaintext), NULL,
+     "with --key-file: read unencrypted values instead of refusing them (migration)"},
     {"lock-prefix", T_STRING, F(lock_prefix), "KEYPREFIX", "where flock keys live (reserved, "
                                                            "later)"},
     {"consistency", T_CONSISTENCY, F(consistency), "MODE",
@@ -427,8 +430,18 @@ int opts_parse(int argc, char **argv, etcdfs_opts *o, char *err, size_t es)
         if (rc == 0 && o->consistency != CONSISTENCY_CLOSE_TO_OPEN)
             rc = fail(err, es, "--consistency=%s is not available yet (only close-to-open)",
                       o->consistency == CONSISTENCY_WATCH ? "watch" : "strict");
-        if (rc == 0 && o->key_file)
-            rc = fail(err, es, "--key-file (value encryption) is not available yet");
+        if (rc == 0 && o->allow_plaintext && !o->key_file)
+            rc = fail(err, es, "--allow-plaintext needs --key-file");
+        if (rc == 0 && o->key_file) {
+            /* Absolute: the key file is read by the daemon after it changed directory. */
+            char *abs = realpath(o->key_file, NULL);
+            if (!abs)
+                rc = fail(err, es, "key file '%s': %s", o->key_file, strerror(errno));
+            else {
+                free(o->key_file);
+                o->key_file = abs;
+            }
+        }
         if (rc == 0 && (o->cert != NULL) != (o->key != NULL))
             rc = fail(err, es, "--cert and --key must be given together");
         if (rc == 0) {

@@ -30,14 +30,15 @@ typedef struct etcdfs_opts {
     char *password_file; /* --password-file */
     int64_t dial_timeout_ms;    /* --dial-timeout (default 5s) */
     int64_t command_timeout_ms; /* --command-timeout (default 5s) */
+    char *key_file; /* --key-file, made absolute */
     /* reserved for later issues: parsed and documented, not used yet */
-    char *key_file;
     char *lock_prefix;
     etcdfs_consistency consistency;
     /* process */
     bool foreground, debug, show_help, show_version;
     /* filesystem (-o) */
     bool allow_other, ro, quiet;
+    bool allow_plaintext; /* --allow-plaintext: migration to encryption */
     bool uid_set, gid_set;
     uid_t uid;
     gid_t gid;
