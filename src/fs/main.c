@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "connect.h"
 #include "fs.h"
 #include "inode.h"
 #include "log.h"
@@ -25,6 +26,7 @@
 #include "notify.h"
 #include "ops.h"
 #include "opts.h"
+#include "rekey_cmd.h"
 
 static const struct fuse_lowlevel_ops etcdfs_ops;
 
@@ -86,72 +88,6 @@ static const struct fuse_lowlevel_ops etcdfs_ops = {
     .access = op_access,
     .create = op_create,
 };
-
-/* Sends the outcome to the waiting parent (daemon mode) or prints it (foreground). */
-static void report(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void report(int fd, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (fd >= 0) {
-        ssize_t w = write(fd, msg, strlen(msg));
-        (void)w;
-    } else if (strcmp(msg, "OK")) {
-        fprintf(stderr, "etcdfs: %s\n", msg);
-    }
-}
-
-static etcdc_client *connect_etcd(const etcdfs_opts *o, char *password, int report_fd)
-{
-    etcdc_client *client = NULL;
-    etcdc_error err = {0};
-    etcdc_config *cfg = etcdc_config_new();
-    if (!cfg) {
-        report(report_fd, "out of memory");
-        return NULL;
-    }
-    etcdc_code code = etcdc_config_set_endpoints(cfg, o->endpoints);
-    if (code) {
-        report(report_fd, "bad --endpoints '%s'", o->endpoints);
-        goto out;
-    }
-    etcdc_config_set_dial_timeout_ms(cfg, o->dial_timeout_ms);
-    etcdc_config_set_request_timeout_ms(cfg, o->command_timeout_ms);
-    /* Send: one file plus a directory rename's worth; receive: large listing pages. */
-    etcdc_config_set_max_message_size(cfg, 4u << 20, 64u << 20);
-    if (o->cacert || o->cert || o->key) {
-        code = etcdc_config_set_tls(cfg, o->cacert, o->cert, o->key);
-        if (code) {
-            report(report_fd, "bad TLS files (--cacert/--cert/--key)");
-            goto out;
-        }
-    }
-    if (o->insecure_skip_tls_verify)
-        etcdc_config_set_tls_insecure_skip_verify(cfg, true);
-    if (o->key_file && etcdc_config_load_key_file(cfg, o->key_file, &err) != ETCDC_OK) {
-        report(report_fd, "%s", err.message); /* names the file, never its bytes */
-        goto out;
-    }
-    etcdc_config_set_allow_plaintext(cfg, o->allow_plaintext);
-    if (o->user && etcdc_config_set_auth(cfg, o->user, password ? password : "")) {
-        report(report_fd, "out of memory");
-        goto out;
-    }
-    client = etcdc_client_new(cfg, &err);
-    if (!client) {
-        /* A failed TLS handshake reaches us as "unavailable": say what to check. */
-        bool tls = strstr(err.message, "andshake") || strstr(err.message, "SSL");
-        report(report_fd, "%s%s", tls ? "TLS handshake with etcd failed (check --cacert, "
-                                         "--cert, --key): " : "",
-               err.message[0] ? err.message : etcdc_strerror(err.code));
-    }
-out:
-    etcdc_config_free(cfg);
-    return client;
-}
 
 /* Reads the prefix once: proves that the user may read it, and gives the revision the watch
  * starts after. */
@@ -354,6 +290,10 @@ int main(int argc, char **argv)
     }
     if (opts_read_password(&o, &password, err, sizeof err)) {
         fprintf(stderr, "etcdfs: %s\n", err);
+        goto out;
+    }
+    if (o.rekey) {
+        status = rekey_run(&o, password);
         goto out;
     }
     /* Sealed values carry the envelope: keep the largest file within what etcd accepts. */

@@ -376,10 +376,16 @@ int opts_parse(int argc, char **argv, etcdfs_opts *o, char *err, size_t es)
     o->cache_timeout = 1.0;
     int rc = 0;
     bool only_positional = false;
-    for (int i = 1; rc == 0 && i < argc; i++) {
+    int first = 1;
+    if (argc > 1 && !strcmp(argv[1], "rekey")) {
+        o->rekey = true;
+        first = 2;
+    }
+    for (int i = first; rc == 0 && i < argc; i++) {
         const char *a = argv[i];
         if (only_positional || a[0] != '-' || !a[1]) {
-            rc = set_positional(o, a, err, es);
+            rc = o->rekey ? fail(err, es, "rekey takes options only, not '%s'", a)
+                          : set_positional(o, a, err, es);
         } else if (!strcmp(a, "--")) {
             only_positional = true;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -424,7 +430,9 @@ int opts_parse(int argc, char **argv, etcdfs_opts *o, char *err, size_t es)
         }
         if (rc == 0 && !o->prefix && set_string(&o->prefix, "/"))
             rc = fail(err, es, "out of memory");
-        if (rc == 0 && !o->mountpoint)
+        if (rc == 0 && o->rekey && !o->key_file)
+            rc = fail(err, es, "rekey needs --key-file (the newest key seals)");
+        if (rc == 0 && !o->mountpoint && !o->rekey)
             rc = fail(err, es, "no mount point given (usage: etcdfs [OPTIONS] [SOURCE] "
                                "MOUNTPOINT)");
         if (rc == 0 && o->consistency != CONSISTENCY_CLOSE_TO_OPEN)
@@ -444,7 +452,7 @@ int opts_parse(int argc, char **argv, etcdfs_opts *o, char *err, size_t es)
         }
         if (rc == 0 && (o->cert != NULL) != (o->key != NULL))
             rc = fail(err, es, "--cert and --key must be given together");
-        if (rc == 0) {
+        if (rc == 0 && o->mountpoint) {
             char *abs = realpath(o->mountpoint, NULL);
             if (!abs)
                 rc = fail(err, es, "mount point '%s': %s", o->mountpoint, strerror(errno));
@@ -504,16 +512,19 @@ int opts_read_password(const etcdfs_opts *o, char **out, char *err, size_t es)
 
 void opts_print_help(const char *prog)
 {
-    printf("usage: %s [OPTIONS] [SOURCE] MOUNTPOINT\n\n"
+    printf("usage: %s [OPTIONS] [SOURCE] MOUNTPOINT\n"
+           "       %s rekey --key-file=FILE [OPTIONS]\n\n"
            "Mounts an etcd v3 key prefix as a directory tree (FUSE). SOURCE is ignored (for\n"
-           "mount(8)). Every --name=VALUE is also accepted as -o name=VALUE.\n\n"
+           "mount(8)). Every --name=VALUE is also accepted as -o name=VALUE.\n"
+           "`rekey` re-seals every value under --prefix with the newest key of the key file\n"
+           "(after adding a key); it is safe to run while writers are busy, and to run again.\n\n"
            "  -f                       stay in the foreground\n"
            "  -d                       debug: log every operation to stderr (implies -f)\n"
            "  -o OPT[,OPT...]          mount options (below, plus FUSE options such as\n"
            "                           default_permissions, fsname=, max_read=)\n"
            "  -h, --help               this help\n"
            "  -V, --version            version\n\n",
-           prog);
+           prog, prog);
     for (size_t i = 0; i < sizeof option_table / sizeof option_table[0]; i++) {
         const opt_spec *s = &option_table[i];
         if (!s->help)

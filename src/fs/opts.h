@@ -36,6 +36,7 @@ typedef struct etcdfs_opts {
     etcdfs_consistency consistency;
     /* process */
     bool foreground, debug, show_help, show_version;
+    bool rekey; /* `etcdfs rekey [OPTIONS]`: re-seal values, no mount point */
     /* filesystem (-o) */
     bool allow_other, ro, quiet;
     bool allow_plaintext; /* --allow-plaintext: migration to encryption */

@@ -6,6 +6,7 @@ do not open give EIO (with one log line naming the key, never the value) instead
 import errno
 import os
 import subprocess
+import threading
 
 import pytest
 
@@ -162,3 +163,53 @@ def test_key_file_missing_or_malformed_is_refused(etcd, mount, tmp_path):
     for arg in (f"--key-file={tmp_path / 'missing.key'}", f"--key-file={bad}"):
         with pytest.raises(MountError):
             mount(etcd, extra_args=[arg], timeout=5)
+
+
+def test_rekey_while_writers_are_busy_loses_nothing(etcd, kv, mount, tmp_path, build_dir):
+    """Values sealed by key 1; key 2 is added; `etcdfs rekey` runs while a writer keeps
+    rewriting some of the files through a mount that already has key 2. Afterwards every value
+    is the last one written, every value is under key 2, and a second rekey finds nothing."""
+    line1 = f"1 {os.urandom(32).hex()}\n"
+    k1 = tmp_path / "k1.key"
+    k1.write_text(line1)
+    k1.chmod(0o600)
+    old = mount(etcd, extra_args=[f"--key-file={k1}"])
+    (old.path / "r").mkdir()
+    for i in range(300):
+        (old.path / "r" / f"f{i:03d}").write_bytes(f"original {i}".encode())
+    old.unmount()
+    k12 = tmp_path / "k12.key"
+    k12.write_text(line1 + f"2 {os.urandom(32).hex()}\n")
+    k12.chmod(0o600)
+    m = mount(etcd, extra_args=[f"--key-file={k12}"])
+    expected = {i: f"original {i}".encode() for i in range(300)}
+    stop = threading.Event()
+
+    def writer():
+        n = 0
+        while not stop.is_set():
+            i = (n * 7) % 300
+            data = f"rewritten {i} #{n}".encode()
+            (m.path / "r" / f"f{i:03d}").write_bytes(data)
+            expected[i] = data
+            n += 1
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        r = subprocess.run([str(build_dir / "src" / "fs" / "etcdfs"), "rekey",
+                            f"--endpoints={etcd.endpoint}", f"--key-file={k12}"],
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    finally:
+        stop.set()
+        t.join()
+    assert r.returncode == 0, r.stderr
+    assert " 0 could not be opened" in r.stdout, r.stdout
+    for i, data in expected.items():
+        assert (m.path / "r" / f"f{i:03d}").read_bytes() == data
+        stored = kv.get(f"/r/f{i:03d}")[0]
+        assert stored[:3] == MAGIC and stored[3] == 2, i
+    again = subprocess.run([str(build_dir / "src" / "fs" / "etcdfs"), "rekey",
+                            f"--endpoints={etcd.endpoint}", f"--key-file={k12}"],
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert again.returncode == 0 and " 0 resealed" in again.stdout, again.stdout
