@@ -166,6 +166,7 @@ static int lookup_keys(node *dir, const resolved *r, node **out)
             return 0;
         }
         node_put(n);
+        n = NULL; /* the paths below hand out n: never this unreferenced one */
     }
     listing *l = node_fresh_listing(dir);
     if (l) {
