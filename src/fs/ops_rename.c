@@ -207,9 +207,10 @@ static int rename_dir(node *src, const resolved *rs, const resolved *rd, bool sa
         const etcdc_kvs *keys = &snap.ops[0].kvs;
         const etcdc_kv *own = snap.ops[1].kvs.count ? &snap.ops[1].kvs.kvs[0] : NULL;
         size_t ops = keys->count + 1 + (own ? 2 : 0) + (need_marker ? 1 : 0);
+        size_t compares = keys->count + 4; /* etcd counts compares against the same limit */
         if (keys->count == 0 && !own) {
             rc = ENOENT;
-        } else if (keys->more || ops > max_ops) {
+        } else if (keys->more || ops > max_ops || compares > max_ops) {
             rc = EXDEV;
         }
         /* 2. The move, guarded by the snapshot revision. */
@@ -224,6 +225,12 @@ static int rename_dir(node *src, const resolved *rs, const resolved *rd, bool sa
                                       own->mod_revision)
                        : etcdc_txn_if(t, rs->file_key, rs->file_len, ETCDC_CMP_CREATE,
                                       ETCDC_EQUAL, 0);
+        /* Every key of the snapshot is still there unchanged: the range compare above sees
+         * creations and changes, not deletions, and a key deleted meanwhile must not come
+         * back at the destination. */
+        for (size_t i = 0; rc == 0 && code == ETCDC_OK && i < keys->count; i++)
+            code = etcdc_txn_if(t, keys->kvs[i].key, keys->kvs[i].key_len, ETCDC_CMP_MOD,
+                                ETCDC_EQUAL, keys->kvs[i].mod_revision);
         /* dst: absent, or (without NOREPLACE) an empty directory, marker allowed */
         if (rc == 0 && code == ETCDC_OK)
             code = etcdc_txn_if(t, rd->file_key, rd->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
