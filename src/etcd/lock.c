@@ -43,7 +43,7 @@ static void wait_wake(lock_wait *w)
 }
 
 /* Sleeps until woken or the deadline (NULL: none). Returns false on timeout. */
-static bool wait_sleep(lock_wait *w, const gpr_timespec *deadline)
+static bool wait_block(lock_wait *w, const gpr_timespec *deadline)
 {
     bool in_time = true;
     pthread_mutex_lock(&w->mu);
@@ -354,7 +354,7 @@ static etcdc_code wait_turn(etcdc_session *s, const char *key, size_t key_len, i
             rc = err ? err->code : ETCDC_ERR_UNAVAILABLE;
             break;
         }
-        bool woken = wait_sleep(&wait, o->timeout_ms > 0 ? &deadline : NULL);
+        bool woken = wait_block(&wait, o->timeout_ms > 0 ? &deadline : NULL);
         etcdc_watch_cancel(w);
         if (!woken) {
             rc = etcdc__set_error(err, ETCDC_ERR_TIMEOUT, 0, "lock not granted within %lld ms",
