@@ -214,6 +214,14 @@ def make_etcd_cluster(tmp_path, _etcdfs_mounts):
 
 
 @pytest.fixture
+def kv(etcd):
+    """A python-etcd3 client of the `etcd` fixture's member, closed afterwards."""
+    c = etcd.client()
+    yield c
+    c.close()
+
+
+@pytest.fixture
 def etcd(make_etcd) -> EtcdMember:
     return make_etcd()
 

@@ -16,13 +16,6 @@ from etcd_fixtures import wait_for
 pytestmark = pytest.mark.needs_etcdfs
 
 
-@pytest.fixture
-def kv(etcd):
-    c = etcd.client()
-    yield c
-    c.close()
-
-
 def get(kv, key):
     return kv.get(key)[0]
 

@@ -18,13 +18,6 @@ MAGIC = b"\xe7\xcd\x01"  # envelope magic + format version
 OVERHEAD = 32
 
 
-@pytest.fixture
-def kv(etcd):
-    c = etcd.client()
-    yield c
-    c.close()
-
-
 def make_key_file(path, lines):
     path.write_text("".join(f"{i} {os.urandom(32).hex()}\n" for i in lines))
     path.chmod(0o600)

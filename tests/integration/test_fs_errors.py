@@ -37,13 +37,6 @@ def mode(request, etcdfs_bin):
 
 
 @pytest.fixture
-def kv(etcd):
-    c = etcd.client()
-    yield c
-    c.close()
-
-
-@pytest.fixture
 def fs(mode, etcd, kv, mount):
     for k, v in TREE.items():
         kv.put(k, v)

@@ -27,13 +27,6 @@ def mode(request, etcdfs_bin):
 
 
 @pytest.fixture
-def kv(etcd):
-    c = etcd.client()
-    yield c
-    c.close()
-
-
-@pytest.fixture
 def two(mode, etcd, mount):
     """Two mounts (a, b) of the same single-member etcd."""
     return (mount(etcd, name="a", extra_args=mode_args(mode)),

@@ -13,13 +13,6 @@ import pytest
 pytestmark = pytest.mark.needs_etcdfs
 
 
-@pytest.fixture
-def kv(etcd):
-    c = etcd.client()
-    yield c
-    c.close()
-
-
 def test_delete_racing_a_directory_rename_is_not_resurrected(etcd, kv, mount):
     m = mount(etcd)
     resurrected = []

@@ -33,13 +33,6 @@ def mode(request, etcdfs_bin):
 
 
 @pytest.fixture
-def kv(etcd):
-    c = etcd.client()
-    yield c
-    c.close()
-
-
-@pytest.fixture
 def fs(mode, etcd, mount):
     """One mount of `etcd` in the parametrised consistency mode."""
     return mount(etcd, extra_args=mode_args(mode))
