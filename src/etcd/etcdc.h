@@ -57,16 +57,16 @@ typedef enum etcdc_code {
     ETCDC_ERR_TOO_MANY_OPS,      /* a transaction exceeds etcd's operation limit */
     ETCDC_ERR_TLS,               /* certificate or key could not be loaded */
     ETCDC_ERR_NO_MEMORY,
-    ETCDC_ERR_CRYPTO,            /* a value failed decryption or authentication */
-    ETCDC_ERR_LEASE_EXPIRED,     /* a lease or session needed by the operation is gone */
-    ETCDC_ERR_INTERNAL,          /* anything else the server or transport reported */
-    ETCDC_ERR_WOULD_BLOCK,       /* a lock is held by someone else and no wait was asked */
+    ETCDC_ERR_CRYPTO,        /* a value failed decryption or authentication */
+    ETCDC_ERR_LEASE_EXPIRED, /* a lease or session needed by the operation is gone */
+    ETCDC_ERR_INTERNAL,      /* anything else the server or transport reported */
+    ETCDC_ERR_WOULD_BLOCK,   /* a lock is held by someone else and no wait was asked */
 } etcdc_code;
 
 /* Error details filled by calls that take an `etcdc_error *`. */
 typedef struct etcdc_error {
     etcdc_code code;
-    int grpc_status;  /* grpc_status_code, 0 when the error was detected locally */
+    int grpc_status; /* grpc_status_code, 0 when the error was detected locally */
     char message[256];
 } etcdc_error;
 
@@ -158,7 +158,7 @@ void etcdc_client_stats(etcdc_client *c, etcdc_stats *out);
 /* ------------------------------------------------------------------------------------------ */
 
 typedef struct etcdc_kv {
-    char *key;   /* NUL-terminated copy; key_len excludes the terminator */
+    char *key; /* NUL-terminated copy; key_len excludes the terminator */
     size_t key_len;
     char *value; /* NUL-terminated copy (plaintext when encryption is on); "" for keys-only */
     size_t value_len;
@@ -191,9 +191,9 @@ size_t etcdc_prefix_end(const void *prefix, size_t prefix_len, char *out);
 etcdc_code etcdc_put(etcdc_client *c, const void *key, size_t key_len, const void *value,
                      size_t value_len, int64_t *out_revision, etcdc_error *err);
 /* Put attached to a lease (0 = no lease). */
-etcdc_code etcdc_put_with_lease(etcdc_client *c, const void *key, size_t key_len,
-                                const void *value, size_t value_len, int64_t lease,
-                                int64_t *out_revision, etcdc_error *err);
+etcdc_code etcdc_put_with_lease(etcdc_client *c, const void *key, size_t key_len, const void *value,
+                                size_t value_len, int64_t lease, int64_t *out_revision,
+                                etcdc_error *err);
 /* Attach the key to a lease (0 detaches) keeping its value as stored (PutRequest.ignore_value:
  * no value transfer, no re-sealing). ETCDC_ERR_NOT_FOUND when the key does not exist. */
 etcdc_code etcdc_attach_lease(etcdc_client *c, const void *key, size_t key_len, int64_t lease,
@@ -244,8 +244,8 @@ etcdc_code etcdc_range(etcdc_client *c, const etcdc_range_req *req, etcdc_kvs *o
 etcdc_code etcdc_get_range(etcdc_client *c, const void *start, size_t start_len, const void *end,
                            size_t end_len, bool keys_only, etcdc_kvs *out, etcdc_error *err);
 /* Every key under prefix, with values (ListWithValues / GetMultiple). Paginated snapshot. */
-etcdc_code etcdc_get_prefix(etcdc_client *c, const void *prefix, size_t prefix_len,
-                            etcdc_kvs *out, etcdc_error *err);
+etcdc_code etcdc_get_prefix(etcdc_client *c, const void *prefix, size_t prefix_len, etcdc_kvs *out,
+                            etcdc_error *err);
 /* Keys only under prefix (List). limit 0 = all; otherwise at most `limit` keys. */
 etcdc_code etcdc_list_keys(etcdc_client *c, const void *prefix, size_t prefix_len, int64_t limit,
                            etcdc_kvs *out, etcdc_error *err);
@@ -262,24 +262,22 @@ etcdc_code etcdc_get_multiple(etcdc_client *c, const void *const *keys, const si
 etcdc_code etcdc_delete_prefix(etcdc_client *c, const void *prefix, size_t prefix_len,
                                int64_t *out_deleted, etcdc_error *err);
 /* Delete [start, end). */
-etcdc_code etcdc_delete_range(etcdc_client *c, const void *start, size_t start_len,
-                              const void *end, size_t end_len, int64_t *out_deleted,
-                              etcdc_error *err);
+etcdc_code etcdc_delete_range(etcdc_client *c, const void *start, size_t start_len, const void *end,
+                              size_t end_len, int64_t *out_deleted, etcdc_error *err);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Guarded writes                                                                               */
 /* ------------------------------------------------------------------------------------------ */
 
 /* Create the key only if it does not exist. ETCDC_ERR_COMPARE_FAILED if it does. */
-etcdc_code etcdc_put_if_absent(etcdc_client *c, const void *key, size_t key_len,
-                               const void *value, size_t value_len, int64_t *out_revision,
-                               etcdc_error *err);
+etcdc_code etcdc_put_if_absent(etcdc_client *c, const void *key, size_t key_len, const void *value,
+                               size_t value_len, int64_t *out_revision, etcdc_error *err);
 /* Replace the value only if the current value equals `expected` (plaintext; with encryption
  * on, the comparison is made on the decrypted value and guarded by its mod_revision).
  * ETCDC_ERR_COMPARE_FAILED if not, ETCDC_ERR_NOT_FOUND if the key does not exist. */
-etcdc_code etcdc_cas_value(etcdc_client *c, const void *key, size_t key_len,
-                           const void *expected, size_t expected_len, const void *value,
-                           size_t value_len, int64_t *out_revision, etcdc_error *err);
+etcdc_code etcdc_cas_value(etcdc_client *c, const void *key, size_t key_len, const void *expected,
+                           size_t expected_len, const void *value, size_t value_len,
+                           int64_t *out_revision, etcdc_error *err);
 /* Replace the value only if the key's mod_revision equals `mod_revision` (0 = only if the key
  * does not exist). ETCDC_ERR_COMPARE_FAILED otherwise. */
 etcdc_code etcdc_cas_revision(etcdc_client *c, const void *key, size_t key_len,
@@ -300,8 +298,8 @@ typedef struct etcdc_pair {
 } etcdc_pair;
 /* Put every pair in one atomic Txn. More pairs than etcdc_max_txn_ops() fail with
  * ETCDC_ERR_TOO_MANY_OPS before anything is sent. */
-etcdc_code etcdc_bulk_put(etcdc_client *c, const etcdc_pair *pairs, size_t n,
-                          int64_t *out_revision, etcdc_error *err);
+etcdc_code etcdc_bulk_put(etcdc_client *c, const etcdc_pair *pairs, size_t n, int64_t *out_revision,
+                          etcdc_error *err);
 /* Delete every key in one atomic Txn (same limit). *out_deleted may be NULL. */
 etcdc_code etcdc_bulk_delete(etcdc_client *c, const void *const *keys, const size_t *key_lens,
                              size_t n, int64_t *out_deleted, etcdc_error *err);
@@ -339,9 +337,9 @@ void etcdc_txn_free(etcdc_txn *t);
  * [key, range_end) when range_end is not NULL). */
 etcdc_code etcdc_txn_if(etcdc_txn *t, const void *key, size_t key_len, etcdc_cmp_target target,
                         etcdc_cmp_op op, int64_t number);
-etcdc_code etcdc_txn_if_range(etcdc_txn *t, const void *key, size_t key_len,
-                              const void *range_end, size_t range_end_len,
-                              etcdc_cmp_target target, etcdc_cmp_op op, int64_t number);
+etcdc_code etcdc_txn_if_range(etcdc_txn *t, const void *key, size_t key_len, const void *range_end,
+                              size_t range_end_len, etcdc_cmp_target target, etcdc_cmp_op op,
+                              int64_t number);
 /* If: compare the stored value bytes. Not usable with encryption (ciphertexts differ): the
  * commit then fails with ETCDC_ERR_INVALID_ARGUMENT. */
 etcdc_code etcdc_txn_if_value(etcdc_txn *t, const void *key, size_t key_len, etcdc_cmp_op op,
@@ -352,19 +350,27 @@ etcdc_code etcdc_txn_put(etcdc_txn *t, etcdc_branch b, const void *key, size_t k
 etcdc_code etcdc_txn_get(etcdc_txn *t, etcdc_branch b, const etcdc_range_req *req);
 etcdc_code etcdc_txn_delete(etcdc_txn *t, etcdc_branch b, const void *key, size_t key_len,
                             const void *range_end, size_t range_end_len, bool prev_kv);
-/* Number of operations in the larger branch. */
+/* Then/Else: a nested transaction. t takes ownership of inner (freed with t; do not change or
+ * free it afterwards), also when this fails. etcd evaluates the nested compares against the
+ * state before the outer transaction's operations, so they can decide on facts the outer
+ * compares cannot express (e.g. "and if the directory is left empty, write its marker"). Its
+ * puts and deletes must not overlap the outer ones (etcd rejects the request). */
+etcdc_code etcdc_txn_nest(etcdc_txn *t, etcdc_branch b, etcdc_txn *inner);
+/* Number of operations in the larger branch (of this level; etcd limits each level). */
 size_t etcdc_txn_op_count(const etcdc_txn *t);
 
 typedef enum etcdc_op_type {
     ETCDC_OP_RANGE = 1,
     ETCDC_OP_PUT = 2,
     ETCDC_OP_DELETE = 3,
+    ETCDC_OP_TXN = 4,
 } etcdc_op_type;
 
 typedef struct etcdc_op_result {
     etcdc_op_type type;
-    etcdc_kvs kvs;   /* RANGE: the keys; DELETE: prev_kvs when asked */
-    int64_t deleted; /* DELETE: number of keys deleted */
+    etcdc_kvs kvs;                /* RANGE: the keys; DELETE: prev_kvs when asked */
+    int64_t deleted;              /* DELETE: number of keys deleted */
+    struct etcdc_txn_result *txn; /* TXN: the nested transaction's result (owned) */
 } etcdc_op_result;
 
 typedef struct etcdc_txn_result {
@@ -376,7 +382,9 @@ typedef struct etcdc_txn_result {
 void etcdc_txn_result_free(etcdc_txn_result *r);
 
 /* Sends the transaction (one round trip). ETCDC_OK whether or not the compares held: look at
- * out->succeeded. More operations than etcdc_max_txn_ops() fail before sending. */
+ * out->succeeded. A request over etcd's operation limit fails before sending: etcd counts,
+ * per level, the largest of compares/Then/Else, and a nested txn must fit in what its parent
+ * level left of etcdc_max_txn_ops(). */
 etcdc_code etcdc_txn_commit(etcdc_client *c, const etcdc_txn *t, etcdc_txn_result *out,
                             etcdc_error *err);
 
@@ -520,8 +528,7 @@ typedef struct etcdc_lock_opts {
  * ETCDC_ERR_CANCELED or ETCDC_ERR_LEASE_EXPIRED, in which cases the waiter's key is deleted
  * before returning, so no stale waiter delays later lockers. */
 etcdc_code etcdc_lock_acquire(etcdc_session *s, const void *name, size_t name_len,
-                              const etcdc_lock_opts *opts, etcdc_lock **out_lock,
-                              etcdc_error *err);
+                              const etcdc_lock_opts *opts, etcdc_lock **out_lock, etcdc_error *err);
 /* Release (delete the lock key) and free. When the session is already lost the key is gone
  * with its lease, and this still frees and returns ETCDC_OK. */
 etcdc_code etcdc_lock_release(etcdc_lock *l, etcdc_error *err);

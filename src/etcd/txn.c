@@ -25,9 +25,9 @@ struct etcdc_txn {
     Etcdserverpb__Compare **cmps;
     size_t cmp_count, cmp_cap;
     op_list branch[2];
-    bool compares_values;
-    bool raw_values; /* puts are stored unsealed (lock holder information) */
-    bool oom;        /* a builder call ran out of memory: commit refuses */
+    bool compares_values; /* here or in a nested txn */
+    bool raw_values;      /* puts are stored unsealed (lock holder information) */
+    bool oom;             /* a builder call ran out of memory: commit refuses */
 };
 
 void etcdc__txn_set_raw(etcdc_txn *t)
@@ -62,6 +62,12 @@ static void free_range(Etcdserverpb__RangeRequest *r)
     free(r);
 }
 
+/* A nested txn's request: its arrays are the inner builder's, which it owns. */
+typedef struct nested_req {
+    Etcdserverpb__TxnRequest pb; /* first: op->request_txn points here */
+    etcdc_txn *inner;
+} nested_req;
+
 static void free_op(Etcdserverpb__RequestOp *op)
 {
     switch (op->request_case) {
@@ -76,6 +82,12 @@ static void free_op(Etcdserverpb__RequestOp *op)
         free(op->request_delete_range->range_end.data);
         free(op->request_delete_range);
         break;
+    case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN: {
+        nested_req *n = (nested_req *)op->request_txn;
+        etcdc_txn_free(n->inner);
+        free(n);
+        break;
+    }
     default: break;
     }
     free(op);
@@ -124,9 +136,9 @@ static etcdc_code add_compare(etcdc_txn *t, Etcdserverpb__Compare *cmp)
     return ETCDC_OK;
 }
 
-etcdc_code etcdc_txn_if_range(etcdc_txn *t, const void *key, size_t key_len,
-                              const void *range_end, size_t range_end_len,
-                              etcdc_cmp_target target, etcdc_cmp_op op, int64_t number)
+etcdc_code etcdc_txn_if_range(etcdc_txn *t, const void *key, size_t key_len, const void *range_end,
+                              size_t range_end_len, etcdc_cmp_target target, etcdc_cmp_op op,
+                              int64_t number)
 {
     Etcdserverpb__Compare *cmp = malloc(sizeof *cmp);
     if (!cmp) {
@@ -266,6 +278,35 @@ etcdc_code etcdc_txn_delete(etcdc_txn *t, etcdc_branch b, const void *key, size_
     return add_op(t, b, op);
 }
 
+etcdc_code etcdc_txn_nest(etcdc_txn *t, etcdc_branch b, etcdc_txn *inner)
+{
+    if (!inner) {
+        t->oom = true;
+        return ETCDC_ERR_NO_MEMORY;
+    }
+    Etcdserverpb__RequestOp *op = new_op(t);
+    nested_req *n = op ? malloc(sizeof *n) : NULL;
+    if (!n) {
+        free(op);
+        etcdc_txn_free(inner);
+        t->oom = true;
+        return ETCDC_ERR_NO_MEMORY;
+    }
+    etcdserverpb__txn_request__init(&n->pb);
+    n->inner = inner;
+    n->pb.compare = inner->cmps;
+    n->pb.n_compare = inner->cmp_count;
+    n->pb.success = inner->branch[0].ops;
+    n->pb.n_success = inner->branch[0].count;
+    n->pb.failure = inner->branch[1].ops;
+    n->pb.n_failure = inner->branch[1].count;
+    t->compares_values |= inner->compares_values;
+    t->oom |= inner->oom;
+    op->request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN;
+    op->request_txn = &n->pb;
+    return add_op(t, b, op);
+}
+
 size_t etcdc_txn_op_count(const etcdc_txn *t)
 {
     size_t a = t->branch[0].count, b = t->branch[1].count;
@@ -276,8 +317,11 @@ void etcdc_txn_result_free(etcdc_txn_result *r)
 {
     if (!r)
         return;
-    for (size_t i = 0; i < r->op_count; i++)
+    for (size_t i = 0; i < r->op_count; i++) {
         etcdc_kvs_free(&r->ops[i].kvs);
+        etcdc_txn_result_free(r->ops[i].txn);
+        free(r->ops[i].txn);
+    }
     free(r->ops);
     memset(r, 0, sizeof *r);
 }
@@ -309,6 +353,14 @@ static etcdc_code convert_response(etcdc_client *c, const Etcdserverpb__TxnRespo
             rc = etcdc__kvs_append(c, &o->kvs, r->response_delete_range->prev_kvs,
                                    r->response_delete_range->n_prev_kvs, err);
             break;
+        case ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_TXN:
+            o->type = ETCDC_OP_TXN;
+            o->txn = calloc(1, sizeof *o->txn);
+            rc = o->txn ? convert_response(c, r->response_txn, o->txn, err)
+                        : etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
+            if (o->txn && o->txn->revision == 0)
+                o->txn->revision = out->revision;
+            break;
         default: break;
         }
         if (rc != ETCDC_OK)
@@ -317,54 +369,129 @@ static etcdc_code convert_response(etcdc_client *c, const Etcdserverpb__TxnRespo
     return ETCDC_OK;
 }
 
-/* Shallow copies of a branch's ops in which every put carries a sealed value. The copies and
- * the sealed buffers are owned by the returned arrays; free with free_sealed. */
-typedef struct sealed_branch {
-    Etcdserverpb__RequestOp **ops;
-    Etcdserverpb__RequestOp *op_copies;
-    Etcdserverpb__PutRequest *put_copies;
-} sealed_branch;
+/* Sealing makes shallow copies of the request in which every put (nested txns included)
+ * carries a sealed value; the builder's own request stays as the caller wrote it. Every copy
+ * is recorded in an arena, freed as a whole after the send. */
+typedef struct arena {
+    void **blocks;
+    size_t count, cap;
+} arena;
 
-static void free_sealed(sealed_branch *sb, size_t n)
+static void *arena_keep(arena *a, void *p)
 {
-    for (size_t i = 0; sb->put_copies && i < n; i++)
-        free(sb->put_copies[i].value.data);
-    free(sb->ops);
-    free(sb->op_copies);
-    free(sb->put_copies);
+    if (p && !grow((void **)&a->blocks, &a->cap, a->count, sizeof *a->blocks)) {
+        free(p);
+        return NULL;
+    }
+    if (p)
+        a->blocks[a->count++] = p;
+    return p;
 }
 
-static etcdc_code seal_branch(etcdc_client *c, const op_list *l, sealed_branch *sb,
-                              etcdc_error *err)
+static void arena_free(arena *a)
 {
-    memset(sb, 0, sizeof *sb);
-    if (l->count == 0)
+    for (size_t i = 0; i < a->count; i++)
+        free(a->blocks[i]);
+    free(a->blocks);
+}
+
+static etcdc_code seal_ops(etcdc_client *c, Etcdserverpb__RequestOp **ops, size_t count, arena *a,
+                           Etcdserverpb__RequestOp ***out, etcdc_error *err);
+
+static etcdc_code seal_op(etcdc_client *c, Etcdserverpb__RequestOp *op, arena *a,
+                          Etcdserverpb__RequestOp **out, etcdc_error *err)
+{
+    *out = op;
+    if (op->request_case != ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT &&
+        op->request_case != ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN)
         return ETCDC_OK;
-    sb->ops = calloc(l->count, sizeof *sb->ops);
-    sb->op_copies = calloc(l->count, sizeof *sb->op_copies);
-    sb->put_copies = calloc(l->count, sizeof *sb->put_copies);
-    if (!sb->ops || !sb->op_copies || !sb->put_copies)
+    Etcdserverpb__RequestOp *copy = arena_keep(a, malloc(sizeof *copy));
+    if (!copy)
         return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
-    for (size_t i = 0; i < l->count; i++) {
-        Etcdserverpb__RequestOp *op = l->ops[i];
-        sb->ops[i] = op;
-        if (op->request_case != ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT)
-            continue;
-        sb->put_copies[i] = *op->request_put;
-        sb->put_copies[i].value = (ProtobufCBinaryData){0, NULL};
-        size_t len = 0;
-        etcdc_code rc = etcdc__seal(&c->cfg, op->request_put->key.data,
-                                    op->request_put->key.len, op->request_put->value.data,
-                                    op->request_put->value.len,
-                                    &sb->put_copies[i].value.data, &len, err);
+    *copy = *op;
+    *out = copy;
+    if (op->request_case == ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN) {
+        Etcdserverpb__TxnRequest *txn = arena_keep(a, malloc(sizeof *txn));
+        if (!txn)
+            return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
+        *txn = *op->request_txn;
+        copy->request_txn = txn;
+        etcdc_code rc = seal_ops(c, txn->success, txn->n_success, a, &txn->success, err);
+        return rc ? rc : seal_ops(c, txn->failure, txn->n_failure, a, &txn->failure, err);
+    }
+    Etcdserverpb__PutRequest *put = arena_keep(a, malloc(sizeof *put));
+    if (!put)
+        return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
+    *put = *op->request_put;
+    copy->request_put = put;
+    uint8_t *sealed = NULL;
+    size_t len = 0;
+    etcdc_code rc =
+        etcdc__seal(&c->cfg, op->request_put->key.data, op->request_put->key.len,
+                    op->request_put->value.data, op->request_put->value.len, &sealed, &len, err);
+    put->value = (ProtobufCBinaryData){0, NULL};
+    if (rc == ETCDC_OK && !arena_keep(a, sealed))
+        return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
+    if (rc == ETCDC_OK)
+        put->value = (ProtobufCBinaryData){len, sealed};
+    return rc;
+}
+
+static etcdc_code seal_ops(etcdc_client *c, Etcdserverpb__RequestOp **ops, size_t count, arena *a,
+                           Etcdserverpb__RequestOp ***out, etcdc_error *err)
+{
+    *out = ops;
+    if (count == 0)
+        return ETCDC_OK;
+    Etcdserverpb__RequestOp **copies = arena_keep(a, calloc(count, sizeof *copies));
+    if (!copies)
+        return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
+    *out = copies;
+    for (size_t i = 0; i < count; i++) {
+        etcdc_code rc = seal_op(c, ops[i], a, &copies[i], err);
         if (rc != ETCDC_OK)
             return rc;
-        sb->put_copies[i].value.len = len;
-        sb->op_copies[i] = *op;
-        sb->op_copies[i].request_put = &sb->put_copies[i];
-        sb->ops[i] = &sb->op_copies[i];
     }
     return ETCDC_OK;
+}
+
+/* The operation budget a request needs as etcd counts it: at each level the largest of its
+ * compares, Then and Else ops, and a nested txn gets only what its parent level left over. */
+static size_t ops_needed(const Etcdserverpb__TxnRequest *pb)
+{
+    size_t level = pb->n_compare;
+    level = pb->n_success > level ? pb->n_success : level;
+    level = pb->n_failure > level ? pb->n_failure : level;
+    size_t deepest = 0;
+    for (int b = 0; b < 2; b++) {
+        Etcdserverpb__RequestOp **ops = b ? pb->failure : pb->success;
+        size_t n = b ? pb->n_failure : pb->n_success;
+        for (size_t i = 0; i < n; i++) {
+            if (ops[i]->request_case != ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN)
+                continue;
+            size_t inner = ops_needed(ops[i]->request_txn);
+            deepest = inner > deepest ? inner : deepest;
+        }
+    }
+    return level + deepest;
+}
+
+/* A txn that only reads (nested txns included) may be retried like a read. */
+static bool only_reads(const Etcdserverpb__TxnRequest *pb)
+{
+    for (int b = 0; b < 2; b++) {
+        Etcdserverpb__RequestOp **ops = b ? pb->failure : pb->success;
+        size_t n = b ? pb->n_failure : pb->n_success;
+        for (size_t i = 0; i < n; i++) {
+            if (ops[i]->request_case == ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN) {
+                if (!only_reads(ops[i]->request_txn))
+                    return false;
+            } else if (ops[i]->request_case != ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE) {
+                return false;
+            }
+        }
+    }
+    return true;
 }
 
 etcdc_code etcdc_txn_commit(etcdc_client *c, const etcdc_txn *t, etcdc_txn_result *out,
@@ -373,14 +500,6 @@ etcdc_code etcdc_txn_commit(etcdc_client *c, const etcdc_txn *t, etcdc_txn_resul
     memset(out, 0, sizeof *out);
     if (t->oom)
         return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory building the txn");
-    if (etcdc_txn_op_count(t) > MAX_TXN_OPS)
-        return etcdc__set_error(err, ETCDC_ERR_TOO_MANY_OPS, 0,
-                                "transaction has %zu operations; etcd accepts at most %d",
-                                etcdc_txn_op_count(t), MAX_TXN_OPS);
-    bool seal = etcdc__crypt_on(&c->cfg) && !t->raw_values;
-    if (t->compares_values && etcdc__crypt_on(&c->cfg))
-        return etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0,
-                                "value compares cannot work on encrypted values");
     Etcdserverpb__TxnRequest pb = ETCDSERVERPB__TXN_REQUEST__INIT;
     pb.compare = t->cmps;
     pb.n_compare = t->cmp_count;
@@ -388,29 +507,31 @@ etcdc_code etcdc_txn_commit(etcdc_client *c, const etcdc_txn *t, etcdc_txn_resul
     pb.n_success = t->branch[0].count;
     pb.failure = t->branch[1].ops;
     pb.n_failure = t->branch[1].count;
-    sealed_branch sb[2] = {{0}, {0}};
+    size_t ops = ops_needed(&pb);
+    if (ops > MAX_TXN_OPS)
+        return etcdc__set_error(
+            err, ETCDC_ERR_TOO_MANY_OPS, 0,
+            "transaction needs %zu operations (compares and nested txns count); etcd "
+            "accepts at most %d",
+            ops, MAX_TXN_OPS);
+    bool seal = etcdc__crypt_on(&c->cfg) && !t->raw_values;
+    if (t->compares_values && etcdc__crypt_on(&c->cfg))
+        return etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0,
+                                "value compares cannot work on encrypted values");
+    bool read_only = only_reads(&pb);
+    arena sealed = {0};
     etcdc_code rc = ETCDC_OK;
     if (seal) {
-        rc = seal_branch(c, &t->branch[0], &sb[0], err);
+        rc = seal_ops(c, pb.success, pb.n_success, &sealed, &pb.success, err);
         if (rc == ETCDC_OK)
-            rc = seal_branch(c, &t->branch[1], &sb[1], err);
-        pb.success = sb[0].ops;
-        pb.failure = sb[1].ops;
+            rc = seal_ops(c, pb.failure, pb.n_failure, &sealed, &pb.failure, err);
     }
-    /* A txn that only reads may be retried like a read. */
-    bool read_only = true;
-    for (int b = 0; b < 2; b++)
-        for (size_t i = 0; i < t->branch[b].count; i++)
-            if (t->branch[b].ops[i]->request_case != ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE)
-                read_only = false;
     Etcdserverpb__TxnResponse *resp = NULL;
     if (rc == ETCDC_OK)
         rc = etcdc__unary(c, "/etcdserverpb.KV/Txn", ETCDC_STAT_TXN,
                           read_only ? ETCDC_RETRY_IDEMPOTENT : ETCDC_RETRY_UNSENT, &pb.base,
-                          &etcdserverpb__txn_response__descriptor, (ProtobufCMessage **)&resp,
-                          err);
-    free_sealed(&sb[0], t->branch[0].count);
-    free_sealed(&sb[1], t->branch[1].count);
+                          &etcdserverpb__txn_response__descriptor, (ProtobufCMessage **)&resp, err);
+    arena_free(&sealed);
     if (rc == ETCDC_OK) {
         rc = convert_response(c, resp, out, err);
         protobuf_c_message_free_unpacked(&resp->base, NULL);
@@ -442,9 +563,8 @@ static etcdc_code commit_guarded(etcdc_client *c, etcdc_txn *t, int64_t *out_rev
     return rc;
 }
 
-etcdc_code etcdc_put_if_absent(etcdc_client *c, const void *key, size_t key_len,
-                               const void *value, size_t value_len, int64_t *out_revision,
-                               etcdc_error *err)
+etcdc_code etcdc_put_if_absent(etcdc_client *c, const void *key, size_t key_len, const void *value,
+                               size_t value_len, int64_t *out_revision, etcdc_error *err)
 {
     return etcdc_cas_revision(c, key, key_len, 0, value, value_len, out_revision, err);
 }
@@ -463,9 +583,9 @@ etcdc_code etcdc_cas_revision(etcdc_client *c, const void *key, size_t key_len,
     return commit_guarded(c, t, out_revision, NULL, err);
 }
 
-etcdc_code etcdc_cas_value(etcdc_client *c, const void *key, size_t key_len,
-                           const void *expected, size_t expected_len, const void *value,
-                           size_t value_len, int64_t *out_revision, etcdc_error *err)
+etcdc_code etcdc_cas_value(etcdc_client *c, const void *key, size_t key_len, const void *expected,
+                           size_t expected_len, const void *value, size_t value_len,
+                           int64_t *out_revision, etcdc_error *err)
 {
     /* Compare on the client, then guard the write by the revision we compared: this works
      * unchanged when values are encrypted (ciphertexts of equal plaintexts differ). */
@@ -507,8 +627,8 @@ etcdc_code etcdc_move_key(etcdc_client *c, const void *from, size_t from_len, co
     return commit_guarded(c, t, out_revision, NULL, err);
 }
 
-etcdc_code etcdc_bulk_put(etcdc_client *c, const etcdc_pair *pairs, size_t n,
-                          int64_t *out_revision, etcdc_error *err)
+etcdc_code etcdc_bulk_put(etcdc_client *c, const etcdc_pair *pairs, size_t n, int64_t *out_revision,
+                          etcdc_error *err)
 {
     if (n > MAX_TXN_OPS)
         return etcdc__set_error(err, ETCDC_ERR_TOO_MANY_OPS, 0,

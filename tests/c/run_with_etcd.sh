@@ -138,11 +138,18 @@ wait_gone() {
         sleep 0.05
     done
 }
+# SIGSTOP is delivered asynchronously: on a busy machine a thread may still answer a request
+# after kill returns. Paused = every thread of the process shows state T.
+wait_stopped() {
+    while grep -qv '^[0-9]* (.*) [tT]' /proc/\$1/task/*/stat 2>/dev/null; do
+        sleep 0.01
+    done
+}
 case "\$1" in
 start) sh \$w/m\$2.cmd & echo \$! >\$w/m\$2.pid ;;
 stop) kill -TERM \$(cat \$w/m\$2.pid); wait_gone \$(cat \$w/m\$2.pid) ;;
 kill) kill -KILL \$(cat \$w/m\$2.pid); wait_gone \$(cat \$w/m\$2.pid) ;;
-pause) kill -STOP \$(cat \$w/m\$2.pid) ;;
+pause) kill -STOP \$(cat \$w/m\$2.pid); wait_stopped \$(cat \$w/m\$2.pid) ;;
 resume) kill -CONT \$(cat \$w/m\$2.pid) ;;
 pid) cat \$w/m\$2.pid ;;
 *) echo "usage: \$0 start|stop|kill|pause|resume|pid I" >&2; exit 2 ;;

@@ -246,8 +246,12 @@ static void test_prefix_and_ranges(void)
     /* The raw Range: descending by key, limited, count-only, keys-only, revision filters. */
     char end[200];
     size_t end_len = etcdc_prefix_end(p, strlen(p), end);
-    etcdc_range_req req = {.key = p, .key_len = strlen(p), .range_end = end,
-                           .range_end_len = end_len, .limit = 2, .sort_order = 2};
+    etcdc_range_req req = {.key = p,
+                           .key_len = strlen(p),
+                           .range_end = end,
+                           .range_end_len = end_len,
+                           .limit = 2,
+                           .sort_order = 2};
     REQUIRE_OK(etcdc_range(C, &req, &kvs, &err), &err);
     CHECK_INT(kvs.count, 2);
     CHECK(kvs.more);
@@ -255,8 +259,11 @@ static void test_prefix_and_ranges(void)
     if (kvs.count == 2)
         CHECK_STR(kvs.kvs[0].key, kvs.kvs[0].key_len, th_key("sub/y"));
     etcdc_kvs_free(&kvs);
-    req = (etcdc_range_req){.key = p, .key_len = strlen(p), .range_end = end,
-                            .range_end_len = end_len, .count_only = true};
+    req = (etcdc_range_req){.key = p,
+                            .key_len = strlen(p),
+                            .range_end = end,
+                            .range_end_len = end_len,
+                            .count_only = true};
     REQUIRE_OK(etcdc_range(C, &req, &kvs, &err), &err);
     CHECK_INT(kvs.count, 0);
     CHECK_INT(kvs.total, 7);
@@ -264,9 +271,13 @@ static void test_prefix_and_ranges(void)
     /* Only keys modified after "c" was written. */
     etcdc_kv ckv;
     REQUIRE_OK(etcdc_get(C, th_key("c"), strlen(th_key("c")), &ckv, &err), &err);
-    req = (etcdc_range_req){.key = p, .key_len = strlen(p), .range_end = end,
-                            .range_end_len = end_len, .min_mod_revision = ckv.mod_revision + 1,
-                            .serializable = true, .keys_only = true};
+    req = (etcdc_range_req){.key = p,
+                            .key_len = strlen(p),
+                            .range_end = end,
+                            .range_end_len = end_len,
+                            .min_mod_revision = ckv.mod_revision + 1,
+                            .serializable = true,
+                            .keys_only = true};
     REQUIRE_OK(etcdc_range(C, &req, &kvs, &err), &err);
     CHECK_INT(kvs.count, 4); /* d, e, sub/x, sub/y */
     etcdc_kvs_free(&kvs);
@@ -384,8 +395,8 @@ static void test_pagination_snapshot(void)
     CHECK(w.writes > 0);
     printf("  %d concurrent writes during a %llu-call paginated read\n", w.writes,
            (unsigned long long)(after.range - before.range));
-    etcdc_range_req req = {.key = prefix, .key_len = strlen(prefix), .count_only = true,
-                           .revision = kvs.revision};
+    etcdc_range_req req = {
+        .key = prefix, .key_len = strlen(prefix), .count_only = true, .revision = kvs.revision};
     char end[200];
     req.range_end_len = etcdc_prefix_end(prefix, strlen(prefix), end);
     req.range_end = end;
@@ -452,8 +463,7 @@ static void test_revisions_and_compaction(void)
     CHECK_INT(kv.version, 2);
     etcdc_kv_clear(&kv);
     /* Before the key existed. */
-    CHECK_RC(etcdc_get_at_revision(C, k, strlen(k), r1 - 1, &kv, &err), ETCDC_ERR_NOT_FOUND,
-             &err);
+    CHECK_RC(etcdc_get_at_revision(C, k, strlen(k), r1 - 1, &kv, &err), ETCDC_ERR_NOT_FOUND, &err);
     CHECK_RC(etcdc_get_at_revision(C, k, strlen(k), 0, &kv, &err), ETCDC_ERR_INVALID_ARGUMENT,
              &err);
     CHECK_RC(etcdc_get_at_revision(C, k, strlen(k), r3 + 1000, &kv, &err),
@@ -511,8 +521,8 @@ static void test_cas(void)
     CHECK_OK(etcdc_cas_value(C, k, strlen(k), "a", 1, "b", 1, &rev1, &err), &err);
     CHECK(rev1 > rev0);
     /* A prefix of the value is not the value. */
-    CHECK_RC(etcdc_cas_value(C, k, strlen(k), "", 0, "c", 1, NULL, &err),
-             ETCDC_ERR_COMPARE_FAILED, &err);
+    CHECK_RC(etcdc_cas_value(C, k, strlen(k), "", 0, "c", 1, NULL, &err), ETCDC_ERR_COMPARE_FAILED,
+             &err);
     /* By revision: the stale one loses, the current one wins. */
     CHECK_RC(etcdc_cas_revision(C, k, strlen(k), rev0, "c", 1, NULL, &err),
              ETCDC_ERR_COMPARE_FAILED, &err);
@@ -613,14 +623,13 @@ static void test_move_key(void)
     }
     atomic_store(&a.stop, true);
     pthread_join(th, NULL);
-    printf("  move under contention: %d moved, %d lost the race, %d writes\n", ok, lost,
-           a.writes);
+    printf("  move under contention: %d moved, %d lost the race, %d writes\n", ok, lost, a.writes);
     CHECK(ok > 0);
     CHECK(lost > 0);
     CHECK_INT(other, 0);
     etcdc_client_free(wc);
-    CHECK_RC(etcdc_move_key(C, "", 0, to, strlen(to), true, NULL, &err),
-             ETCDC_ERR_INVALID_ARGUMENT, &err);
+    CHECK_RC(etcdc_move_key(C, "", 0, to, strlen(to), true, NULL, &err), ETCDC_ERR_INVALID_ARGUMENT,
+             &err);
     etcdc_delete_prefix(C, th_prefix(), strlen(th_prefix()), NULL, NULL);
 }
 
@@ -785,6 +794,83 @@ static void test_txn_builder(void)
     etcdc_txn_free(t);
     etcdc_txn_free(NULL);
     etcdc_txn_result_free(NULL);
+}
+
+/* A nested txn decides on the state before the outer operations ran: here "if the directory
+ * holds nothing else, write its marker" while the outer txn moves the directory's last key. */
+static void test_txn_nested(void)
+{
+    etcdc_error err = {0};
+    char dir[200], end[200], last[200], moved[200], marker_get[200];
+    snprintf(dir, sizeof dir, "%s", th_key("nest/d/"));
+    size_t end_len = etcdc_prefix_end(dir, strlen(dir), end);
+    snprintf(last, sizeof last, "%s", th_key("nest/d/only"));
+    snprintf(moved, sizeof moved, "%s", th_key("nest/elsewhere"));
+    snprintf(marker_get, sizeof marker_get, "%s", dir);
+    REQUIRE_OK(etcdc_put(C, last, strlen(last), "x", 1, NULL, &err), &err);
+
+    for (int round = 0; round < 2; round++) {
+        /* round 0: the directory's only key moves out -> marker written;
+         * round 1: the marker exists now, so the nested compare fails and nothing is added. */
+        const char *src = round == 0 ? last : moved, *dst = round == 0 ? moved : last;
+        etcdc_txn *t = etcdc_txn_new(), *inner = etcdc_txn_new();
+        REQUIRE(t && inner);
+        CHECK_OK(etcdc_txn_if(t, src, strlen(src), ETCDC_CMP_CREATE, ETCDC_GREATER, 0), NULL);
+        CHECK_OK(etcdc_txn_put(t, ETCDC_THEN, dst, strlen(dst), "x", 1, 0), NULL);
+        CHECK_OK(etcdc_txn_delete(t, ETCDC_THEN, src, strlen(src), NULL, 0, false), NULL);
+        /* [dir, last) and (last, end): everything in the directory but the moved key */
+        CHECK_OK(etcdc_txn_if_range(inner, dir, strlen(dir), last, strlen(last), ETCDC_CMP_CREATE,
+                                    ETCDC_EQUAL, 0),
+                 NULL);
+        char after[201];
+        memcpy(after, last, strlen(last) + 1); /* last + "\0" */
+        CHECK_OK(etcdc_txn_if_range(inner, after, strlen(last) + 1, end, end_len, ETCDC_CMP_CREATE,
+                                    ETCDC_EQUAL, 0),
+                 NULL);
+        CHECK_OK(etcdc_txn_put(inner, ETCDC_THEN, dir, strlen(dir), "", 0, 0), NULL);
+        CHECK_OK(etcdc_txn_nest(t, ETCDC_THEN, inner), NULL);
+        etcdc_txn_result r;
+        REQUIRE_OK(etcdc_txn_commit(C, t, &r, &err), &err);
+        CHECK(r.succeeded);
+        REQUIRE(r.op_count == 3);
+        CHECK_INT(r.ops[2].type, ETCDC_OP_TXN);
+        REQUIRE(r.ops[2].txn);
+        CHECK_INT(r.ops[2].txn->succeeded, round == 0);
+        CHECK_INT(r.ops[2].txn->op_count, round == 0 ? 1 : 0);
+        CHECK(r.ops[2].txn->revision == r.revision);
+        etcdc_txn_result_free(&r);
+        etcdc_txn_free(t);
+        etcdc_kv kv;
+        REQUIRE_OK(etcdc_get(C, marker_get, strlen(marker_get), &kv, &err), &err);
+        CHECK_INT(kv.value_len, 0);
+        CHECK_INT(kv.version, 1); /* written once, in round 0 */
+        etcdc_kv_clear(&kv);
+    }
+
+    /* etcd's limit counts a level's largest of compares/Then/Else, and a nested txn only gets
+     * what its parent level left: 60 outer + 60 nested pass, 60 + 69 would not. */
+    etcdc_txn *t = etcdc_txn_new(), *inner = etcdc_txn_new();
+    etcdc_range_req get = {.key = last, .key_len = strlen(last)};
+    etcdc_txn_if(t, last, strlen(last), ETCDC_CMP_CREATE, ETCDC_EQUAL, 0); /* false: Else */
+    for (int i = 0; i < 60; i++) {
+        etcdc_txn_get(t, ETCDC_ELSE, &get);
+        etcdc_txn_get(inner, ETCDC_THEN, &get);
+    }
+    etcdc_txn *deep = etcdc_txn_new();
+    for (int i = 0; i < 69; i++)
+        etcdc_txn_get(deep, ETCDC_ELSE, &get);
+    CHECK_OK(etcdc_txn_nest(t, ETCDC_ELSE, inner), NULL);
+    etcdc_txn_result r;
+    REQUIRE_OK(etcdc_txn_commit(C, t, &r, &err), &err);
+    CHECK_INT(r.op_count, 61);
+    etcdc_txn_result_free(&r);
+    CHECK_OK(etcdc_txn_nest(t, ETCDC_ELSE, deep), NULL);
+    CHECK_RC(etcdc_txn_commit(C, t, &r, &err), ETCDC_ERR_TOO_MANY_OPS, &err);
+    etcdc_txn_free(t);
+    t = etcdc_txn_new(); /* nesting NULL (a failed etcdc_txn_new) poisons the txn */
+    CHECK_RC(etcdc_txn_nest(t, ETCDC_THEN, NULL), ETCDC_ERR_NO_MEMORY, NULL);
+    CHECK_RC(etcdc_txn_commit(C, t, &r, &err), ETCDC_ERR_NO_MEMORY, &err);
+    etcdc_txn_free(t);
 }
 
 /* ---- limits ---- */
@@ -1035,8 +1121,7 @@ static void test_status_and_members(void)
     etcdc_status st;
     REQUIRE_OK(etcdc_status_get(C, &st, &err), &err);
     printf("  etcd %s, db %lld bytes, leader %llx, raft index %llu\n", st.version,
-           (long long)st.db_size, (unsigned long long)st.leader,
-           (unsigned long long)st.raft_index);
+           (long long)st.db_size, (unsigned long long)st.leader, (unsigned long long)st.raft_index);
     CHECK(st.version[0] >= '3');
     CHECK(st.db_size > 0);
     CHECK(st.db_size_in_use > 0);
@@ -1090,7 +1175,7 @@ TH_MAIN(TH_TEST(setup), TH_TEST(test_strerror), TH_TEST(test_prefix_end),
         TH_TEST(test_prefix_and_ranges), TH_TEST(test_pagination_snapshot),
         TH_TEST(test_revisions_and_compaction), TH_TEST(test_put_if_absent), TH_TEST(test_cas),
         TH_TEST(test_move_key), TH_TEST(test_bulk), TH_TEST(test_txn_builder),
-        TH_TEST(test_too_large), TH_TEST(test_threads_share_client),
+        TH_TEST(test_txn_nested), TH_TEST(test_too_large), TH_TEST(test_threads_share_client),
         TH_TEST(test_dead_endpoint_first), TH_TEST(test_unreachable_and_bad_config),
         TH_TEST(test_request_timeout), TH_TEST(test_status_and_members),
         TH_TEST(test_member_restart), TH_TEST(teardown))
