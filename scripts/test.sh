@@ -6,7 +6,8 @@
 # Stages: install deps; build build/ and, with -DETCDFS_SANITIZE=ON, build-asan/; ctest in
 # both; the pytest integration suite against build/, then again against build-asan/ (there only
 # the tests that use something from the build: the others ran already and would learn
-# nothing new). Exits non-zero if any stage fails; later test stages still run after a failed
+# nothing new); the benchmark harness in quick mode (bench/run_fs_bench.sh --quick, < 60 s).
+# Exits non-zero if any stage fails; later test stages still run after a failed
 # test stage, so one run shows every failure.
 #
 # Environment:
@@ -132,6 +133,13 @@ if [[ $build_ok == 1 ]]; then
   run_stage "pytest build/" run_pytest "$ROOT/build" "$RESULTS/pytest-build.xml" || true
 else
   skip_stage "pytest build/" "build failed"
+fi
+# The benchmark harness in its quick mode, so that it never rots: fails only when the harness
+# breaks, never on slow figures (bench/RESULTS-fs.md has the real run).
+if [[ $build_ok == 1 ]]; then
+  run_stage "bench (quick)" bash bench/run_fs_bench.sh --quick --build "$ROOT/build" || true
+else
+  skip_stage "bench (quick)" "build failed"
 fi
 if [[ $asan_ok == 1 ]]; then
   run_stage "pytest build-asan/" run_pytest "$ROOT/build-asan" "$RESULTS/pytest-build-asan.xml" \
