@@ -14,8 +14,8 @@
 #include "names.h"
 
 static pthread_mutex_t table_mu = PTHREAD_MUTEX_INITIALIZER;
-static node **by_ino, **by_key;   /* [table_mu] */
-static size_t buckets, node_count; /* [table_mu] */
+static node **by_ino, **by_key;                /* [table_mu] */
+static size_t buckets, node_count;             /* [table_mu] */
 static fuse_ino_t next_ino = FUSE_ROOT_ID + 1; /* [table_mu] */
 static node *root_node;
 static int pending_nodes; /* atomic */
@@ -342,6 +342,79 @@ int node_rekey_prefix(const void *old_prefix, size_t old_len, const void *new_pr
     }
     free(moved);
 out:
+    pthread_mutex_unlock(&table_mu);
+    return rc;
+}
+
+/* The nodes named `name` or lying below `name/` (table_mu held). NULL on allocation failure;
+ * an empty result is an allocated array with *count 0. */
+static node **collect_named_locked(const char *name, size_t len, size_t *count)
+{
+    size_t cap = 8;
+    node **out = malloc(cap * sizeof *out);
+    *count = 0;
+    for (size_t b = 0; out && b < buckets; b++) {
+        for (node *n = by_key[b]; n; n = n->next_key) {
+            if (n->key_len < len || memcmp(n->key, name, len) ||
+                (n->key_len > len && n->key[len] != '/'))
+                continue;
+            if (*count == cap) {
+                node **grown = realloc(out, cap * 2 * sizeof *grown);
+                if (!grown) {
+                    free(out);
+                    return NULL;
+                }
+                out = grown;
+                cap *= 2;
+            }
+            out[(*count)++] = n;
+        }
+    }
+    return out;
+}
+
+/* Replaces the first old_len bytes of n's key by base (table_mu held, n unindexed). */
+static int rebase_locked(node *n, size_t old_len, const char *base, size_t base_len)
+{
+    size_t len = base_len + n->key_len - old_len;
+    char *k = malloc(len + 1);
+    if (!k)
+        return ENOMEM;
+    memcpy(k, base, base_len);
+    memcpy(k + base_len, n->key + old_len, n->key_len - old_len);
+    k[len] = 0;
+    free(n->key);
+    n->key = k;
+    n->key_len = len;
+    return 0;
+}
+
+int node_swap_names(const char *a, size_t a_len, const char *b, size_t b_len)
+{
+    pthread_mutex_lock(&table_mu);
+    size_t na = 0, nb = 0;
+    node **under_a = collect_named_locked(a, a_len, &na);
+    node **under_b = under_a ? collect_named_locked(b, b_len, &nb) : NULL;
+    int rc = under_b ? 0 : ENOMEM;
+    /* Unindex all first: the two sets trade keys, so no moved node may find the other's. */
+    for (size_t i = 0; rc == 0 && i < na; i++)
+        unindex_key(under_a[i]);
+    for (size_t i = 0; rc == 0 && i < nb; i++)
+        unindex_key(under_b[i]);
+    for (size_t i = 0; rc == 0 && i < na; i++) {
+        if (rebase_locked(under_a[i], a_len, b, b_len) == 0)
+            index_key(under_a[i]);
+        else
+            rc = ENOMEM; /* left unindexed: looked up afresh */
+    }
+    for (size_t i = 0; under_b && i < nb; i++) {
+        if (rc == 0 && rebase_locked(under_b[i], b_len, a, a_len) == 0)
+            index_key(under_b[i]);
+        else
+            rc = ENOMEM;
+    }
+    free(under_a);
+    free(under_b);
     pthread_mutex_unlock(&table_mu);
     return rc;
 }

@@ -31,30 +31,30 @@ typedef enum node_type { NODE_DIR, NODE_FILE, NODE_STATS_DIR, NODE_STATS_FILE } 
 
 /* One entry of a directory listing. */
 typedef struct listing_entry {
-    char *name;      /* display name, NUL-terminated */
+    char *name; /* display name, NUL-terminated */
     size_t name_len;
-    char *comp;      /* the key component (raw bytes) */
+    char *comp; /* the key component (raw bytes) */
     size_t comp_len;
     bool is_dir;
-    bool has_kv;     /* file: always; dir: the directory's own key also holds a value */
-    etcdc_kv kv;     /* that key/value (value owned by the listing) */
+    bool has_kv; /* file: always; dir: the directory's own key also holds a value */
+    etcdc_kv kv; /* that key/value (value owned by the listing) */
 } listing_entry;
 
 /* A snapshot of one directory, shared (refcounted) by the directory node and open handles. */
 typedef struct listing {
-    int refs;                /* atomic */
-    listing_entry *e;        /* sorted by component */
+    int refs;         /* atomic */
+    listing_entry *e; /* sorted by component */
     size_t n;
-    int64_t revision;        /* store revision of the snapshot */
-    int64_t fetched_ns;      /* when it was read */
-    int64_t marker_mod;      /* mod_revision of the marker key "<dir>/", 0 = none */
-    bool self_present;       /* the directory's own key (without '/') holds a value */
-    etcdc_kv self;           /* ... that key/value */
+    int64_t revision;   /* store revision of the snapshot */
+    int64_t fetched_ns; /* when it was read */
+    int64_t marker_mod; /* mod_revision of the marker key "<dir>/", 0 = none */
+    bool self_present;  /* the directory's own key (without '/') holds a value */
+    etcdc_kv self;      /* ... that key/value */
 } listing;
 
 typedef struct node {
-    fuse_ino_t ino;   /* immutable */
-    node_type type;   /* immutable */
+    fuse_ino_t ino; /* immutable */
+    node_type type; /* immutable */
 
     char *key;        /* [table] see above; changes on rename */
     size_t key_len;   /* [table] */
@@ -65,24 +65,28 @@ typedef struct node {
 
     pthread_mutex_t mu;
     /* files [mu] */
-    char *data;          /* cached or locally modified content */
+    char *data; /* cached or locally modified content */
     size_t size, cap;
-    bool known;          /* data and mod_rev reflect etcd as of validated_ns, or local state */
-    int64_t mod_rev;     /* of the cached content; 0 = not in etcd */
-    int64_t kernel_rev;  /* mod_rev of the content the kernel was last given at an open (or
-                          * wrote itself): when mod_rev differs at the next open (the watch
-                          * updated the cache in between), the kernel's pages and size are
-                          * stale and open drops them */
-    bool dirty;          /* local changes not yet written to etcd */
-    bool written;        /* write() or truncate since the last write-back, not just O_TRUNC */
-    bool too_big;        /* a write failed with EFBIG: the changes are dropped, not stored cut */
-    bool pending;        /* created here (O_CREAT), not yet in etcd */
-    bool unlinked;       /* removed: buffered data is discarded at release */
+    bool known;         /* data and mod_rev reflect etcd as of validated_ns, or local state */
+    int64_t mod_rev;    /* of the cached content; 0 = not in etcd */
+    int64_t kernel_rev; /* mod_rev of the content the kernel was last given at an open (or
+                         * wrote itself): when mod_rev differs at the next open (the watch
+                         * updated the cache in between), the kernel's pages and size are
+                         * stale and open drops them */
+    bool dirty;         /* local changes not yet written to etcd */
+    bool has_base;      /* base_rev is set (while dirty; otherwise the base is mod_rev) */
+    int64_t base_rev;   /* --conflict-check: the mod_revision the local changes are based on
+                         * (the oldest one seen at open by a handle that changed them); the
+                         * write-back requires etcd to still hold it (0: no key) */
+    bool written;       /* write() or truncate since the last write-back, not just O_TRUNC */
+    bool too_big;       /* a write failed with EFBIG: the changes are dropped, not stored cut */
+    bool pending;       /* created here (O_CREAT), not yet in etcd */
+    bool unlinked;      /* removed: buffered data is discarded at release */
     int open_count;
-    int64_t validated_ns; /* last confirmation from etcd (0 = never) */
+    int64_t validated_ns;  /* last confirmation from etcd (0 = never) */
     struct timespec mtime; /* synthesized, see docs/semantics.md */
     /* directories [mu] */
-    listing *list;       /* last listing, may be NULL */
+    listing *list; /* last listing, may be NULL */
 } node;
 
 void table_init(const char *root_key, size_t root_len);
@@ -109,6 +113,9 @@ int node_rekey(node *n, const void *new_key, size_t new_len);
 /* Every indexed node whose key starts with old_prefix now starts with new_prefix. */
 int node_rekey_prefix(const void *old_prefix, size_t old_len, const void *new_prefix,
                       size_t new_len);
+/* The nodes of name a (key a, and every key below a/) and of name b trade places: after a
+ * RENAME_EXCHANGE each inode keeps its content under the other name. */
+int node_swap_names(const char *a, size_t a_len, const char *b, size_t b_len);
 /* Calls fn for every indexed node (with a reference held during the call; no lock held). */
 void node_for_each(void (*fn)(node *n, void *arg), void *arg);
 /* Number of file nodes created here and not yet written to etcd. */

@@ -15,13 +15,13 @@
 typedef struct resolved {
     names_kind kind;
     bool at_root;
-    char *dir_key;  /* the parent's prefix */
+    char *dir_key; /* the parent's prefix */
     size_t dir_len;
-    char *comp;     /* the key component (may exceed 255 bytes for hashed names) */
+    char *comp; /* the key component (may exceed 255 bytes for hashed names) */
     size_t comp_len;
     char *file_key; /* the key a file of this name has (for %value: the parent's own key) */
     size_t file_len;
-    char *sub_key;  /* the prefix a directory of this name has (NULL for %value) */
+    char *sub_key; /* the prefix a directory of this name has (NULL for %value) */
     size_t sub_len;
 } resolved;
 
@@ -37,8 +37,10 @@ void entry_for(node *n, struct fuse_entry_param *e);
 int file_writeback_locked(node *n, const char *why);
 /* Writes back every dirty file (at unmount). */
 void file_writeback_all(void);
-/* The parent should keep existing once the child goes: whether to write its marker. */
-bool parent_needs_marker(node *parent, const resolved *r);
+/* Adds to t's Then branch a nested Txn that writes the marker of r's parent directory when the
+ * operation leaves it empty: the directory survives losing r's key (and, with subtree, the
+ * keys below r), decided by etcd in the same round trip, whatever other hosts did meanwhile. */
+etcdc_code txn_keep_parent(etcdc_txn *t, const resolved *r, bool subtree);
 
 /* ops_entry.c */
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
@@ -77,8 +79,6 @@ void file_handles_free_all(void);
 /* ops_rename.c */
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
                const char *newname, unsigned int flags);
-
-
 
 /* ops_file.c: confirms a file node's cache with etcd in one request that transfers the value
  * only when it changed (If mod_revision == cached Then nothing Else Range). Caller holds

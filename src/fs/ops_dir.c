@@ -198,8 +198,7 @@ static bool entry_at(dir_handle *dh, size_t idx, const char **name, bool *is_dir
     return false;
 }
 
-static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi,
-                       bool plus)
+static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi, bool plus)
 {
     dir_handle *dh = (dir_handle *)(uintptr_t)fi->fh;
     char *buf = malloc(size);
@@ -289,7 +288,8 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
         if (code == ETCDC_OK)
             code = etcdc_txn_commit(g_fs.client, t, &res, &err);
         rc = code != ETCDC_OK ? fs_fail("mkdir", r.sub_key, r.sub_len, code, &err)
-                              : res.succeeded ? 0 : EEXIST;
+             : res.succeeded  ? 0
+                              : EEXIST;
         etcdc_txn_result_free(&res);
     }
     if (rc == 0) {
@@ -314,25 +314,61 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
     resolved_free(&r);
 }
 
-bool parent_needs_marker(node *parent, const resolved *r)
+/* Adds [from, to) (to NULL: up to end) to the compares "nothing there", skipping empty ranges. */
+static etcdc_code if_nothing_in(etcdc_txn *t, const char *from, size_t from_len, const char *to,
+                                size_t to_len)
 {
-    if (node_is_root(parent))
-        return false; /* the root always exists */
-    listing *l = node_fresh_listing(parent);
-    bool need = true;
-    if (l) {
-        /* Other entries or a marker keep the directory: no marker write needed. */
-        bool only_this = l->n == 0 || (l->n == 1 && l->e[0].comp_len == r->comp_len &&
-                                       !memcmp(l->e[0].comp, r->comp, r->comp_len));
-        need = only_this && l->marker_mod == 0 && !l->self_present;
-        listing_unref(l);
-    }
-    return need;
+    size_t n = from_len < to_len ? from_len : to_len;
+    int c = memcmp(from, to, n);
+    if (c > 0 || (c == 0 && from_len >= to_len))
+        return ETCDC_OK;
+    return etcdc_txn_if_range(t, from, from_len, to, to_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
 }
 
-/* rmdir: one Txn. If(nothing below but the marker, marker unchanged, no own value
- * [, parent marker absent]) Then(delete the subtree [, put the parent marker]) Else(read what is
- * there). A failed compare caused by a stale cache is retried with what the Else branch read. */
+etcdc_code txn_keep_parent(etcdc_txn *t, const resolved *r, bool subtree)
+{
+    if (r->at_root || r->file_len == r->dir_len)
+        return ETCDC_OK; /* the root always exists; "%" is the marker itself and stays */
+    size_t end_len, after_len, sub_end_len = 0;
+    char *end = key_prefix_end(r->dir_key, r->dir_len, &end_len);
+    char *after = key_join(r->file_key, r->file_len, "", 1, NULL, 0, &after_len);
+    char *sub_end =
+        subtree && r->sub_key ? key_prefix_end(r->sub_key, r->sub_len, &sub_end_len) : NULL;
+    etcdc_txn *inner = etcdc_txn_new();
+    bool inside = r->file_len > r->dir_len && !memcmp(r->file_key, r->dir_key, r->dir_len);
+    etcdc_code code = end && after && inner && (sub_end || !subtree || !r->sub_key)
+                          ? ETCDC_OK
+                          : ETCDC_ERR_NO_MEMORY;
+    /* The directory holds nothing but what this operation removes: [dir, name),
+     * (name, name/) or (name, end), and [name/ end, end). The compares see the state before
+     * the outer Txn's operations (etcd evaluates nested compares first). */
+    if (code == ETCDC_OK && !inside) {
+        code = if_nothing_in(inner, r->dir_key, r->dir_len, end, end_len);
+    } else if (code == ETCDC_OK) {
+        code = if_nothing_in(inner, r->dir_key, r->dir_len, r->file_key, r->file_len);
+        if (code == ETCDC_OK)
+            code = sub_end ? if_nothing_in(inner, after, after_len, r->sub_key, r->sub_len)
+                           : if_nothing_in(inner, after, after_len, end, end_len);
+        if (code == ETCDC_OK && sub_end)
+            code = if_nothing_in(inner, sub_end, sub_end_len, end, end_len);
+    }
+    if (code == ETCDC_OK)
+        code = etcdc_txn_put(inner, ETCDC_THEN, r->dir_key, r->dir_len, "", 0, 0);
+    if (code == ETCDC_OK) {
+        code = etcdc_txn_nest(t, ETCDC_THEN, inner);
+        inner = NULL;
+    }
+    etcdc_txn_free(inner);
+    free(end);
+    free(after);
+    free(sub_end);
+    return code;
+}
+
+/* rmdir: one Txn. If(nothing below but the marker, marker unchanged, no own value)
+ * Then(delete the subtree, Txn(If(the parent holds nothing else) Then(put its marker)))
+ * Else(read what is there). A failed compare caused by a stale cache is retried with what the Else
+ * branch read. */
 void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     stats_inc(STAT_OP_rmdir);
@@ -362,15 +398,16 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
             listing_unref(l);
         }
     }
-    bool put_parent_marker = rc == 0 && parent_needs_marker(dir, &r);
     for (int attempt = 0; rc == 0; attempt++) {
         etcdc_txn *t = etcdc_txn_new();
         etcdc_txn_result res = {0};
         etcdc_error err = {0};
-        etcdc_range_req below = {.key = r.sub_key, .key_len = r.sub_len, .range_end = end,
-                                 .range_end_len = end_len, .limit = 2};
+        etcdc_range_req below = {.key = r.sub_key,
+                                 .key_len = r.sub_len,
+                                 .range_end = end,
+                                 .range_end_len = end_len,
+                                 .limit = 2};
         etcdc_range_req self = {.key = r.file_key, .key_len = r.file_len, .keys_only = true};
-        etcdc_range_req pmark = {.key = r.dir_key, .key_len = r.dir_len, .keys_only = true};
         etcdc_code code = t ? ETCDC_OK : ETCDC_ERR_NO_MEMORY;
         if (code == ETCDC_OK)
             code = etcdc_txn_if_range(t, after, after_len, end, end_len, ETCDC_CMP_CREATE,
@@ -379,18 +416,14 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
             code = etcdc_txn_if(t, r.sub_key, r.sub_len, ETCDC_CMP_MOD, ETCDC_EQUAL, marker_mod);
         if (code == ETCDC_OK)
             code = etcdc_txn_if(t, r.file_key, r.file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
-        if (code == ETCDC_OK && put_parent_marker)
-            code = etcdc_txn_if(t, r.dir_key, r.dir_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
         if (code == ETCDC_OK)
             code = etcdc_txn_delete(t, ETCDC_THEN, r.sub_key, r.sub_len, end, end_len, false);
-        if (code == ETCDC_OK && put_parent_marker)
-            code = etcdc_txn_put(t, ETCDC_THEN, r.dir_key, r.dir_len, "", 0, 0);
+        if (code == ETCDC_OK)
+            code = txn_keep_parent(t, &r, true);
         if (code == ETCDC_OK)
             code = etcdc_txn_get(t, ETCDC_ELSE, &below);
         if (code == ETCDC_OK)
             code = etcdc_txn_get(t, ETCDC_ELSE, &self);
-        if (code == ETCDC_OK && !node_is_root(dir))
-            code = etcdc_txn_get(t, ETCDC_ELSE, &pmark);
         if (code == ETCDC_OK)
             code = etcdc_txn_commit(g_fs.client, t, &res, &err);
         if (code != ETCDC_OK) {
@@ -401,8 +434,8 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
             break;
         } else if (res.op_count >= 2) {
             const etcdc_kvs *b = &res.ops[0].kvs;
-            bool only_marker = b->count == 1 && b->kvs[0].key_len == r.sub_len &&
-                               b->kvs[0].value_len == 0;
+            bool only_marker =
+                b->count == 1 && b->kvs[0].key_len == r.sub_len && b->kvs[0].value_len == 0;
             if (res.ops[1].kvs.count > 0 || (b->count > 0 && !only_marker))
                 rc = ENOTEMPTY; /* includes "%value" and a marker holding data ("%") */
             else if (b->count == 0)
@@ -410,8 +443,6 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
             else if (attempt >= 3)
                 rc = ESTALE; /* lost the race repeatedly */
             marker_mod = b->count ? b->kvs[0].mod_revision : 0;
-            if (res.op_count >= 3)
-                put_parent_marker = res.ops[2].kvs.count == 0 && !node_is_root(dir);
         } else {
             rc = EIO;
         }

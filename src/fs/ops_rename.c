@@ -25,15 +25,6 @@
 
 #define MAX_ATTEMPTS 3
 
-/* Adds "the parent of src stays" to a txn: when it is needed, If(no marker) Then(Put marker). */
-static etcdc_code add_parent_marker(etcdc_txn *t, const resolved *src, bool needed)
-{
-    if (!needed)
-        return ETCDC_OK;
-    etcdc_code code = etcdc_txn_if(t, src->dir_key, src->dir_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
-    return code ? code : etcdc_txn_put(t, ETCDC_THEN, src->dir_key, src->dir_len, "", 0, 0);
-}
-
 /* Loads the file's content into the cache when it is not there (one Get). */
 static int ensure_data_locked(node *n)
 {
@@ -43,8 +34,8 @@ static int ensure_data_locked(node *n)
     return file_revalidate_locked(n, &changed);
 }
 
-static int rename_file(node *src, node *dst, const resolved *rs, const resolved *rd,
-                       bool same_dir, unsigned flags, node *sparent)
+static int rename_file(node *src, node *dst, const resolved *rs, const resolved *rd, bool same_dir,
+                       unsigned flags)
 {
     int rc = 0;
     /* One mutex at a time is the rule; src and dst are locked in address order. */
@@ -60,8 +51,7 @@ static int rename_file(node *src, node *dst, const resolved *rs, const resolved 
     if (rc == 0 && (flags & RENAME_EXCHANGE) && !dst_exists)
         rc = ENOENT;
     bool src_is_marker = rs->file_len == rs->dir_len; /* "%": the marker holding data */
-    bool need_marker = !same_dir && !src_is_marker && parent_needs_marker(sparent, rs) &&
-                       !(flags & RENAME_EXCHANGE);
+    bool keep_parent = !same_dir && !src_is_marker && !(flags & RENAME_EXCHANGE);
     int64_t revision = 0;
     for (int attempt = 0; rc == 0; attempt++) {
         etcdc_txn *t = etcdc_txn_new();
@@ -69,7 +59,6 @@ static int rename_file(node *src, node *dst, const resolved *rs, const resolved 
         etcdc_error err = {0};
         etcdc_range_req rsrc = {.key = rs->file_key, .key_len = rs->file_len};
         etcdc_range_req rdst = {.key = rd->file_key, .key_len = rd->file_len};
-        etcdc_range_req rpar = {.key = rs->dir_key, .key_len = rs->dir_len, .keys_only = true};
         etcdc_code code = t ? ETCDC_OK : ETCDC_ERR_NO_MEMORY;
         if (code == ETCDC_OK && src_in_etcd)
             code = etcdc_txn_if(t, rs->file_key, rs->file_len, ETCDC_CMP_MOD, ETCDC_EQUAL,
@@ -89,14 +78,12 @@ static int rename_file(node *src, node *dst, const resolved *rs, const resolved 
             code = etcdc_txn_put(t, ETCDC_THEN, rs->file_key, rs->file_len, "", 0, 0);
         else if (code == ETCDC_OK && src_in_etcd)
             code = etcdc_txn_delete(t, ETCDC_THEN, rs->file_key, rs->file_len, NULL, 0, false);
-        if (code == ETCDC_OK)
-            code = add_parent_marker(t, rs, need_marker);
+        if (code == ETCDC_OK && keep_parent)
+            code = txn_keep_parent(t, rs, false);
         if (code == ETCDC_OK)
             code = etcdc_txn_get(t, ETCDC_ELSE, &rsrc);
         if (code == ETCDC_OK)
             code = etcdc_txn_get(t, ETCDC_ELSE, &rdst);
-        if (code == ETCDC_OK)
-            code = etcdc_txn_get(t, ETCDC_ELSE, &rpar);
         if (code == ETCDC_OK)
             code = etcdc_txn_commit(g_fs.client, t, &res, &err);
         if (code != ETCDC_OK) {
@@ -106,9 +93,9 @@ static int rename_file(node *src, node *dst, const resolved *rs, const resolved 
             etcdc_txn_result_free(&res);
             etcdc_txn_free(t);
             break;
-        } else if (res.op_count == 3) {
+        } else if (res.op_count == 2) {
             /* Find out which guard failed, refresh, and try again. */
-            const etcdc_kvs *s = &res.ops[0].kvs, *d = &res.ops[1].kvs, *p = &res.ops[2].kvs;
+            const etcdc_kvs *s = &res.ops[0].kvs, *d = &res.ops[1].kvs;
             if (src_in_etcd && s->count == 0)
                 rc = ENOENT;
             else if ((flags & RENAME_NOREPLACE) && d->count > 0)
@@ -131,7 +118,6 @@ static int rename_file(node *src, node *dst, const resolved *rs, const resolved 
                 if ((flags & RENAME_EXCHANGE) && !dst_exists)
                     rc = ENOENT;
             }
-            need_marker = need_marker && p->count == 0;
         } else {
             rc = EIO;
         }
@@ -168,7 +154,7 @@ static int rename_file(node *src, node *dst, const resolved *rs, const resolved 
 }
 
 static int rename_dir(node *src, const resolved *rs, const resolved *rd, bool same_dir,
-                      unsigned flags, node *sparent)
+                      unsigned flags)
 {
     (void)src;
     int rc = 0;
@@ -177,7 +163,6 @@ static int rename_dir(node *src, const resolved *rs, const resolved *rd, bool sa
     char *dend = key_prefix_end(rd->sub_key, rd->sub_len, &dend_len);
     char *dafter = key_join(rd->sub_key, rd->sub_len, "", 1, NULL, 0, &dafter_len);
     size_t max_ops = etcdc_max_txn_ops();
-    bool need_marker = !same_dir && parent_needs_marker(sparent, rs);
     if (!send || !dend || !dafter)
         rc = ENOMEM;
     for (int attempt = 0; rc == 0; attempt++) {
@@ -185,8 +170,11 @@ static int rename_dir(node *src, const resolved *rs, const resolved *rd, bool sa
         etcdc_txn *rt = etcdc_txn_new();
         etcdc_txn_result snap = {0};
         etcdc_error err = {0};
-        etcdc_range_req below = {.key = rs->sub_key, .key_len = rs->sub_len, .range_end = send,
-                                 .range_end_len = send_len, .limit = (int64_t)max_ops + 1};
+        etcdc_range_req below = {.key = rs->sub_key,
+                                 .key_len = rs->sub_len,
+                                 .range_end = send,
+                                 .range_end_len = send_len,
+                                 .limit = (int64_t)max_ops + 1};
         etcdc_range_req self = {.key = rs->file_key, .key_len = rs->file_len};
         etcdc_code code = rt ? etcdc_txn_get(rt, ETCDC_THEN, &below) : ETCDC_ERR_NO_MEMORY;
         if (code == ETCDC_OK)
@@ -206,11 +194,14 @@ static int rename_dir(node *src, const resolved *rs, const resolved *rd, bool sa
         }
         const etcdc_kvs *keys = &snap.ops[0].kvs;
         const etcdc_kv *own = snap.ops[1].kvs.count ? &snap.ops[1].kvs.kvs[0] : NULL;
-        size_t ops = keys->count + 1 + (own ? 2 : 0) + (need_marker ? 1 : 0);
-        size_t compares = keys->count + 4; /* etcd counts compares against the same limit */
+        /* etcd's budget: the larger of ops and compares, plus the nested marker Txn's
+         * (at most 3 compares) when the source leaves its directory */
+        size_t ops = keys->count + 1 + (own ? 2 : 0) + (same_dir ? 0 : 1);
+        size_t compares = keys->count + 4;
+        size_t needed = (ops > compares ? ops : compares) + (same_dir ? 0 : 3);
         if (keys->count == 0 && !own) {
             rc = ENOENT;
-        } else if (keys->more || ops > max_ops || compares > max_ops) {
+        } else if (keys->more || needed > max_ops) {
             rc = EXDEV;
         }
         /* 2. The move, guarded by the snapshot revision. */
@@ -221,10 +212,10 @@ static int rename_dir(node *src, const resolved *rs, const resolved *rd, bool sa
             code = etcdc_txn_if_range(t, rs->sub_key, rs->sub_len, send, send_len, ETCDC_CMP_MOD,
                                       ETCDC_LESS, snap.revision + 1);
         if (rc == 0 && code == ETCDC_OK)
-            code = own ? etcdc_txn_if(t, rs->file_key, rs->file_len, ETCDC_CMP_MOD, ETCDC_EQUAL,
-                                      own->mod_revision)
-                       : etcdc_txn_if(t, rs->file_key, rs->file_len, ETCDC_CMP_CREATE,
-                                      ETCDC_EQUAL, 0);
+            code =
+                own ? etcdc_txn_if(t, rs->file_key, rs->file_len, ETCDC_CMP_MOD, ETCDC_EQUAL,
+                                   own->mod_revision)
+                    : etcdc_txn_if(t, rs->file_key, rs->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
         /* Every key of the snapshot is still there unchanged: the range compare above sees
          * creations and changes, not deletions, and a key deleted meanwhile must not come
          * back at the destination. */
@@ -238,11 +229,10 @@ static int rename_dir(node *src, const resolved *rs, const resolved *rd, bool sa
             code = (flags & RENAME_NOREPLACE)
                        ? etcdc_txn_if_range(t, rd->sub_key, rd->sub_len, dend, dend_len,
                                             ETCDC_CMP_CREATE, ETCDC_EQUAL, 0)
-                       : etcdc_txn_if_range(t, dafter, dafter_len, dend, dend_len,
-                                            ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+                       : etcdc_txn_if_range(t, dafter, dafter_len, dend, dend_len, ETCDC_CMP_CREATE,
+                                            ETCDC_EQUAL, 0);
         if (rc == 0 && code == ETCDC_OK)
-            code = etcdc_txn_delete(t, ETCDC_THEN, rs->sub_key, rs->sub_len, send, send_len,
-                                    false);
+            code = etcdc_txn_delete(t, ETCDC_THEN, rs->sub_key, rs->sub_len, send, send_len, false);
         for (size_t i = 0; rc == 0 && code == ETCDC_OK && i < keys->count; i++) {
             const etcdc_kv *kv = &keys->kvs[i];
             size_t nlen;
@@ -259,40 +249,37 @@ static int rename_dir(node *src, const resolved *rs, const resolved *rd, bool sa
                 code = etcdc_txn_put(t, ETCDC_THEN, rd->file_key, rd->file_len,
                                      own->value ? own->value : "", own->value_len, 0);
         }
-        if (rc == 0 && code == ETCDC_OK)
-            code = add_parent_marker(t, rs, need_marker);
-        etcdc_range_req dst_below = {.key = rd->sub_key, .key_len = rd->sub_len,
-                                     .range_end = dend, .range_end_len = dend_len, .limit = 2,
+        if (rc == 0 && code == ETCDC_OK && !same_dir)
+            code = txn_keep_parent(t, rs, true);
+        etcdc_range_req dst_below = {.key = rd->sub_key,
+                                     .key_len = rd->sub_len,
+                                     .range_end = dend,
+                                     .range_end_len = dend_len,
+                                     .limit = 2,
                                      .keys_only = true};
-        etcdc_range_req dst_self = {.key = rd->file_key, .key_len = rd->file_len,
-                                    .keys_only = true};
-        etcdc_range_req par = {.key = rs->dir_key, .key_len = rs->dir_len, .keys_only = true};
+        etcdc_range_req dst_self = {
+            .key = rd->file_key, .key_len = rd->file_len, .keys_only = true};
         if (rc == 0 && code == ETCDC_OK)
             code = etcdc_txn_get(t, ETCDC_ELSE, &dst_below);
         if (rc == 0 && code == ETCDC_OK)
             code = etcdc_txn_get(t, ETCDC_ELSE, &dst_self);
-        if (rc == 0 && code == ETCDC_OK)
-            code = etcdc_txn_get(t, ETCDC_ELSE, &par);
         if (rc == 0 && code == ETCDC_OK)
             code = etcdc_txn_commit(g_fs.client, t, &res, &err);
         if (rc == 0 && (code == ETCDC_ERR_TOO_LARGE || code == ETCDC_ERR_TOO_MANY_OPS)) {
             rc = EXDEV;
         } else if (rc == 0 && code != ETCDC_OK) {
             rc = fs_fail("rename", rs->sub_key, rs->sub_len, code, &err);
-        } else if (rc == 0 && !res.succeeded && res.op_count == 3) {
+        } else if (rc == 0 && !res.succeeded && res.op_count == 2) {
             const etcdc_kvs *db = &res.ops[0].kvs;
-            bool dst_nonempty = res.ops[1].kvs.count > 0 ||
-                                db->count > 1 || (db->count == 1 && db->kvs[0].key_len != rd->sub_len);
+            bool dst_nonempty = res.ops[1].kvs.count > 0 || db->count > 1 ||
+                                (db->count == 1 && db->kvs[0].key_len != rd->sub_len);
             if (dst_nonempty)
                 rc = (flags & RENAME_NOREPLACE) ? EEXIST : ENOTEMPTY;
             else if ((flags & RENAME_NOREPLACE) && db->count > 0)
                 rc = EEXIST;
             else if (attempt + 1 >= MAX_ATTEMPTS)
                 rc = ESTALE; /* the subtree kept changing under us */
-            need_marker = need_marker && res.ops[2].kvs.count == 0;
-            if (rc == 0) {
-                /* the source changed after the snapshot: take a new one */
-            }
+            /* else the source changed after the snapshot: take a new one */
         } else if (rc == 0 && !res.succeeded) {
             rc = EIO;
         }
@@ -317,6 +304,163 @@ static int rename_dir(node *src, const resolved *rs, const resolved *rd, bool sa
     return rc;
 }
 
+/* One side of an exchange: the name's own key and the keys below name/, as read. */
+typedef struct side {
+    const resolved *r;
+    const etcdc_kv *own;
+    const etcdc_kvs *below;
+} side;
+
+/* Whether the other side has a key at relative name rel (the part after the name). */
+static bool side_has(const side *x, const char *rel, size_t rel_len)
+{
+    if (rel_len == 0)
+        return x->own != NULL;
+    for (size_t i = 0; i < x->below->count; i++) {
+        const etcdc_kv *kv = &x->below->kvs[i];
+        if (kv->key_len - x->r->file_len == rel_len &&
+            !memcmp(kv->key + x->r->file_len, rel, rel_len))
+            return true;
+    }
+    return false;
+}
+
+/* Guards one side: own key unchanged (or still absent), nothing below created or changed
+ * after the snapshot, and no key of the snapshot deleted. */
+static etcdc_code guard_side(etcdc_txn *t, const side *x, int64_t snap_rev)
+{
+    const resolved *r = x->r;
+    etcdc_code code =
+        x->own ? etcdc_txn_if(t, r->file_key, r->file_len, ETCDC_CMP_MOD, ETCDC_EQUAL,
+                              x->own->mod_revision)
+               : etcdc_txn_if(t, r->file_key, r->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+    size_t end_len;
+    char *end = key_prefix_end(r->sub_key, r->sub_len, &end_len);
+    if (code == ETCDC_OK)
+        code = end ? etcdc_txn_if_range(t, r->sub_key, r->sub_len, end, end_len, ETCDC_CMP_MOD,
+                                        ETCDC_LESS, snap_rev + 1)
+                   : ETCDC_ERR_NO_MEMORY;
+    free(end);
+    for (size_t i = 0; code == ETCDC_OK && i < x->below->count; i++)
+        code = etcdc_txn_if(t, x->below->kvs[i].key, x->below->kvs[i].key_len, ETCDC_CMP_MOD,
+                            ETCDC_EQUAL, x->below->kvs[i].mod_revision);
+    return code;
+}
+
+/* Moves one key of side `from` to the other name; deletes it when the other side does not
+ * overwrite it (etcd refuses a put inside a range deleted by the same Txn, hence per key). */
+static etcdc_code swap_key(etcdc_txn *t, const etcdc_kv *kv, const side *from, const side *to)
+{
+    const char *rel = kv->key + from->r->file_len;
+    size_t rel_len = kv->key_len - from->r->file_len, nlen;
+    char *nk = key_join(to->r->file_key, to->r->file_len, rel, rel_len, NULL, 0, &nlen);
+    etcdc_code code =
+        nk ? etcdc_txn_put(t, ETCDC_THEN, nk, nlen, kv->value ? kv->value : "", kv->value_len, 0)
+           : ETCDC_ERR_NO_MEMORY;
+    free(nk);
+    if (code == ETCDC_OK && !side_has(to, rel, rel_len))
+        code = etcdc_txn_delete(t, ETCDC_THEN, kv->key, kv->key_len, NULL, 0, false);
+    return code;
+}
+
+static etcdc_code swap_side(etcdc_txn *t, const side *from, const side *to)
+{
+    etcdc_code code = from->own ? swap_key(t, from->own, from, to) : ETCDC_OK;
+    for (size_t i = 0; code == ETCDC_OK && i < from->below->count; i++)
+        code = swap_key(t, &from->below->kvs[i], from, to);
+    return code;
+}
+
+static bool side_unreadable(const side *x)
+{
+    if (x->own && x->own->value_error)
+        return true;
+    for (size_t i = 0; i < x->below->count; i++)
+        if (x->below->kvs[i].value_error)
+            return true;
+    return false;
+}
+
+/* RENAME_EXCHANGE where a directory is involved: a snapshot of both names' keys, then one Txn
+ * that swaps them, guarded by that snapshot. EXDEV when it does not fit in one Txn. */
+static int exchange_trees(const resolved *ra, const resolved *rb)
+{
+    size_t max_ops = etcdc_max_txn_ops();
+    int rc = 0;
+    for (int attempt = 0; rc == 0; attempt++) {
+        etcdc_txn *rt = etcdc_txn_new();
+        etcdc_txn_result snap = {0};
+        etcdc_error err = {0};
+        const resolved *rs[2] = {ra, rb};
+        etcdc_code code = rt ? ETCDC_OK : ETCDC_ERR_NO_MEMORY;
+        for (int i = 0; i < 2 && code == ETCDC_OK; i++) {
+            size_t end_len;
+            char *end = key_prefix_end(rs[i]->sub_key, rs[i]->sub_len, &end_len);
+            etcdc_range_req own = {.key = rs[i]->file_key, .key_len = rs[i]->file_len};
+            etcdc_range_req below = {.key = rs[i]->sub_key,
+                                     .key_len = rs[i]->sub_len,
+                                     .range_end = end,
+                                     .range_end_len = end_len,
+                                     .limit = (int64_t)max_ops + 1};
+            code = end ? etcdc_txn_get(rt, ETCDC_THEN, &own) : ETCDC_ERR_NO_MEMORY;
+            if (code == ETCDC_OK)
+                code = etcdc_txn_get(rt, ETCDC_THEN, &below);
+            free(end);
+        }
+        if (code == ETCDC_OK)
+            code = etcdc_txn_commit(g_fs.client, rt, &snap, &err);
+        etcdc_txn_free(rt);
+        if (code == ETCDC_ERR_TOO_LARGE)
+            rc = EXDEV;
+        else if (code != ETCDC_OK || snap.op_count != 4)
+            rc = code ? fs_fail("rename", ra->file_key, ra->file_len, code, &err) : EIO;
+        side a = {0}, b = {0};
+        if (rc == 0) {
+            a = (side){ra, snap.ops[0].kvs.count ? &snap.ops[0].kvs.kvs[0] : NULL,
+                       &snap.ops[1].kvs};
+            b = (side){rb, snap.ops[2].kvs.count ? &snap.ops[2].kvs.kvs[0] : NULL,
+                       &snap.ops[3].kvs};
+            size_t na = a.below->count + (a.own != NULL), nb = b.below->count + (b.own != NULL);
+            size_t compares = a.below->count + b.below->count + 4;
+            size_t ops = 2 * (na + nb); /* a put per key, at most a delete per key */
+            if (na == 0 || nb == 0)
+                rc = ENOENT;
+            else if (side_unreadable(&a) || side_unreadable(&b))
+                rc = EIO; /* a value this mount cannot decrypt is never re-sealed blindly */
+            else if (a.below->more || b.below->more || compares > max_ops || ops > max_ops)
+                rc = EXDEV;
+        }
+        etcdc_txn *t = rc ? NULL : etcdc_txn_new();
+        etcdc_txn_result res = {0};
+        code = rc ? ETCDC_OK : t ? ETCDC_OK : ETCDC_ERR_NO_MEMORY;
+        if (rc == 0 && code == ETCDC_OK)
+            code = guard_side(t, &a, snap.revision);
+        if (rc == 0 && code == ETCDC_OK)
+            code = guard_side(t, &b, snap.revision);
+        if (rc == 0 && code == ETCDC_OK)
+            code = swap_side(t, &a, &b);
+        if (rc == 0 && code == ETCDC_OK)
+            code = swap_side(t, &b, &a);
+        if (rc == 0 && code == ETCDC_OK)
+            code = etcdc_txn_commit(g_fs.client, t, &res, &err);
+        if (rc == 0 && (code == ETCDC_ERR_TOO_LARGE || code == ETCDC_ERR_TOO_MANY_OPS))
+            rc = EXDEV;
+        else if (rc == 0 && code != ETCDC_OK)
+            rc = fs_fail("rename", ra->file_key, ra->file_len, code, &err);
+        else if (rc == 0 && !res.succeeded && attempt + 1 >= MAX_ATTEMPTS)
+            rc = ESTALE; /* the trees kept changing under us */
+        bool done = rc != 0 || res.succeeded;
+        etcdc_txn_result_free(&res);
+        etcdc_txn_free(t);
+        etcdc_txn_result_free(&snap);
+        if (done)
+            break;
+    }
+    if (rc == 0)
+        node_swap_names(ra->file_key, ra->file_len, rb->file_key, rb->file_len);
+    return rc;
+}
+
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
                const char *newname, unsigned int flags)
 {
@@ -324,7 +468,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
     resolved rs = {0}, rd = {0};
     node *sp = node_get(parent), *dp = node_get(newparent);
     node *src = NULL, *dst = NULL;
-    bool src_dir = false, same_dir = sp == dp;
+    bool src_dir = false, dst_dir = false, same_dir = sp == dp;
     int rc = g_fs.opts->ro ? EROFS : (!sp || !dp) ? ENOENT : 0;
     if (rc == 0 && (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)))
         rc = EINVAL;
@@ -348,20 +492,25 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
         dst = node_find(rd.file_key, rd.file_len, NODE_FILE);
     if (rc == 0 && rs.file_len == rd.file_len && !memcmp(rs.file_key, rd.file_key, rs.file_len))
         goto reply; /* same name: nothing to do */
-    if (rc == 0 && src_dir && (flags & RENAME_EXCHANGE))
-        rc = EINVAL; /* exchanging directories is not supported (docs/semantics.md) */
-    if (rc == 0 && !src_dir && (flags & RENAME_EXCHANGE) && rd.kind != NAMES_SELF) {
-        /* A file exchanged with a directory: not supported either (the kernel looked the
-         * destination up, so a directory there has a node). */
+    if (rc == 0 && (flags & RENAME_EXCHANGE) && rd.kind != NAMES_SELF) {
+        /* the kernel looked the destination up, so a directory there has a node */
         node *d = node_find(rd.sub_key, rd.sub_len, NODE_DIR);
-        if (d)
-            rc = EINVAL;
+        dst_dir = d != NULL;
         node_put(d);
     }
+    if (rc == 0 && (flags & RENAME_EXCHANGE) && (src_dir || dst_dir)) {
+        /* %value names a key beside a directory, and "%" a marker: neither trades places
+         * with a directory */
+        bool plain = rs.kind != NAMES_SELF && rd.kind != NAMES_SELF && rs.file_len != rs.dir_len &&
+                     rd.file_len != rd.dir_len;
+        rc = plain ? exchange_trees(&rs, &rd) : EINVAL;
+        goto done;
+    }
     if (rc == 0 && src_dir)
-        rc = rename_dir(src, &rs, &rd, same_dir, flags, sp);
+        rc = rename_dir(src, &rs, &rd, same_dir, flags);
     else if (rc == 0)
-        rc = rename_file(src, dst, &rs, &rd, same_dir, flags, sp);
+        rc = rename_file(src, dst, &rs, &rd, same_dir, flags);
+done:
     if (rc == 0) {
         node_drop_listing(sp);
         node_drop_listing(dp);

@@ -12,6 +12,7 @@ import subprocess
 import pytest
 
 from etcd_fixtures import wait_for
+from fs_tool_helpers import revision
 
 pytestmark = pytest.mark.needs_etcdfs
 
@@ -22,6 +23,10 @@ def get(kv, key):
 
 def keys(kv, prefix="/"):
     return sorted(m.key for _, m in kv.get_prefix(prefix))
+
+
+def items(kv, prefix):
+    return [(m.key, v) for v, m in kv.get_prefix(prefix)]
 
 
 # -- files -------------------------------------------------------------------------------------
@@ -285,6 +290,55 @@ def test_rename_noreplace_and_exchange(etcd, kv, mount):
     assert (m.path / "a").read_bytes() == b"B"
     renameat2(m.path / "a", m.path / "c", RENAME_NOREPLACE)
     assert get(kv, "/c") == b"B" and get(kv, "/a") is None
+
+
+def test_rename_exchange_directories(etcd, kv, mount):
+    """Two directories trade places in one Txn: every key, the empty-dir marker and nested
+    directories included; keys both sides share are overwritten, the others moved."""
+    kv.put("/a/x", b"ax")
+    kv.put("/a/sub/deep", b"a-deep")
+    kv.put("/a/only-a", b"1")
+    kv.put("/b/x", b"bx")
+    kv.put("/b/", b"")  # b also has its marker
+    kv.put("/b/only-b", b"2")
+    m = mount(etcd)
+    a_ino, b_ino = os.stat(m.path / "a").st_ino, os.stat(m.path / "b").st_ino
+    assert (m.path / "a" / "x").read_bytes() == b"ax"  # cached before the exchange
+    before = revision(kv)
+    renameat2(m.path / "a", m.path / "b", RENAME_EXCHANGE)
+    assert revision(kv) == before + 1  # one Txn
+    assert dict(items(kv, "/a/")) == {b"/a/": b"", b"/a/x": b"bx", b"/a/only-b": b"2"}
+    assert dict(items(kv, "/b/")) == {b"/b/x": b"ax", b"/b/sub/deep": b"a-deep",
+                                      b"/b/only-a": b"1"}
+    # The inodes moved with their names, and the mount shows the new contents.
+    assert os.stat(m.path / "b").st_ino == a_ino and os.stat(m.path / "a").st_ino == b_ino
+    assert (m.path / "a" / "x").read_bytes() == b"bx"
+    assert (m.path / "b" / "x").read_bytes() == b"ax"
+    assert sorted(os.listdir(m.path / "b")) == ["only-a", "sub", "x"]
+    assert (m.path / "b" / "sub" / "deep").read_bytes() == b"a-deep"
+
+
+def test_rename_exchange_file_and_directory(etcd, kv, mount):
+    kv.put("/f", b"file")
+    kv.put("/d/k", b"K")
+    m = mount(etcd)
+    renameat2(m.path / "f", m.path / "d", RENAME_EXCHANGE)
+    assert get(kv, "/d") == b"file" and get(kv, "/f") is None
+    assert dict(items(kv, "/f/")) == {b"/f/k": b"K"} and keys(kv, "/d/") == []
+    assert (m.path / "d").read_bytes() == b"file"
+    assert (m.path / "f" / "k").read_bytes() == b"K"
+
+
+def test_rename_exchange_too_big_is_exdev_and_changes_nothing(etcd, kv, mount):
+    for i in range(70):
+        kv.put(f"/big/k{i:02d}", b"v")
+    kv.put("/small/k", b"s")
+    m = mount(etcd)
+    before = revision(kv)
+    with pytest.raises(OSError) as e:
+        renameat2(m.path / "big", m.path / "small", RENAME_EXCHANGE)
+    assert e.value.errno == errno.EXDEV
+    assert revision(kv) == before and len(keys(kv, "/big/")) == 70
 
 
 def test_rename_guarded_against_concurrent_change(etcd, kv, mount):

@@ -50,3 +50,67 @@ def test_delete_racing_a_directory_rename_is_not_resurrected(etcd, kv, mount):
         assert others <= moved
         assert list(kv.get_prefix(src)) == []
     assert resurrected == [], f"deleted keys brought back in rounds {resurrected}"
+
+
+@pytest.mark.parametrize("kind", ["file", "dir"])
+def test_two_hosts_moving_the_last_entries_out_keep_the_directory(etcd, kv, mount, kind):
+    """Host A moves d/a out while host B moves d/b out: each saw the other's entry, yet the
+    directory must survive as an empty directory (its marker written by whichever Txn left it
+    empty, decided by etcd, not by either host's cache)."""
+    m1, m2 = mount(etcd, name="a"), mount(etcd, name="b")
+    lost = []
+    for rnd in range(25):
+        d = f"d{rnd}"
+        for name in ("a", "b"):
+            kv.put(f"/{d}/{name}" + ("/inner" if kind == "dir" else ""), "v")
+        kv.put(f"/out{rnd}/", "")
+        for m in (m1, m2):
+            assert sorted(os.listdir(m.path / d)) == ["a", "b"]  # both hosts cache both entries
+        go = threading.Barrier(2)
+        errors = []
+
+        def move(m, name):
+            go.wait()
+            try:
+                os.rename(m.path / d / name, m.path / f"out{rnd}" / name)
+            except OSError as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=move, args=(m1, "a")),
+                   threading.Thread(target=move, args=(m2, "b"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        left = [m_.key.decode() for _, m_ in kv.get_prefix(f"/{d}/")]
+        if left != [f"/{d}/"]:
+            lost.append((rnd, left))
+        moved = sorted(m_.key.decode() for _, m_ in kv.get_prefix(f"/out{rnd}/"))
+        suffix = "/inner" if kind == "dir" else ""
+        assert moved == [f"/out{rnd}/", f"/out{rnd}/a{suffix}", f"/out{rnd}/b{suffix}"]
+    assert lost == [], f"directory not kept as an empty directory: {lost}"
+    for m in (m1, m2):
+        assert os.path.isdir(m.path / "d0") and os.listdir(m.path / "d0") == []
+
+
+def test_rmdir_and_a_move_from_two_hosts_keep_the_parent(etcd, kv, mount):
+    """Host A removes p/e (an empty directory) while host B moves p/f out: p stays."""
+    m1, m2 = mount(etcd, name="a"), mount(etcd, name="b")
+    for rnd in range(25):
+        kv.put(f"/p{rnd}/e/", "")
+        kv.put(f"/p{rnd}/f", "v")
+        for m in (m1, m2):
+            assert sorted(os.listdir(m.path / f"p{rnd}")) == ["e", "f"]
+        go = threading.Barrier(2)
+
+        def rmdir():
+            go.wait()
+            os.rmdir(m1.path / f"p{rnd}" / "e")
+
+        t = threading.Thread(target=rmdir)
+        t.start()
+        go.wait()
+        os.rename(m2.path / f"p{rnd}" / "f", m2.path / f"f{rnd}")
+        t.join()
+        assert [m_.key.decode() for _, m_ in kv.get_prefix(f"/p{rnd}/")] == [f"/p{rnd}/"]
