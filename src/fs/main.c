@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check_cmd.h"
 #include "connect.h"
 #include "fs.h"
 #include "inode.h"
@@ -294,6 +295,10 @@ int main(int argc, char **argv)
     }
     if (o.rekey) {
         status = rekey_run(&o, password);
+        goto out;
+    }
+    if (o.check) {
+        status = check_run(&o, password);
         goto out;
     }
     /* Sealed values carry the envelope: keep the largest file within what etcd accepts. */

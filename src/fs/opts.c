@@ -392,6 +392,8 @@ int opts_parse(int argc, char **argv, etcdfs_opts *o, char *err, size_t es)
             o->show_help = true;
         } else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
             o->show_version = true;
+        } else if (!strcmp(a, "--check")) {
+            o->check = true;
         } else if (!strcmp(a, "-f")) {
             o->foreground = true;
         } else if (!strcmp(a, "-d")) {
@@ -432,7 +434,7 @@ int opts_parse(int argc, char **argv, etcdfs_opts *o, char *err, size_t es)
             rc = fail(err, es, "out of memory");
         if (rc == 0 && o->rekey && !o->key_file)
             rc = fail(err, es, "rekey needs --key-file (the newest key seals)");
-        if (rc == 0 && !o->mountpoint && !o->rekey)
+        if (rc == 0 && !o->mountpoint && !o->rekey && !o->check)
             rc = fail(err, es, "no mount point given (usage: etcdfs [OPTIONS] [SOURCE] "
                                "MOUNTPOINT)");
         if (rc == 0 && o->consistency != CONSISTENCY_CLOSE_TO_OPEN)
@@ -513,6 +515,7 @@ int opts_read_password(const etcdfs_opts *o, char **out, char *err, size_t es)
 void opts_print_help(const char *prog)
 {
     printf("usage: %s [OPTIONS] [SOURCE] MOUNTPOINT\n"
+           "       %s --check [OPTIONS] [MOUNTPOINT]\n"
            "       %s rekey --key-file=FILE [OPTIONS]\n\n"
            "Mounts an etcd v3 key prefix as a directory tree (FUSE). SOURCE is ignored (for\n"
            "mount(8)). Every --name=VALUE is also accepted as -o name=VALUE.\n"
@@ -522,9 +525,11 @@ void opts_print_help(const char *prog)
            "  -d                       debug: log every operation to stderr (implies -f)\n"
            "  -o OPT[,OPT...]          mount options (below, plus FUSE options such as\n"
            "                           default_permissions, fsname=, max_read=)\n"
+           "  --check                  diagnose the options (connection, TLS, auth, cluster,\n"
+           "                           prefix, lock prefix, key file) and exit; no mount\n"
            "  -h, --help               this help\n"
            "  -V, --version            version\n\n",
-           prog, prog);
+           prog, prog, prog);
     for (size_t i = 0; i < sizeof option_table / sizeof option_table[0]; i++) {
         const opt_spec *s = &option_table[i];
         if (!s->help)

@@ -37,6 +37,7 @@ typedef struct etcdfs_opts {
     /* process */
     bool foreground, debug, show_help, show_version;
     bool rekey; /* `etcdfs rekey [OPTIONS]`: re-seal values, no mount point */
+    bool check; /* `etcdfs --check [OPTIONS] [MOUNTPOINT]`: diagnose, do not mount */
     /* filesystem (-o) */
     bool allow_other, ro, quiet;
     bool allow_plaintext; /* --allow-plaintext: migration to encryption */
