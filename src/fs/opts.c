@@ -321,6 +321,7 @@ static int parse_o_list(etcdfs_opts *o, const char *list, char *err, size_t es)
 {
     const char *p = list;
     int rc = 0;
+    bool in_endpoints = false; /* the previous item was endpoints= or continued it */
     while (rc == 0 && *p) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
@@ -330,10 +331,24 @@ static int parse_o_list(etcdfs_opts *o, const char *list, char *err, size_t es)
         char *eq = strchr(item, '=');
         size_t name_len = eq ? (size_t)(eq - item) : len;
         const opt_spec *spec = find_spec(item, name_len);
+        bool continues = in_endpoints && !eq && strchr(item, ':');
+        in_endpoints = false;
         if (len == 0) {
             /* empty item ("a,,b"): ignore */
+        } else if (continues) {
+            /* "-o endpoints=h1:2379,h2:2379,prefix=/x": the comma also separates the -o items
+             * (fstab), so a host:port item right after endpoints= continues the list. */
+            char *joined = NULL;
+            if (asprintf(&joined, "%s,%s", o->endpoints, item) < 0)
+                rc = fail(err, es, "out of memory");
+            else {
+                free(o->endpoints);
+                o->endpoints = joined;
+                in_endpoints = true;
+            }
         } else if (spec) {
             rc = apply(o, spec, eq ? eq + 1 : NULL, err, es);
+            in_endpoints = rc == 0 && !strcmp(spec->name, "endpoints");
             if (rc == 0 && !strcmp(spec->name, "ro"))
                 rc = append_fuse_opt(o, "ro", 2) ? fail(err, es, "out of memory") : 0;
         } else if (name_len == 5 && !strncmp(item, "debug", 5)) {

@@ -154,3 +154,152 @@ def test_check_with_mountpoint_and_options_like_a_mount(binary, etcd, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"ok:   mount point '{mnt}' exists" in r.stdout
     assert not os.path.ismount(mnt)
+
+
+# --------------------------------------------------------------------------------------------
+# install, mount(8), fstab, systemd unit, Debian package
+# --------------------------------------------------------------------------------------------
+
+def daemons_of(mnt: Path) -> list[int]:
+    """Pids of etcdfs processes serving mnt (found by their command line)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            argv = (d / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"etcdfs") and str(mnt).encode() in argv:
+            pids.append(int(d.name))
+    return pids
+
+
+def umount_and_wait(mnt: Path) -> None:
+    r = run(["umount", mnt])
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: not daemons_of(mnt), 20, "the etcdfs daemon exits after umount")
+
+
+@pytest.fixture
+def installed(build_dir, tmp_path):
+    """`cmake --install` into a temporary prefix. mount(8) runs helpers with the standard PATH
+    only, so the installed binary is also linked as /usr/local/bin/etcdfs for the test."""
+    prefix = tmp_path / "prefix"
+    r = run(["cmake", "--install", build_dir, "--prefix", prefix], timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    link = Path("/usr/local/bin/etcdfs")
+    if link.exists() or link.is_symlink():
+        pytest.skip(f"{link} exists: not replacing an installed etcdfs")
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(prefix / "bin" / "etcdfs")
+    mounts: list[Path] = []
+    yield prefix, mounts
+    for m in mounts:
+        if os.path.ismount(m):
+            subprocess.run(["umount", "-l", str(m)])
+        for pid in daemons_of(m):
+            os.kill(pid, 15)
+    link.unlink()
+
+
+def test_install_layout(installed):
+    prefix, _ = installed
+    for rel in ("bin/etcdfs", "share/man/man8/etcdfs.8", "include/etcdc.h",
+                "lib/pkgconfig/etcdc.pc", "share/doc/etcdfs/srv-etcd.mount",
+                "share/doc/etcdfs/operations.md"):
+        assert (prefix / rel).is_file(), rel
+    assert any(p.name.startswith("libetcdc.so.") for p in (prefix / "lib").iterdir())
+    helper = prefix / "sbin" / "mount.fuse.etcdfs"
+    assert helper.is_symlink() and os.readlink(helper).endswith("mount.fuse3")
+    # the installed man page renders, and documents every option that --help lists
+    if shutil.which("man"):
+        r = run(["man", "-l", prefix / "share/man/man8/etcdfs.8"],
+                env={"MANWIDTH": "200", "MAN_KEEP_FORMATTING": ""})
+        assert r.returncode == 0, r.stderr
+        text = re.sub(r".\x08", "", r.stdout).replace("\u2010", "-").replace("\u2212", "-")
+        helptext = run([prefix / "bin" / "etcdfs", "--help"]).stdout
+        options = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", helptext))
+        assert "--check" in options and "--endpoints" in options
+        # mount options may be documented in their -o form (allow_other)
+        missing = sorted(o for o in options
+                         if o not in text and o[2:].replace("-", "_") not in text)
+        assert not missing, f"options in --help but not in etcdfs(8): {missing}"
+
+
+def test_mount8_and_fstab(installed, etcd, kv, tmp_path):
+    prefix, mounts = installed
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    mounts.append(mnt)
+    # mount -t fuse.etcdfs: mount(8) -> mount.fuse3 -> `etcdfs etcdfs MNT -o ...` (daemonized)
+    r = run(["mount", "-t", "fuse.etcdfs", "etcdfs", mnt, "-o",
+             f"endpoints={etcd.endpoint},prefix=/m8,_netdev,nofail,defaults"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert os.path.ismount(mnt)
+    r = run(["findmnt", "-n", "-o", "FSTYPE,SOURCE", mnt])
+    assert r.stdout.split() == ["fuse.etcdfs", "etcdfs"], r.stdout
+    (mnt / "hello").write_text("from mount(8)")
+    assert kv.get("/m8/hello")[0] == b"from mount(8)"
+    umount_and_wait(mnt)
+
+    # an /etc/fstab-style line (alternative fstab file: /etc/fstab is left alone), with two
+    # endpoints (the first one dead) separated by the -o comma
+    fstab = tmp_path / "fstab"
+    fstab.write_text(f"# test fstab\netcdfs {mnt} fuse.etcdfs "
+                     f"endpoints=127.0.0.1:1,{etcd.endpoint},prefix=/fstab,_netdev,nofail,"
+                     f"x-systemd.automount,noatime 0 0\n")
+    kv.put("/fstab/cfg/db", "db-url")
+    r = run(["mount", "-T", fstab, mnt])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (mnt / "cfg" / "db").read_text() == "db-url"
+    assert (mnt / ".etcdfs" / "stats").read_text().startswith("rt_")
+    umount_and_wait(mnt)
+
+    # a wrong option in fstab: mount(8) fails with etcdfs's one-line reason, nothing mounted
+    fstab.write_text(f"etcdfs {mnt} fuse.etcdfs endpoints={etcd.endpoint},bogus=1 0 0\n")
+    r = run(["mount", "-T", fstab, mnt])
+    assert r.returncode != 0
+    assert "unknown option '-o bogus=1'" in r.stderr, r.stderr
+    assert not os.path.ismount(mnt)
+
+
+def test_systemd_unit_example(tmp_path):
+    """The example mount unit passes systemd's own verification (systemd is not running here,
+    so the unit is verified, not started)."""
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze not installed")
+    repo = Path(__file__).resolve().parents[2]
+    unit = (repo / "packaging" / "systemd" / "srv-etcd.mount").read_text()
+    (tmp_path / "srv-etcd.mount").write_text(unit)
+    r = run(["systemd-analyze", "verify", "--man=no", tmp_path / "srv-etcd.mount"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    opts = re.search(r"^Options=(.*)$", unit, re.M).group(1)
+    assert "_netdev" in opts and "password-file=" in opts and "password=" not in \
+        opts.replace("password-file=", "")
+    # the verification is real: a unit whose name does not match Where= is refused
+    (tmp_path / "srv-other.mount").write_text(unit)
+    r = run(["systemd-analyze", "verify", "--man=no", tmp_path / "srv-other.mount"])
+    assert r.returncode != 0
+
+
+def test_debian_package(build_dir, tmp_path):
+    """cpack -G DEB: the package holds the binary, helper, library, man page and example unit,
+    and depends on Debian's library packages (computed by dpkg-shlibdeps) and fuse3."""
+    if not shutil.which("dpkg-shlibdeps"):
+        pytest.skip("dpkg-shlibdeps (dpkg-dev) not installed")
+    out = tmp_path / "deb"
+    r = run(["cpack", "-G", "DEB", "-B", out], cwd=build_dir, timeout=170)
+    assert r.returncode == 0, r.stdout + r.stderr
+    debs = list(out.glob("etcdfs_*.deb"))
+    assert len(debs) == 1, list(out.iterdir())
+    info = run(["dpkg-deb", "-f", debs[0], "Package", "Depends"]).stdout
+    deps = re.search(r"^Depends: (.*)$", info, re.M).group(1)
+    names = {d.strip().split()[0] for d in deps.split(",")}
+    assert {"fuse3", "libfuse3-3", "libgrpc29", "libprotobuf-c1", "libssl3", "libc6"} <= names, \
+        deps
+    files = run(["dpkg-deb", "-c", debs[0]]).stdout
+    for f in ("./usr/bin/etcdfs", "./usr/sbin/mount.fuse.etcdfs", "./usr/share/man/man8/etcdfs.8",
+              "./usr/include/etcdc.h", "./usr/share/doc/etcdfs/srv-etcd.mount"):
+        assert f in files, f
+    assert "libetcdc.so.0" in files
