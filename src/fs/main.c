@@ -88,6 +88,10 @@ static const struct fuse_lowlevel_ops etcdfs_ops = {
     .statfs = op_statfs,
     .access = op_access,
     .create = op_create,
+    .setxattr = op_setxattr,
+    .getxattr = op_getxattr,
+    .listxattr = op_listxattr,
+    .removexattr = op_removexattr,
 };
 
 /* Reads the prefix once: proves that the user may read it, and gives the revision the watch

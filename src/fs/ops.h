@@ -80,6 +80,16 @@ void file_handles_free_all(void);
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
                const char *newname, unsigned int flags);
 
+/* ops_file.c: If(the parent directory of key still exists) (no compare at the mount root). */
+etcdc_code txn_if_parent_exists(etcdc_txn *t, const char *key, size_t len);
+
+/* ops_xattr.c: the user.etcd.* attributes (docs/xattrs.md). */
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                 size_t size, int flags);
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
 /* ops_file.c: confirms a file node's cache with etcd in one request that transfers the value
  * only when it changed (If mod_revision == cached Then nothing Else Range). Caller holds
  * n->mu. *changed: the content changed; returns ENOENT when the key is gone. */

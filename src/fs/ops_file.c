@@ -95,7 +95,7 @@ int file_revalidate_locked(node *n, bool *changed)
 /* If(the parent directory of key still exists): CREATE > 0 over [parent/, end) holds only when
  * some key lies below the parent (a range without keys compares a create_revision of 0). The
  * mount root always exists: no compare there. Returns ETCDC_OK or an error. */
-static etcdc_code if_parent_exists(etcdc_txn *t, const char *key, size_t len)
+etcdc_code txn_if_parent_exists(etcdc_txn *t, const char *key, size_t len)
 {
     size_t plen = len;
     while (plen > 0 && key[plen - 1] != '/')
@@ -112,30 +112,80 @@ static etcdc_code if_parent_exists(etcdc_txn *t, const char *key, size_t len)
     return code;
 }
 
+/* The revision the node's local changes are based on (see inode.h). */
+static int64_t writeback_base(const node *n)
+{
+    return n->has_base ? n->base_rev : n->mod_rev;
+}
+
+/* The compares that make the write-back refuse to overwrite what it did not see. Today only
+ * --conflict-check adds one: etcd must still hold the revision the changes are based on (a key
+ * that did not exist must still not exist). Lock fencing adds its compare here too. Sets
+ * *guarded when it added any. */
+static etcdc_code writeback_guards(node *n, etcdc_txn *t, const char *key, size_t len,
+                                   bool *guarded)
+{
+    *guarded = false;
+    if (!g_fs.opts->conflict_check)
+        return ETCDC_OK;
+    int64_t base = writeback_base(n);
+    *guarded = true;
+    return base > 0 ? etcdc_txn_if(t, key, len, ETCDC_CMP_MOD, ETCDC_EQUAL, base)
+                    : etcdc_txn_if(t, key, len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+}
+
 /* Stores a file's content in one write. A key not known to be in etcd yet (mod_rev 0) is
  * written by a Txn that also requires its parent directory to exist: a directory removed by
- * another host is not brought back (ENOENT). */
+ * another host is not brought back (ENOENT). With guards (writeback_guards) the Txn also reads
+ * the key when it fails, to tell a lost race (ESTALE: the key changed, appeared or vanished)
+ * from a vanished directory (ENOENT). */
 static int put_content(node *n, const char *key, size_t len, int64_t *rev, etcdc_error *err,
                        etcdc_code *code)
 {
     const char *data = n->data ? n->data : "";
-    if (n->mod_rev > 0) {
+    if (n->mod_rev > 0 && !g_fs.opts->conflict_check) {
         *code = etcdc_put(g_fs.client, key, len, data, n->size, rev, err);
         return 0;
     }
     etcdc_txn *t = etcdc_txn_new();
     etcdc_txn_result res = {0};
-    *code = t ? if_parent_exists(t, key, len) : ETCDC_ERR_NO_MEMORY;
+    etcdc_range_req probe = {.key = key, .key_len = len, .keys_only = true};
+    bool guarded = false;
+    *code = t ? ETCDC_OK : ETCDC_ERR_NO_MEMORY;
+    if (*code == ETCDC_OK && n->mod_rev == 0)
+        *code = txn_if_parent_exists(t, key, len);
+    if (*code == ETCDC_OK)
+        *code = writeback_guards(n, t, key, len, &guarded);
+    if (*code == ETCDC_OK && guarded)
+        *code = etcdc_txn_get(t, ETCDC_ELSE, &probe);
     if (*code == ETCDC_OK)
         *code = etcdc_txn_put(t, ETCDC_THEN, key, len, data, n->size, 0);
     if (*code == ETCDC_OK)
         *code = etcdc_txn_commit(g_fs.client, t, &res, err);
-    int rc = *code == ETCDC_OK && !res.succeeded ? ENOENT : 0;
+    int rc = 0;
+    if (*code == ETCDC_OK && !res.succeeded) {
+        bool key_exists = res.op_count == 1 && res.ops[0].kvs.count > 0;
+        /* Without a key, a guard on "no key" held: the parent compare failed. */
+        rc = guarded && (key_exists || writeback_base(n) > 0) ? ESTALE : ENOENT;
+    }
     *rev = res.revision;
     etcdc_txn_result_free(&res);
     etcdc_txn_free(t);
     return rc;
 }
+
+/* Forgets the local changes of a write-back that must not happen (nothing was written): the
+ * next open reads etcd again. */
+static void drop_changes_locked(node *n)
+{
+    if (n->pending)
+        node_pending_add(-1);
+    n->dirty = n->written = n->pending = n->too_big = n->has_base = false;
+    n->known = false;
+    n->mod_rev = 0;
+}
+
+static void advance_handle_bases(fuse_ino_t ino, int64_t from, int64_t to);
 
 int file_writeback_locked(node *n, const char *why)
 {
@@ -144,11 +194,7 @@ int file_writeback_locked(node *n, const char *why)
     if (n->too_big) {
         /* A write failed with EFBIG: storing what came before it would keep a cut-off file.
          * The changes are dropped; etcd keeps the previous value (or no key for a new file). */
-        if (n->pending)
-            node_pending_add(-1);
-        n->dirty = n->written = n->pending = n->too_big = false;
-        n->known = false;
-        n->mod_rev = 0;
+        drop_changes_locked(n);
         return EFBIG;
     }
     size_t len;
@@ -159,22 +205,34 @@ int file_writeback_locked(node *n, const char *why)
     int64_t rev = 0;
     etcdc_error err = {0};
     etcdc_code code;
+    int64_t base = writeback_base(n);
     rc = put_content(n, key, len, &rev, &err, &code);
-    if (rc == ENOENT) {
+    if (rc == ESTALE) {
+        /* --conflict-check: another writer changed the key since this host's view; etcd keeps
+         * their content and ours is dropped (close/fsync report ESTALE). */
+        char kb[LOG_KEY_BUF];
+        log_msg(LOG_NOTICE,
+                "%s: %s changed in etcd since it was opened (base revision %lld): "
+                "not overwritten, local changes dropped (ESTALE)",
+                why, log_key(key, len, kb, sizeof kb), (long long)base);
+        drop_changes_locked(n);
+        drop_listings_for_key(key, len);
+    } else if (rc == ENOENT) {
         /* The parent directory was removed (by another host): the file is not created, and
          * its buffered content is dropped (as on a local filesystem, nothing is left). */
         char kb[LOG_KEY_BUF];
         log_debug("%s: %s not created, its directory is gone", why, log_key(key, len, kb, sizeof kb));
-        if (n->pending)
-            node_pending_add(-1);
-        n->dirty = n->written = n->pending = false;
-        n->known = false;
-        n->mod_rev = 0;
+        drop_changes_locked(n);
         drop_listings_for_key(key, len);
     } else if (code == ETCDC_OK) {
         stats_inc(STAT_write_back);
+        /* Handles that saw the base saw what we wrote on top of it: our own write is not a
+         * conflict for them. */
+        if (g_fs.opts->conflict_check)
+            advance_handle_bases(n->ino, base, rev);
         n->dirty = false;
         n->written = false;
+        n->has_base = false;
         if (n->pending) {
             n->pending = false;
             node_pending_add(-1);
@@ -212,6 +270,9 @@ void file_writeback_all(void)
 /* Per open file description of a regular file. */
 typedef struct open_file {
     unsigned flushes; /* atomic: close() calls seen so far */
+    fuse_ino_t ino;
+    int64_t base_rev; /* [handles_mu] mod_revision seen at open (or written since through
+                       * this host): --conflict-check's base for changes made through it */
     struct open_file *prev, *next; /* [handles_mu] every handle not released yet */
 } open_file;
 
@@ -220,11 +281,13 @@ typedef struct open_file {
 static pthread_mutex_t handles_mu = PTHREAD_MUTEX_INITIALIZER;
 static open_file *handles;
 
-static open_file *open_file_new(void)
+static open_file *open_file_new(fuse_ino_t ino, int64_t base_rev)
 {
     open_file *fh = calloc(1, sizeof *fh);
     if (!fh)
         return NULL;
+    fh->ino = ino;
+    fh->base_rev = base_rev;
     pthread_mutex_lock(&handles_mu);
     fh->next = handles;
     if (handles)
@@ -247,6 +310,36 @@ static void open_file_free(open_file *fh)
         fh->next->prev = fh->prev;
     pthread_mutex_unlock(&handles_mu);
     free(fh);
+}
+
+static void advance_handle_bases(fuse_ino_t ino, int64_t from, int64_t to)
+{
+    pthread_mutex_lock(&handles_mu);
+    for (open_file *fh = handles; fh; fh = fh->next)
+        if (fh->ino == ino && fh->base_rev == from)
+            fh->base_rev = to;
+    pthread_mutex_unlock(&handles_mu);
+}
+
+/* A change through fh: the node's base becomes the oldest revision seen by a handle that
+ * changed it (caller holds n->mu; call before setting n->dirty). */
+static void note_change_base_locked(node *n, open_file *fh)
+{
+    int64_t seen = n->mod_rev;
+    if (fh) {
+        pthread_mutex_lock(&handles_mu);
+        seen = fh->base_rev;
+        pthread_mutex_unlock(&handles_mu);
+    }
+    int64_t cur = writeback_base(n);
+    n->base_rev = !n->dirty || seen < cur ? seen : cur;
+    n->has_base = true;
+}
+
+/* The revision a handle opened now sees (caller holds n->mu). */
+static int64_t open_base_locked(const node *n)
+{
+    return n->dirty || n->pending ? writeback_base(n) : n->mod_rev;
 }
 
 void file_handles_free_all(void)
@@ -303,12 +396,20 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     bool writing = (fi->flags & O_ACCMODE) != O_RDONLY;
     if (rc == 0 && writing && g_fs.opts->ro)
         rc = EROFS;
+    int64_t base = 0;
     if (rc == 0) {
         pthread_mutex_lock(&n->mu);
         if (writing && (fi->flags & O_TRUNC)) {
-            /* Atomic O_TRUNC: the old content is not needed, no round trip. */
-            rc = node_resize_locked(n, 0);
+            /* Atomic O_TRUNC: the old content is not needed, no round trip; except that
+             * --conflict-check must know which revision the truncation replaces. */
+            if (g_fs.opts->conflict_check && !n->known && !n->pending && !n->dirty) {
+                rc = file_revalidate_locked(n, &changed);
+                rc = rc == ENOENT ? 0 : rc; /* gone: created again, if still absent */
+            }
+            if (rc == 0)
+                rc = node_resize_locked(n, 0);
             if (rc == 0) {
+                note_change_base_locked(n, NULL);
                 n->dirty = true;
                 n->known = true;
                 changed = true;
@@ -330,10 +431,11 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         if (rc == 0) {
             n->kernel_rev = n->mod_rev;
             n->open_count++;
+            base = open_base_locked(n);
         }
         pthread_mutex_unlock(&n->mu);
     }
-    open_file *fh = rc == 0 ? open_file_new() : NULL;
+    open_file *fh = rc == 0 ? open_file_new(ino, base) : NULL;
     if (rc == 0 && !fh) {
         pthread_mutex_lock(&n->mu);
         n->open_count--;
@@ -423,7 +525,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
     node *n = NULL;
     node *dir = node_get(parent);
     int rc = check_new_name(dir, name, &r);
-    int64_t rev = 0;
+    int64_t rev = 0, base = 0;
     if (rc == 0 && (fi->flags & O_EXCL))
         rc = create_exclusive(&r, &rev);
     if (rc == 0 && !(n = node_obtain(r.file_key, r.file_len, NODE_FILE)))
@@ -444,18 +546,23 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                 n->pending = true;
                 node_pending_add(1);
             }
+            if (!n->known)
+                n->mod_rev = 0; /* the kernel saw no such name: based on "no key" */
+            note_change_base_locked(n, NULL);
             n->dirty = true;
             n->known = true;
             rc = node_resize_locked(n, 0);
         }
         clock_gettime(CLOCK_REALTIME, &n->mtime);
-        if (rc == 0)
+        if (rc == 0) {
             n->open_count++;
+            base = open_base_locked(n);
+        }
         pthread_mutex_unlock(&n->mu);
     }
     if (rc == 0 && dir && (fi->flags & O_EXCL))
         node_drop_listing(dir);
-    open_file *fh = rc == 0 ? open_file_new() : NULL;
+    open_file *fh = rc == 0 ? open_file_new(n->ino, base) : NULL;
     if (rc == 0 && !fh) {
         pthread_mutex_lock(&n->mu);
         n->open_count--;
@@ -559,7 +666,6 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
 void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
               struct fuse_file_info *fi)
 {
-    (void)fi;
     stats_inc(STAT_OP_write);
     node *n = node_get(ino);
     int rc = n ? 0 : ENOENT;
@@ -576,6 +682,7 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
             rc = node_resize_locked(n, end); /* zero-fills a gap past the old end */
         if (rc == 0) {
             memcpy(n->data + off, buf, size);
+            note_change_base_locked(n, (open_file *)(uintptr_t)fi->fh);
             n->dirty = true;
             n->written = true;
             n->known = true;

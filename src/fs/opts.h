@@ -41,6 +41,7 @@ typedef struct etcdfs_opts {
     /* filesystem (-o) */
     bool allow_other, ro, quiet;
     bool allow_plaintext; /* --allow-plaintext: migration to encryption */
+    bool conflict_check;  /* --conflict-check: write-back guarded by the revision seen at open */
     bool uid_set, gid_set;
     uid_t uid;
     gid_t gid;
