@@ -228,16 +228,21 @@ static void drop_fragments(etcdc_watcher *w)
 /* Keeps a fragment; returns false when out of memory. The message is owned by w afterwards. */
 static bool keep_fragment(etcdc_watcher *w, Etcdserverpb__WatchResponse *m)
 {
-    Mvccpb__Event **ev = realloc(w->frag, (w->frag_count + m->n_events) * sizeof *ev);
-    if (!ev)
-        return false;
-    w->frag = ev;
+    /* A piece may carry no events (m->events is then NULL). Growing frag by nothing would be
+     * realloc(frag, 0), which glibc answers by freeing frag and returning NULL: frag was then
+     * freed twice (found by tests/fuzz/fuzz_watch). */
+    if (m->n_events > 0) {
+        Mvccpb__Event **ev = realloc(w->frag, (w->frag_count + m->n_events) * sizeof *ev);
+        if (!ev)
+            return false;
+        w->frag = ev;
+        memcpy(w->frag + w->frag_count, m->events, m->n_events * sizeof *ev);
+        w->frag_count += m->n_events;
+    }
     ProtobufCMessage **msgs = realloc(w->frag_msgs, (w->frag_msg_count + 1) * sizeof *msgs);
     if (!msgs)
         return false;
     w->frag_msgs = msgs;
-    memcpy(w->frag + w->frag_count, m->events, m->n_events * sizeof *ev);
-    w->frag_count += m->n_events;
     w->frag_msgs[w->frag_msg_count++] = &m->base;
     return true;
 }
@@ -380,7 +385,7 @@ static void handle_response(struct etcdc_watch_hub *h, Etcdserverpb__WatchRespon
         }
         return;
     }
-    if (w->frag_count > 0) {
+    if (w->frag_msg_count > 0) { /* the last piece (pieces without events count too) */
         if (keep_fragment(w, m)) {
             deliver_events(h, w, rev, w->frag, w->frag_count);
             drop_fragments(w);
