@@ -23,6 +23,7 @@ PACKAGES=(
   etcd-server etcd-client
   python3 python3-pytest python3-pytest-timeout python3-etcd3
   attr inotify-tools iproute2 util-linux psmisc procps clang
+  libclang-rt-dev valgrind  # libFuzzer + sanitizer runtimes (only recommended by clang); valgrind
 )
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }

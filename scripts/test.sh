@@ -6,13 +6,14 @@
 # Stages: install deps; build build/ and, with -DETCDFS_SANITIZE=ON, build-asan/; ctest in
 # both; the pytest integration suite against build/, then again against build-asan/ (there only
 # the tests that use something from the build: the others ran already and would learn
-# nothing new); the benchmark harness in quick mode (bench/run_fs_bench.sh --quick, < 60 s).
+# nothing new); the benchmark harness in quick mode (bench/run_fs_bench.sh --quick, < 60 s);
+# the libFuzzer targets for 20 s each (tests/fuzz/run_fuzzers.sh, build-fuzz/, clang).
 # Exits non-zero if any stage fails; later test stages still run after a failed
 # test stage, so one run shows every failure.
 #
 # Environment:
-#   ETCDFS_TEST_QUICK=1    skip the sanitizer build and its test runs (quick local runs; CI
-#                          runs the full thing)
+#   ETCDFS_TEST_QUICK=1    skip the sanitizer build, its test runs and the fuzzers (quick
+#                          local runs; CI runs the full thing)
 #   ETCDFS_PYTEST_ARGS     extra pytest arguments, e.g. "-k mount -x" (word-split)
 #   ETCDFS_CTEST_ARGS      extra ctest arguments, e.g. "-R unit_" (word-split)
 #   ETCDFS_CMAKE_ARGS      extra cmake arguments for both builds (word-split), e.g.
@@ -146,6 +147,14 @@ if [[ $asan_ok == 1 ]]; then
     ETCDFS_BUILD_TESTS_ONLY=1 "${SANITIZER_ENV[@]}" || true
 elif [[ $QUICK != 1 ]]; then
   skip_stage "pytest build-asan/" "sanitizer build failed"
+fi
+# libFuzzer targets (clang, build-fuzz/): 20 s each on the committed seed corpora
+# (tests/fuzz/run_fuzzers.sh, docs/testing.md).
+if [[ $QUICK == 1 ]]; then
+  skip_stage "fuzz" "ETCDFS_TEST_QUICK=1"
+else
+  run_stage "fuzz" bash tests/fuzz/run_fuzzers.sh --seconds 20 --build "$ROOT/build-fuzz" \
+    --junit "$RESULTS/fuzz.xml" || true
 fi
 
 banner "summary"

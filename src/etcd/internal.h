@@ -131,6 +131,11 @@ etcdc_code etcdc__kvs_from_range(etcdc_client *c, const Etcdserverpb__RangeRespo
 /* ---- txn (txn.c) ---- */
 /* Puts of this txn store values unsealed even with encryption on. */
 void etcdc__txn_set_raw(etcdc_txn *t);
+/* Converts a decoded TxnResponse (nested txns included) into out, which the caller frees with
+ * etcdc_txn_result_free on success and failure alike. Not static so that the fuzz target
+ * tests/fuzz/fuzz_response.c can feed it arbitrary server answers. */
+etcdc_code etcdc__txn_result_from_pb(etcdc_client *c, const Etcdserverpb__TxnResponse *resp,
+                                     etcdc_txn_result *out, etcdc_error *err);
 
 /* ---- config copy (config.c) ---- */
 etcdc_code etcdc__config_copy(etcdc_config *dst, const etcdc_config *src);

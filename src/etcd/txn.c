@@ -369,6 +369,13 @@ static etcdc_code convert_response(etcdc_client *c, const Etcdserverpb__TxnRespo
     return ETCDC_OK;
 }
 
+etcdc_code etcdc__txn_result_from_pb(etcdc_client *c, const Etcdserverpb__TxnResponse *resp,
+                                     etcdc_txn_result *out, etcdc_error *err)
+{
+    memset(out, 0, sizeof *out);
+    return convert_response(c, resp, out, err);
+}
+
 /* Sealing makes shallow copies of the request in which every put (nested txns included)
  * carries a sealed value; the builder's own request stays as the caller wrote it. Every copy
  * is recorded in an arena, freed as a whole after the send. */
