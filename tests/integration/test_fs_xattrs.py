@@ -318,6 +318,39 @@ def test_cas_race_between_two_mounts_has_one_winner(etcd, kv, mount):
             assert (m.path / "race").read_bytes() == f"{winner.path.name}-{round_}".encode()
 
 
+def test_cas_increments_from_two_mounts_lose_no_update(etcd, kv, mount):
+    """The documented read-modify-write loop (docs/xattrs.md), run by two mounts at once."""
+    kv.put("/counter", b"0")
+    mounts = [mount(etcd), mount(etcd)]
+    per_mount, conflicts, failures = 15, [], []
+
+    def worker(m):
+        p = m.path / "counter"
+        try:
+            for _ in range(per_mount):
+                while True:
+                    rev = xattr(p, "user.etcd.revision")
+                    n = int(p.read_bytes())
+                    try:
+                        os.setxattr(p, "user.etcd.cas", f"{rev}:{n + 1}".encode())
+                        break
+                    except OSError as e:
+                        if e.errno != errno.ESTALE:
+                            raise
+                        conflicts.append(1)
+        except Exception as e:  # reported by the main thread
+            failures.append(e)
+
+    threads = [threading.Thread(target=worker, args=(m,)) for m in mounts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not failures, failures
+    assert kv.get("/counter")[0] == str(2 * per_mount).encode()
+    assert ctl_kv(etcd, "/counter")["version"] == 1 + 2 * per_mount  # one write per increment
+
+
 def test_cas_with_encryption_is_sealed(etcd, kv, mount, tmp_path):
     key_file = tmp_path / "k"
     key_file.write_text(f"1 {os.urandom(32).hex()}\n")
