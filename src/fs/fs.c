@@ -50,10 +50,12 @@ int fs_fail(const char *op, const void *key, size_t key_len, etcdc_code code,
 {
     int e = errno_from_etcdc(code);
     char kb[LOG_KEY_BUF];
+    stats_etcd_error(code);
     if (code != ETCDC_ERR_NOT_FOUND) {
         stats_inc(STAT_errors);
-        log_msg(LOG_WARNING, "%s %s: %s (%s)", op, log_key(key, key_len, kb, sizeof kb),
-                strerror(e), err && err->message[0] ? err->message : etcdc_strerror(code));
+        log_msg(LOG_WARNING, "%s %s: %s (%s; %s)", op, log_key(key, key_len, kb, sizeof kb),
+                strerror(e), strerrorname_np(e),
+                err && err->message[0] ? err->message : etcdc_strerror(code));
     }
     return e;
 }

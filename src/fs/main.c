@@ -28,6 +28,7 @@
 #include "ops.h"
 #include "opts.h"
 #include "rekey_cmd.h"
+#include "stats.h"
 
 static const struct fuse_lowlevel_ops etcdfs_ops;
 
@@ -183,7 +184,8 @@ static int run(const etcdfs_opts *o, char *password, int report_fd)
         report(report_fd, "out of memory");
         goto out;
     }
-    se = fuse_session_new(&args, &etcdfs_ops, sizeof etcdfs_ops, NULL);
+    /* The stats view times every operation: the session runs the wrapped table. */
+    se = fuse_session_new(&args, stats_wrap_ops(&etcdfs_ops), sizeof etcdfs_ops, NULL);
     if (!se) {
         report(report_fd, "bad FUSE options '%s'%s%s", o->fuse_opts ? o->fuse_opts : "",
                fuse_last_error[0] ? ": " : "", fuse_last_error);

@@ -16,11 +16,13 @@
 #include "inode.h"
 #include "log.h"
 #include "names.h"
+#include "stats.h"
 
 typedef struct queued_event {
     struct queued_event *next;
     bool is_delete;
     bool resync; /* the watch lost events: forget every cached answer */
+    int64_t received_ns; /* when the watch delivered it (watch lag in the stats view) */
     etcdc_kv kv;
 } queued_event;
 
@@ -65,6 +67,7 @@ static void forget_cached(node *n, void *arg)
 
 static void apply_event(const queued_event *e)
 {
+    stats_watch_applied(e->kv.mod_revision, e->received_ns);
     const etcdc_kv *kv = &e->kv;
     if (kv->key_len < g_fs.prefix_len || memcmp(kv->key, g_fs.prefix, g_fs.prefix_len))
         return;
@@ -147,6 +150,8 @@ static queued_event *copy_event(const etcdc_event *ev)
     if (!q)
         return NULL;
     q->is_delete = ev->type == ETCDC_EVENT_DELETE;
+    q->received_ns = now_ns();
+    stats_watch_received(ev->kv.mod_revision);
     q->kv = ev->kv;
     q->kv.key = malloc(ev->kv.key_len + 1);
     q->kv.value = ev->kv.value ? malloc(ev->kv.value_len + 1) : NULL;

@@ -1,8 +1,18 @@
-/* stats.c - counters (see stats.h). Lock-free: relaxed atomic increments. */
+/*
+ * stats.c - counters, gauges and latency histograms (see stats.h), and their text form for
+ * <mount>/.etcdfs/stats. Every update is a relaxed atomic: nothing on a request's path waits.
+ * The text is built only when the file is opened.
+ */
 #include "stats.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "fs.h"
+#include "inode.h"
+#include "notify.h"
 
 static uint64_t counters[STAT_COUNT];
 
@@ -11,40 +21,283 @@ static const char *const names[STAT_COUNT] = {
     STATS_OPS(X)
 #undef X
 #define X(n) #n,
-    STATS_OTHER(X)
+        STATS_OTHER(X)
 #undef X
 };
+
+/* Latency buckets: bucket b holds calls that took [2^(b-1), 2^b) microseconds (bucket 0: under
+ * 1 us); the last one everything longer (about 35 minutes and up). */
+#define BUCKETS 32
+
+typedef struct op_stats {
+    uint64_t calls, errors, total_ns, max_ns;
+    uint64_t buckets[BUCKETS];
+} op_stats;
+
+static op_stats ops[SOP_COUNT];
+static const char *const op_names[SOP_COUNT] = {
+#define X(n) #n,
+    STATS_TIMED_OPS(X)
+#undef X
+};
+
+#define ERRNO_MAX 134                  /* above every errno Linux uses (EHWPOISON 133) */
+static uint64_t errnos[ERRNO_MAX + 1]; /* [ERRNO_MAX]: anything larger */
+static uint64_t etcd_errors[ETCDC_ERR_WOULD_BLOCK + 2];
+
+static int64_t watch_received_rev, watch_applied_rev, watch_events;
+static int64_t watch_lag_ns, watch_lag_max_ns, watch_last_ns;
+static int64_t locks_held, locks_waiting;
 
 void stats_inc(stats_id id)
 {
     __atomic_fetch_add(&counters[id], 1, __ATOMIC_RELAXED);
 }
 
-char *stats_format(etcdc_client *client, size_t *out_len)
+static uint64_t load(const uint64_t *p)
 {
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    if (!buf)
-        return NULL;
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+static int64_t load64(const int64_t *p)
+{
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+static void store_max(int64_t *slot, int64_t v)
+{
+    int64_t old = load64(slot);
+    while (v > old &&
+           !__atomic_compare_exchange_n(slot, &old, v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
+}
+
+void stats_op_done(stats_op op, int64_t ns)
+{
+    op_stats *s = &ops[op];
+    uint64_t us = ns > 0 ? (uint64_t)ns / 1000 : 0;
+    int b = us ? 64 - __builtin_clzll(us) : 0;
+    if (b >= BUCKETS)
+        b = BUCKETS - 1;
+    __atomic_fetch_add(&s->calls, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&s->total_ns, (uint64_t)(ns > 0 ? ns : 0), __ATOMIC_RELAXED);
+    __atomic_fetch_add(&s->buckets[b], 1, __ATOMIC_RELAXED);
+    store_max((int64_t *)&s->max_ns, ns);
+}
+
+void stats_reply_error(int op, int err)
+{
+    if (op >= 0 && op < SOP_COUNT)
+        __atomic_fetch_add(&ops[op].errors, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&errnos[err > 0 && err < ERRNO_MAX ? err : ERRNO_MAX], 1, __ATOMIC_RELAXED);
+}
+
+void stats_etcd_error(etcdc_code code)
+{
+    size_t n = sizeof etcd_errors / sizeof etcd_errors[0];
+    size_t i = (size_t)code < n - 1 ? (size_t)code : n - 1;
+    __atomic_fetch_add(&etcd_errors[i], 1, __ATOMIC_RELAXED);
+}
+
+void stats_watch_received(int64_t rev)
+{
+    store_max(&watch_received_rev, rev);
+}
+
+void stats_watch_applied(int64_t rev, int64_t received_ns)
+{
+    int64_t now = now_ns();
+    int64_t lag = now - received_ns;
+    store_max(&watch_applied_rev, rev);
+    __atomic_fetch_add(&watch_events, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&watch_lag_ns, lag, __ATOMIC_RELAXED);
+    __atomic_store_n(&watch_last_ns, now, __ATOMIC_RELAXED);
+    store_max(&watch_lag_max_ns, lag);
+}
+
+void stats_locks_held(int delta)
+{
+    __atomic_fetch_add(&locks_held, delta, __ATOMIC_RELAXED);
+}
+
+void stats_locks_waiting(int delta)
+{
+    __atomic_fetch_add(&locks_waiting, delta, __ATOMIC_RELAXED);
+}
+
+static const char *etcd_error_name(size_t i)
+{
+    static const char *const n[] = {
+        "ok",
+        "not_found",
+        "compare_failed",
+        "timeout",
+        "unavailable",
+        "permission_denied",
+        "auth_failed",
+        "too_large",
+        "no_space",
+        "compacted",
+        "future_revision",
+        "canceled",
+        "invalid_argument",
+        "too_many_ops",
+        "tls",
+        "no_memory",
+        "crypto",
+        "lease_expired",
+        "internal",
+        "would_block",
+    };
+    return i < sizeof n / sizeof n[0] ? n[i] : "other";
+}
+
+typedef struct cache_size {
+    uint64_t files, dirs, other, bytes;
+} cache_size;
+
+static void count_node(node *n, void *arg)
+{
+    cache_size *c = arg;
+    if (n->type == NODE_FILE) {
+        c->files++;
+        pthread_mutex_lock(&n->mu);
+        if (n->data)
+            c->bytes += n->size;
+        pthread_mutex_unlock(&n->mu);
+    } else if (n->type == NODE_DIR) {
+        c->dirs++;
+    } else {
+        c->other++;
+    }
+}
+
+/* The value at quantile q (0..1) as the upper bound of its bucket, in microseconds. */
+static uint64_t percentile_us(const uint64_t *b, uint64_t calls, double q)
+{
+    if (!calls)
+        return 0;
+    uint64_t rank = (uint64_t)(q * (double)calls + 0.999999), seen = 0;
+    if (rank == 0)
+        rank = 1;
+    for (int i = 0; i < BUCKETS; i++) {
+        seen += b[i];
+        if (seen >= rank)
+            return i == 0 ? 1 : (uint64_t)1 << i;
+    }
+    return (uint64_t)1 << (BUCKETS - 1);
+}
+
+#define LINE(f, name, v) fprintf(f, "%-24s %lld\n", name, (long long)(v))
+
+static void format_counters(FILE *f, etcdc_client *client)
+{
     etcdc_stats s = {0};
     if (client)
         etcdc_client_stats(client, &s);
     uint64_t total = s.range + s.put + s.delete_range + s.txn + s.compact + s.lease +
                      s.watch_create + s.status + s.auth;
-    len += (size_t)snprintf(buf + len, cap - len,
-                            "rt_range %llu\nrt_put %llu\nrt_delete_range %llu\nrt_txn %llu\n"
-                            "rt_compact %llu\nrt_lease %llu\nrt_watch_create %llu\n"
-                            "rt_status %llu\nrt_auth %llu\nrt_retries %llu\nrt_total %llu\n",
-                            (unsigned long long)s.range, (unsigned long long)s.put,
-                            (unsigned long long)s.delete_range, (unsigned long long)s.txn,
-                            (unsigned long long)s.compact, (unsigned long long)s.lease,
-                            (unsigned long long)s.watch_create, (unsigned long long)s.status,
-                            (unsigned long long)s.auth, (unsigned long long)s.retries,
-                            (unsigned long long)total);
-    for (int i = 0; i < STAT_COUNT && len < cap; i++)
-        len += (size_t)snprintf(buf + len, cap - len, "%s %llu\n", names[i],
-                                (unsigned long long)__atomic_load_n(&counters[i],
-                                                                    __ATOMIC_RELAXED));
-    *out_len = len < cap ? len : cap - 1;
+    LINE(f, "rt_range", s.range);
+    LINE(f, "rt_put", s.put);
+    LINE(f, "rt_delete_range", s.delete_range);
+    LINE(f, "rt_txn", s.txn);
+    LINE(f, "rt_compact", s.compact);
+    LINE(f, "rt_lease", s.lease);
+    LINE(f, "rt_watch_create", s.watch_create);
+    LINE(f, "rt_status", s.status);
+    LINE(f, "rt_auth", s.auth);
+    LINE(f, "rt_retries", s.retries);
+    LINE(f, "rt_total", total);
+    for (int i = 0; i < STAT_COUNT; i++)
+        LINE(f, names[i], load(&counters[i]));
+}
+
+static void format_state(FILE *f)
+{
+    cache_size c = {0};
+    node_for_each(count_node, &c);
+    fprintf(f, "\n# cache (nodes the daemon holds, bytes of file contents cached)\n");
+    LINE(f, "cache_files", c.files);
+    LINE(f, "cache_dirs", c.dirs);
+    LINE(f, "cache_bytes", c.bytes);
+
+    int64_t now = now_ns(), last = load64(&watch_last_ns);
+    int64_t received = load64(&watch_received_rev), applied = load64(&watch_applied_rev);
+    fprintf(f, "\n# watch (revision lag: received but not yet applied; ms: arrival -> applied)\n");
+    LINE(f, "watch_active", notify_watching() ? 1 : 0);
+    LINE(f, "watch_events", load64(&watch_events));
+    LINE(f, "watch_revision", applied);
+    LINE(f, "watch_lag_revisions", received > applied ? received - applied : 0);
+    LINE(f, "watch_lag_ms", load64(&watch_lag_ns) / 1000000);
+    LINE(f, "watch_lag_max_ms", load64(&watch_lag_max_ns) / 1000000);
+    LINE(f, "watch_idle_ms", last ? (now - last) / 1000000 : -1);
+
+    fprintf(f, "\n# locks\n");
+    LINE(f, "locks_held", load64(&locks_held));
+    LINE(f, "locks_waiting", load64(&locks_waiting));
+
+    fprintf(f, "\n# errors answered, by errno; failed etcd requests, by kind\n");
+    for (int e = 1; e <= ERRNO_MAX; e++) {
+        uint64_t n = load(&errnos[e]);
+        if (!n)
+            continue;
+        const char *en = e < ERRNO_MAX ? strerrorname_np(e) : NULL;
+        char name[40];
+        snprintf(name, sizeof name, "errno_%s", en ? en : "other");
+        LINE(f, name, n);
+    }
+    for (size_t i = 1; i < sizeof etcd_errors / sizeof etcd_errors[0]; i++) {
+        uint64_t n = load(&etcd_errors[i]);
+        if (!n)
+            continue;
+        char name[40];
+        snprintf(name, sizeof name, "etcd_%s", etcd_error_name(i));
+        LINE(f, name, n);
+    }
+}
+
+static void format_latency(FILE *f)
+{
+    fprintf(f, "\n# latency per operation in microseconds (p50/p90/p99: upper bound of a "
+               "power-of-two bucket)\n");
+    fprintf(f, "#%-15s %10s %8s %8s %8s %8s %8s %8s\n", "op", "calls", "errors", "mean", "p50",
+            "p90", "p99", "max");
+    for (int i = 0; i < SOP_COUNT; i++) {
+        op_stats s;
+        for (int b = 0; b < BUCKETS; b++)
+            s.buckets[b] = load(&ops[i].buckets[b]);
+        s.calls = 0;
+        for (int b = 0; b < BUCKETS; b++)
+            s.calls += s.buckets[b]; /* consistent with the buckets read just now */
+        if (!s.calls)
+            continue;
+        s.errors = load(&ops[i].errors);
+        s.total_ns = load(&ops[i].total_ns);
+        s.max_ns = load(&ops[i].max_ns);
+        fprintf(f, " %-15s %10llu %8llu %8llu %8llu %8llu %8llu %8llu\n", op_names[i],
+                (unsigned long long)s.calls, (unsigned long long)s.errors,
+                (unsigned long long)(s.total_ns / s.calls / 1000),
+                (unsigned long long)percentile_us(s.buckets, s.calls, 0.50),
+                (unsigned long long)percentile_us(s.buckets, s.calls, 0.90),
+                (unsigned long long)percentile_us(s.buckets, s.calls, 0.99),
+                (unsigned long long)(s.max_ns / 1000));
+    }
+}
+
+char *stats_format(etcdc_client *client, size_t *out_len)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return NULL;
+    format_counters(f, client);
+    format_state(f);
+    format_latency(f);
+    if (fclose(f)) {
+        free(buf);
+        return NULL;
+    }
+    *out_len = len;
     return buf;
 }

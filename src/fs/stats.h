@@ -10,6 +10,8 @@
 
 #include "etcdc.h"
 
+struct fuse_lowlevel_ops;
+
 #define STATS_OPS(X)                                                                        \
     X(lookup) X(forget) X(getattr) X(setattr) X(readdir) X(readdirplus) X(opendir) X(open)    \
     X(create) X(mknod) X(read) X(write) X(flush) X(fsync) X(release) X(unlink) X(mkdir)      \
@@ -34,7 +36,42 @@ typedef enum stats_id {
 } stats_id;
 
 void stats_inc(stats_id id);
-/* Formats every counter, one "name value" line each, into a malloc'ed string. */
+/* Formats every counter, one "name value" line each, then the latency table, into a malloc'ed
+ * string (docs/operations.md describes every line). */
 char *stats_format(etcdc_client *client, size_t *out_len);
+
+/* Operations timed by the op-table wrapper (stats_ops.c): calls, errors, latency histogram. */
+#define STATS_TIMED_OPS(X)                                                                   \
+    X(lookup) X(forget) X(forget_multi) X(getattr) X(setattr) X(readlink) X(mknod) X(mkdir)  \
+    X(unlink) X(rmdir) X(symlink) X(rename) X(link) X(open) X(read) X(write) X(flush)        \
+    X(release) X(fsync) X(opendir) X(readdir) X(readdirplus) X(releasedir) X(fsyncdir)       \
+    X(statfs) X(setxattr) X(getxattr) X(listxattr) X(removexattr) X(access) X(create)        \
+    X(getlk) X(setlk) X(flock) X(fallocate) X(copy_file_range) X(lseek)
+
+typedef enum stats_op {
+#define X(n) SOP_##n,
+    STATS_TIMED_OPS(X)
+#undef X
+    SOP_COUNT
+} stats_op;
+
+/* A copy of ops whose handlers are timed (the copy lives as long as the process). */
+const struct fuse_lowlevel_ops *stats_wrap_ops(const struct fuse_lowlevel_ops *ops);
+/* One call of op took ns nanoseconds (called by the wrapper). */
+void stats_op_done(stats_op op, int64_t ns);
+/* An error answered to the kernel: by errno, and by operation when op >= 0. */
+void stats_reply_error(int op, int err);
+/* A failed etcd request, by library error kind (fs_fail). */
+void stats_etcd_error(etcdc_code code);
+
+/* Watch lag (notify.c): an event of revision rev arrived from the watch (stream thread) / was
+ * applied to the cache, received_ns (now_ns()) being when it arrived. */
+void stats_watch_received(int64_t rev);
+void stats_watch_applied(int64_t rev, int64_t received_ns);
+
+/* Lock gauges for the lock code: +1 when a lock is granted / a request starts waiting, -1 when
+ * it is released / stops waiting (granted, refused or interrupted). */
+void stats_locks_held(int delta);
+void stats_locks_waiting(int delta);
 
 #endif

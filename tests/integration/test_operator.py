@@ -4,6 +4,7 @@ package, the stats view, logs free of values and secrets.
 Everything runs against real etcd processes, real mounts and the real tools (mount(8) through
 mount.fuse3, cmake --install, cpack, dpkg-deb)."""
 
+import errno
 import os
 import re
 import shutil
@@ -303,3 +304,157 @@ def test_debian_package(build_dir, tmp_path):
               "./usr/include/etcdc.h", "./usr/share/doc/etcdfs/srv-etcd.mount"):
         assert f in files, f
     assert "libetcdc.so.0" in files
+
+
+# --------------------------------------------------------------------------------------------
+# the stats view
+# --------------------------------------------------------------------------------------------
+
+def stats_text(m) -> str:
+    return (m.path / ".etcdfs" / "stats").read_text()
+
+
+def latency_table(text: str) -> dict[str, list[int]]:
+    """Rows of the latency table: op -> [calls, errors, mean, p50, p90, p99, max]."""
+    rows = {}
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) == 8 and not line.startswith("#") and all(x.isdigit() for x in f[1:]):
+            rows[f[0]] = [int(x) for x in f[1:]]
+    return rows
+
+
+def test_stats_view_changes_as_work_is_done(etcd, kv, mount):
+    m = mount(etcd, prefix="/s", extra_args=["--max-file-size=4k"])
+    assert ".etcdfs" not in os.listdir(m.path)          # hidden from the listing
+    text0 = stats_text(m)
+    s0, lat0 = m.stats(), latency_table(text0)
+    for name in ("rt_total", "op_lookup", "cache_files", "cache_bytes", "watch_active",
+                 "watch_events", "watch_revision", "watch_lag_revisions", "watch_lag_ms",
+                 "watch_idle_ms", "locks_held", "locks_waiting"):
+        assert name in s0, (name, text0)
+    assert s0["watch_active"] == 1
+    assert "# latency per operation" in text0
+    # aligned columns: every counter line has its value in the same column
+    cols = {len(ln) - len(ln.split()[-1]) for ln in text0.splitlines()
+            if ln and not ln.startswith(("#", " ")) and len(ln.split()) == 2}
+    assert len(cols) == 1, cols
+
+    # local work: writes, reads, a listing, errors the kernel sees (EFBIG, ENOTEMPTY)
+    payload = "x" * 1000
+    for i in range(20):
+        (m.path / f"f{i}").write_text(payload)
+    for i in range(20):
+        assert (m.path / f"f{i}").read_text() == payload
+    assert len(os.listdir(m.path)) == 20
+    with pytest.raises(OSError) as e:
+        (m.path / "big").write_text("y" * 8192)
+    assert e.value.errno == errno.EFBIG
+    (m.path / "d").mkdir()
+    (m.path / "d" / "x").write_text("1")
+    with pytest.raises(OSError):
+        os.rmdir(m.path / "d")
+    # remote work: the watch applies it
+    rev = kv.put("/s/remote", "r").header.revision
+    wait_for(lambda: m.stats().get("watch_revision", 0) >= rev, 20, "the watch applied the put")
+
+    text1 = stats_text(m)
+    s1, lat1 = m.stats(), latency_table(text1)
+    assert s1["rt_total"] > s0["rt_total"]
+    assert s1["op_write"] >= s0["op_write"] + 20
+    assert s1["write_back"] >= s0["write_back"] + 20
+    assert s1["watch_events"] > s0["watch_events"]
+    assert s1["watch_lag_revisions"] >= 0 and s1["watch_lag_ms"] >= 0
+    assert s1["watch_idle_ms"] >= 0
+    assert s1["cache_files"] >= 20 and s1["cache_bytes"] >= 20 * len(payload), text1
+    assert s1.get("errno_EFBIG", 0) >= 1, text1
+    assert s1.get("errno_ENOTEMPTY", 0) >= 1, text1
+    for op in ("lookup", "create", "write", "flush", "release", "open", "read"):
+        assert op in lat1, (op, text1)
+        calls, errors, mean, p50, p90, p99, mx = lat1[op]
+        assert calls > lat0.get(op, [0])[0], op
+        assert p50 <= p90 <= p99, (op, lat1[op])
+        assert mx >= mean and p99 <= 2 * max(mx, 1), (op, lat1[op])
+    assert lat1["rmdir"][1] >= 1                      # the error is counted for its operation
+    assert s1["locks_held"] == 0 and s1["locks_waiting"] == 0
+
+
+# --------------------------------------------------------------------------------------------
+# logs
+# --------------------------------------------------------------------------------------------
+
+def test_debug_log_has_keys_never_values_or_secrets(etcd_auth, mount, tmp_path):
+    """-d -f logs every operation to stderr: the keys appear, never a value, the password or
+    encryption key bytes; a failure is one line with the key and the errno."""
+    key = tmp_path / "key"
+    key_bytes = os.urandom(32)
+    key.write_bytes(key_bytes)
+    os.chmod(key, 0o600)
+    m = mount(etcd_auth, prefix="/logs",
+              extra_args=["-d", f"--key-file={key}", *etcd_auth.etcdfs_args()])
+    value = "VALUE-" + os.urandom(8).hex()
+    (m.path / "cfg").mkdir()
+    (m.path / "cfg" / "visible-key-name").write_text(value)
+    assert (m.path / "cfg" / "visible-key-name").read_text() == value
+    os.rename(m.path / "cfg" / "visible-key-name", m.path / "cfg" / "renamed-key")
+    # an error path: a value that does not open (written around etcdfs, unsealed)
+    etcd_auth.ctl("put", "/logs/cfg/plain-one", "PLAINVALUE-" + value)
+    with pytest.raises(OSError) as e:
+        (m.path / "cfg" / "plain-one").read_text()
+    assert e.value.errno == errno.EIO
+    m.unmount()
+    log = m.log_text()
+    assert "visible-key-name" in log and "renamed-key" in log, log[-3000:]
+    assert value not in log
+    assert etcd_auth.password not in log
+    assert key_bytes.hex() not in log and key_bytes.hex().upper() not in log
+    # the failed read is one line naming the key and the errno
+    lines = [ln for ln in log.splitlines() if "plain-one" in ln and "debug" not in ln.lower()]
+    assert any("/logs/cfg/plain-one" in ln and "EIO" in ln and "Input/output error" in ln
+               for ln in lines), "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# progress of long work: a progress line on a terminal, quiet otherwise
+# --------------------------------------------------------------------------------------------
+
+def test_rekey_progress_only_on_a_terminal(binary, etcd, kv, tmp_path):
+    import pty
+    key = tmp_path / "key"
+    key.write_text("1 " + os.urandom(32).hex() + "\n")
+    os.chmod(key, 0o600)
+    for i in range(50):
+        kv.put(f"/rk/k{i}", "v")
+    args = [binary, "rekey", f"--endpoints={etcd.endpoint}", "--prefix=/rk",
+            f"--key-file={key}", "--allow-plaintext"]
+    # not a terminal: the summary line only
+    r = run(args)
+    assert r.returncode == 0, r.stderr
+    assert "\r" not in r.stderr and "keys scanned" not in r.stderr
+    assert "50 keys scanned, 50 resealed" in r.stdout
+    # a terminal on stderr: a progress line, rewritten in place (\r), cleared at the end
+    key.write_text(key.read_text() + "2 " + os.urandom(32).hex() + "\n")
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.run([str(a) for a in args], stdout=subprocess.PIPE, stderr=slave,
+                           stdin=subprocess.DEVNULL, text=True, timeout=60)
+        os.close(slave)
+        slave = -1
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+    assert p.returncode == 0
+    assert "50 keys scanned, 50 resealed" in p.stdout
+    tty = out.decode(errors="replace")
+    assert "\rrekey: " in tty and "keys scanned" in tty, repr(tty)
+    assert tty.endswith("\r\x1b[K") or "\x1b[K" in tty
