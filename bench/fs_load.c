@@ -12,10 +12,12 @@
  *       KIND read|stat|write: open/read/close, stat, open(O_TRUNC)/write/close of
  *       TARGET/f<j>, j < NFILES (thread t uses files t, t+THREADS, ... when writing);
  *       KIND get|put: libetcdc Get/Put of keys TARGET f<j>
- *       -> TPUT kind threads ops_per_s errors
+ *       -> TPUT kind threads ops_per_s errors ops
  *   fs_load load KEYPREFIX N SIZE CHILDREN THREADS
  *       bulk load with 128-key Txns: CHILDREN = 0 -> KEYPREFIX f<i> (flat); else
  *       KEYPREFIX c<i % CHILDREN>/d<(i / CHILDREN) / 100>/f<i> -> LOADED n seconds
+ *   fs_load range KEYPREFIX         one libetcdc Get of every key under KEYPREFIX (a single
+ *                                   Range, values included) -> LAT lib_range 1 <us> ...
  *   fs_load flock PATH N            uncontended flock(LOCK_EX) + flock(LOCK_UN) -> LAT flock
  *   fs_load handoff PATH N          two processes, each with its own open file: one releases,
  *                                   the other's blocked flock returns -> LAT handoff
@@ -85,6 +87,7 @@ static etcdc_client *connect_client(void)
     if (eps && *eps)
         etcdc_config_set_endpoints(cfg, eps);
     etcdc_config_set_request_timeout_ms(cfg, 30000);
+    etcdc_config_set_max_message_size(cfg, 64 << 20, 512 << 20); /* whole-prefix ranges */
     etcdc_error err = {0};
     etcdc_client *c = etcdc_client_new(cfg, &err);
     etcdc_config_free(cfg);
@@ -255,7 +258,7 @@ static int tput(const char *kind, int threads, double seconds, const char *targe
         errors += args[i].errors;
     }
     double took = (now_us() - t0) / 1e6;
-    printf("TPUT %s %d %.0f %ld\n", kind, threads, ops / took, errors);
+    printf("TPUT %s %d %.0f %ld %ld\n", kind, threads, ops / took, errors, ops);
     if (c)
         etcdc_client_free(c);
     return errors && !ops ? 1 : 0;
@@ -330,6 +333,23 @@ static int load(const char *kprefix, long n, size_t size, long children, int thr
     return failed;
 }
 
+static int range(const char *kprefix)
+{
+    etcdc_client *c = connect_client();
+    etcdc_error err;
+    etcdc_kvs kvs = {0};
+    double t0 = now_us();
+    if (etcdc_get_prefix(c, kprefix, strlen(kprefix), &kvs, &err) != ETCDC_OK) {
+        fprintf(stderr, "fs_load: range: %s\n", err.message);
+        return 1;
+    }
+    double lat = now_us() - t0;
+    report("lib_range", &lat, 1);
+    etcdc_kvs_free(&kvs);
+    etcdc_client_free(c);
+    return 0;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 static int flock_lat(const char *path, int n)
@@ -379,7 +399,7 @@ static int handoff(const char *path, int n)
                 die("pipe write");
             if (read(in, &tok, 1) != 1) /* it is about to call flock */
                 die("pipe read");
-            struct timespec ts = {0, 2000000}; /* let it block in the kernel */
+            struct timespec ts = {0, 10000000}; /* let it block (and queue in etcd) */
             nanosleep(&ts, NULL);
             shared[i] = now_us();
             if (flock(fd, LOCK_UN))
@@ -495,16 +515,18 @@ static int wake(const char *key, const char *path, int timeout_ms)
         printf("WAKE inotify n/a\n");
     if (in >= 0)
         close(in);
-    /* poll() on the open file: a filesystem without poll support reports "ready" at once,
-     * before any change, which is no notification at all. */
+    /* poll() on the open file. A filesystem without poll support reports POLLIN at once, before
+     * any change, which is no notification at all; then a change may still be signalled with
+     * POLLPRI alone, which is tried next. */
     int fd = open(path, O_RDONLY);
     if (fd < 0)
         die(path);
     if (read(fd, buf, sizeof buf) < 0)
         die("read");
     p = (struct pollfd){.fd = fd, .events = POLLIN | POLLPRI};
-    int early = poll(&p, 1, 0);
-    if (early == 1) {
+    if (poll(&p, 1, 0) == 1)
+        p.events = POLLPRI;
+    if (poll(&p, 1, 0) == 1) {
         printf("WAKE poll n/a (always ready: no poll support)\n");
     } else {
         t0 = now_us();
@@ -512,7 +534,9 @@ static int wake(const char *key, const char *path, int timeout_ms)
         if (poll(&p, 1, timeout_ms) == 1)
             printf("WAKE poll %.1f\n", now_us() - t0);
         else
-            printf("WAKE poll n/a (no wake-up within %d ms)\n", timeout_ms);
+            printf("WAKE poll n/a (%s: no wake-up within %d ms)\n",
+                   p.events == POLLPRI ? "POLLIN always set, no POLLPRI" : "never ready",
+                   timeout_ms);
     }
     close(fd);
     etcdc_client_free(c);
@@ -529,6 +553,8 @@ int main(int argc, char **argv)
                     (size_t)atol(argv[7]));
     if (argc == 7 && !strcmp(argv[1], "load"))
         return load(argv[2], atol(argv[3]), (size_t)atol(argv[4]), atol(argv[5]), atoi(argv[6]));
+    if (argc == 3 && !strcmp(argv[1], "range"))
+        return range(argv[2]);
     if (argc == 4 && !strcmp(argv[1], "flock"))
         return flock_lat(argv[2], atoi(argv[3]));
     if (argc == 4 && !strcmp(argv[1], "handoff"))
