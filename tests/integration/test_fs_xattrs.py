@@ -504,3 +504,44 @@ def test_without_conflict_check_last_writer_wins(etcd, kv, mount):
         fa.truncate()
         fa.write(b"mine")
     assert kv.get("/doc")[0] == b"mine"  # documented default: no guard
+
+
+def test_conflict_check_everyday_tools_see_no_false_conflicts(etcd, kv, mount, tmp_path):
+    """Single-host use under --conflict-check behaves exactly as without it: only another
+    writer's change in between makes a write-back fail."""
+    kv.put("/t/file", b"one\ntwo\n")
+    kv.put("/t/log", b"start\n")
+    m = mount(etcd, options=CONFLICT)
+    d = m.path / "t"
+
+    def sh(cmd):
+        subprocess.run(["sh", "-c", cmd], cwd=d, check=True, stdin=subprocess.DEVNULL)
+
+    sh("sed -i 's/two/TWO/' file")
+    assert kv.get("/t/file")[0] == b"one\nTWO\n"
+    r = subprocess.run(["vim", "-u", "NONE", "-i", "NONE", "-N", "-n", "-es", "-c", "%s/one/1/",
+                        "-c", "wq", "file"], cwd=d, capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert kv.get("/t/file")[0] == b"1\nTWO\n"
+    # one descriptor appending while other processes append and close
+    fd = os.open(d / "log", os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, b"p1-a\n")
+        sh("echo p2-a >> log")
+        os.write(fd, b"p1-b\n")
+        sh("echo p2-b >> log")
+    finally:
+        os.close(fd)
+    assert kv.get("/t/log")[0] == b"start\np1-a\np2-a\np1-b\np2-b\n"
+    sh("for i in 1 2 3; do echo $i >> log; done; touch new; cp file copy; : > empty")
+    assert kv.get("/t/log")[0].endswith(b"1\n2\n3\n")
+    assert kv.get("/t/copy")[0] == b"1\nTWO\n"
+    wait_for(lambda: kv.get("/t/new")[0] == b"", 5, "touch's file to be stored at release")
+    assert kv.get("/t/empty")[0] == b""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a").write_bytes(b"A")
+    subprocess.run(["tar", "-C", str(tmp_path), "-cf", str(tmp_path / "x.tar"), "src"],
+                   check=True)
+    sh(f"tar -xf '{tmp_path / 'x.tar'}'")
+    assert kv.get("/t/src/a")[0] == b"A"
