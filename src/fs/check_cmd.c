@@ -49,6 +49,20 @@ static void info(const char *fmt, ...)
     va_end(ap);
 }
 
+/* A problem that does not stop the mount (e.g. one member of three down): not a failure. */
+static void warn(const char *fix, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn(const char *fix, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("warn: ", stdout);
+    vprintf(fmt, ap);
+    if (fix && *fix)
+        printf(" - %s", fix);
+    fputc('\n', stdout);
+    va_end(ap);
+}
+
 /* what: the problem; fix: what the operator should do (one line together). */
 static void fail(checker *ck, const char *fix, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -94,7 +108,7 @@ static const char *short_reason(const char *m)
     static const struct {
         const char *needle, *reason;
     } known[] = {
-        {"Connection refused", "connection refused"},
+        {"Connection refuse", "connection refused"}, /* gRPC may cut the message here */
         {"No route to host", "no route to host"},
         {"Name or service not known", "unknown host name"},
         {"DNS resolution failed", "unknown host name"},
@@ -155,15 +169,18 @@ static void explain_connect_failure(checker *ck, const etcdfs_opts *o, const etc
              o->endpoints, m);
 }
 
-static etcdc_config *make_config(checker *ck, const etcdfs_opts *o, const char *password)
+/* A client configuration from the options; endpoints NULL: --endpoints. */
+static etcdc_config *make_config(checker *ck, const etcdfs_opts *o, const char *password,
+                                 const char *endpoints)
 {
     etcdc_config *cfg = etcdc_config_new();
     if (!cfg) {
         fail(ck, NULL, "out of memory");
         return NULL;
     }
-    if (etcdc_config_set_endpoints(cfg, o->endpoints)) {
-        fail(ck, "give host:port[,host:port...]", "bad --endpoints '%s'", o->endpoints);
+    if (etcdc_config_set_endpoints(cfg, endpoints ? endpoints : o->endpoints)) {
+        fail(ck, "give host:port[,host:port...]", "bad --endpoints '%s'",
+             endpoints ? endpoints : o->endpoints);
         goto bad;
     }
     etcdc_config_set_dial_timeout_ms(cfg, o->dial_timeout_ms);
@@ -196,7 +213,43 @@ static void human_size(int64_t bytes, char *buf, size_t size)
     snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", v, units[u]);
 }
 
-static void check_cluster(checker *ck, etcdc_client *c)
+/* Asks one member for its status through its advertised client URLs: a member that is down
+ * or unreachable shows here even while the cluster (and the mount) works without it. */
+static void show_member(checker *ck, const etcdfs_opts *o, const char *password,
+                        const etcdc_member *m, const char *urls, uint64_t leader)
+{
+    const char *name = m->name && *m->name ? m->name : "?";
+    char line[256];
+    snprintf(line, sizeof line, "member %-12s id %016" PRIx64 "  %s%s%s", name, m->id,
+             urls[0] ? urls : "(not started)", m->is_learner ? "  learner" : "",
+             m->id == leader ? "  leader" : "");
+    etcdc_config *cfg = urls[0] ? make_config(ck, o, password, urls) : NULL;
+    if (!cfg) {
+        info("%s", line);
+        return;
+    }
+    /* A dead member must not hold the whole check up for the full dial timeout. */
+    etcdc_config_set_dial_timeout_ms(cfg, o->dial_timeout_ms < 2000 ? o->dial_timeout_ms : 2000);
+    etcdc_error err = {0};
+    etcdc_client *c = etcdc_client_new(cfg, &err);
+    etcdc_config_free(cfg);
+    etcdc_status st = {0};
+    etcdc_code code = c ? etcdc_status_get(c, &st, &err) : err.code;
+    if (c)
+        etcdc_client_free(c);
+    if (code == ETCDC_OK) {
+        char db[32];
+        human_size(st.db_size, db, sizeof db);
+        info("%s  etcd %s, db %s, raft index %" PRIu64, line, st.version, db, st.raft_index);
+    } else {
+        const char *why = short_reason(msg_of(&err, code));
+        info("%s", line);
+        warn("start it, or check that its client URL is reachable from here",
+             "member %s does not answer at %s: %s", name, urls, why ? why : msg_of(&err, code));
+    }
+}
+
+static void check_cluster(checker *ck, etcdc_client *c, const etcdfs_opts *o, const char *password)
 {
     etcdc_error err = {0};
     etcdc_members ms = {0};
@@ -217,9 +270,7 @@ static void check_cluster(checker *ck, etcdc_client *c)
             for (size_t j = 0; j < m->client_url_count && len < sizeof urls; j++)
                 len += (size_t)snprintf(urls + len, sizeof urls - len, "%s%s", j ? "," : "",
                                         m->client_urls[j]);
-            info("member %-12s id %016" PRIx64 "  %s%s%s", m->name && *m->name ? m->name : "?",
-                 m->id, urls[0] ? urls : "(not started)", m->is_learner ? "  learner" : "",
-                 scode == ETCDC_OK && m->id == st.leader ? "  leader" : "");
+            show_member(ck, o, password, m, urls, scode == ETCDC_OK ? st.leader : 0);
         }
     }
     if (scode) {
@@ -354,7 +405,7 @@ int check_run(const etcdfs_opts *o, char *password)
         check_key_file(&ck, o->key_file);
     if (o->mountpoint)
         ok("mount point '%s' exists", o->mountpoint);
-    etcdc_config *cfg = files_ok ? make_config(&ck, o, password) : NULL;
+    etcdc_config *cfg = files_ok ? make_config(&ck, o, password, NULL) : NULL;
     etcdc_client *c = NULL;
     if (cfg) {
         etcdc_error err = {0};
@@ -374,7 +425,7 @@ int check_run(const etcdfs_opts *o, char *password)
         if (o->key_file) {
             /* The prefix check reads a value: it must be opened with the key file. */
             etcdc_client_free(c);
-            etcdc_config *kcfg = make_config(&ck, o, password);
+            etcdc_config *kcfg = make_config(&ck, o, password, NULL);
             etcdc_error err = {0};
             c = NULL;
             if (kcfg && etcdc_config_load_key_file(kcfg, o->key_file, &err) == ETCDC_OK) {
@@ -384,7 +435,7 @@ int check_run(const etcdfs_opts *o, char *password)
             etcdc_config_free(kcfg);
         }
         if (c) {
-            check_cluster(&ck, c);
+            check_cluster(&ck, c, o, password);
             check_prefix(&ck, c, o, prefix, plen);
             if (o->lock_prefix) {
                 size_t llen;
