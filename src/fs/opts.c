@@ -69,8 +69,7 @@ static const opt_spec option_table[] = {
     {"ro", T_FLAG, F(ro), NULL, "read-only mount"},
     {"quiet", T_FLAG, F(quiet), NULL, "chmod/chown succeed without effect instead of EPERM"},
     {"conflict-check", T_FLAG, F(conflict_check), NULL,
-     "close/fsync fail with ESTALE, changing nothing, when the file changed in etcd since "
-     "it was opened (docs/xattrs.md)"},
+     "close/fsync fail with ESTALE, not overwriting, if changed in etcd since open"},
     {"uid", T_UID, F(uid), "N", "owner of every file (default: the mounting user)"},
     {"gid", T_GID, F(gid), "N", "group of every file (default: the mounting user's group)"},
     {"umask", T_OCTAL, F(umask), "OCTAL", "mode = 0666/0777 minus umask (default 022)"},
