@@ -121,6 +121,16 @@ def test_directory_attributes(etcd, kv, mount):
         ctl_kv(etcd, "/empty/")["mod_revision"])
 
 
+@pytest.mark.parametrize("prefix,want", [("", 4), ("/app", 2)])
+def test_root_attributes_follow_the_mount_prefix(etcd, kv, mount, prefix, want):
+    for k in ("/app/a", "/app/b/c", "/other", "top"):
+        kv.put(k, b"v")
+    m = mount(etcd, prefix=prefix)
+    assert xattr(m.path, "user.etcd.keys") == str(want)
+    newest = ctl_kv(etcd, "/app/b/c" if prefix else "top")["mod_revision"]
+    assert xattr(m.path, "user.etcd.revision") == str(newest)
+
+
 def test_size_protocol_and_erange(etcd, kv, mount):
     for i in range(12):  # a revision of two digits at least
         kv.put("/f", b"x%d" % i)
