@@ -7,13 +7,14 @@
 # both; the pytest integration suite against build/, then again against build-asan/ (there only
 # the tests that use something from the build: the others ran already and would learn
 # nothing new); the benchmark harness in quick mode (bench/run_fs_bench.sh --quick, < 60 s);
-# the libFuzzer targets for 20 s each (tests/fuzz/run_fuzzers.sh, build-fuzz/, clang).
+# the libFuzzer targets for 20 s each (tests/fuzz/run_fuzzers.sh, build-fuzz/, clang); the C
+# client tests under valgrind (tests/c/run_valgrind.sh).
 # Exits non-zero if any stage fails; later test stages still run after a failed
 # test stage, so one run shows every failure.
 #
 # Environment:
-#   ETCDFS_TEST_QUICK=1    skip the sanitizer build, its test runs and the fuzzers (quick
-#                          local runs; CI runs the full thing)
+#   ETCDFS_TEST_QUICK=1    skip the sanitizer build, its test runs, the fuzzers and valgrind
+#                          (quick local runs; CI runs the full thing)
 #   ETCDFS_PYTEST_ARGS     extra pytest arguments, e.g. "-k mount -x" (word-split)
 #   ETCDFS_CTEST_ARGS      extra ctest arguments, e.g. "-R unit_" (word-split)
 #   ETCDFS_CMAKE_ARGS      extra cmake arguments for both builds (word-split), e.g.
@@ -155,6 +156,15 @@ if [[ $QUICK == 1 ]]; then
 else
   run_stage "fuzz" bash tests/fuzz/run_fuzzers.sh --seconds 20 --build "$ROOT/build-fuzz" \
     --junit "$RESULTS/fuzz.xml" || true
+fi
+# The C client tests under valgrind memcheck, against build/ (about 2.5 minutes).
+if [[ $QUICK == 1 ]]; then
+  skip_stage "valgrind c_*" "ETCDFS_TEST_QUICK=1"
+elif [[ $build_ok == 1 ]]; then
+  run_stage "valgrind c_*" bash tests/c/run_valgrind.sh --build "$ROOT/build" \
+    --junit "$RESULTS/valgrind.xml" || true
+else
+  skip_stage "valgrind c_*" "build failed"
 fi
 
 banner "summary"
