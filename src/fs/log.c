@@ -6,12 +6,25 @@
 #include <string.h>
 
 static bool use_syslog;
-static bool debug_on;
+/* Messages above this syslog priority are dropped (set before any thread starts). */
+static int max_level = LOG_INFO;
 
 void log_init(bool foreground, bool debug)
 {
     (void)foreground;
-    debug_on = debug;
+    max_level = debug ? LOG_DEBUG : LOG_INFO;
+}
+
+void log_set_level(const char *name)
+{
+    static const struct {
+        const char *name;
+        int level;
+    } levels[] = {
+        {"error", LOG_ERR}, {"warning", LOG_WARNING}, {"info", LOG_INFO}, {"debug", LOG_DEBUG}};
+    for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++)
+        if (!strcmp(name, levels[i].name))
+            max_level = levels[i].level;
 }
 
 void log_to_syslog(void)
@@ -22,25 +35,33 @@ void log_to_syslog(void)
 
 bool log_debug_enabled(void)
 {
-    return debug_on;
+    return max_level >= LOG_DEBUG;
+}
+
+static const char *level_tag(int level)
+{
+    if (level <= LOG_ERR)
+        return "error: ";
+    return level == LOG_WARNING ? "warning: " : "";
 }
 
 void log_msg(int level, const char *fmt, ...)
 {
     va_list ap;
+    if (level > max_level)
+        return;
     va_start(ap, fmt);
     if (use_syslog) {
         vsyslog(level, fmt, ap);
     } else {
         /* One write per line so that lines of different threads do not interleave. */
         char line[1024];
-        int n = vsnprintf(line, sizeof line - 1, fmt, ap);
-        if (n < 0)
-            n = 0;
+        int n = snprintf(line, sizeof line, "etcdfs: %s", level_tag(level));
+        int m = vsnprintf(line + n, sizeof line - 1 - (size_t)n, fmt, ap);
+        n += m < 0 ? 0 : m;
         if ((size_t)n > sizeof line - 2)
             n = sizeof line - 2;
         line[n++] = '\n';
-        fwrite("etcdfs: ", 1, 8, stderr);
         fwrite(line, 1, (size_t)n, stderr);
         fflush(stderr);
     }

@@ -8,6 +8,9 @@
 #include <syslog.h>
 
 void log_init(bool foreground, bool debug);
+/* --log-level: "error", "warning", "info" or "debug" (validated by opts_parse). Messages of a
+ * lower priority are dropped; "debug" logs every operation, also when daemonized (syslog). */
+void log_set_level(const char *name);
 /* Switch to syslog (after daemonizing). */
 void log_to_syslog(void);
 bool log_debug_enabled(void);

@@ -312,6 +312,8 @@ int main(int argc, char **argv)
         o.max_file_size -= o.max_file_size > etcdc_envelope_overhead() ? etcdc_envelope_overhead()
                                                                        : o.max_file_size;
     log_init(o.foreground, o.debug);
+    if (o.log_level)
+        log_set_level(o.log_level);
     fuse_set_log_func(capture_fuse_log);
     if (o.foreground) {
         status = run(&o, password, -1);

@@ -61,6 +61,8 @@ static const opt_spec option_table[] = {
      "encrypt values with the key(s) in FILE (mode 600; see docs/encryption.md)"},
     {"allow-plaintext", T_FLAG, F(allow_plaintext), NULL,
      "with --key-file: read unencrypted values instead of refusing them (migration)"},
+    {"log-level", T_STRING, F(log_level), "LEVEL",
+     "error, warning, info (default) or debug (every operation; to syslog when daemonized)"},
     {"lock-prefix", T_STRING, F(lock_prefix), "KEYPREFIX", "where flock keys live (reserved, "
                                                            "later)"},
     {"consistency", T_CONSISTENCY, F(consistency), "MODE",
@@ -457,6 +459,11 @@ int opts_parse(int argc, char **argv, etcdfs_opts *o, char *err, size_t es)
         if (rc == 0 && o->consistency != CONSISTENCY_CLOSE_TO_OPEN)
             rc = fail(err, es, "--consistency=%s is not available yet (only close-to-open)",
                       o->consistency == CONSISTENCY_WATCH ? "watch" : "strict");
+        if (rc == 0 && o->log_level && strcmp(o->log_level, "error") &&
+            strcmp(o->log_level, "warning") && strcmp(o->log_level, "info") &&
+            strcmp(o->log_level, "debug"))
+            rc = fail(err, es, "bad --log-level '%s' (error, warning, info or debug)",
+                      o->log_level);
         if (rc == 0 && o->allow_plaintext && !o->key_file)
             rc = fail(err, es, "--allow-plaintext needs --key-file");
         if (rc == 0 && o->key_file) {
@@ -495,6 +502,7 @@ void opts_free(etcdfs_opts *o)
     free(o->password_file);
     free(o->key_file);
     free(o->lock_prefix);
+    free(o->log_level);
     free(o->source);
     free(o->mountpoint);
     free(o->fuse_opts);

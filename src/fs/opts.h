@@ -36,6 +36,7 @@ typedef struct etcdfs_opts {
     etcdfs_consistency consistency;
     /* process */
     bool foreground, debug, show_help, show_version;
+    char *log_level; /* --log-level: error, warning, info (NULL: info; -d: debug) */
     bool rekey; /* `etcdfs rekey [OPTIONS]`: re-seal values, no mount point */
     bool check; /* `etcdfs --check [OPTIONS] [MOUNTPOINT]`: diagnose, do not mount */
     /* filesystem (-o) */

@@ -479,3 +479,30 @@ def test_rekey_progress_only_on_a_terminal(binary, etcd, kv, tmp_path):
     tty = out.decode(errors="replace")
     assert "\rrekey: " in tty and "keys scanned" in tty, repr(tty)
     assert tty.endswith("\r\x1b[K") or "\x1b[K" in tty
+
+
+def test_log_levels(etcd, kv, mount, binary, tmp_path):
+    """--log-level filters by priority; warnings are tagged; debug works without -d."""
+    m = mount(etcd, prefix="/lv", extra_args=["--log-level=warning"])
+    (m.path / "a").write_text("1")
+    m.unmount()
+    log = m.log_text()
+    assert "mounted" not in log and "unmounting" not in log, log      # info is below warning
+    m = mount(etcd, prefix="/lv", extra_args=["--log-level=debug"], name="dbg")
+    assert (m.path / "a").read_text() == "1"
+    m.unmount()
+    log = m.log_text()
+    assert "etcdfs: mounted" in log and re.search(r"etcdfs: open \d+ flags", log), log
+    # a warning carries its level
+    key = tmp_path / "k"
+    key.write_bytes(os.urandom(32))
+    os.chmod(key, 0o600)
+    kv.put("/lv/plain", "p")
+    m = mount(etcd, prefix="/lv", extra_args=[f"--key-file={key}"], name="warn")
+    with pytest.raises(OSError):
+        (m.path / "plain").read_text()
+    m.unmount()
+    assert re.search(r"^etcdfs: warning: get /lv/plain: .*EIO", m.log_text(), re.M), \
+        m.log_text()
+    r = run([binary, "--log-level=loud", tmp_path])
+    assert r.returncode == 1 and "bad --log-level 'loud'" in r.stderr
