@@ -24,6 +24,7 @@ PACKAGES=(
   python3 python3-pytest python3-pytest-timeout python3-etcd3
   attr inotify-tools iproute2 util-linux psmisc procps clang
   libclang-rt-dev valgrind  # libFuzzer + sanitizer runtimes (only recommended by clang); valgrind
+  dpkg-dev man-db systemd   # tests/integration/test_operator.py: cpack DEB deps, man -l, unit verify
 )
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
