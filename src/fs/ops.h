@@ -80,6 +80,11 @@ void file_handles_free_all(void);
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
                const char *newname, unsigned int flags);
 
+/* ops_file.c: this host replaced the file's content in etcd by other means than its
+ * write-back (a rename moving it, which ends at revision new_rev): descriptors that had seen
+ * the replaced revision count as having seen new_rev (--conflict-check), and the node's local
+ * changes are no longer based on anything (caller holds n->mu; call before setting mod_rev). */
+void file_replaced_locked(node *n, int64_t new_rev);
 /* ops_file.c: If(the parent directory of key still exists) (no compare at the mount root). */
 etcdc_code txn_if_parent_exists(etcdc_txn *t, const char *key, size_t len);
 

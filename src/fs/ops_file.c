@@ -321,6 +321,13 @@ static void advance_handle_bases(fuse_ino_t ino, int64_t from, int64_t to)
     pthread_mutex_unlock(&handles_mu);
 }
 
+void file_replaced_locked(node *n, int64_t new_rev)
+{
+    if (g_fs.opts->conflict_check)
+        advance_handle_bases(n->ino, writeback_base(n), new_rev);
+    n->has_base = false;
+}
+
 /* A change through fh: the node's base becomes the oldest revision seen by a handle that
  * changed it (caller holds n->mu; call before setting n->dirty). */
 static void note_change_base_locked(node *n, open_file *fh)
