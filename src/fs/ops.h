@@ -85,6 +85,10 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
  * the replaced revision count as having seen new_rev (--conflict-check), and the node's local
  * changes are no longer based on anything (caller holds n->mu; call before setting mod_rev). */
 void file_replaced_locked(node *n, int64_t new_rev);
+/* ops_file.c: the file's content is about to change through fi (NULL: by path); call under
+ * n->mu before setting n->dirty, so that --conflict-check guards the change with the revision
+ * that descriptor saw at open (write and truncate). */
+void file_note_change_locked(node *n, struct fuse_file_info *fi);
 /* ops_file.c: If(the parent directory of key still exists) (no compare at the mount root). */
 etcdc_code txn_if_parent_exists(etcdc_txn *t, const char *key, size_t len);
 

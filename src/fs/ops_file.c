@@ -343,6 +343,12 @@ static void note_change_base_locked(node *n, open_file *fh)
     n->has_base = true;
 }
 
+void file_note_change_locked(node *n, struct fuse_file_info *fi)
+{
+    note_change_base_locked(n, fi && n->type == NODE_FILE ? (open_file *)(uintptr_t)fi->fh
+                                                          : NULL);
+}
+
 /* The revision a handle opened now sees (caller holds n->mu). */
 static int64_t open_base_locked(const node *n)
 {
