@@ -109,6 +109,7 @@ uint64_t etcdc__auth_gen(etcdc_client *c);
 void etcdc__count(etcdc_client *c, enum etcdc_stat_kind kind);
 gpr_timespec etcdc__deadline_ms(int64_t ms);
 grpc_byte_buffer *etcdc__pack(const ProtobufCMessage *msg);
+/* NULL when bb does not decode as desc, or nests messages more than 512 deep (transport.c). */
 ProtobufCMessage *etcdc__unpack(const ProtobufCMessageDescriptor *desc, grpc_byte_buffer *bb);
 /* Waits up to ms, waking early (returning true) when the client is closing. */
 bool etcdc__wait_or_closing(etcdc_client *c, int64_t ms);

@@ -30,6 +30,85 @@ grpc_byte_buffer *etcdc__pack(const ProtobufCMessage *msg)
     return bb;
 }
 
+/* protobuf-c unpacks nested messages by recursion, with no depth limit: a broken or hostile
+ * server could crash the client (stack overflow) with a 150 KB TxnResponse whose transactions
+ * nest 20000 levels deep (found while fuzzing: tests/fuzz/fuzz_response.c). Answers nested
+ * deeper than any request of ours can cause are refused before protobuf-c sees them: a txn
+ * nests at most etcdc_max_txn_ops() (128) levels, two messages each. */
+#define MAX_NESTING 512
+
+static bool read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return true;
+    }
+    return false;
+}
+
+/* Walks the wire format (without a recursion of its own) and answers whether the messages it
+ * holds nest at most MAX_NESTING deep. Anything malformed is left to protobuf-c to refuse. */
+static bool nesting_ok(const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t len)
+{
+    struct {
+        const ProtobufCMessageDescriptor *desc;
+        const uint8_t *end;
+    } outer[MAX_NESTING];
+    size_t depth = 0;
+    const uint8_t *end = p + len;
+    for (;;) {
+        if (p == end) {
+            if (depth == 0)
+                return true;
+            depth--; /* the submessage ended: its parent goes on from here */
+            desc = outer[depth].desc;
+            end = outer[depth].end;
+            continue;
+        }
+        uint64_t tag, n;
+        if (!read_varint(&p, end, &tag))
+            return true;
+        switch (tag & 7) {
+        case 0:
+            if (!read_varint(&p, end, &n))
+                return true;
+            break;
+        case 1:
+        case 5: {
+            size_t size = (tag & 7) == 1 ? 8 : 4;
+            if ((size_t)(end - p) < size)
+                return true;
+            p += size;
+            break;
+        }
+        case 2: {
+            if (!read_varint(&p, end, &n) || n > (uint64_t)(end - p))
+                return true;
+            const ProtobufCFieldDescriptor *f =
+                tag >> 3 <= UINT32_MAX
+                    ? protobuf_c_message_descriptor_get_field(desc, (unsigned)(tag >> 3))
+                    : NULL;
+            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+                if (depth == MAX_NESTING)
+                    return false;
+                outer[depth].desc = desc;
+                outer[depth].end = end;
+                depth++;
+                desc = f->descriptor;
+                end = p + n;
+            } else {
+                p += n;
+            }
+            break;
+        }
+        default: return true; /* groups and invalid wire types: protobuf-c decides */
+        }
+    }
+}
+
 ProtobufCMessage *etcdc__unpack(const ProtobufCMessageDescriptor *desc, grpc_byte_buffer *bb)
 {
     grpc_byte_buffer_reader reader;
@@ -37,8 +116,10 @@ ProtobufCMessage *etcdc__unpack(const ProtobufCMessageDescriptor *desc, grpc_byt
         return NULL;
     grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
     grpc_byte_buffer_reader_destroy(&reader);
-    ProtobufCMessage *msg = protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(all),
-                                                      GRPC_SLICE_START_PTR(all));
+    ProtobufCMessage *msg = NULL;
+    if (nesting_ok(desc, GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all)))
+        msg = protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(all),
+                                        GRPC_SLICE_START_PTR(all));
     grpc_slice_unref(all);
     return msg;
 }

@@ -52,6 +52,21 @@ static void check_txn(const etcdc_client *c, const Etcdserverpb__TxnResponse *pb
     }
 }
 
+/* Levels of nested transactions: etcdc__unpack refuses answers nested deeper than 512
+ * messages (two per level), which protobuf-c would unpack by unbounded recursion. */
+static size_t txn_levels(const Etcdserverpb__TxnResponse *pb)
+{
+    size_t deepest = 0;
+    for (size_t i = 0; i < pb->n_responses; i++) {
+        const Etcdserverpb__ResponseOp *op = pb->responses[i];
+        if (op->response_case == ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_TXN) {
+            size_t d = txn_levels(op->response_txn);
+            deepest = d > deepest ? d : deepest;
+        }
+    }
+    return 1 + deepest;
+}
+
 static ProtobufCMessage *unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *data,
                                 size_t len)
 {
@@ -83,6 +98,7 @@ static void fuzz_txn(etcdc_client *c, const uint8_t *data, size_t len)
         (Etcdserverpb__TxnResponse *)unpack(&etcdserverpb__txn_response__descriptor, data, len);
     if (!m)
         return;
+    REQUIRE(txn_levels(m) <= 257); /* 512 nested messages: 2 per level below the top */
     etcdc_txn_result r;
     etcdc_error err = {0};
     if (etcdc__txn_result_from_pb(c, m, &r, &err) == ETCDC_OK)
