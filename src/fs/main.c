@@ -22,6 +22,7 @@
 #include "connect.h"
 #include "fs.h"
 #include "inode.h"
+#include "locks.h"
 #include "log.h"
 #include "names.h"
 #include "notify.h"
@@ -59,8 +60,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
     if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
         conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
-    conn->want &= ~FUSE_CAP_FLOCK_LOCKS;  /* locks: a later issue (etcd locks) */
-    conn->want &= ~FUSE_CAP_POSIX_LOCKS;
+    /* flock and fcntl locks come to us and become etcd locks (locks.h). */
+    if (conn->capable & FUSE_CAP_FLOCK_LOCKS)
+        conn->want |= FUSE_CAP_FLOCK_LOCKS;
+    if (conn->capable & FUSE_CAP_POSIX_LOCKS)
+        conn->want |= FUSE_CAP_POSIX_LOCKS;
     conn->max_write = 1 << 20;
 }
 
@@ -89,6 +93,9 @@ static const struct fuse_lowlevel_ops etcdfs_ops = {
     .statfs = op_statfs,
     .access = op_access,
     .create = op_create,
+    .flock = op_flock,
+    .getlk = op_getlk,
+    .setlk = op_setlk,
     .setxattr = op_setxattr,
     .getxattr = op_getxattr,
     .listxattr = op_listxattr,
@@ -158,6 +165,10 @@ static int run(const etcdfs_opts *o, char *password, int report_fd)
         goto out;
     }
     table_init(g_fs.prefix, g_fs.prefix_len);
+    locks_init();
+    if (!strncmp(locks_prefix(), g_fs.prefix, g_fs.prefix_len))
+        log_msg(LOG_WARNING, "lock keys (--lock-prefix '%s') lie under the mounted prefix: "
+                             "they will show in listings", locks_prefix());
 
     /* gRPC logs its own errors to stderr; we report one line instead (kept with -d). */
     if (!o->debug)
@@ -221,8 +232,10 @@ static int run(const etcdfs_opts *o, char *password, int report_fd)
         log_msg(LOG_WARNING, "no watch: remote changes show after --cache-timeout");
 
     rc = fuse_session_loop_mt(se, &loop);
-    /* The loop ended (unmount or signal): buffered content goes to etcd before we leave. */
+    /* The loop ended (unmount or signal): buffered content goes to etcd before we leave, and
+     * only then are the locks released (a holder's last write lands while it holds them). */
     file_writeback_all();
+    locks_shutdown();
     status = rc < 0 ? 1 : 0;
     log_msg(LOG_INFO, "unmounting %s", o->mountpoint);
 out:

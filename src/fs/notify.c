@@ -18,10 +18,15 @@
 #include "names.h"
 #include "stats.h"
 
+/* How long a fence waits for the watch to confirm a revision before it forgets the cache
+ * instead (etcd answers a progress request only while every watcher is in sync). */
+#define FENCE_WAIT_S 1
+
 typedef struct queued_event {
     struct queued_event *next;
     bool is_delete;
-    bool resync; /* the watch lost events: forget every cached answer */
+    bool resync;      /* the watch lost events: forget every cached answer */
+    int64_t mark_rev; /* > 0: a marker: every event up to this revision is applied */
     int64_t received_ns; /* when the watch delivered it (watch lag in the stats view) */
     etcdc_kv kv;
 } queued_event;
@@ -33,6 +38,9 @@ static bool q_stop;                   /* [q_mu] */
 static bool thread_running;
 static pthread_t thread;
 static bool watching; /* atomic: the watch delivers events (else trust only timeouts) */
+static pthread_cond_t applied_cv = PTHREAD_COND_INITIALIZER;
+static int64_t applied_rev;  /* [q_mu] every change up to this revision is applied */
+static uint64_t resyncs_done; /* [q_mu] */
 
 static void enqueue(queued_event *e)
 {
@@ -62,6 +70,8 @@ static void forget_cached(node *n, void *arg)
         pthread_mutex_lock(&n->mu);
         n->validated_ns = 0;
         pthread_mutex_unlock(&n->mu);
+        /* pages read before may be stale too (this runs on the notify thread: allowed) */
+        fuse_lowlevel_notify_inval_inode(g_fs.se, n->ino, 0, 0);
     }
 }
 
@@ -134,8 +144,16 @@ static void *notify_main(void *arg)
             break;
         if (e->resync)
             node_for_each(forget_cached, NULL);
-        else
+        else if (e->mark_rev == 0)
             apply_event(e);
+        if (e->resync || e->mark_rev) {
+            pthread_mutex_lock(&q_mu);
+            resyncs_done += e->resync;
+            if (e->mark_rev > applied_rev)
+                applied_rev = e->mark_rev;
+            pthread_cond_broadcast(&applied_cv);
+            pthread_mutex_unlock(&q_mu);
+        }
         etcdc_kv_clear(&e->kv);
         free(e);
     }
@@ -168,9 +186,22 @@ static queued_event *copy_event(const etcdc_event *ev)
 }
 
 /* On the library's stream thread: copy and hand over, never block. */
+static void enqueue_marker(int64_t rev)
+{
+    queued_event *m = calloc(1, sizeof *m);
+    if (m) {
+        m->mark_rev = rev;
+        enqueue(m);
+    }
+}
+
 static void on_watch(void *arg, const etcdc_watch_response *resp)
 {
     (void)arg;
+    if (resp->kind == ETCDC_WATCH_PROGRESS)
+        enqueue_marker(resp->revision);
+    if (resp->kind == ETCDC_WATCH_EVENTS && resp->event_count > 0)
+        enqueue_marker(resp->events[resp->event_count - 1].kv.mod_revision);
     if (resp->kind == ETCDC_WATCH_EVENTS) {
         for (size_t i = 0; i < resp->event_count; i++) {
             queued_event *q = copy_event(&resp->events[i]);
@@ -230,6 +261,49 @@ void notify_stop(void)
     pthread_mutex_unlock(&q_mu);
     pthread_join(thread, NULL);
     thread_running = false;
+}
+
+/* Forgets every cached answer on the notify thread and waits until that is done. */
+static void resync_and_wait(void)
+{
+    queued_event *r = calloc(1, sizeof *r);
+    if (!r)
+        return;
+    r->resync = true;
+    pthread_mutex_lock(&q_mu);
+    uint64_t target = resyncs_done + 1;
+    pthread_mutex_unlock(&q_mu);
+    enqueue(r);
+    pthread_mutex_lock(&q_mu);
+    while (resyncs_done < target && !q_stop && thread_running)
+        pthread_cond_wait(&applied_cv, &q_mu);
+    pthread_mutex_unlock(&q_mu);
+}
+
+void notify_fence(int64_t revision)
+{
+    pthread_mutex_lock(&q_mu);
+    bool done = notify_watching() && applied_rev >= revision;
+    pthread_mutex_unlock(&q_mu);
+    if (done)
+        return;
+    etcdc_error err = {0};
+    if (notify_watching() && etcdc_watch_request_progress(g_fs.client, &err) == ETCDC_OK) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += FENCE_WAIT_S;
+        pthread_mutex_lock(&q_mu);
+        while (applied_rev < revision && notify_watching() && !q_stop &&
+               pthread_cond_timedwait(&applied_cv, &q_mu, &until) == 0) {
+        }
+        done = applied_rev >= revision && notify_watching();
+        pthread_mutex_unlock(&q_mu);
+        if (done)
+            return;
+    }
+    log_debug("fence at revision %lld: the watch did not confirm it; forgetting cached answers",
+              (long long)revision);
+    resync_and_wait();
 }
 
 bool notify_watching(void)

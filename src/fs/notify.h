@@ -18,6 +18,10 @@
 int notify_start(int64_t start_revision);
 /* Stops the watch and the thread (before the session is destroyed). */
 void notify_stop(void);
+/* Revision fence: returns once every change up to `revision` is reflected in the daemon's and
+ * the kernel's caches (the watch applied it, confirmed by a progress request), or, when the
+ * watch cannot confirm it within a second, after forgetting every cached answer. */
+void notify_fence(int64_t revision);
 /* Whether cache coherence comes from a watch (else from timeouts only). */
 bool notify_watching(void);
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "locks.h"
 #include "log.h"
 #include "notify.h"
 #include "ops.h"
@@ -139,11 +140,34 @@ static etcdc_code writeback_guards(node *n, etcdc_txn *t, const char *key, size_
  * another host is not brought back (ENOENT). With guards (writeback_guards) the Txn also reads
  * the key when it fails, to tell a lost race (ESTALE: the key changed, appeared or vanished)
  * from a vanished directory (ENOENT). */
+/* --lock-fencing: while this mount holds a lock, a write lands only if that lock's key still
+ * exists with the create revision it was granted at (the session lease was not lost). Adds the
+ * compare and an Else read of the lock key, so a failure can be told apart. *fence_key is
+ * NULL when no lock is held. Returns 0, EIO when a held lock is known lost (nothing must be
+ * sent), or ENOMEM. */
+static int fence_guard(etcdc_txn *t, char **fence_key, size_t *fence_len)
+{
+    *fence_key = NULL;
+    int64_t create_rev = 0;
+    int rc = locks_fence_key(fence_key, fence_len, &create_rev);
+    if (rc == ENOENT)
+        return 0;
+    if (rc)
+        return rc;
+    etcdc_range_req probe = {.key = *fence_key, .key_len = *fence_len, .keys_only = true};
+    etcdc_code code = etcdc_txn_if(t, *fence_key, *fence_len, ETCDC_CMP_CREATE, ETCDC_EQUAL,
+                                   create_rev);
+    if (code == ETCDC_OK)
+        code = etcdc_txn_get(t, ETCDC_ELSE, &probe);
+    return code ? ENOMEM : 0;
+}
+
 static int put_content(node *n, const char *key, size_t len, int64_t *rev, etcdc_error *err,
                        etcdc_code *code)
 {
     const char *data = n->data ? n->data : "";
-    if (n->mod_rev > 0 && !g_fs.opts->conflict_check) {
+    bool fencing = g_fs.opts->lock_fencing;
+    if (n->mod_rev > 0 && !g_fs.opts->conflict_check && !fencing) {
         *code = etcdc_put(g_fs.client, key, len, data, n->size, rev, err);
         return 0;
     }
@@ -158,17 +182,24 @@ static int put_content(node *n, const char *key, size_t len, int64_t *rev, etcdc
         *code = writeback_guards(n, t, key, len, &guarded);
     if (*code == ETCDC_OK && guarded)
         *code = etcdc_txn_get(t, ETCDC_ELSE, &probe);
-    if (*code == ETCDC_OK)
+    char *fence_key = NULL;
+    size_t fence_len = 0;
+    int rc = *code == ETCDC_OK && fencing ? fence_guard(t, &fence_key, &fence_len) : 0;
+    if (rc == 0 && *code == ETCDC_OK)
         *code = etcdc_txn_put(t, ETCDC_THEN, key, len, data, n->size, 0);
-    if (*code == ETCDC_OK)
+    if (rc == 0 && *code == ETCDC_OK)
         *code = etcdc_txn_commit(g_fs.client, t, &res, err);
-    int rc = 0;
-    if (*code == ETCDC_OK && !res.succeeded) {
-        bool key_exists = res.op_count == 1 && res.ops[0].kvs.count > 0;
+    size_t fence_op = guarded ? 1 : 0;
+    if (rc == 0 && *code == ETCDC_OK && !res.succeeded && fence_key && res.op_count > fence_op &&
+        res.ops[fence_op].kvs.count == 0) {
+        rc = EIO; /* the lock is gone: the next holder's work must not be overwritten */
+    } else if (rc == 0 && *code == ETCDC_OK && !res.succeeded) {
+        bool key_exists = guarded && res.op_count >= 1 && res.ops[0].kvs.count > 0;
         /* Without a key, a guard on "no key" held: the parent compare failed. */
         rc = guarded && (key_exists || writeback_base(n) > 0) ? ESTALE : ENOENT;
     }
     *rev = res.revision;
+    free(fence_key);
     etcdc_txn_result_free(&res);
     etcdc_txn_free(t);
     return rc;
@@ -207,7 +238,14 @@ int file_writeback_locked(node *n, const char *why)
     etcdc_code code;
     int64_t base = writeback_base(n);
     rc = put_content(n, key, len, &rev, &err, &code);
-    if (rc == ESTALE) {
+    if (rc == EIO) {
+        /* --lock-fencing: a lock this mount holds was lost; the changes made under it are
+         * dropped, never written later (close/fsync report EIO). */
+        char kb[LOG_KEY_BUF];
+        log_msg(LOG_WARNING, "%s: %s not written: the lock held by this mount was lost (EIO)",
+                why, log_key(key, len, kb, sizeof kb));
+        drop_changes_locked(n);
+    } else if (rc == ESTALE) {
         /* --conflict-check: another writer changed the key since this host's view; etcd keeps
          * their content and ours is dropped (close/fsync report ESTALE). */
         char kb[LOG_KEY_BUF];
@@ -734,6 +772,9 @@ static void writeback_reply(fuse_req_t req, fuse_ino_t ino, struct fuse_file_inf
             rc = file_writeback_locked(n, why);
         log_debug("%s %lu -> %s", why, (unsigned long)ino, rc ? strerror(rc) : "ok");
         pthread_mutex_unlock(&n->mu);
+        /* Any close by a process ends its fcntl locks on the file (after its data landed). */
+        if (is_flush)
+            locks_release_posix(ino, fi->lock_owner);
     }
     fuse_reply_err(req, rc);
     node_put(n);
@@ -781,6 +822,9 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
             n->known = false;
         }
         pthread_mutex_unlock(&n->mu);
+        /* The last close of an open file description ends its flock. */
+        if (fi->flock_release)
+            locks_release_flock(ino, fi->lock_owner);
     }
     fuse_reply_err(req, 0);
     log_debug("release %lu", (unsigned long)ino);

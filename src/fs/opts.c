@@ -63,8 +63,14 @@ static const opt_spec option_table[] = {
      "with --key-file: read unencrypted values instead of refusing them (migration)"},
     {"log-level", T_STRING, F(log_level), "LEVEL",
      "error, warning, info (default) or debug (every operation; to syslog when daemonized)"},
-    {"lock-prefix", T_STRING, F(lock_prefix), "KEYPREFIX", "where flock keys live (reserved, "
-                                                           "later)"},
+    {"lock-prefix", T_STRING, F(lock_prefix), "KEYPREFIX",
+     "flock/fcntl on a file take the etcd lock <KEYPREFIX><file's key> (default etcdfs-locks, "
+     "outside listings; see docs/locks.md)"},
+    {"lock-ttl", T_DURATION, F(lock_ttl_ms), "DURATION",
+     "lease of the mount's lock session: locks of a dead host or daemon end after it "
+     "(default 10s)"},
+    {"lock-fencing", T_FLAG, F(lock_fencing), NULL,
+     "while this mount holds a lock, writes land only if its lock key still exists (else EIO)"},
     {"consistency", T_CONSISTENCY, F(consistency), "MODE",
      "close-to-open (default); watch and strict are reserved"},
     {"allow-other", T_FLAG, F(allow_other), NULL, "let other users access the mount"},

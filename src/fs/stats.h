@@ -15,7 +15,7 @@ struct fuse_lowlevel_ops;
 #define STATS_OPS(X)                                                                        \
     X(lookup) X(forget) X(getattr) X(setattr) X(readdir) X(readdirplus) X(opendir) X(open)    \
     X(create) X(mknod) X(read) X(write) X(flush) X(fsync) X(release) X(unlink) X(mkdir)      \
-    X(rmdir) X(rename) X(statfs) X(access)
+    X(rmdir) X(rename) X(statfs) X(access) X(flock) X(getlk) X(setlk)
 
 #define STATS_OTHER(X)                                                                       \
     X(cache_lookup_hit)   /* lookup answered from a fresh directory listing, no round trip */ \
@@ -23,6 +23,8 @@ struct fuse_lowlevel_ops;
     X(cache_open_hit)     /* open revalidated without a value transfer (or no round trip) */   \
     X(listing_pages)      /* range requests made by directory listings */                      \
     X(write_back)         /* buffered file contents written to etcd */                         \
+    X(lock_try)           /* non-blocking lock requests (flock -n, F_SETLK) */                 \
+    X(lock_wait)          /* blocking lock requests (flock, F_SETLKW) */                       \
     X(errors)             /* operations answered with an error other than ENOENT */
 
 typedef enum stats_id {

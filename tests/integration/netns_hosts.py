@@ -152,6 +152,10 @@ class NetnsEtcdMember(EtcdMember):
     def command(self) -> list[str]:
         return self.host.prefix() + super().command()
 
+    def client(self, **kw):
+        kw.setdefault("host", self.host.ip)  # it listens on its host's address, not loopback
+        return super().client(**kw)
+
 
 def start_netns_cluster(lab: NetnsLab, log_dir: Path, size: int = 3,
                         heartbeat_ms: int = 50, election_ms: int = 500) -> EtcdCluster:
