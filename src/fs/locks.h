@@ -37,7 +37,4 @@ void locks_release_posix(fuse_ino_t ino, uint64_t owner);
  * writes must fail), or ENOMEM. */
 int locks_fence_key(char **key, size_t *len, int64_t *create_rev);
 
-/* Granted locks and waits in flight on this mount (for the stats view). */
-void locks_counts(int *held, int *waiting);
-
 #endif

@@ -51,11 +51,10 @@ typedef struct held_lock {
 } held_lock;
 
 static pthread_mutex_t locks_mu = PTHREAD_MUTEX_INITIALIZER;
-static held_lock *held;            /* [locks_mu] granted and pending locks */
-static lock_session *current;      /* [locks_mu] */
-static uint64_t next_id = 1;       /* [locks_mu] */
-static char holder_host[256];      /* set once by locks_init */
-static int held_count, wait_count; /* [locks_mu] */
+static held_lock *held;       /* [locks_mu] granted and pending locks */
+static lock_session *current; /* [locks_mu] */
+static uint64_t next_id = 1;  /* [locks_mu] */
+static char holder_host[256]; /* set once by locks_init */
 
 void locks_init(void)
 {
@@ -139,7 +138,7 @@ static void forget_locked(held_lock *h)
         }
     }
     if (h->lock)
-        held_count--;
+        stats_locks_held(-1);
     session_unref_locked(h->ls);
     etcdc_cancel_free(h->cancel);
     free(h);
@@ -173,7 +172,7 @@ static void release_matching(fuse_ino_t ino, uint64_t owner, bool posix)
         etcdc_lock *l = h ? h->lock : NULL;
         if (h) {
             h->lock = NULL;
-            held_count--;
+            stats_locks_held(-1);
             forget_locked(h); /* the session outlives this: release below needs it */
         }
         pthread_mutex_unlock(&locks_mu);
@@ -237,11 +236,11 @@ static void acquire_and_reply(waiter *w, int64_t timeout_ms)
     if (code == ETCDC_OK)
         notify_fence(etcdc_lock_granted_revision(l));
     pthread_mutex_lock(&locks_mu);
-    wait_count -= timeout_ms != 0;
+    stats_locks_waiting(timeout_ms != 0 ? -1 : 0);
     bool orphaned = h->abandoned;
     if (code == ETCDC_OK && !orphaned) {
         h->lock = l;
-        held_count++;
+        stats_locks_held(1);
         etcdc_cancel_free(h->cancel);
         h->cancel = NULL;
     } else {
@@ -316,7 +315,7 @@ static void lock_request(fuse_req_t req, fuse_ino_t ino, uint64_t owner, bool po
                          .cancel = cancel};
         ls->refs++;
         held = h;
-        wait_count += block;
+        stats_locks_waiting(block ? 1 : 0);
         snprintf(w->info, sizeof w->info, "etcdfs host=%s pid=%d lock=%s mode=%s", holder_host,
                  (int)ctx->pid, posix ? "fcntl" : "flock", shared ? "shared" : "exclusive");
         w->req = req;
@@ -466,7 +465,7 @@ void locks_shutdown(void)
         etcdc_lock *l = h ? h->lock : NULL;
         if (h) {
             h->lock = NULL;
-            held_count--;
+            stats_locks_held(-1);
             forget_locked(h);
         }
         pthread_mutex_unlock(&locks_mu);
@@ -503,12 +502,4 @@ int locks_fence_key(char **key, size_t *len, int64_t *create_rev)
     }
     pthread_mutex_unlock(&locks_mu);
     return rc;
-}
-
-void locks_counts(int *held_out, int *waiting_out)
-{
-    pthread_mutex_lock(&locks_mu);
-    *held_out = held_count;
-    *waiting_out = wait_count;
-    pthread_mutex_unlock(&locks_mu);
 }
