@@ -130,9 +130,11 @@ static int rename_file(node *src, node *dst, const resolved *rs, const resolved 
             node_pending_add(-1);
         src->pending = src->dirty = false;
         src->known = true;
+        file_replaced_locked(src, revision); /* our own change: no conflict for open handles */
         src->mod_rev = revision;
         src->validated_ns = now_ns();
         if (dst && (flags & RENAME_EXCHANGE)) {
+            file_replaced_locked(dst, revision);
             dst->mod_rev = revision;
             dst->validated_ns = now_ns();
         } else if (dst) {

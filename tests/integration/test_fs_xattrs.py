@@ -557,8 +557,6 @@ def test_conflict_check_everyday_tools_see_no_false_conflicts(etcd, kv, mount, t
     assert kv.get("/t/src/a")[0] == b"A"
 
 
-@pytest.mark.xfail(strict=True, reason="ops_rename.c does not call file_replaced_locked yet: "
-                   "a descriptor still open across its own file's rename gets ESTALE")
 def test_conflict_check_rename_while_open_is_not_a_conflict(etcd, kv, mount):
     """An editor saves to a temporary file, renames it over the original while it is still
     open, and writes more: the rename is this host's own change, not another writer's."""
