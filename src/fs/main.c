@@ -28,6 +28,7 @@
 #include "notify.h"
 #include "ops.h"
 #include "opts.h"
+#include "pollers.h"
 #include "rekey_cmd.h"
 #include "stats.h"
 
@@ -96,6 +97,7 @@ static const struct fuse_lowlevel_ops etcdfs_ops = {
     .flock = op_flock,
     .getlk = op_getlk,
     .setlk = op_setlk,
+    .poll = op_poll,
     .setxattr = op_setxattr,
     .getxattr = op_getxattr,
     .listxattr = op_listxattr,
@@ -236,6 +238,7 @@ static int run(const etcdfs_opts *o, char *password, int report_fd)
      * only then are the locks released (a holder's last write lands while it holds them). */
     file_writeback_all();
     locks_shutdown();
+    poll_shutdown();
     status = rc < 0 ? 1 : 0;
     log_msg(LOG_INFO, "unmounting %s", o->mountpoint);
 out:

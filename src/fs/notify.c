@@ -16,6 +16,7 @@
 #include "inode.h"
 #include "log.h"
 #include "names.h"
+#include "pollers.h"
 #include "stats.h"
 
 /* How long a fence waits for the watch to confirm a revision before it forgets the cache
@@ -92,9 +93,11 @@ static void apply_event(const queued_event *e)
             node_apply_absent_locked(f, now_ns());
             changed = true;
         }
+        int64_t rev = f->known || f->pending || f->dirty ? f->mod_rev : 0;
         pthread_mutex_unlock(&f->mu);
         if (changed)
             fuse_lowlevel_notify_inval_inode(g_fs.se, f->ino, 0, 0);
+        poll_key_changed(f->ino, rev); /* after the pages went: a woken reader reads anew */
         node_put(f);
     }
     bool namespace_change = e->is_delete || kv->version == 1;

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "notify.h"
 #include "ops.h"
+#include "pollers.h"
 #include "stats.h"
 
 /* The listings that show this key (its directory, and the directory whose own key it is) are
@@ -710,7 +711,10 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
     size_t count = n->size - from < size ? n->size - from : size;
     /* Replying under the lock copies the bytes before a writer can change them. */
     fuse_reply_buf(req, count ? n->data + from : NULL, count);
+    int64_t rev = n->known || n->pending || n->dirty ? n->mod_rev : 0;
     pthread_mutex_unlock(&n->mu);
+    if (off == 0) /* re-arms poll(2) for this open file description */
+        poll_read_from_start(fi->fh, ino, rev);
     node_put(n);
 }
 
@@ -822,6 +826,7 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
             n->known = false;
         }
         pthread_mutex_unlock(&n->mu);
+        poll_released(fi->fh);
         /* The last close of an open file description ends its flock. */
         if (fi->flock_release)
             locks_release_flock(ino, fi->lock_owner);

@@ -15,7 +15,7 @@ struct fuse_lowlevel_ops;
 #define STATS_OPS(X)                                                                        \
     X(lookup) X(forget) X(getattr) X(setattr) X(readdir) X(readdirplus) X(opendir) X(open)    \
     X(create) X(mknod) X(read) X(write) X(flush) X(fsync) X(release) X(unlink) X(mkdir)      \
-    X(rmdir) X(rename) X(statfs) X(access) X(flock) X(getlk) X(setlk)
+    X(rmdir) X(rename) X(statfs) X(access) X(flock) X(getlk) X(setlk) X(poll)
 
 #define STATS_OTHER(X)                                                                       \
     X(cache_lookup_hit)   /* lookup answered from a fresh directory listing, no round trip */ \

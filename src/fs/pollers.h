@@ -1,0 +1,23 @@
+/*
+ * pollers.h - poll(2) on a file of the mount as a change notification.
+ *
+ * An open file is ready (POLLIN|POLLPRI) when its key's revision differs from the one this open
+ * file description last read from offset 0 (or saw when it first polled): changed or deleted
+ * by anyone, anywhere. Reading it again from offset 0 re-arms the wake-up. docs/consistency.md.
+ */
+#ifndef ETCDFS_POLLERS_H
+#define ETCDFS_POLLERS_H
+
+#include "fs.h"
+
+void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct fuse_pollhandle *ph);
+/* op_read at offset 0 of fh returned the content of revision rev. */
+void poll_read_from_start(uint64_t fh, fuse_ino_t ino, int64_t rev);
+/* The open file description is released. */
+void poll_released(uint64_t fh);
+/* The watch applied a change: the key of ino is now at rev (0: deleted). Notify thread. */
+void poll_key_changed(fuse_ino_t ino, int64_t rev);
+/* At unmount: drops every record. */
+void poll_shutdown(void);
+
+#endif
