@@ -360,9 +360,12 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                 rc = file_revalidate_locked(n, &(bool){0});
             if (rc == 0 && (size_t)attr->st_size != n->size) {
                 rc = node_resize_locked(n, (size_t)attr->st_size);
-                if (rc == 0)
+                if (rc == 0) {
+                    file_note_change_locked(n, fi);
                     n->dirty = n->written = true;
+                }
             } else if (rc == 0 && (size_t)attr->st_size == 0 && n->mod_rev == 0) {
+                file_note_change_locked(n, fi);
                 n->dirty = n->written = true; /* a file that must still be created */
             }
             if (rc == 0)

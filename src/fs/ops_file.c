@@ -136,11 +136,6 @@ static etcdc_code writeback_guards(node *n, etcdc_txn *t, const char *key, size_
                     : etcdc_txn_if(t, key, len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
 }
 
-/* Stores a file's content in one write. A key not known to be in etcd yet (mod_rev 0) is
- * written by a Txn that also requires its parent directory to exist: a directory removed by
- * another host is not brought back (ENOENT). With guards (writeback_guards) the Txn also reads
- * the key when it fails, to tell a lost race (ESTALE: the key changed, appeared or vanished)
- * from a vanished directory (ENOENT). */
 /* --lock-fencing: while this mount holds a lock, a write lands only if that lock's key still
  * exists with the create revision it was granted at (the session lease was not lost). Adds the
  * compare and an Else read of the lock key, so a failure can be told apart. *fence_key is
@@ -163,6 +158,11 @@ static int fence_guard(etcdc_txn *t, char **fence_key, size_t *fence_len)
     return code ? ENOMEM : 0;
 }
 
+/* Stores a file's content in one write. A key not known to be in etcd yet (mod_rev 0) is
+ * written by a Txn that also requires its parent directory to exist: a directory removed by
+ * another host is not brought back (ENOENT). With guards (writeback_guards) the Txn also reads
+ * the key when it fails, to tell a lost race (ESTALE: the key changed, appeared or vanished)
+ * from a vanished directory (ENOENT). */
 static int put_content(node *n, const char *key, size_t len, int64_t *rev, etcdc_error *err,
                        etcdc_code *code)
 {

@@ -572,9 +572,6 @@ def test_conflict_check_rename_while_open_is_not_a_conflict(etcd, kv, mount):
     assert kv.get("/cfg/x")[0] == b"new content and more after the rename"
 
 
-@pytest.mark.xfail(strict=True, reason="ops_entry.c's setattr does not call "
-                   "file_note_change_locked yet: ftruncate is guarded by the cache's revision, "
-                   "not the one its descriptor saw at open")
 def test_conflict_check_ftruncate_after_a_change_elsewhere_is_estale(etcd, kv, mount):
     kv.put("/doc", b"v1 long content")
     a = mount(etcd, options=CONFLICT)
