@@ -21,6 +21,7 @@
 
 #include "check_cmd.h"
 #include "fs.h"
+#include "locks.h"
 #include "names.h"
 
 typedef struct checker {
@@ -344,14 +345,17 @@ static void check_prefix(checker *ck, etcdc_client *c, const etcdfs_opts *o, con
     free(end);
 }
 
-/* Writability needs a write: a probe key under the lock prefix is put and deleted again. */
-static void check_lock_prefix(checker *ck, etcdc_client *c, const char *lock_prefix)
+/* Writability needs a write: a probe key is put and deleted again where this mount's locks
+ * will live, <lock prefix><mount prefix> (a file's lock is <lock prefix><its key>, locks.h). */
+static void check_lock_prefix(checker *ck, etcdc_client *c, const char *lock_prefix,
+                              const char *prefix)
 {
     char host[64] = "host";
     gethostname(host, sizeof host - 1);
     host[sizeof host - 1] = 0;
     char *probe = NULL;
-    if (asprintf(&probe, "%s.etcdfs-check-%s-%ld", lock_prefix, host, (long)getpid()) < 0) {
+    if (asprintf(&probe, "%s%s.etcdfs-check-%s-%ld", lock_prefix, prefix, host, (long)getpid()) <
+        0) {
         fail(ck, NULL, "out of memory");
         return;
     }
@@ -368,7 +372,8 @@ static void check_lock_prefix(checker *ck, etcdc_client *c, const char *lock_pre
         fail(ck, "check --lock-prefix and the cluster's health",
              "lock prefix '%s' not writable: %s", lock_prefix, msg_of(&err, code));
     else
-        ok("lock prefix '%s' writable (a probe key was put and deleted)", lock_prefix);
+        ok("lock prefix '%s' writable (a probe key under '%s%s' was put and deleted)", lock_prefix,
+           lock_prefix, prefix);
     free(probe);
 }
 
@@ -437,15 +442,8 @@ int check_run(const etcdfs_opts *o, char *password)
         if (c) {
             check_cluster(&ck, c, o, password);
             check_prefix(&ck, c, o, prefix, plen);
-            if (o->lock_prefix) {
-                size_t llen;
-                char *lp = names_normalize_prefix(o->lock_prefix, &llen);
-                if (lp)
-                    check_lock_prefix(&ck, c, lp);
-                free(lp);
-            } else {
-                info("no --lock-prefix given: lock prefix not probed");
-            }
+            check_lock_prefix(&ck, c, o->lock_prefix ? o->lock_prefix : LOCKS_DEFAULT_PREFIX,
+                              prefix);
             etcdc_client_free(c);
         }
     }

@@ -82,7 +82,7 @@ def test_check_healthy_cluster(binary, etcd_cluster, kv_cluster_prefix="/app/"):
     assert re.search(r"ok: +etcd 3\.\d+\.\d+, leader \S+", out), out
     assert re.search(r"ok: +database [\d.]+ \w*B \([\d.]+ \w*B in use\)", out), out
     assert re.search(r"ok: +prefix '/app/' readable \(1 key,", out), out
-    assert "ok:   lock prefix '/locks/' writable" in out
+    assert "ok:   lock prefix '/locks/' writable (a probe key under '/locks//app/'" in out
     assert "secret-value-1" not in out
     # the probe key was deleted again
     assert c.members[0].ctl("get", "--prefix", "/locks/", "--keys-only").strip() == ""
@@ -151,13 +151,17 @@ def test_check_permissions_and_key_file(binary, etcd_auth, tmp_path):
     r = check(binary, *base, "--prefix=/alice/", "--lock-prefix=/locks/")
     assert_one_diagnosis(r, "lock prefix '/locks/' not writable", "permission denied",
                          "grant")
-    r = check(binary, *base, "--prefix=/other/")
+    r = check(binary, *base, "--prefix=/other/", "--lock-prefix=/alice/locks/")
     assert_one_diagnosis(r, "prefix '/other/' not readable", "permission denied", "grant")
+    # without --lock-prefix the default (etcdfs-locks) is probed: alice may not write there
+    r = check(binary, *base, "--prefix=/alice/")
+    assert_one_diagnosis(r, "lock prefix 'etcdfs-locks' not writable", "--lock-prefix")
 
     key = tmp_path / "key"
     key_bytes = os.urandom(32)
     key.write_bytes(key_bytes)
     os.chmod(key, 0o644)
+    base += ["--lock-prefix=/alice/locks/"]
     r = check(binary, *base, "--prefix=/alice/", f"--key-file={key}")
     assert r.returncode == 1
     assert any(str(key) in ln and "600" in ln for ln in fail_lines(r)), r.stdout
