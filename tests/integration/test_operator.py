@@ -510,3 +510,32 @@ def test_log_levels(etcd, kv, mount, binary, tmp_path):
         m.log_text()
     r = run([binary, "--log-level=loud", tmp_path])
     assert r.returncode == 1 and "bad --log-level 'loud'" in r.stderr
+
+
+def test_stats_view_lock_gauges(etcd, mount):
+    """locks_held / locks_waiting follow flock(2) on the mount: one held, one waiting from
+    another mount of the same cluster, then none."""
+    import fcntl
+    a = mount(etcd, prefix="/lk")
+    b = mount(etcd, prefix="/lk", name="other")
+    (a.path / "f").write_text("x")
+    fa = open(a.path / "f")
+    fcntl.flock(fa, fcntl.LOCK_EX)
+    assert a.stats()["locks_held"] == 1 and a.stats()["locks_waiting"] == 0
+    # a blocking flock on the other mount waits for it
+    waiter = subprocess.Popen(["flock", "-x", str(b.path / "f"), "true"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: b.stats().get("locks_waiting") == 1, 20, "the other mount waits")
+        assert b.stats()["locks_held"] == 0
+        fcntl.flock(fa, fcntl.LOCK_UN)
+        assert waiter.wait(timeout=30) == 0, waiter.stderr.read()
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.wait()
+        fa.close()
+    wait_for(lambda: b.stats().get("locks_waiting") == 0 and b.stats().get("locks_held") == 0,
+             20, "the waiter got the lock and released it")
+    assert a.stats()["locks_held"] == 0
+    assert "flock" in latency_table(stats_text(b))
