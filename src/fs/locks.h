@@ -37,4 +37,9 @@ void locks_release_posix(fuse_ino_t ino, uint64_t owner);
  * writes must fail), or ENOMEM. */
 int locks_fence_key(char **key, size_t *len, int64_t *create_rev);
 
+/* Who holds and who waits for the lock of the file with this key, one line per lock key in
+ * queue order: "held|waiting exclusive|shared <lease hex> <holder information>" (empty when
+ * nobody does). One Range. Returns 0 or an errno. */
+int locks_describe(const char *key, size_t key_len, char *out, size_t out_size, size_t *out_len);
+
 #endif

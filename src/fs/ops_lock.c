@@ -503,3 +503,49 @@ int locks_fence_key(char **key, size_t *len, int64_t *create_rev)
     pthread_mutex_unlock(&locks_mu);
     return rc;
 }
+
+int locks_describe(const char *key, size_t key_len, char *out, size_t out_size, size_t *out_len)
+{
+    const char *p = locks_prefix();
+    size_t dir_len = 0, end_len = 0;
+    char *dir = key_join(p, strlen(p), key, key_len, "/", 1, &dir_len);
+    char *end = dir ? key_prefix_end(dir, dir_len, &end_len) : NULL;
+    if (!end) {
+        free(dir);
+        return ENOMEM;
+    }
+    etcdc_range_req r = {.key = dir,
+                         .key_len = dir_len,
+                         .range_end = end,
+                         .range_end_len = end_len,
+                         .sort_target = 2 /* create */,
+                         .sort_order = 1 /* ascend */};
+    etcdc_kvs kvs = {0};
+    etcdc_error err = {0};
+    etcdc_code code = etcdc_range(g_fs.client, &r, &kvs, &err);
+    int rc = code ? fs_fail("getxattr", dir, dir_len, code, &err) : 0;
+    size_t used = 0;
+    bool exclusive_before = false;
+    out[0] = 0;
+    for (size_t i = 0; rc == 0 && i < kvs.count; i++) {
+        const etcdc_kv *kv = &kvs.kvs[i];
+        bool shared = kv->key_len > 7 && !memcmp(kv->key + kv->key_len - 7, ".shared", 7);
+        /* queue order: a key holds when nothing it must wait for precedes it */
+        bool holds = shared ? !exclusive_before : i == 0;
+        exclusive_before |= !shared;
+        int w = snprintf(out + used, out_size - used, "%s%s %s %.*s %.*s", used ? "\n" : "",
+                         holds ? "held" : "waiting", shared ? "shared" : "exclusive",
+                         (int)(kv->key_len - dir_len), kv->key + dir_len, (int)kv->value_len,
+                         kv->value ? kv->value : "");
+        if (w < 0 || (size_t)w >= out_size - used) {
+            used = out_size - 1; /* truncated: as much as fits */
+            break;
+        }
+        used += (size_t)w;
+    }
+    *out_len = rc == 0 ? used : 0;
+    etcdc_kvs_free(&kvs);
+    free(dir);
+    free(end);
+    return rc;
+}

@@ -18,14 +18,15 @@
 #include <string.h>
 #include <sys/xattr.h>
 
+#include "locks.h"
 #include "log.h"
 #include "ops.h"
 
 #define XATTR_PREFIX "user.etcd."
 /* etcd's largest lease TTL (MaxLeaseTTL, seconds). */
 #define MAX_LEASE_TTL INT64_C(9000000000)
-/* Room for the text of any attribute value (decimal numbers today). */
-#define VALUE_MAX 256
+/* Room for the text of any attribute value (numbers, or the lock's holders and waiters). */
+#define VALUE_MAX 4096
 
 /* What a reader or writer needs: the node (its mu held by writers) and its key. */
 typedef struct xattr_ctx {
@@ -301,6 +302,11 @@ static int set_cas(const xattr_ctx *c, const char *v, size_t size, bool *content
     return rc;
 }
 
+static int get_lock(const xattr_ctx *c, char *out, size_t *out_len)
+{
+    return locks_describe(c->key, c->key_len, out, VALUE_MAX, out_len);
+}
+
 /* ---- the table ---- */
 
 static const xattr_def xattrs[] = {
@@ -310,6 +316,7 @@ static const xattr_def xattrs[] = {
     {XATTR_PREFIX "lease", NODE_FILE, get_lease, set_lease, "0"},
     {XATTR_PREFIX "ttl", NODE_FILE, get_ttl, set_ttl, "0"},
     {XATTR_PREFIX "cas", NODE_FILE, NULL, set_cas, NULL},
+    {XATTR_PREFIX "lock", NODE_FILE, get_lock, NULL, NULL},
     {XATTR_PREFIX "keys", NODE_DIR, get_dir_keys, NULL, NULL},
     {XATTR_PREFIX "revision", NODE_DIR, get_dir_revision, NULL, NULL},
 };

@@ -315,3 +315,23 @@ def test_hosts_in_network_namespaces_on_a_3_member_cluster(netns, mount, tmp_pat
             if m is not None:
                 m.unmount()
         cluster.destroy()
+
+
+def test_holder_and_waiters_readable_as_an_xattr(two, kv):
+    a, b = two
+    assert os.getxattr(a / "job", "user.etcd.lock") == b""  # nobody holds it
+    holder = hold(a / "job")
+    waiter = subprocess.Popen(["flock", str(b / "job"), "true"], stdin=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: len(lock_keys(kv, "job")) == 2, what="b's waiter key")
+        lines = os.getxattr(b / "job", "user.etcd.lock").decode().splitlines()
+        assert len(lines) == 2
+        assert lines[0].startswith("held exclusive ") and "lock=flock" in lines[0]
+        assert f"pid={holder.p.pid}" in lines[0] or "pid=" in lines[0]
+        assert lines[1].startswith("waiting exclusive ") and f"pid={waiter.pid}" in lines[1]
+        # the same information etcdctl users see as the keys' values
+        assert lock_keys(kv, "job")[0][1].decode() in lines[0]
+    finally:
+        holder.terminate()
+        waiter.wait(timeout=30)
+    assert "user.etcd.lock" in os.listxattr(a / "job")

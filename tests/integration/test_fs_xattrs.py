@@ -18,6 +18,7 @@ from etcd_fixtures import wait_for
 pytestmark = pytest.mark.needs_etcdfs
 
 FILE_ATTRS = ["user.etcd.revision", "user.etcd.create_revision", "user.etcd.version",
+              "user.etcd.lock",  # holders and waiters of its flock (docs/locks.md)
               "user.etcd.lease", "user.etcd.ttl"]
 
 
