@@ -83,9 +83,14 @@ static void apply_event(const queued_event *e)
     if (kv->key_len < g_fs.prefix_len || memcmp(kv->key, g_fs.prefix, g_fs.prefix_len))
         return;
     bool changed = false;
+    bool known_here = false; /* the kernel got this very name and version from us already */
     node *f = node_find(kv->key, kv->key_len, NODE_FILE);
     if (f) {
         pthread_mutex_lock(&f->mu);
+        /* Our own write, or a lookup that raced ahead of the event, already gave the kernel
+         * this file: invalidating its dentry would only cost a lookup and a new inode. */
+        known_here = !e->is_delete && (f->pending || f->dirty ||
+                                       (f->known && f->mod_rev >= kv->mod_revision));
         if (!e->is_delete) {
             changed = node_apply_kv_locked(f, kv, now_ns());
         } else if (!f->dirty && !f->pending && f->known && f->mod_rev > 0 &&
@@ -103,6 +108,12 @@ static void apply_event(const queued_event *e)
     bool namespace_change = e->is_delete || kv->version == 1;
     if (!namespace_change)
         return;
+    /* A created name can only be stale in the kernel as a negative dentry, and close-to-open
+     * never lets the kernel keep those (negative entries get timeout 0). Invalidating anyway
+     * would race with a lookup that already saw the new key and throw its fresh dentry (and
+     * inode number) away. */
+    bool stale_dentry_possible =
+        e->is_delete || g_fs.opts->consistency != CONSISTENCY_CLOSE_TO_OPEN;
     /* Walk the directories from the root down to the key's own directory. */
     size_t at = g_fs.prefix_len;
     for (;;) {
@@ -118,7 +129,7 @@ static void apply_event(const queued_event *e)
             node_put(child);
             /* A directory the kernel already knows needs no new dentry; anything else may be a
              * negative dentry (create) or a vanished name (delete). */
-            if (!known_dir)
+            if (stale_dentry_possible && !known_dir && !(known_here && !deeper))
                 inval_entry(dir, rest, clen);
             node_put(dir);
         }
