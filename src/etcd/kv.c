@@ -319,6 +319,13 @@ static etcdc_code walk_range(etcdc_client *c, const void *start, size_t start_le
             out->total = part.total;
         }
         size_t before = out->count;
+        if (part.more && part.count == 0) {
+            /* "more" with an empty page would never move the cursor: a broken server. */
+            etcdc_kvs_free(&part);
+            rc = etcdc__set_error(err, ETCDC_ERR_INTERNAL, 0,
+                                  "etcd answered a range page with more=true and no keys");
+            break;
+        }
         if (part.count) {
             etcdc_kv *last = &part.kvs[part.count - 1];
             char *next = etcdc__dup_bytes(last->key, last->key_len + 1); /* key + "\0" */
