@@ -152,6 +152,9 @@ typedef struct etcdc_stats {
     uint64_t lease, watch_create, status, auth, retries;
 } etcdc_stats;
 void etcdc_client_stats(etcdc_client *c, etcdc_stats *out);
+/* Requests the calling thread has sent to etcd so far, on any client (retries included): the
+ * difference around a piece of work is the round trips that work cost. */
+uint64_t etcdc_thread_round_trips(void);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Key/value results                                                                            */

@@ -124,8 +124,17 @@ ProtobufCMessage *etcdc__unpack(const ProtobufCMessageDescriptor *desc, grpc_byt
     return msg;
 }
 
+/* Per thread, for callers that attribute round trips to their own operations. */
+static __thread uint64_t thread_round_trips;
+
+uint64_t etcdc_thread_round_trips(void)
+{
+    return thread_round_trips;
+}
+
 void etcdc__count(etcdc_client *c, enum etcdc_stat_kind kind)
 {
+    thread_round_trips++;
     pthread_mutex_lock(&c->stats_mu);
     switch (kind) {
     case ETCDC_STAT_RANGE: c->stats.range++; break;
@@ -148,8 +157,7 @@ static void count_retry(etcdc_client *c)
     pthread_mutex_unlock(&c->stats_mu);
 }
 
-size_t etcdc__call_metadata(etcdc_client *c, grpc_metadata *md, bool has_leader,
-                            char **token_copy)
+size_t etcdc__call_metadata(etcdc_client *c, grpc_metadata *md, bool has_leader, char **token_copy)
 {
     size_t n = 0;
     *token_copy = NULL;
@@ -213,9 +221,9 @@ static void call_once(etcdc_client *c, const char *method, bool send_token, bool
 {
     memset(out, 0, sizeof *out);
     grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-    grpc_call *call = grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-                                               grpc_slice_from_static_string(method), NULL,
-                                               deadline, NULL);
+    grpc_call *call =
+        grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+                                 grpc_slice_from_static_string(method), NULL, deadline, NULL);
     grpc_metadata md[2];
     char *token = NULL;
     size_t md_count = send_token ? etcdc__call_metadata(c, md, false, &token) : 0;
@@ -252,8 +260,8 @@ static void call_once(etcdc_client *c, const char *method, bool send_token, bool
 
     grpc_call_error ce = grpc_call_start_batch(call, ops, 6, (void *)1, NULL);
     if (ce == GRPC_CALL_OK) {
-        grpc_event ev = grpc_completion_queue_pluck(cq, (void *)1,
-                                                    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        grpc_event ev =
+            grpc_completion_queue_pluck(cq, (void *)1, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         (void)ev; /* the status op always completes; its fields say what happened */
         char *d = grpc_slice_to_c_string(details);
         snprintf(out->message, sizeof out->message, "%s", d && *d ? d : "");
@@ -284,8 +292,9 @@ static void call_once(etcdc_client *c, const char *method, bool send_token, bool
 static bool surely_unsent(const char *message)
 {
     static const char *const patterns[] = {
-        "failed to connect", "Connection refused", "no leader", "connections to all backends",
-        "DNS resolution failed", "Failed to pick subchannel", "empty address list",
+        "failed to connect",           "Connection refused",    "no leader",
+        "connections to all backends", "DNS resolution failed", "Failed to pick subchannel",
+        "empty address list",
     };
     for (size_t i = 0; i < sizeof patterns / sizeof patterns[0]; i++)
         if (strstr(message, patterns[i]))
@@ -334,15 +343,14 @@ etcdc_code etcdc__unary(etcdc_client *c, const char *method, enum etcdc_stat_kin
                         const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
                         etcdc_error *err)
 {
-    return etcdc__unary_ex(c, method, kind, retry, false, c->cfg.request_timeout_ms, req,
-                           resp_desc, resp, err);
+    return etcdc__unary_ex(c, method, kind, retry, false, c->cfg.request_timeout_ms, req, resp_desc,
+                           resp, err);
 }
 
 etcdc_code etcdc__unary_ex(etcdc_client *c, const char *method, enum etcdc_stat_kind kind,
                            enum etcdc_retry_class retry, bool fail_fast, int64_t timeout_ms,
-                           const ProtobufCMessage *req,
-                           const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
-                           etcdc_error *err)
+                           const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+                           ProtobufCMessage **resp, etcdc_error *err)
 {
     *resp = NULL;
     size_t packed = protobuf_c_message_get_packed_size(req);
@@ -396,8 +404,7 @@ etcdc_code etcdc__unary_ex(etcdc_client *c, const char *method, enum etcdc_stat_
         rc = etcdc__code_from_status(o.status, o.message);
         if (rc == ETCDC_ERR_TIMEOUT || (rc == ETCDC_ERR_UNAVAILABLE && left <= backoff_ms))
             etcdc__set_error(err, rc, o.status, "%s: no answer within %lld ms (%s)", method,
-                             (long long)timeout_ms,
-                             o.message[0] ? o.message : "deadline exceeded");
+                             (long long)timeout_ms, o.message[0] ? o.message : "deadline exceeded");
         else
             etcdc__set_error(err, rc, o.status, "%s: %s", method,
                              o.message[0] ? o.message : etcdc_strerror(rc));

@@ -31,6 +31,7 @@ static const char *const names[STAT_COUNT] = {
 
 typedef struct op_stats {
     uint64_t calls, errors, total_ns, max_ns;
+    uint64_t round_trips; /* etcd requests made by the handler on its own thread */
     uint64_t buckets[BUCKETS];
 } op_stats;
 
@@ -72,9 +73,10 @@ static void store_max(int64_t *slot, int64_t v)
     }
 }
 
-void stats_op_done(stats_op op, int64_t ns)
+void stats_op_done(stats_op op, int64_t ns, uint64_t round_trips)
 {
     op_stats *s = &ops[op];
+    __atomic_fetch_add(&s->round_trips, round_trips, __ATOMIC_RELAXED);
     uint64_t us = ns > 0 ? (uint64_t)ns / 1000 : 0;
     int b = us ? 64 - __builtin_clzll(us) : 0;
     if (b >= BUCKETS)
@@ -258,10 +260,10 @@ static void format_state(FILE *f)
 
 static void format_latency(FILE *f)
 {
-    fprintf(f, "\n# latency per operation in microseconds (p50/p90/p99: upper bound of a "
-               "power-of-two bucket)\n");
-    fprintf(f, "#%-15s %10s %8s %8s %8s %8s %8s %8s\n", "op", "calls", "errors", "mean", "p50",
-            "p90", "p99", "max");
+    fprintf(f, "\n# per operation: etcd round trips made while answering it (rtrips), latency in "
+               "microseconds (p50/p90/p99: upper bound of a power-of-two bucket)\n");
+    fprintf(f, "#%-15s %10s %8s %10s %8s %8s %8s %8s %8s\n", "op", "calls", "errors", "rtrips",
+            "mean", "p50", "p90", "p99", "max");
     for (int i = 0; i < SOP_COUNT; i++) {
         op_stats s;
         for (int b = 0; b < BUCKETS; b++)
@@ -274,8 +276,10 @@ static void format_latency(FILE *f)
         s.errors = load(&ops[i].errors);
         s.total_ns = load(&ops[i].total_ns);
         s.max_ns = load(&ops[i].max_ns);
-        fprintf(f, " %-15s %10llu %8llu %8llu %8llu %8llu %8llu %8llu\n", op_names[i],
+        s.round_trips = load(&ops[i].round_trips);
+        fprintf(f, " %-15s %10llu %8llu %10llu %8llu %8llu %8llu %8llu %8llu\n", op_names[i],
                 (unsigned long long)s.calls, (unsigned long long)s.errors,
+                (unsigned long long)s.round_trips,
                 (unsigned long long)(s.total_ns / s.calls / 1000),
                 (unsigned long long)percentile_us(s.buckets, s.calls, 0.50),
                 (unsigned long long)percentile_us(s.buckets, s.calls, 0.90),

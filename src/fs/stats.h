@@ -60,7 +60,7 @@ typedef enum stats_op {
 /* A copy of ops whose handlers are timed (the copy lives as long as the process). */
 const struct fuse_lowlevel_ops *stats_wrap_ops(const struct fuse_lowlevel_ops *ops);
 /* One call of op took ns nanoseconds (called by the wrapper). */
-void stats_op_done(stats_op op, int64_t ns);
+void stats_op_done(stats_op op, int64_t ns, uint64_t round_trips);
 /* An error answered to the kernel: by errno, and by operation when op >= 0. */
 void stats_reply_error(int op, int err);
 /* A failed etcd request, by library error kind (fs_fail). */

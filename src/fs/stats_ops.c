@@ -2,8 +2,9 @@
  * stats_ops.c - latency and errors of every FUSE operation, without touching the handlers.
  *
  * stats_wrap_ops() returns a copy of the op table whose entries time the real handler
- * (etcdfs's handlers reply before they return, so the time to return is the time to answer) and
- * note on the thread which operation is running. fuse_reply_err is wrapped at link time
+ * (etcdfs's handlers reply before they return, so the time to return is the time to answer),
+ * count the etcd round trips the handler made on its thread, and note on the thread which
+ * operation is running. fuse_reply_err is wrapped at link time
  * (-Wl,--wrap=fuse_reply_err, src/fs/CMakeLists.txt) so that every error answered to the kernel
  * is counted by errno and by operation, whichever code path answered it.
  */
@@ -32,10 +33,11 @@ int __wrap_fuse_reply_err(fuse_req_t req, int err)
     static void timed_##name params                                                                \
     {                                                                                              \
         int64_t t0 = now_ns();                                                                     \
+        uint64_t rt0 = etcdc_thread_round_trips();                                                 \
         current_op = SOP_##name;                                                                   \
         real.name args;                                                                            \
         current_op = -1;                                                                           \
-        stats_op_done(SOP_##name, now_ns() - t0);                                                  \
+        stats_op_done(SOP_##name, now_ns() - t0, etcdc_thread_round_trips() - rt0);                \
     }
 
 TIMED(lookup, (fuse_req_t r, fuse_ino_t p, const char *n), (r, p, n))

@@ -23,7 +23,9 @@ static void test_put_get_delete(void)
     CHECK(rev1 > 0);
 
     etcdc_kv kv;
+    uint64_t rt0 = etcdc_thread_round_trips();
     REQUIRE_OK(etcdc_get(C, k, strlen(k), &kv, &err), &err);
+    CHECK_INT(etcdc_thread_round_trips() - rt0, 1); /* one Get, one round trip */
     CHECK_STR(kv.key, kv.key_len, k);
     CHECK_STR(kv.value, kv.value_len, "one");
     CHECK(kv.value[kv.value_len] == 0 && kv.key[kv.key_len] == 0); /* NUL-terminated */
