@@ -147,6 +147,9 @@ static int feed(builder *b, etcdc_kvs *page, char **skip_end, size_t *skip_len)
     return rc;
 }
 
+/* A listing this long shows a progress line (on a terminal; see log_progress). */
+#define PROGRESS_AFTER_PAGES 8
+
 int listing_fetch(const char *dir_key, size_t dir_len, bool is_root, listing **out)
 {
     *out = NULL;
@@ -157,6 +160,8 @@ int listing_fetch(const char *dir_key, size_t dir_len, bool is_root, listing **o
     char *start = malloc(dir_len + 1);
     int64_t limit = g_fs.page_size, revision = 0;
     bool first = true;
+    unsigned pages = 0;
+    size_t listed = 0;
     etcdc_error err = {0};
     b.l = calloc(1, sizeof *b.l);
     if (!end || !start || !b.l) {
@@ -260,6 +265,12 @@ int listing_fetch(const char *dir_key, size_t dir_len, bool is_root, listing **o
         }
         free(skip);
         etcdc_kvs_free(&page);
+        listed = b.l->n;
+        if (rc == 0 && more && ++pages >= PROGRESS_AFTER_PAGES) {
+            char kb[LOG_KEY_BUF];
+            log_progress("listing %s: %zu entries so far", log_key(dir_key, dir_len, kb, sizeof kb),
+                         listed);
+        }
         if (rc || !more) {
             free(next);
             break;
@@ -275,6 +286,12 @@ int listing_fetch(const char *dir_key, size_t dir_len, bool is_root, listing **o
         b.l = NULL;
     }
 out:
+    if (pages >= PROGRESS_AFTER_PAGES) {
+        char kb[LOG_KEY_BUF];
+        log_progress("listing %s: %zu entries%s", log_key(dir_key, dir_len, kb, sizeof kb), listed,
+                     rc ? ", failed" : ", done");
+        log_progress_end();
+    }
     if (b.l)
         listing_unref(b.l);
     free(start);

@@ -1,9 +1,11 @@
 /* log.c - logging for the daemon (see log.h). */
 #include "log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static bool use_syslog;
 /* Messages above this syslog priority are dropped (set before any thread starts). */
@@ -84,4 +86,38 @@ const char *log_key(const void *key, size_t len, char *buf, size_t buf_size)
     }
     buf[n] = 0;
     return buf;
+}
+
+/* A progress line is rewritten in place ("\r"), so it only makes sense on a terminal. */
+static pthread_mutex_t progress_mu = PTHREAD_MUTEX_INITIALIZER;
+static bool progress_shown; /* [progress_mu] a line without its newline is on the terminal */
+
+static bool progress_wanted(void)
+{
+    return !use_syslog && max_level >= LOG_INFO && isatty(STDERR_FILENO);
+}
+
+void log_progress(const char *fmt, ...)
+{
+    if (!progress_wanted())
+        return;
+    char line[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&progress_mu);
+    fprintf(stderr, "\retcdfs: %s\033[K", line);
+    fflush(stderr);
+    progress_shown = true;
+    pthread_mutex_unlock(&progress_mu);
+}
+
+void log_progress_end(void)
+{
+    pthread_mutex_lock(&progress_mu);
+    if (progress_shown)
+        fputc('\n', stderr);
+    progress_shown = false;
+    pthread_mutex_unlock(&progress_mu);
 }

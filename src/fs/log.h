@@ -15,6 +15,10 @@ void log_set_level(const char *name);
 void log_to_syslog(void);
 bool log_debug_enabled(void);
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Long work (the first listing of a huge directory): a line rewritten in place on stderr,
+ * only in the foreground on a terminal; nothing otherwise. log_progress_end() ends the line. */
+void log_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_progress_end(void);
 /* A printable form of a key (non-printable bytes as \xNN, at most ~200 chars) in buf. */
 const char *log_key(const void *key, size_t len, char *buf, size_t buf_size);
 

@@ -204,6 +204,12 @@ static int rename_dir(node *src, const resolved *rs, const resolved *rd, bool sa
         if (keys->count == 0 && !own) {
             rc = ENOENT;
         } else if (keys->more || needed > max_ops) {
+            char kb[LOG_KEY_BUF];
+            log_msg(LOG_INFO,
+                    "rename %s: %zu%s keys do not fit one etcd transaction (at most %zu "
+                    "operations): EXDEV, mv copies instead",
+                    log_key(rs->sub_key, rs->sub_len, kb, sizeof kb), keys->count,
+                    keys->more ? "+" : "", max_ops);
             rc = EXDEV;
         }
         /* 2. The move, guarded by the snapshot revision. */

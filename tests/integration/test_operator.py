@@ -494,6 +494,47 @@ def test_rekey_progress_only_on_a_terminal(binary, etcd, kv, tmp_path):
     assert tty.endswith("\r\x1b[K") or "\x1b[K" in tty
 
 
+def _put_many(kv, prefix, n):
+    for start in range(0, n, 100):
+        kv.transaction(compare=[], failure=[], success=[
+            kv.transactions.put(f"{prefix}k{i:05d}", "v") for i in range(start, min(n, start + 100))])
+
+
+def test_first_listing_of_a_huge_directory_shows_progress_on_a_terminal(binary, etcd, kv,
+                                                                        mount, tmp_path):
+    import pty
+    _put_many(kv, "/huge/", 3000)  # > 8 pages of 256: long enough to report
+    mnt = tmp_path / "tty-mnt"
+    mnt.mkdir()
+    master, slave = pty.openpty()
+    p = subprocess.Popen([str(binary), f"--endpoints={etcd.endpoint}", "-f", str(mnt)],
+                         stdout=subprocess.DEVNULL, stderr=slave, stdin=subprocess.DEVNULL)
+    os.close(slave)
+    out = b""
+    try:
+        wait_for(lambda: os.path.ismount(mnt), 20, "the mount")
+        assert len(os.listdir(mnt / "huge")) == 3000
+    finally:
+        subprocess.run(["fusermount3", "-u", str(mnt)], check=False)
+        p.wait(timeout=30)
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        os.close(master)
+    tty = out.decode(errors="replace")
+    assert "\retcdfs: listing /huge/: " in tty and "3000 entries, done" in tty, repr(tty[-500:])
+    # not a terminal (the fixture logs to a file): no progress lines
+    m = mount(etcd)
+    assert len(os.listdir(m.path / "huge")) == 3000
+    m.unmount()
+    assert "entries so far" not in m.log_text()
+
+
 def test_log_levels(etcd, kv, mount, binary, tmp_path):
     """--log-level filters by priority; warnings are tagged; debug works without -d."""
     m = mount(etcd, prefix="/lv", extra_args=["--log-level=warning"])
