@@ -91,6 +91,9 @@ void file_replaced_locked(node *n, int64_t new_rev);
 void file_note_change_locked(node *n, struct fuse_file_info *fi);
 /* ops_file.c: If(the parent directory of key still exists) (no compare at the mount root). */
 etcdc_code txn_if_parent_exists(etcdc_txn *t, const char *key, size_t len);
+/* The same guard, on one witness key when one is known (witness.h) and witnessed is not NULL:
+ * *witnessed tells whether it was used (then a failure may only mean the witness is gone). */
+etcdc_code txn_if_parent_exists_fast(etcdc_txn *t, const char *key, size_t len, bool *witnessed);
 
 /* ops_xattr.c: the user.etcd.* attributes (docs/xattrs.md). */
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "ops.h"
 #include "stats.h"
+#include "witness.h"
 
 /* What an open directory shows: a listing snapshot plus the files created here that are not
  * in etcd yet, plus "%value" when the directory's own key has a value. */
@@ -293,6 +294,7 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
         etcdc_txn_result_free(&res);
     }
     if (rc == 0) {
+        witness_note(r.sub_key, r.sub_len); /* its marker proves it exists to later creates */
         node_drop_listing(dir);
         if (!(n = node_obtain(r.sub_key, r.sub_len, NODE_DIR)))
             rc = ENOMEM;
@@ -545,6 +547,8 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
             rc = ENOENT;
     }
 done:
+    if ((rc == 0 || rc == ENOENT) && r.file_key)
+        witness_forget(r.file_key, r.file_len);
     if (rc == 0 || rc == ENOENT) {
         if (n) {
             pthread_mutex_lock(&n->mu);

@@ -16,6 +16,7 @@
 #include "notify.h"
 #include "ops.h"
 #include "pollers.h"
+#include "witness.h"
 #include "stats.h"
 
 /* The listings that show this key (its directory, and the directory whose own key it is) are
@@ -99,11 +100,27 @@ int file_revalidate_locked(node *n, bool *changed)
  * mount root always exists: no compare there. Returns ETCDC_OK or an error. */
 etcdc_code txn_if_parent_exists(etcdc_txn *t, const char *key, size_t len)
 {
+    return txn_if_parent_exists_fast(t, key, len, NULL);
+}
+
+etcdc_code txn_if_parent_exists_fast(etcdc_txn *t, const char *key, size_t len, bool *witnessed)
+{
     size_t plen = len;
     while (plen > 0 && key[plen - 1] != '/')
         plen--;
+    if (witnessed)
+        *witnessed = false;
     if (plen <= g_fs.prefix_len)
         return ETCDC_OK;
+    size_t wlen = 0;
+    char *w = witnessed ? witness_get(key, plen, &wlen) : NULL;
+    if (w) {
+        /* One key known to exist below the parent: etcd reads one key, not the directory. */
+        etcdc_code code = etcdc_txn_if(t, w, wlen, ETCDC_CMP_CREATE, ETCDC_GREATER, 0);
+        free(w);
+        *witnessed = code == ETCDC_OK;
+        return code;
+    }
     size_t end_len;
     char *end = key_prefix_end(key, plen, &end_len);
     if (!end)
@@ -163,22 +180,47 @@ static int fence_guard(etcdc_txn *t, char **fence_key, size_t *fence_len)
  * another host is not brought back (ENOENT). With guards (writeback_guards) the Txn also reads
  * the key when it fails, to tell a lost race (ESTALE: the key changed, appeared or vanished)
  * from a vanished directory (ENOENT). */
+static int put_content_txn(node *n, const char *key, size_t len, bool *use_witness,
+                           int64_t *rev, etcdc_error *err, etcdc_code *code);
+
 static int put_content(node *n, const char *key, size_t len, int64_t *rev, etcdc_error *err,
                        etcdc_code *code)
 {
     const char *data = n->data ? n->data : "";
-    bool fencing = g_fs.opts->lock_fencing;
-    if (n->mod_rev > 0 && !g_fs.opts->conflict_check && !fencing) {
+    if (n->mod_rev > 0 && !g_fs.opts->conflict_check && !g_fs.opts->lock_fencing) {
         *code = etcdc_put(g_fs.client, key, len, data, n->size, rev, err);
         return 0;
     }
+    bool witnessed = true;
+    int rc = put_content_txn(n, key, len, &witnessed, rev, err, code);
+    if (rc == ENOENT && witnessed) {
+        /* The parent's witness may have been deleted while the directory lives on: ask again
+         * over the whole directory before calling the directory gone. */
+        witness_forget_dir(key, len);
+        witnessed = false;
+        rc = put_content_txn(n, key, len, &witnessed, rev, err, code);
+    }
+    if (rc == 0 && *code == ETCDC_OK)
+        witness_note(key, len);
+    return rc;
+}
+
+/* put_content's Txn. With *use_witness the parent guard may compare one witness key, and
+ * *use_witness tells afterwards whether it did (an ENOENT may then only mean the witness is
+ * gone: the caller asks again without it). */
+static int put_content_txn(node *n, const char *key, size_t len, bool *use_witness,
+                           int64_t *rev, etcdc_error *err, etcdc_code *code)
+{
+    const char *data = n->data ? n->data : "";
+    bool fencing = g_fs.opts->lock_fencing;
     etcdc_txn *t = etcdc_txn_new();
     etcdc_txn_result res = {0};
     etcdc_range_req probe = {.key = key, .key_len = len, .keys_only = true};
-    bool guarded = false;
+    bool guarded = false, witnessed = false;
     *code = t ? ETCDC_OK : ETCDC_ERR_NO_MEMORY;
     if (*code == ETCDC_OK && n->mod_rev == 0)
-        *code = txn_if_parent_exists(t, key, len);
+        *code = txn_if_parent_exists_fast(t, key, len, *use_witness ? &witnessed : NULL);
+    *use_witness = witnessed;
     if (*code == ETCDC_OK)
         *code = writeback_guards(n, t, key, len, &guarded);
     if (*code == ETCDC_OK && guarded)

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "ops.h"
 #include "stats.h"
+#include "witness.h"
 
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
@@ -519,6 +520,10 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
     else if (rc == 0)
         rc = rename_file(src, dst, &rs, &rd, same_dir, flags);
 done:
+    if (rc == 0 && !src_dir && !(flags & RENAME_EXCHANGE)) {
+        witness_forget(rs.file_key, rs.file_len);
+        witness_note(rd.file_key, rd.file_len);
+    }
     if (rc == 0) {
         node_drop_listing(sp);
         node_drop_listing(dp);

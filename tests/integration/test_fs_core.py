@@ -534,3 +534,25 @@ def test_remote_changes_reach_cached_listings(etcd, kv, mount):
     kv.delete("/d/new")
     wait_for(lambda: not os.path.exists(b.path / "d" / "new"), 10, "b to see the delete")
     assert os.path.isdir(a.path / "d")
+
+
+def test_create_guard_witness_deleted_elsewhere_falls_back(etcd, kv, mount):
+    """A new file's Txn proves its directory exists with one key this mount saw created there
+    (O(1) for etcd instead of reading the whole directory). When that key was deleted elsewhere
+    while the directory lives on, the create still succeeds; when the directory is gone, it
+    fails and nothing is written."""
+    m = mount(etcd)
+    os.mkdir(m.path / "w")
+    (m.path / "w" / "a").write_bytes(b"A")  # the witness of /w/ is now /w/a
+    kv.delete("/w/a")  # gone, but the directory stays (its marker /w/)
+    s0 = m.stats()
+    (m.path / "w" / "c").write_bytes(b"C")
+    assert get(kv, "/w/c") == b"C"
+    # lookup of the new name + the witnessed Txn (fails: /w/a is gone) + the whole-range retry
+    assert m.stats()["rt_txn"] - s0["rt_txn"] == 3
+    kv.delete_prefix("/w/")  # the directory itself is removed elsewhere
+    with pytest.raises(OSError) as e:
+        with open(m.path / "w" / "d", "wb") as f:
+            f.write(b"D")
+    assert e.value.errno == errno.ENOENT
+    assert keys(kv, "/w/") == []  # not brought back
