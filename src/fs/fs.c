@@ -19,8 +19,20 @@ int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+bool consistency_watch_trusted(void)
+{
+    return g_fs.opts->consistency == CONSISTENCY_WATCH && notify_watching();
+}
+
+bool consistency_strict(void)
+{
+    return g_fs.opts->consistency == CONSISTENCY_STRICT;
+}
+
 int64_t cache_trust_ns(void)
 {
+    if (consistency_strict())
+        return 0;
     if (notify_watching() && g_fs.timeout_ns < WATCH_TRUST_NS)
         return WATCH_TRUST_NS;
     return g_fs.timeout_ns;

@@ -41,6 +41,12 @@ extern etcdfs g_fs;
 int64_t cache_trust_ns(void);
 #define WATCH_TRUST_NS ((int64_t)60 * 1000000000)
 
+/* --consistency (docs/consistency.md). watch: while the watch on the prefix runs, the
+ * watch-coherent cache answers open, stat, lookup and readdir without asking etcd. strict:
+ * every access asks etcd (a linearizable read), and the kernel caches nothing. */
+bool consistency_watch_trusted(void);
+bool consistency_strict(void);
+
 /* Monotonic clock in nanoseconds. */
 int64_t now_ns(void);
 /* errno for a library error code (ENOENT, EACCES, EFBIG, ENOSPC, ETIMEDOUT, EIO, ...). */

@@ -413,9 +413,28 @@ int node_swap_names(const char *a, size_t a_len, const char *b, size_t b_len)
         else
             rc = ENOMEM;
     }
+    for (size_t i = 0; i < na + nb && under_b; i++)
+        (i < na ? under_a[i] : under_b[i - na])->refs++;
+    pthread_mutex_unlock(&table_mu);
+    /* Both names were written at one revision, and a watch event for one name may have been
+     * applied to the node that held it just before the swap: the cached values of the moved
+     * files cannot be trusted by revision. Forget them (the kernel's pages moved with their
+     * inodes and are right; the next open compares). */
+    for (size_t i = 0; i < na + nb && under_b; i++) {
+        node *n = i < na ? under_a[i] : under_b[i - na];
+        if (n->type == NODE_FILE) {
+            pthread_mutex_lock(&n->mu);
+            if (!n->dirty && !n->pending) {
+                n->known = false;
+                n->mod_rev = 0;
+                n->validated_ns = 0;
+            }
+            pthread_mutex_unlock(&n->mu);
+        }
+        node_put(n);
+    }
     free(under_a);
     free(under_b);
-    pthread_mutex_unlock(&table_mu);
     return rc;
 }
 

@@ -158,8 +158,9 @@ static int run(const etcdfs_opts *o, char *password, int report_fd)
     g_fs.gid = o->gid_set ? o->gid : getgid();
     g_fs.file_mode = (o->ro ? 0444 : 0666) & ~o->umask;
     g_fs.dir_mode = (o->ro ? 0555 : 0777) & ~o->umask;
-    g_fs.timeout = o->cache_timeout;
-    g_fs.timeout_ns = (int64_t)(o->cache_timeout * 1e9);
+    /* strict: the kernel keeps no name or attribute, so every access reaches the daemon */
+    g_fs.timeout = o->consistency == CONSISTENCY_STRICT ? 0 : o->cache_timeout;
+    g_fs.timeout_ns = (int64_t)(g_fs.timeout * 1e9);
     g_fs.page_size = 256;
     clock_gettime(CLOCK_REALTIME, &g_fs.mount_time);
     if (!g_fs.prefix) {

@@ -27,6 +27,7 @@ typedef struct queued_event {
     struct queued_event *next;
     bool is_delete;
     bool resync;      /* the watch lost events: forget every cached answer */
+    bool rewatch;     /* with resync: the watch ended, start a new one */
     int64_t mark_rev; /* > 0: a marker: every event up to this revision is applied */
     int64_t received_ns; /* when the watch delivered it (watch lag in the stats view) */
     etcdc_kv kv;
@@ -139,13 +140,36 @@ static void apply_event(const queued_event *e)
     }
 }
 
+static bool try_rewatch(void);
+
+/* Waits for the next event; with a re-watch pending, only until it is due. [q_mu] */
+static void wait_for_work(bool rewatch_pending, int64_t rewatch_at_ns)
+{
+    while (!q_head && !q_stop) {
+        if (!rewatch_pending) {
+            pthread_cond_wait(&q_cv, &q_mu);
+            continue;
+        }
+        int64_t left = rewatch_at_ns - now_ns();
+        if (left <= 0)
+            return;
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        int64_t ns = until.tv_nsec + left % 1000000000;
+        until.tv_sec += left / 1000000000 + ns / 1000000000;
+        until.tv_nsec = ns % 1000000000;
+        pthread_cond_timedwait(&q_cv, &q_mu, &until);
+    }
+}
+
 static void *notify_main(void *arg)
 {
     (void)arg;
+    bool rewatch_pending = false;
+    int64_t rewatch_at = 0, backoff_ns = 0;
     for (;;) {
         pthread_mutex_lock(&q_mu);
-        while (!q_head && !q_stop)
-            pthread_cond_wait(&q_cv, &q_mu);
+        wait_for_work(rewatch_pending, rewatch_at);
         queued_event *e = q_head;
         if (e) {
             q_head = e->next;
@@ -156,6 +180,22 @@ static void *notify_main(void *arg)
         pthread_mutex_unlock(&q_mu);
         if (stop)
             break;
+        if (!e) { /* a re-watch is due */
+            if (try_rewatch()) {
+                rewatch_pending = false;
+            } else {
+                backoff_ns = backoff_ns ? backoff_ns * 2 : 250 * 1000000LL;
+                if (backoff_ns > 10 * 1000000000LL)
+                    backoff_ns = 10 * 1000000000LL;
+                rewatch_at = now_ns() + backoff_ns;
+            }
+            continue;
+        }
+        if (e->rewatch) {
+            rewatch_pending = true;
+            rewatch_at = now_ns();
+            backoff_ns = 0;
+        }
         if (e->resync)
             node_for_each(forget_cached, NULL);
         else if (e->mark_rev == 0)
@@ -174,7 +214,7 @@ static void *notify_main(void *arg)
     return NULL;
 }
 
-static etcdc_watcher *watcher;
+static etcdc_watcher *watcher; /* [q_mu] */
 
 static queued_event *copy_event(const etcdc_event *ev)
 {
@@ -230,17 +270,74 @@ static void on_watch(void *arg, const etcdc_watch_response *resp)
             }
         }
     } else if (resp->kind == ETCDC_WATCH_COMPACTED || resp->kind == ETCDC_WATCH_CANCELED) {
-        /* Events were lost: every cached answer must be confirmed again. The timeouts keep
-         * the mount correct until the watch is re-established (docs/consistency.md). */
-        log_msg(LOG_WARNING, "watch ended (%s); falling back to cache timeouts",
+        /* Events were lost: every cached answer must be confirmed again, and a new watch
+         * starts from the current revision (the notify thread does both). The timeouts keep
+         * the mount correct meanwhile (docs/consistency.md). */
+        log_msg(LOG_WARNING, "watch ended (%s); resyncing the cache and watching again",
                 resp->kind == ETCDC_WATCH_COMPACTED ? "compacted" : "canceled");
         __atomic_store_n(&watching, false, __ATOMIC_RELEASE);
         queued_event *r = calloc(1, sizeof *r);
         if (r) {
-            r->resync = true;
+            r->resync = r->rewatch = true;
             enqueue(r);
         }
     }
+}
+
+/* The store revision now (one Range of at most one key under the prefix). */
+static int current_revision(int64_t *rev)
+{
+    size_t end_len;
+    char *end = key_prefix_end(g_fs.prefix, g_fs.prefix_len, &end_len);
+    etcdc_range_req req = {.key = g_fs.prefix_len ? g_fs.prefix : "\0",
+                           .key_len = g_fs.prefix_len ? g_fs.prefix_len : 1, .range_end = end,
+                           .range_end_len = end_len, .limit = 1, .keys_only = true};
+    etcdc_kvs kvs = {0};
+    etcdc_error err = {0};
+    etcdc_code code = end ? etcdc_range(g_fs.client, &req, &kvs, &err) : ETCDC_ERR_NO_MEMORY;
+    *rev = kvs.revision;
+    etcdc_kvs_free(&kvs);
+    free(end);
+    return code == ETCDC_OK ? 0 : -1;
+}
+
+/* Notify thread: a new watch after the old one ended. Everything up to the current revision
+ * R is made right by forgetting every cached answer; everything after R comes as events. */
+static bool try_rewatch(void)
+{
+    pthread_mutex_lock(&q_mu);
+    etcdc_watcher *old = watcher;
+    watcher = NULL;
+    bool stop = q_stop;
+    pthread_mutex_unlock(&q_mu);
+    if (old)
+        etcdc_watch_cancel(old);
+    int64_t rev = 0;
+    if (stop || current_revision(&rev) != 0)
+        return stop;
+    node_for_each(forget_cached, NULL);
+    etcdc_error err = {0};
+    etcdc_watcher *w = etcdc_watch_prefix(g_fs.client, g_fs.prefix, g_fs.prefix_len, rev + 1,
+                                          false, on_watch, NULL, &err);
+    if (!w)
+        return false;
+    pthread_mutex_lock(&q_mu);
+    stop = q_stop;
+    if (!stop) {
+        watcher = w;
+        if (rev > applied_rev)
+            applied_rev = rev;
+        pthread_cond_broadcast(&applied_cv);
+    }
+    pthread_mutex_unlock(&q_mu);
+    if (stop) {
+        etcdc_watch_cancel(w);
+        return true;
+    }
+    __atomic_store_n(&watching, true, __ATOMIC_RELEASE);
+    log_msg(LOG_NOTICE, "watch re-established from revision %lld after a resync",
+            (long long)rev + 1);
+    return true;
 }
 
 int notify_start(int64_t start_revision)
@@ -250,29 +347,39 @@ int notify_start(int64_t start_revision)
         return rc;
     thread_running = true;
     etcdc_error err = {0};
-    watcher = etcdc_watch_prefix(g_fs.client, g_fs.prefix, g_fs.prefix_len, start_revision, false,
-                                 on_watch, NULL, &err);
-    if (!watcher) {
-        log_msg(LOG_WARNING, "cannot watch the prefix (%s): caches converge by timeout only",
-                err.message);
+    etcdc_watcher *w = etcdc_watch_prefix(g_fs.client, g_fs.prefix, g_fs.prefix_len,
+                                          start_revision, false, on_watch, NULL, &err);
+    if (!w) {
+        log_msg(LOG_WARNING, "cannot watch the prefix (%s): retrying; meanwhile caches "
+                             "converge by timeout only", err.message);
+        queued_event *r = calloc(1, sizeof *r);
+        if (r) {
+            r->resync = r->rewatch = true;
+            enqueue(r);
+        }
         return EIO;
     }
+    pthread_mutex_lock(&q_mu);
+    watcher = w;
+    pthread_mutex_unlock(&q_mu);
     __atomic_store_n(&watching, true, __ATOMIC_RELEASE);
     return 0;
 }
 
 void notify_stop(void)
 {
-    if (watcher)
-        etcdc_watch_cancel(watcher);
+    pthread_mutex_lock(&q_mu);
+    q_stop = true; /* no new watch from here on */
+    etcdc_watcher *w = watcher;
     watcher = NULL;
+    pthread_cond_broadcast(&q_cv);
+    pthread_cond_broadcast(&applied_cv);
+    pthread_mutex_unlock(&q_mu);
+    if (w)
+        etcdc_watch_cancel(w);
     __atomic_store_n(&watching, false, __ATOMIC_RELEASE);
     if (!thread_running)
         return;
-    pthread_mutex_lock(&q_mu);
-    q_stop = true;
-    pthread_cond_signal(&q_cv);
-    pthread_mutex_unlock(&q_mu);
     pthread_join(thread, NULL);
     thread_running = false;
 }

@@ -168,9 +168,16 @@ static int lookup_keys(node *dir, const resolved *r, node **out)
         node_put(n);
         n = NULL; /* the paths below hand out n: never this unreferenced one */
     }
-    listing *l = node_fresh_listing(dir);
+    listing *l = consistency_strict() ? NULL : node_fresh_listing(dir);
     if (l) {
         const listing_entry *e = listing_find(l, r->comp, r->comp_len);
+        if (!e && consistency_watch_trusted()) {
+            /* watch mode: the watch keeps the listing current; the name does not exist */
+            stats_inc(STAT_cache_lookup_hit);
+            listing_unref(l);
+            *out = NULL;
+            return ENOENT;
+        }
         if (!e) {
             /* Close-to-open for names (docs/consistency.md): a name the cached listing does
              * not show may have been created on another host since; ask etcd below. */
@@ -307,7 +314,8 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         pthread_mutex_lock(&n->mu);
         /* Open files keep the view they opened with (close-to-open); others are trusted for
          * the cache timeout. */
-        if (n->unlinked || n->pending || n->dirty || n->open_count > 0 ||
+        bool open_view = n->open_count > 0 && !consistency_strict();
+        if (n->unlinked || n->pending || n->dirty || open_view ||
             (n->known && now_ns() - n->validated_ns <= cache_trust_ns()))
             stats_inc(STAT_cache_getattr_hit);
         else

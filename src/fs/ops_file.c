@@ -511,6 +511,8 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
             }
         } else if (n->pending || n->dirty) {
             stats_inc(STAT_cache_open_hit); /* local changes are the newest content */
+        } else if (consistency_watch_trusted() && n->known && n->validated_ns > 0) {
+            stats_inc(STAT_cache_open_hit); /* watch mode: the watch keeps it current */
         } else {
             rc = file_revalidate_locked(n, &changed);
             if (rc == 0 && !changed)
@@ -538,7 +540,9 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     if (rc == 0) {
         fi->fh = (uint64_t)(uintptr_t)fh;
-        fi->keep_cache = !changed;
+        /* strict: every open starts without the kernel's pages (mmap still works, which
+         * direct_io would forbid); reads within one open share what it read */
+        fi->keep_cache = !changed && !consistency_strict();
         /* The kernel may still hold the old size: invalidate its attributes (offset -1 touches
          * no page and takes no inode lock, so this is safe inside open). */
         if (changed)
@@ -749,6 +753,15 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
     }
     log_debug("read %lu %zu bytes at %lld", (unsigned long)ino, size, (long long)off);
     pthread_mutex_lock(&n->mu);
+    if (off == 0 && consistency_strict() && !n->pending && !n->dirty && !n->unlinked) {
+        int rc = file_revalidate_locked(n, &(bool){0}); /* a linearizable read per read */
+        if (rc && rc != ENOENT) { /* deleted meanwhile: reads what this descriptor had */
+            pthread_mutex_unlock(&n->mu);
+            fuse_reply_err(req, rc);
+            node_put(n);
+            return;
+        }
+    }
     size_t from = (size_t)off < n->size ? (size_t)off : n->size;
     size_t count = n->size - from < size ? n->size - from : size;
     /* Replying under the lock copies the bytes before a writer can change them. */

@@ -462,9 +462,6 @@ int opts_parse(int argc, char **argv, etcdfs_opts *o, char *err, size_t es)
         if (rc == 0 && !o->mountpoint && !o->rekey && !o->check)
             rc = fail(err, es, "no mount point given (usage: etcdfs [OPTIONS] [SOURCE] "
                                "MOUNTPOINT)");
-        if (rc == 0 && o->consistency != CONSISTENCY_CLOSE_TO_OPEN)
-            rc = fail(err, es, "--consistency=%s is not available yet (only close-to-open)",
-                      o->consistency == CONSISTENCY_WATCH ? "watch" : "strict");
         if (rc == 0 && o->log_level && strcmp(o->log_level, "error") &&
             strcmp(o->log_level, "warning") && strcmp(o->log_level, "info") &&
             strcmp(o->log_level, "debug"))

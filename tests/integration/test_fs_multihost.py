@@ -20,6 +20,32 @@ from fs_tool_helpers import (MODES, dump, get, keys, mode_args, require_mode, sh
 pytestmark = pytest.mark.needs_etcdfs
 
 
+def listdir_or_errno(path):
+    try:
+        return sorted(os.listdir(path))
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno, str(exc.errno))
+
+
+def seen(mode, fn, want):
+    """What fn() returns, checked at once in close-to-open and strict mode. In watch mode a
+    change from another host shows within the watch delay (docs/consistency.md): poll until
+    fn() == want, up to a generous bound, and return the last value."""
+    if mode != "watch":
+        return fn()
+    last = [None]
+
+    def check():
+        last[0] = fn()
+        return last[0] == want
+
+    try:
+        wait_for(check, 10, "the watch to bring the change")
+    except Exception:  # noqa: BLE001 - the caller's assertion reports the value
+        pass
+    return last[0]
+
+
 @pytest.fixture(params=MODES)
 def mode(request, etcdfs_bin):
     require_mode(etcdfs_bin, request.param)
@@ -121,10 +147,10 @@ def test_new_file_seen_after_listing_many_rounds(mode, two, kv):
     for i in range(100):
         d = f"c{i}"
         os.mkdir(a.path / d)
-        assert os.listdir(b.path / d) == []
+        assert seen(mode, lambda: listdir_or_errno(b.path / d), []) == []
         write_file(a.path / d / "f", b"x%d" % i)
-        got = read_or_errno(b.path / d / "f")
-        listed = os.listdir(b.path / d)
+        got = seen(mode, lambda: read_or_errno(b.path / d / "f"), b"x%d" % i)
+        listed = seen(mode, lambda: os.listdir(b.path / d), ["f"])
         if got != b"x%d" % i or listed != ["f"]:
             bad.append((i, got, listed))
     assert not bad, (f"{len(bad)}/100 rounds: (round, b's read of the new file, b's listing) "
@@ -143,10 +169,12 @@ def test_delete_and_rename_seen_after_listing_many_rounds(mode, two, kv):
         assert os.listdir(b.path / d) == ["f"]
         assert (b.path / d / "f").read_bytes() == b"x"
         os.rename(a.path / d / "f", a.path / d / "g")
-        after_rename = (os.listdir(b.path / d), read_or_errno(b.path / d / "f"),
-                        read_or_errno(b.path / d / "g"))
+        after_rename = seen(mode, lambda: (os.listdir(b.path / d), read_or_errno(b.path / d / "f"),
+                                           read_or_errno(b.path / d / "g")),
+                            (["g"], "ENOENT", b"x"))
         os.unlink(a.path / d / "g")
-        after_unlink = (os.listdir(b.path / d), read_or_errno(b.path / d / "g"))
+        after_unlink = seen(mode, lambda: (os.listdir(b.path / d),
+                                           read_or_errno(b.path / d / "g")), ([], "ENOENT"))
         if after_rename != (["g"], "ENOENT", b"x") or after_unlink != ([], "ENOENT"):
             bad.append((i, after_rename, after_unlink))
     assert not bad, (f"{len(bad)}/50 rounds: (round, b after the rename: listing, f, g; "
@@ -272,7 +300,7 @@ def test_rmdir_races_create_inside(mode, two, kv):
     for i in range(rounds):
         d = f"d{i}"
         os.mkdir(a.path / d)
-        assert os.listdir(b.path / d) == []  # b knows the directory (cached entry)
+        assert seen(mode, lambda: listdir_or_errno(b.path / d), []) == []  # b knows it (cached)
 
         def create():
             return try_errno(write_file, b.path / d / "file", b"data")
@@ -283,11 +311,11 @@ def test_rmdir_races_create_inside(mode, two, kv):
         if r_create is None:  # never lost, and reachable from both mounts
             assert state.get(f"/{d}/file".encode()) == b"data", msg
             for m in (a, b):
-                assert os.listdir(m.path / d) == ["file"], msg
+                assert seen(mode, lambda: listdir_or_errno(m.path / d), ["file"]) == ["file"], msg
         if r_rmdir is None and r_create is not None:  # removed: nothing left behind
             assert state == {}, msg
             for m in (a, b):
-                assert d not in os.listdir(m.path), msg
+                assert seen(mode, lambda: d in os.listdir(m.path), False) is False, msg
         assert (r_rmdir is None) != (r_create is None), \
             "exactly one of rmdir and create succeeds; " + msg
         assert r_rmdir in (None, errno.ENOTEMPTY), msg
@@ -304,7 +332,7 @@ def test_create_in_directory_removed_by_other_mount(mode, two, kv):
     for i in range(20):
         d = f"d{i}"
         os.mkdir(a.path / d)
-        assert os.listdir(b.path / d) == []
+        assert seen(mode, lambda: listdir_or_errno(b.path / d), []) == []
         os.rmdir(a.path / d)
         assert keys(kv, f"/{d}") == []
         r = try_errno(write_file, b.path / d / "file", b"data")
@@ -344,12 +372,13 @@ def test_cluster_close_to_open_across_members(mode, etcd_cluster, cluster_kv, tw
         w, r = (a, b) if i % 2 == 0 else (b, a)
         data = f"round {i} ".encode() * (i + 1)
         write_file(w.path / "c" / "f", data)
-        got = read_or_errno(r.path / "c" / "f")
+        got = seen(mode, lambda: read_or_errno(r.path / "c" / "f"), data)
         assert got == data, f"round {i}: read {got!r}, etcd has {get(cluster_kv, '/c/f')!r}"
     assert get(cluster_kv, "/c/f") == b"round 29 " * 30
     etcd_cluster.ctl("put", "/c/f", "via etcdctl")
     for m in (a, b):
-        assert (m.path / "c" / "f").read_bytes() == b"via etcdctl"
+        assert seen(mode, lambda: (m.path / "c" / "f").read_bytes(), b"via etcdctl") == \
+            b"via etcdctl"
     for i in range(10):  # O_EXCL across members: one winner
         res = race(lambda: try_errno(write_file, a.path / "c" / f"x{i}", b"a",
                                      os.O_WRONLY | os.O_CREAT | os.O_EXCL),
@@ -369,8 +398,8 @@ def test_cluster_new_names_across_members(mode, etcd_cluster, cluster_kv, two_on
         w, r = (a, b) if i % 2 == 0 else (b, a)
         assert "new%d" % i not in os.listdir(r.path / "c")
         write_file(w.path / "c" / f"new{i}", b"n%d" % i)
-        got = read_or_errno(r.path / "c" / f"new{i}")
-        listed = f"new{i}" in os.listdir(r.path / "c")
+        got = seen(mode, lambda: read_or_errno(r.path / "c" / f"new{i}"), b"n%d" % i)
+        listed = seen(mode, lambda: f"new{i}" in os.listdir(r.path / "c"), True)
         if got != b"n%d" % i or not listed:
             bad.append((i, got, listed))
     assert not bad, f"{len(bad)}/40 rounds: (round, read of the new file, in listing) {bad[:8]}"
