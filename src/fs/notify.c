@@ -16,6 +16,7 @@
 #include "inode.h"
 #include "log.h"
 #include "names.h"
+#include "notify_replay.h"
 #include "pollers.h"
 #include "stats.h"
 
@@ -106,6 +107,7 @@ static void apply_event(const queued_event *e)
         poll_key_changed(f->ino, rev); /* after the pages went: a woken reader reads anew */
         node_put(f);
     }
+    replay_event(kv, e->is_delete, known_here); /* inotify events (notify_replay.h) */
     bool namespace_change = e->is_delete || kv->version == 1;
     if (!namespace_change)
         return;
@@ -368,6 +370,7 @@ int notify_start(int64_t start_revision)
 
 void notify_stop(void)
 {
+    replay_stop(); /* its syscalls on the mount must not outlive the session */
     pthread_mutex_lock(&q_mu);
     q_stop = true; /* no new watch from here on */
     etcdc_watcher *w = watcher;

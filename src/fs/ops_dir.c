@@ -12,6 +12,7 @@
 
 #include "listing.h"
 #include "log.h"
+#include "notify_replay.h"
 #include "ops.h"
 #include "stats.h"
 #include "witness.h"
@@ -475,6 +476,8 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     stats_inc(STAT_OP_unlink);
+    if (replay_unlink(req, parent, name))
+        return; /* the inotify replay of a remote delete: etcd has no key any more */
     resolved r = {0};
     node *dir = node_get(parent);
     node *n = NULL;

@@ -8,6 +8,7 @@
 
 #include "listing.h"
 #include "log.h"
+#include "notify_replay.h"
 #include "ops.h"
 #include "stats.h"
 
@@ -243,6 +244,8 @@ static int lookup_keys(node *dir, const resolved *r, node **out)
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     stats_inc(STAT_OP_lookup);
+    if (replay_lookup(req, parent, name))
+        return; /* the inotify replay of a remote create (notify_replay.h) */
     struct fuse_entry_param e;
     resolved r = {0};
     node *n = NULL;
@@ -338,6 +341,8 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                 struct fuse_file_info *fi)
 {
     stats_inc(STAT_OP_setattr);
+    if (replay_setattr(req, ino))
+        return; /* the inotify replay of a remote change: nothing to store */
     struct stat st;
     node *n = node_get(ino);
     int rc = n ? 0 : ENOENT;

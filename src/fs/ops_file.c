@@ -14,6 +14,7 @@
 #include "locks.h"
 #include "log.h"
 #include "notify.h"
+#include "notify_replay.h"
 #include "ops.h"
 #include "pollers.h"
 #include "witness.h"
@@ -477,6 +478,8 @@ static void open_stats(fuse_req_t req, struct fuse_file_info *fi)
 void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     stats_inc(STAT_OP_open);
+    if (replay_open(req, ino, fi))
+        return; /* the inotify replay of a remote change (notify_replay.h) */
     node *n = node_get(ino);
     int rc = n ? 0 : ENOENT;
     bool changed = false;
@@ -619,6 +622,8 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 {
     (void)mode;
     stats_inc(STAT_OP_create);
+    if (replay_create(req, parent, name, fi))
+        return; /* the inotify replay of a remote create: etcd has the key already */
     resolved r = {0};
     node *n = NULL;
     node *dir = node_get(parent);
@@ -842,6 +847,8 @@ static void writeback_reply(fuse_req_t req, fuse_ino_t ino, struct fuse_file_inf
 void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     stats_inc(STAT_OP_flush);
+    if (replay_close(req, fi))
+        return;
     writeback_reply(req, ino, fi, "flush", true);
 }
 
@@ -855,6 +862,8 @@ void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_inf
 void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     stats_inc(STAT_OP_release);
+    if (replay_close(req, fi))
+        return;
     node *n = node_get(ino);
     if (n && n->type == NODE_STATS_FILE) {
         stats_snapshot *s = (stats_snapshot *)(uintptr_t)fi->fh;

@@ -1,0 +1,414 @@
+/*
+ * notify_replay.c - inotify events for changes made elsewhere (see notify_replay.h).
+ *
+ * Each created, changed or deleted key that the kernel did not learn from this mount is queued
+ * to a replay thread that performs open(O_CREAT)/close, open/ftruncate(current size)/close or
+ * unlink on the mount. Those
+ * syscalls are served by the FUSE workers like any other, so the replay must never run on the
+ * notify thread nor while holding a lock a handler needs. The handlers ask the hooks below
+ * first; a request whose pid is the replay thread's id is answered from the node table, and
+ * its file handle is a sentinel that flush and release recognise (release carries no pid).
+ */
+
+#include "notify_replay.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "inode.h"
+#include "log.h"
+#include "names.h"
+#include "ops.h"
+
+/* A burst of remote changes larger than this is not replayed beyond it: the events are a
+ * courtesy to watchers, the cache itself is already current. */
+#define REPLAY_QUEUE_MAX 4096
+/* How long replay_stop waits for a replay syscall in flight (the session loop may have ended:
+ * then the syscall returns only once the connection closes). */
+#define REPLAY_STOP_WAIT_S 2
+
+typedef enum replay_kind { REPLAY_CREATE, REPLAY_MODIFY, REPLAY_DELETE } replay_kind;
+
+typedef struct replay_item {
+    struct replay_item *next;
+    replay_kind kind;
+    node *n;                  /* CREATE, DELETE: the file's node, with a reference */
+    fuse_ino_t parent;        /* CREATE, DELETE: the directory's node id, 0 = not known */
+    char name[NAMES_MAX + 1]; /* the display name in that directory */
+    char *path;               /* relative to the mount root */
+} replay_item;
+
+static pthread_mutex_t r_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t r_cv = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t r_done_cv = PTHREAD_COND_INITIALIZER;
+static replay_item *r_head, *r_tail; /* [r_mu] */
+static size_t r_len;                 /* [r_mu] */
+static bool r_stop;                  /* [r_mu] */
+static bool r_started;               /* [r_mu] */
+static bool r_finished;              /* [r_mu] the thread left its loop */
+static replay_item *r_current;       /* [r_mu] the item being replayed */
+static pthread_t r_thread;
+static pid_t r_tid;   /* atomic: the replay thread's id, 0 before it runs */
+static char r_handle; /* its address is the replay thread's file handle */
+
+static bool is_own(fuse_req_t req)
+{
+    pid_t tid = __atomic_load_n(&r_tid, __ATOMIC_ACQUIRE);
+    return tid != 0 && fuse_req_ctx(req)->pid == tid;
+}
+
+static void item_free(replay_item *it)
+{
+    if (!it)
+        return;
+    node_put(it->n);
+    free(it->path);
+    free(it);
+}
+
+/* The mount root, opened for each replay and closed after it (an open descriptor would make
+ * the mount busy at unmount). A directory that is not a different filesystem than its parent
+ * is not our mount any more: then nothing is replayed, so nothing lands underneath. */
+static int root_open(void)
+{
+    int fd = open(g_fs.opts->mountpoint, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat st, up;
+    if (fstat(fd, &st) || fstatat(fd, "..", &up, 0) || st.st_dev == up.st_dev) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void replay_one(const replay_item *it)
+{
+    int root = root_open();
+    if (root < 0)
+        return;
+    if (it->kind == REPLAY_DELETE) {
+        if (unlinkat(root, it->path, 0) != 0)
+            log_debug("replay of '%s' not possible: %s", it->path, strerror(errno));
+        close(root);
+        return;
+    }
+    int flags = O_WRONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+    if (it->kind == REPLAY_CREATE)
+        flags |= O_CREAT;
+    int fd = openat(root, it->path, flags, 0644);
+    close(root);
+    if (fd < 0) {
+        log_debug("replay of '%s' not possible: %s", it->path, strerror(errno));
+        return;
+    }
+    if (it->kind == REPLAY_MODIFY) {
+        /* The size given is ignored by replay_setattr (which answers with the current
+         * attributes); truncating to the kernel's idea of the size changes nothing. */
+        struct stat st;
+        if (fstat(fd, &st) == 0 && ftruncate(fd, st.st_size) != 0)
+            log_debug("replay of '%s': ftruncate: %s", it->path, strerror(errno));
+    }
+    close(fd);
+}
+
+static void *replay_main(void *arg)
+{
+    (void)arg;
+    __atomic_store_n(&r_tid, gettid(), __ATOMIC_RELEASE);
+    for (;;) {
+        pthread_mutex_lock(&r_mu);
+        while (!r_head && !r_stop)
+            pthread_cond_wait(&r_cv, &r_mu);
+        if (r_stop) {
+            pthread_mutex_unlock(&r_mu);
+            break;
+        }
+        replay_item *it = r_head;
+        r_head = it->next;
+        if (!r_head)
+            r_tail = NULL;
+        r_len--;
+        r_current = it;
+        pthread_mutex_unlock(&r_mu);
+        replay_one(it);
+        pthread_mutex_lock(&r_mu);
+        r_current = NULL;
+        pthread_mutex_unlock(&r_mu);
+        item_free(it);
+    }
+    pthread_mutex_lock(&r_mu);
+    r_finished = true;
+    pthread_cond_broadcast(&r_done_cv);
+    pthread_mutex_unlock(&r_mu);
+    return NULL;
+}
+
+static void enqueue(replay_item *it)
+{
+    pthread_mutex_lock(&r_mu);
+    if (!r_started && !r_stop) {
+        r_started = pthread_create(&r_thread, NULL, replay_main, NULL) == 0;
+        if (!r_started)
+            log_msg(LOG_WARNING, "no replay thread: remote changes give no inotify events");
+    }
+    if (!r_started || r_stop || r_len >= REPLAY_QUEUE_MAX) {
+        pthread_mutex_unlock(&r_mu);
+        item_free(it);
+        return;
+    }
+    if (r_tail)
+        r_tail->next = it;
+    else
+        r_head = it;
+    r_tail = it;
+    r_len++;
+    pthread_cond_signal(&r_cv);
+    pthread_mutex_unlock(&r_mu);
+}
+
+/* The display path of kv's key below the mount root, and where its last component starts
+ * (the key offset of its directory). NULL when out of memory. */
+static char *display_path(const etcdc_kv *kv, size_t *dir_at, char *last)
+{
+    const char *rel = kv->key + g_fs.prefix_len;
+    size_t rel_len = kv->key_len - g_fs.prefix_len;
+    size_t cap = 64, len = 0;
+    char *path = malloc(cap);
+    size_t at = 0;
+    while (path) {
+        bool deeper;
+        size_t clen = names_first_component(rel + at, rel_len - at, &deeper);
+        size_t n = names_to_display(rel + at, clen, at == 0, last);
+        if (len + n + 2 > cap) {
+            cap = 2 * (len + n + 2);
+            char *p = realloc(path, cap);
+            if (!p) {
+                free(path);
+                return NULL;
+            }
+            path = p;
+        }
+        if (len)
+            path[len++] = '/';
+        memcpy(path + len, last, n + 1);
+        len += n;
+        if (!deeper) {
+            *dir_at = g_fs.prefix_len + at;
+            break;
+        }
+        at += clen + 1;
+    }
+    return path;
+}
+
+/* A remote delete is replayed as an unlink when the node table still has the file and it is
+ * absent now (the watch applied the delete; a file removed through this mount is unindexed
+ * and not found). fuse_lowlevel_notify_delete would be cheaper but gives no IN_DELETE on the
+ * kernels measured (docs/consistency.md). */
+static replay_item *deleted_item(const etcdc_kv *kv)
+{
+    node *f = node_find(kv->key, kv->key_len, NODE_FILE);
+    if (!f)
+        return NULL;
+    pthread_mutex_lock(&f->mu);
+    bool absent = f->known && f->mod_rev == 0 && !f->dirty && !f->pending;
+    pthread_mutex_unlock(&f->mu);
+    replay_item *it = absent ? calloc(1, sizeof *it) : NULL;
+    if (!it) {
+        node_put(f);
+        return NULL;
+    }
+    it->kind = REPLAY_DELETE;
+    it->n = f;
+    return it;
+}
+
+void replay_event(const etcdc_kv *kv, bool is_delete, bool known_here)
+{
+    if (kv->key_len <= g_fs.prefix_len || kv->key[kv->key_len - 1] == '/')
+        return; /* the root's own key, or a directory marker: no file */
+    if (known_here && !is_delete)
+        return;
+    replay_item *it = is_delete ? deleted_item(kv) : calloc(1, sizeof *it);
+    if (!it)
+        return;
+    size_t dir_at = 0;
+    if (!is_delete)
+        it->kind = kv->version == 1 ? REPLAY_CREATE : REPLAY_MODIFY;
+    it->path = display_path(kv, &dir_at, it->name);
+    if (it->path && it->kind != REPLAY_MODIFY) {
+        node *dir = node_find(kv->key, dir_at, NODE_DIR);
+        it->parent = dir ? dir->ino : 0;
+        node_put(dir);
+    }
+    if (it->path && it->kind == REPLAY_CREATE) {
+        /* Held until the replay: the create handler answers with this node's entry. */
+        it->n = node_obtain(kv->key, kv->key_len, NODE_FILE);
+        if (it->n) {
+            pthread_mutex_lock(&it->n->mu);
+            node_apply_kv_locked(it->n, kv, now_ns());
+            pthread_mutex_unlock(&it->n->mu);
+        }
+    }
+    if (!it->path || (it->kind == REPLAY_CREATE && !it->n)) {
+        item_free(it);
+        return;
+    }
+    enqueue(it);
+}
+
+void replay_stop(void)
+{
+    pthread_mutex_lock(&r_mu);
+    r_stop = true;
+    pthread_cond_signal(&r_cv);
+    bool started = r_started;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += REPLAY_STOP_WAIT_S;
+    while (started && !r_finished && pthread_cond_timedwait(&r_done_cv, &r_mu, &until) == 0) {
+    }
+    bool finished = r_finished;
+    replay_item *it = r_head;
+    r_head = r_tail = NULL;
+    r_len = 0;
+    pthread_mutex_unlock(&r_mu);
+    while (it) {
+        replay_item *next = it->next;
+        item_free(it);
+        it = next;
+    }
+    if (started && finished)
+        pthread_join(r_thread, NULL);
+    else if (started) {
+        /* A syscall on the mount waits for a reply the ended session loop will not send; it
+         * fails once the connection closes at unmount, and the thread then ends by itself. */
+        log_msg(LOG_WARNING, "replay thread still busy at unmount: left to finish");
+        pthread_detach(r_thread);
+    }
+}
+
+/* The node the replay thread is creating or removing under (parent, name), with a reference. */
+static node *replaying(replay_kind kind, fuse_ino_t parent, const char *name)
+{
+    node *n = NULL;
+    pthread_mutex_lock(&r_mu);
+    replay_item *it = r_current;
+    if (it && it->kind == kind && !strcmp(it->name, name) &&
+        (it->parent == 0 || it->parent == parent)) {
+        n = node_get(it->n->ino);
+    }
+    pthread_mutex_unlock(&r_mu);
+    return n;
+}
+
+bool replay_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    if (!is_own(req))
+        return false;
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof e);
+    node *n = replaying(REPLAY_DELETE, parent, name);
+    if (n) {
+        /* Still there for this lookup (the kernel forgot the name at the invalidation): the
+         * kernel then removes the name itself, which is what emits IN_DELETE. */
+        entry_for(n, &e);
+        e.entry_timeout = e.attr_timeout = 0;
+        fuse_reply_entry(req, &e);
+        node_put(n);
+        return true;
+    }
+    n = replaying(REPLAY_CREATE, parent, name);
+    if (!n)
+        return false; /* a directory on the way: an ordinary lookup */
+    node_put(n);
+    /* Absent for this lookup only (timeout 0): the kernel then creates the name itself,
+     * which is what emits IN_CREATE. */
+    fuse_reply_entry(req, &e);
+    return true;
+}
+
+bool replay_create(fuse_req_t req, fuse_ino_t parent, const char *name, struct fuse_file_info *fi)
+{
+    if (!is_own(req))
+        return false;
+    node *n = replaying(REPLAY_CREATE, parent, name);
+    bool exists = false;
+    if (n) {
+        pthread_mutex_lock(&n->mu);
+        exists = n->type == NODE_FILE && n->known && n->mod_rev > 0;
+        pthread_mutex_unlock(&n->mu);
+    }
+    if (!exists) {
+        /* Deleted again before the replay ran: create nothing (no event either). */
+        fuse_reply_err(req, ENOENT);
+        node_put(n);
+        return true;
+    }
+    struct fuse_entry_param e;
+    entry_for(n, &e);
+    fi->fh = (uint64_t)(uintptr_t)&r_handle;
+    fi->keep_cache = 1;
+    if (fuse_reply_create(req, &e, fi) == -ENOENT)
+        node_forget(n->ino, 1); /* interrupted: the kernel took no reference */
+    node_put(n);
+    return true;
+}
+
+bool replay_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    if (!is_own(req))
+        return false;
+    node *n = node_get(ino);
+    if (n && n->type == NODE_FILE) {
+        fi->fh = (uint64_t)(uintptr_t)&r_handle;
+        fi->keep_cache = 1; /* the notify thread dropped the stale pages already */
+        fuse_reply_open(req, fi);
+    } else {
+        fuse_reply_err(req, n ? EISDIR : ENOENT);
+    }
+    node_put(n);
+    return true;
+}
+
+bool replay_setattr(fuse_req_t req, fuse_ino_t ino)
+{
+    if (!is_own(req))
+        return false;
+    node *n = node_get(ino);
+    if (n) {
+        struct stat st;
+        node_fill_attr(n, &st, false);
+        fuse_reply_attr(req, &st, g_fs.timeout);
+    } else {
+        fuse_reply_err(req, ENOENT);
+    }
+    node_put(n);
+    return true;
+}
+
+bool replay_close(fuse_req_t req, struct fuse_file_info *fi)
+{
+    if (fi->fh != (uint64_t)(uintptr_t)&r_handle)
+        return false;
+    fuse_reply_err(req, 0);
+    return true;
+}
+
+bool replay_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    if (!is_own(req))
+        return false;
+    node *n = replaying(REPLAY_DELETE, parent, name);
+    /* etcd has no such key any more: the kernel only drops its name */
+    fuse_reply_err(req, n ? 0 : ENOENT);
+    node_put(n);
+    return true;
+}

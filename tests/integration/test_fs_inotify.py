@@ -1,0 +1,138 @@
+"""inotify on a mount reports changes made elsewhere (etcdctl, another mount): IN_CREATE,
+IN_MODIFY/IN_CLOSE_WRITE and IN_DELETE in a watched directory (docs/consistency.md, "inotify").
+The events come from the daemon replaying the change through its own mount; a replay never
+writes to etcd (the store revision does not move)."""
+
+import queue
+import subprocess
+import threading
+import time
+
+import pytest
+
+from fs_tool_helpers import revision
+
+pytestmark = pytest.mark.needs_etcdfs
+
+DEADLINE_S = 20.0  # generous: the events normally arrive within milliseconds
+
+
+class Watcher:
+    """`inotifywait -m` on a directory; events as (set of event names, file name)."""
+
+    def __init__(self, path):
+        self.proc = subprocess.Popen(
+            ["inotifywait", "-m", "--format", "%e %f", "-e",
+             "create,modify,close_write,delete,moved_from,moved_to", str(path)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for line in self.proc.stderr:  # "Setting up watches." then "Watches established."
+            if "established" in line:
+                break
+        else:
+            raise AssertionError("inotifywait did not start")
+        self.events = queue.Queue()
+        self.seen = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            kinds, _, name = line.rstrip("\n").partition(" ")
+            self.events.put((set(kinds.split(",")), name))
+
+    def wait_for(self, kind, name):
+        """Waits for an event of this kind for this name; returns every event seen so far."""
+        until = time.monotonic() + DEADLINE_S
+        while not any(kind in k and n == name for k, n in self.seen):
+            left = until - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {kind} for {name!r}; saw {self.seen}")
+            try:
+                self.seen.append(self.events.get(timeout=left))
+            except queue.Empty:
+                pass
+        return self.seen
+
+    def count(self, kind, name):
+        return sum(1 for k, n in self.seen if kind in k and n == name)
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def watch():
+    watchers = []
+
+    def start(path):
+        w = Watcher(path)
+        watchers.append(w)
+        return w
+
+    yield start
+    for w in watchers:
+        w.close()
+
+
+def test_etcdctl_create_change_delete_give_events(etcd, kv, mount, watch):
+    kv.put("/d/seed", b"x")
+    m = mount(etcd)
+    assert (m / "d" / "seed").read_bytes() == b"x"
+    w = watch(m / "d")
+
+    etcd.ctl("put", "/d/new", "one")
+    rev = revision(kv)
+    w.wait_for("CREATE", "new")
+    w.wait_for("CLOSE_WRITE", "new")  # the end of the replay
+    assert (m / "d" / "new").read_bytes() == b"one"
+
+    etcd.ctl("put", "/d/new", "changed")
+    rev = revision(kv)
+    w.wait_for("MODIFY", "new")
+    w.wait_for("CLOSE_WRITE", "new")
+    assert (m / "d" / "new").read_bytes() == b"changed"
+    assert revision(kv) == rev  # the replay wrote nothing
+
+    etcd.ctl("put", "/d/seed", "y")  # a key the kernel knew before the watch started
+    w.wait_for("MODIFY", "seed")
+
+    etcd.ctl("del", "/d/new")
+    rev = revision(kv)
+    w.wait_for("DELETE", "new")
+    assert not (m / "d" / "new").exists()
+    assert kv.get("/d/new")[0] is None
+    assert revision(kv) == rev
+
+
+def test_changes_on_another_mount_give_events(etcd, kv, mount, watch):
+    kv.put("/d/seed", b"x")
+    a, b = mount(etcd, name="a"), mount(etcd, name="b")
+    assert (b / "d" / "seed").read_bytes() == b"x"
+    w = watch(b / "d")
+
+    (a / "d" / "f").write_bytes(b"1")
+    w.wait_for("CREATE", "f")
+    w.wait_for("CLOSE_WRITE", "f")
+    (a / "d" / "f").write_bytes(b"22")
+    w.wait_for("MODIFY", "f")
+    rev = revision(kv)
+    (a / "d" / "f").unlink()
+    w.wait_for("DELETE", "f")
+    assert revision(kv) == rev + 1  # the delete itself, nothing more
+    assert sorted(p.name for p in (b / "d").iterdir()) == ["seed"]
+
+
+def test_own_changes_are_not_replayed(etcd, kv, mount, watch):
+    kv.put("/d/seed", b"x")
+    m = mount(etcd)
+    w = watch(m / "d")
+    (m / "d" / "mine").write_bytes(b"1")
+    w.wait_for("CLOSE_WRITE", "mine")
+    (m / "d" / "mine").write_bytes(b"2")
+    # A remote change after ours: once its event arrived, any replay of ours would have too
+    # (the watch delivers in revision order and the replay queue is first in, first out).
+    etcd.ctl("put", "/d/marker", "m")
+    w.wait_for("CLOSE_WRITE", "marker")
+    assert w.count("CREATE", "mine") == 1
+    assert w.count("CLOSE_WRITE", "mine") == 2  # the two writes, no replayed close
+    assert kv.get("/d/mine")[0] == b"2"
