@@ -26,6 +26,8 @@ import traceback
 # Adding a mode once etcdfs implements it is one entry here, e.g. ("watch", ["--consistency=watch"]).
 MODES = [
     ("close-to-open", []),
+    ("watch", ["--consistency=watch"]),
+    ("strict", ["--consistency=strict"]),
 ]
 
 QUICK = dict(rounds=1, write_n=40, ctl_n=3, tput_s=0.3, read_files=20, flat_n=1000,

@@ -72,7 +72,8 @@ static const opt_spec option_table[] = {
     {"lock-fencing", T_FLAG, F(lock_fencing), NULL,
      "while this mount holds a lock, writes land only if its lock key still exists (else EIO)"},
     {"consistency", T_CONSISTENCY, F(consistency), "MODE",
-     "close-to-open (default); watch and strict are reserved"},
+     "close-to-open (default), watch (the watch-coherent cache answers without a round trip) "
+     "or strict (every access asks etcd); docs/consistency.md"},
     {"allow-other", T_FLAG, F(allow_other), NULL, "let other users access the mount"},
     {"ro", T_FLAG, F(ro), NULL, "read-only mount"},
     {"quiet", T_FLAG, F(quiet), NULL, "chmod/chown succeed without effect instead of EPERM"},
