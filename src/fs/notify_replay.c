@@ -3,13 +3,13 @@
  *
  * Each created, changed or deleted key that the kernel did not learn from this mount is queued
  * to a replay thread that performs open(O_CREAT)/close, open/ftruncate(current size)/close or
- * unlink on the mount. Those
- * syscalls are served by the FUSE workers like any other, so the replay must never run on the
- * notify thread nor while holding a lock a handler needs. The handlers ask the hooks below
- * first; a request whose pid is the replay thread's id is answered from the node table, and
- * its file handle is a sentinel that flush and release recognise (release carries no pid).
+ * unlink on the mount. Those syscalls are served by the FUSE workers like any other, so the
+ * replay must never run on the notify thread nor while holding a lock a handler needs. The
+ * handlers ask the hooks below first; a request whose pid is the replay thread's id is answered
+ * from the node table, and its file handle is a sentinel that flush and release recognise
+ * (release carries no pid). The kernel puts the calling thread's id (not the process id) in
+ * each request, which is what makes the replay thread's requests recognisable.
  */
-
 #include "notify_replay.h"
 
 #include <errno.h>
@@ -232,6 +232,8 @@ static replay_item *deleted_item(const etcdc_kv *kv)
 
 void replay_event(const etcdc_kv *kv, bool is_delete, bool known_here)
 {
+    if (g_fs.opts->ro)
+        return; /* the kernel refuses every replay on a read-only mount (EROFS) */
     if (kv->key_len <= g_fs.prefix_len || kv->key[kv->key_len - 1] == '/')
         return; /* the root's own key, or a directory marker: no file */
     if (known_here && !is_delete)
