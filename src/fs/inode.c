@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
 #include "names.h"
 
 static pthread_mutex_t table_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -118,6 +119,7 @@ static void node_free(node *n)
     if (n->list)
         listing_unref(n->list);
     pthread_mutex_destroy(&n->mu);
+    cache_account(-(int64_t)n->cap);
     free(n->data);
     free(n->key);
     free(n);
@@ -438,6 +440,20 @@ int node_swap_names(const char *a, size_t a_len, const char *b, size_t b_len)
     return rc;
 }
 
+node **node_all(size_t *count)
+{
+    pthread_mutex_lock(&table_mu);
+    *count = 0;
+    node **all = malloc((node_count + 1) * sizeof *all);
+    for (size_t b = 0; all && b < buckets; b++)
+        for (node *n = by_ino[b]; n; n = n->next_ino) {
+            n->refs++;
+            all[(*count)++] = n;
+        }
+    pthread_mutex_unlock(&table_mu);
+    return all;
+}
+
 void node_for_each(void (*fn)(node *n, void *arg), void *arg)
 {
     pthread_mutex_lock(&table_mu);
@@ -474,6 +490,7 @@ int node_set_data_locked(node *n, const void *data, size_t len)
         if (!d)
             return ENOMEM;
         free(n->data);
+        cache_account((int64_t)cap - (int64_t)n->cap);
         n->data = d;
         n->cap = cap;
     }
@@ -492,6 +509,7 @@ int node_resize_locked(node *n, size_t len)
         char *d = realloc(n->data, cap);
         if (!d)
             return ENOMEM;
+        cache_account((int64_t)cap - (int64_t)n->cap);
         n->data = d;
         n->cap = cap;
     }

@@ -84,6 +84,7 @@ typedef struct node {
     bool unlinked;      /* removed: buffered data is discarded at release */
     int open_count;
     int64_t validated_ns;  /* last confirmation from etcd (0 = never) */
+    int64_t used_ns;       /* last open or read: what the value cache evicts first (cache.c) */
     struct timespec mtime; /* synthesized, see docs/semantics.md */
     /* directories [mu] */
     listing *list; /* last listing, may be NULL */
@@ -116,6 +117,9 @@ int node_rekey_prefix(const void *old_prefix, size_t old_len, const void *new_pr
 /* The nodes of name a (key a, and every key below a/) and of name b trade places: after a
  * RENAME_EXCHANGE each inode keeps its content under the other name. */
 int node_swap_names(const char *a, size_t a_len, const char *b, size_t b_len);
+/* Every indexed node, each with a reference (node_put them), in a malloc'ed array; NULL on
+ * allocation failure. */
+node **node_all(size_t *count);
 /* Calls fn for every indexed node (with a reference held during the call; no lock held). */
 void node_for_each(void (*fn)(node *n, void *arg), void *arg);
 /* Number of file nodes created here and not yet written to etcd. */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
 #include "inode.h"
 #include "log.h"
 #include "names.h"
@@ -202,6 +203,8 @@ static void *notify_main(void *arg)
             node_for_each(forget_cached, NULL);
         else if (e->mark_rev == 0)
             apply_event(e);
+        if (e->mark_rev == 0 && !e->resync)
+            cache_trim(); /* a value the watch brought may have passed --cache-size */
         if (e->resync || e->mark_rev) {
             pthread_mutex_lock(&q_mu);
             resyncs_done += e->resync;

@@ -251,13 +251,10 @@ void replay_event(const etcdc_kv *kv, bool is_delete, bool known_here)
         node_put(dir);
     }
     if (it->path && it->kind == REPLAY_CREATE) {
-        /* Held until the replay: the create handler answers with this node's entry. */
+        /* Held until the replay: the create handler answers with this node's entry. Its
+         * content is not filled in from the event: a node the cache trusts would answer
+         * opens from it (watch mode) where the first open otherwise reads etcd afresh. */
         it->n = node_obtain(kv->key, kv->key_len, NODE_FILE);
-        if (it->n) {
-            pthread_mutex_lock(&it->n->mu);
-            node_apply_kv_locked(it->n, kv, now_ns());
-            pthread_mutex_unlock(&it->n->mu);
-        }
     }
     if (!it->path || (it->kind == REPLAY_CREATE && !it->n)) {
         item_free(it);
@@ -345,7 +342,7 @@ bool replay_create(fuse_req_t req, fuse_ino_t parent, const char *name, struct f
     bool exists = false;
     if (n) {
         pthread_mutex_lock(&n->mu);
-        exists = n->type == NODE_FILE && n->known && n->mod_rev > 0;
+        exists = n->type == NODE_FILE && !(n->known && n->mod_rev == 0 && !n->pending);
         pthread_mutex_unlock(&n->mu);
     }
     if (!exists) {
@@ -356,6 +353,7 @@ bool replay_create(fuse_req_t req, fuse_ino_t parent, const char *name, struct f
     }
     struct fuse_entry_param e;
     entry_for(n, &e);
+    e.attr_timeout = 0; /* the node may not know the content yet: the next stat asks */
     fi->fh = (uint64_t)(uintptr_t)&r_handle;
     fi->keep_cache = 1;
     if (fuse_reply_create(req, &e, fi) == -ENOENT)

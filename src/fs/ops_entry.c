@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
 #include "listing.h"
 #include "log.h"
 #include "notify_replay.h"
@@ -288,6 +289,7 @@ reply:
     node_put(n);
     node_put(dir);
     resolved_free(&r);
+    cache_trim(); /* a value from the listing may have passed --cache-size */
 }
 
 void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
 #include "locks.h"
 #include "log.h"
 #include "notify.h"
@@ -529,6 +530,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
             changed = true;
         if (rc == 0) {
             n->kernel_rev = n->mod_rev;
+            n->used_ns = now_ns();
             n->open_count++;
             base = open_base_locked(n);
         }
@@ -557,6 +559,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     log_debug("open %lu flags 0x%x -> %s%s", (unsigned long)ino, fi->flags,
               rc ? strerror(rc) : "ok", changed ? " (changed)" : "");
     node_put(n);
+    cache_trim(); /* the value read may have passed --cache-size */
 }
 
 /* Creates the file atomically in etcd: If(no key, nothing below) Then(Put key ""). */
@@ -771,6 +774,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
     size_t count = n->size - from < size ? n->size - from : size;
     /* Replying under the lock copies the bytes before a writer can change them. */
     fuse_reply_buf(req, count ? n->data + from : NULL, count);
+    n->used_ns = now_ns();
     int64_t rev = n->known || n->pending || n->dirty ? n->mod_rev : 0;
     pthread_mutex_unlock(&n->mu);
     if (off == 0) /* re-arms poll(2) for this open file description */

@@ -84,6 +84,9 @@ static const opt_spec option_table[] = {
     {"umask", T_OCTAL, F(umask), "OCTAL", "mode = 0666/0777 minus umask (default 022)"},
     {"max-file-size", T_SIZE, F(max_file_size), "BYTES",
      "largest file; bigger writes fail with EFBIG (default 1.5MiB - 8KiB)"},
+    {"cache-size", T_SIZE, F(cache_size), "BYTES",
+     "file values kept in memory; beyond it the least recently used unopened ones are dropped "
+     "and read again when needed (default 256M, 0: no cap)"},
     {"quota", T_SIZE, F(quota), "BYTES", "store size reported by statfs (default 2G, etcd's "
                                          "default quota)"},
     {"cache-timeout", T_SECONDS, F(cache_timeout), "SECONDS",
@@ -399,6 +402,7 @@ int opts_parse(int argc, char **argv, etcdfs_opts *o, char *err, size_t es)
     o->umask = 022;
     o->max_file_size = ETCDFS_DEFAULT_MAX_FILE_SIZE;
     o->quota = ETCDFS_DEFAULT_QUOTA;
+    o->cache_size = ETCDFS_DEFAULT_CACHE_SIZE;
     o->cache_timeout = 1.0;
     int rc = 0;
     bool only_positional = false;

@@ -51,6 +51,7 @@ typedef struct etcdfs_opts {
     uint64_t max_file_size; /* bytes; EFBIG beyond */
     uint64_t quota;         /* bytes reported by statfs as the size of the store */
     double cache_timeout;   /* seconds the kernel and the daemon may trust cached metadata */
+    uint64_t cache_size;    /* bytes of file values kept (cache.h); 0: no cap */
     /* positional */
     char *source;     /* ignored (mount(8) passes the fstab "device") */
     char *mountpoint; /* absolute path */
@@ -61,6 +62,7 @@ typedef struct etcdfs_opts {
 /* What etcd accepts in one request by default (1.5 MiB) minus room for the key and framing. */
 #define ETCDFS_DEFAULT_MAX_FILE_SIZE ((uint64_t)(1536 * 1024 - 8 * 1024))
 #define ETCDFS_DEFAULT_QUOTA ((uint64_t)2 << 30)
+#define ETCDFS_DEFAULT_CACHE_SIZE ((uint64_t)256 << 20)
 
 /* Parses argv. Returns 0 on success, -1 with a one-line message in err (no trailing newline).
  * --help / --version only set show_help / show_version (no mount point needed). */

@@ -3,6 +3,7 @@
  * <mount>/.etcdfs/stats. Every update is a relaxed atomic: nothing on a request's path waits.
  * The text is built only when the file is opened.
  */
+#include "cache.h"
 #include "stats.h"
 
 #include <errno.h>
@@ -222,6 +223,8 @@ static void format_state(FILE *f)
     LINE(f, "cache_files", c.files);
     LINE(f, "cache_dirs", c.dirs);
     LINE(f, "cache_bytes", c.bytes);
+    LINE(f, "cache_value_bytes", cache_value_bytes()); /* buffers, against --cache-size */
+    LINE(f, "cache_evictions", cache_evictions());
 
     int64_t now = now_ns(), last = load64(&watch_last_ns);
     int64_t received = load64(&watch_received_rev), applied = load64(&watch_applied_rev);

@@ -67,3 +67,26 @@ def test_outage_of_the_watched_member_misses_no_change(etcd_cluster, mount, comp
     c.close()
     settles(lambda: read_or_errno(d / "changed"), b"after", "a change after the outage")
     assert m.stats()["watch_active"] == 1
+
+
+@pytest.mark.parametrize("mode", ["close-to-open", "watch"])
+def test_cache_size_caps_values_and_evicted_files_read_again(etcd, kv, mount, mode):
+    for i in range(100):
+        kv.put(f"/v/f{i:03d}", bytes([65 + i % 26]) * 4096)
+    m = mount(etcd, extra_args=("--cache-size=64k", f"--consistency={mode}"))
+    keep = open(m.path / "v" / "f000", "rb")  # open: never evicted
+    try:
+        for i in range(100):
+            assert (m.path / "v" / f"f{i:03d}").read_bytes() == bytes([65 + i % 26]) * 4096
+        s = m.stats()
+        assert s["cache_evictions"] > 0
+        # under the cap (plus the one value being read when the cap was checked)
+        assert s["cache_value_bytes"] <= 64 * 1024 + 2 * 4096, s["cache_value_bytes"]
+        # evicted files come back from etcd, current
+        kv.put("/v/f001", b"changed")
+        wait_for(lambda: (m.path / "v" / "f001").read_bytes() == b"changed", 30, "f001")
+        for i in range(2, 100, 7):
+            assert (m.path / "v" / f"f{i:03d}").read_bytes() == bytes([65 + i % 26]) * 4096
+        assert keep.read() == b"A" * 4096
+    finally:
+        keep.close()
