@@ -140,7 +140,13 @@ static void *replay_main(void *arg)
         replay_one(it);
         pthread_mutex_lock(&r_mu);
         r_current = NULL;
+        bool stopping = r_stop;
         pthread_mutex_unlock(&r_mu);
+        if (stopping) {
+            /* Possibly detached by replay_stop and past the node table's end: keep the
+             * node reference (every node is freed at exit anyway). */
+            it->n = NULL;
+        }
         item_free(it);
     }
     pthread_mutex_lock(&r_mu);

@@ -74,9 +74,10 @@ def watch():
         w.close()
 
 
-def test_etcdctl_create_change_delete_give_events(etcd, kv, mount, watch):
+@pytest.mark.parametrize("mode", ["close-to-open", "watch", "strict"])
+def test_etcdctl_create_change_delete_give_events(etcd, kv, mount, watch, mode):
     kv.put("/d/seed", b"x")
-    m = mount(etcd)
+    m = mount(etcd, extra_args=(f"--consistency={mode}",))
     assert (m / "d" / "seed").read_bytes() == b"x"
     w = watch(m / "d")
 
