@@ -465,6 +465,11 @@ class Bench:
                 [f"etcdctl put -> re-read shows it ({mode})", f"{statistics.median(ctl):.0f}", "", ""],
                 [f"inotify IN_MODIFY after a Put ({mode})", fmt_wake(wake["wake_inotify"]), "", ""],
                 [f"poll() wake-up after a Put ({mode})", fmt_wake(wake["wake_poll"]), "", ""]]
+        dist = wake.get("poll_wake_dist")
+        if isinstance(dist, dict) and dist.get("n"):
+            rows.append([f"poll() wake-up, p50 / p99 of {dist['n']} ({mode})",
+                         f"{dist['p50']:.0f} / {dist['p99']:.0f}", f"{put:.0f}",
+                         ratio(dist["p50"], put)])
         self.section("Change notification",
                      "p50 microseconds from the start of the Put to the mount showing the new "
                      "value. Re-read = open/read/close in a tight loop (close-to-open: every open "
