@@ -289,6 +289,24 @@ static void on_watch(void *arg, const etcdc_watch_response *resp)
     }
 }
 
+/* The watch on the prefix, with etcd's periodic progress notifications: an idle cache keeps
+ * learning that it is current up to a recent revision (applied_rev), not only when a lock
+ * fence asks. */
+static etcdc_watcher *start_watch(int64_t from_revision, etcdc_error *err)
+{
+    size_t end_len;
+    char *end = key_prefix_end(g_fs.prefix, g_fs.prefix_len, &end_len);
+    if (!end)
+        return NULL;
+    etcdc_watch_opts o = {.key = g_fs.prefix_len ? g_fs.prefix : "\0",
+                          .key_len = g_fs.prefix_len ? g_fs.prefix_len : 1,
+                          .range_end = end, .range_end_len = end_len,
+                          .start_revision = from_revision, .progress_notify = true};
+    etcdc_watcher *w = etcdc_watch(g_fs.client, &o, on_watch, NULL, err);
+    free(end);
+    return w;
+}
+
 /* The store revision now (one Range of at most one key under the prefix). */
 static int current_revision(int64_t *rev)
 {
@@ -322,8 +340,7 @@ static bool try_rewatch(void)
         return stop;
     node_for_each(forget_cached, NULL);
     etcdc_error err = {0};
-    etcdc_watcher *w = etcdc_watch_prefix(g_fs.client, g_fs.prefix, g_fs.prefix_len, rev + 1,
-                                          false, on_watch, NULL, &err);
+    etcdc_watcher *w = start_watch(rev + 1, &err);
     if (!w)
         return false;
     pthread_mutex_lock(&q_mu);
@@ -352,8 +369,7 @@ int notify_start(int64_t start_revision)
         return rc;
     thread_running = true;
     etcdc_error err = {0};
-    etcdc_watcher *w = etcdc_watch_prefix(g_fs.client, g_fs.prefix, g_fs.prefix_len,
-                                          start_revision, false, on_watch, NULL, &err);
+    etcdc_watcher *w = start_watch(start_revision, &err);
     if (!w) {
         log_msg(LOG_WARNING, "cannot watch the prefix (%s): retrying; meanwhile caches "
                              "converge by timeout only", err.message);
