@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -32,16 +33,27 @@
 /* How long replay_stop waits for a replay syscall in flight (the session loop may have ended:
  * then the syscall returns only once the connection closes). */
 #define REPLAY_STOP_WAIT_S 2
+/* How long a create waits in the queue for a delete of the same revision, which makes the pair
+ * a rename (one transaction: the watch delivers both together, well within this). */
+#define REPLAY_PAIR_WAIT_NS 2000000
 
-typedef enum replay_kind { REPLAY_CREATE, REPLAY_MODIFY, REPLAY_DELETE } replay_kind;
+typedef enum replay_kind { REPLAY_CREATE, REPLAY_MODIFY, REPLAY_DELETE, REPLAY_RENAME } replay_kind;
 
 typedef struct replay_item {
     struct replay_item *next;
     replay_kind kind;
-    node *n;                  /* CREATE, DELETE: the file's node, with a reference */
+    node *n;                  /* CREATE, DELETE: the file's node; RENAME: the old name's node
+                               * (with a reference) */
     fuse_ino_t parent;        /* CREATE, DELETE: the directory's node id, 0 = not known */
-    char name[NAMES_MAX + 1]; /* the display name in that directory */
+    char name[NAMES_MAX + 1]; /* the display name in that directory (RENAME: the new one) */
     char *path;               /* relative to the mount root */
+    int64_t rev;              /* CREATE, RENAME: the revision of the new key */
+    char *key;                /* CREATE, RENAME: the new key */
+    size_t key_len;
+    struct timespec ready; /* CREATE: not replayed before (it may become a RENAME) */
+    fuse_ino_t old_parent; /* RENAME: the old name */
+    char old_name[NAMES_MAX + 1];
+    char *old_path;
 } replay_item;
 
 static pthread_mutex_t r_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -69,6 +81,8 @@ static void item_free(replay_item *it)
         return;
     node_put(it->n);
     free(it->path);
+    free(it->key);
+    free(it->old_path);
     free(it);
 }
 
@@ -93,6 +107,12 @@ static void replay_one(const replay_item *it)
     int root = root_open();
     if (root < 0)
         return;
+    if (it->kind == REPLAY_RENAME) {
+        if (renameat(root, it->old_path, root, it->path) != 0)
+            log_debug("replay of '%s' not possible: %s", it->path, strerror(errno));
+        close(root);
+        return;
+    }
     if (it->kind == REPLAY_DELETE) {
         if (unlinkat(root, it->path, 0) != 0)
             log_debug("replay of '%s' not possible: %s", it->path, strerror(errno));
@@ -124,8 +144,21 @@ static void *replay_main(void *arg)
     __atomic_store_n(&r_tid, gettid(), __ATOMIC_RELEASE);
     for (;;) {
         pthread_mutex_lock(&r_mu);
-        while (!r_head && !r_stop)
-            pthread_cond_wait(&r_cv, &r_mu);
+        for (;;) {
+            if (r_stop)
+                break;
+            if (!r_head) {
+                pthread_cond_wait(&r_cv, &r_mu);
+                continue;
+            }
+            struct timespec now;
+            clock_gettime(CLOCK_REALTIME, &now);
+            const struct timespec *ready = &r_head->ready;
+            if (r_head->kind != REPLAY_CREATE || now.tv_sec > ready->tv_sec ||
+                (now.tv_sec == ready->tv_sec && now.tv_nsec >= ready->tv_nsec))
+                break;
+            pthread_cond_timedwait(&r_cv, &r_mu, ready);
+        }
         if (r_stop) {
             pthread_mutex_unlock(&r_mu);
             break;
@@ -236,6 +269,38 @@ static replay_item *deleted_item(const etcdc_kv *kv)
     return it;
 }
 
+/* A delete at the revision of a create still waiting in the queue: one transaction moved the
+ * key (etcdfs's rename; a file keeps its name when a directory moves, so a create of the same
+ * name is preferred). The create becomes a rename and takes over del's node. */
+static bool pair_as_rename(replay_item *del, int64_t rev)
+{
+    pthread_mutex_lock(&r_mu);
+    replay_item *pick = NULL;
+    for (replay_item *c = r_head; c; c = c->next) {
+        if (c->kind != REPLAY_CREATE || c->rev != rev)
+            continue;
+        if (!pick || !strcmp(c->name, del->name))
+            pick = c;
+        if (!strcmp(c->name, del->name))
+            break;
+    }
+    if (pick) {
+        node *created = pick->n;
+        pick->kind = REPLAY_RENAME;
+        pick->n = del->n;
+        del->n = created; /* dropped with del, outside r_mu */
+        pick->old_parent = del->parent;
+        memcpy(pick->old_name, del->name, sizeof pick->old_name);
+        pick->old_path = del->path;
+        del->path = NULL;
+        pthread_cond_signal(&r_cv);
+    }
+    pthread_mutex_unlock(&r_mu);
+    if (pick)
+        item_free(del);
+    return pick != NULL;
+}
+
 void replay_event(const etcdc_kv *kv, bool is_delete, bool known_here)
 {
     if (g_fs.opts->ro)
@@ -247,6 +312,19 @@ void replay_event(const etcdc_kv *kv, bool is_delete, bool known_here)
     replay_item *it = is_delete ? deleted_item(kv) : calloc(1, sizeof *it);
     if (!it)
         return;
+    if (!is_delete) {
+        it->rev = kv->mod_revision;
+        it->key = malloc(kv->key_len + 1);
+        if (it->key)
+            memcpy(it->key, kv->key, kv->key_len + 1);
+        it->key_len = kv->key_len;
+        clock_gettime(CLOCK_REALTIME, &it->ready);
+        it->ready.tv_nsec += REPLAY_PAIR_WAIT_NS;
+        if (it->ready.tv_nsec >= 1000000000) {
+            it->ready.tv_sec++;
+            it->ready.tv_nsec -= 1000000000;
+        }
+    }
     size_t dir_at = 0;
     if (!is_delete)
         it->kind = kv->version == 1 ? REPLAY_CREATE : REPLAY_MODIFY;
@@ -262,10 +340,12 @@ void replay_event(const etcdc_kv *kv, bool is_delete, bool known_here)
          * opens from it (watch mode) where the first open otherwise reads etcd afresh. */
         it->n = node_obtain(kv->key, kv->key_len, NODE_FILE);
     }
-    if (!it->path || (it->kind == REPLAY_CREATE && !it->n)) {
+    if (!it->path || (it->kind == REPLAY_CREATE && (!it->n || !it->key))) {
         item_free(it);
         return;
     }
+    if (it->kind == REPLAY_DELETE && pair_as_rename(it, kv->mod_revision))
+        return;
     enqueue(it);
 }
 
@@ -306,8 +386,13 @@ static node *replaying(replay_kind kind, fuse_ino_t parent, const char *name)
     node *n = NULL;
     pthread_mutex_lock(&r_mu);
     replay_item *it = r_current;
-    if (it && it->kind == kind && !strcmp(it->name, name) &&
+    bool old_name = kind == REPLAY_DELETE && it && it->kind == REPLAY_RENAME;
+    bool new_name = kind == REPLAY_CREATE && it && it->kind == REPLAY_RENAME;
+    if (it && (it->kind == kind || new_name) && !strcmp(it->name, name) &&
         (it->parent == 0 || it->parent == parent)) {
+        n = node_get(it->n->ino);
+    } else if (old_name && !strcmp(it->old_name, name) &&
+               (it->old_parent == 0 || it->old_parent == parent)) {
         n = node_get(it->n->ino);
     }
     pthread_mutex_unlock(&r_mu);
@@ -344,7 +429,10 @@ bool replay_create(fuse_req_t req, fuse_ino_t parent, const char *name, struct f
 {
     if (!is_own(req))
         return false;
-    node *n = replaying(REPLAY_CREATE, parent, name);
+    pthread_mutex_lock(&r_mu);
+    bool renaming = r_current && r_current->kind == REPLAY_RENAME;
+    pthread_mutex_unlock(&r_mu);
+    node *n = renaming ? NULL : replaying(REPLAY_CREATE, parent, name);
     bool exists = false;
     if (n) {
         pthread_mutex_lock(&n->mu);
@@ -415,6 +503,37 @@ bool replay_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
     node *n = replaying(REPLAY_DELETE, parent, name);
     /* etcd has no such key any more: the kernel only drops its name */
     fuse_reply_err(req, n ? 0 : ENOENT);
+    node_put(n);
+    return true;
+}
+
+bool replay_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                   const char *newname)
+{
+    if (!is_own(req))
+        return false;
+    node *n = replaying(REPLAY_DELETE, parent, name);
+    node *to = replaying(REPLAY_CREATE, newparent, newname);
+    char *key = NULL;
+    size_t key_len = 0;
+    pthread_mutex_lock(&r_mu);
+    if (n && to == n && r_current && r_current->kind == REPLAY_RENAME &&
+        (key = malloc(r_current->key_len + 1)) != NULL) {
+        memcpy(key, r_current->key, r_current->key_len + 1);
+        key_len = r_current->key_len;
+    }
+    pthread_mutex_unlock(&r_mu);
+    /* etcd holds the result already: the inode only takes its new key, and reads it afresh */
+    int rc = key ? node_rekey(n, key, key_len) : ENOENT;
+    if (rc == 0) {
+        pthread_mutex_lock(&n->mu);
+        n->known = false;
+        n->validated_ns = 0;
+        pthread_mutex_unlock(&n->mu);
+    }
+    fuse_reply_err(req, rc);
+    free(key);
+    node_put(to);
     node_put(n);
     return true;
 }

@@ -29,6 +29,8 @@ bool replay_create(fuse_req_t req, fuse_ino_t parent, const char *name, struct f
 bool replay_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 bool replay_setattr(fuse_req_t req, fuse_ino_t ino);
 bool replay_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+bool replay_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                   const char *newname);
 /* flush and release of the replay thread's handle: nothing to write. */
 bool replay_close(fuse_req_t req, struct fuse_file_info *fi);
 

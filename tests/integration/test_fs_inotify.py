@@ -3,6 +3,7 @@ IN_MODIFY/IN_CLOSE_WRITE and IN_DELETE in a watched directory (docs/consistency.
 The events come from the daemon replaying the change through its own mount; a replay never
 writes to etcd (the store revision does not move)."""
 
+import os
 import queue
 import subprocess
 import threading
@@ -121,6 +122,24 @@ def test_changes_on_another_mount_give_events(etcd, kv, mount, watch):
     w.wait_for("DELETE", "f")
     assert revision(kv) == rev + 1  # the delete itself, nothing more
     assert sorted(p.name for p in (b / "d").iterdir()) == ["seed"]
+
+
+def test_rename_on_another_mount_gives_moved_events(etcd, kv, mount, watch):
+    kv.put("/d/old", b"content")
+    a, b = mount(etcd, name="a"), mount(etcd, name="b")
+    assert (b / "d" / "old").read_bytes() == b"content"
+    w = watch(b / "d")
+    rev = revision(kv)
+    os.rename(a / "d" / "old", a / "d" / "new")
+    w.wait_for("MOVED_TO", "new")
+    assert w.count("MOVED_FROM", "old") == 1
+    assert (b / "d" / "new").read_bytes() == b"content"
+    assert not (b / "d" / "old").exists()
+    assert revision(kv) == rev + 1  # the rename itself, nothing more
+    # the moved inode is current: a later change elsewhere shows through it
+    etcd.ctl("put", "/d/new", "changed")
+    w.wait_for("MODIFY", "new")
+    assert (b / "d" / "new").read_bytes() == b"changed"
 
 
 def test_own_changes_are_not_replayed(etcd, kv, mount, watch):
