@@ -12,12 +12,15 @@
  */
 #include "notify_replay.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -138,9 +141,56 @@ static void replay_one(const replay_item *it)
     close(fd);
 }
 
+/* A daemon killed (SIGKILL) while this thread waits for an answer to its own request would
+ * never finish dying: the wait can no longer be interrupted once a worker read the request,
+ * and the connection is aborted only when the last /dev/fuse descriptor closes, which the
+ * dying process's shared descriptor table holds until this very thread exits. So this thread
+ * takes a descriptor table of its own, without /dev/fuse: when the daemon dies, the other
+ * threads' table closes the device, the kernel aborts the connection and the wait ends. Its
+ * copies of network sockets go too (they would keep a connection to etcd that the daemon closes
+ * open); the log's local socket and stdio stay, so logging works the same from here. */
+static bool drop_fuse_descriptors(void)
+{
+    if (unshare(CLONE_FILES) != 0)
+        return false;
+    DIR *d = opendir("/proc/thread-self/fd");
+    if (!d)
+        return false;
+    int self = dirfd(d);
+    bool ok = true;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        char target[32];
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] == '.' || fd == self)
+            continue;
+        ssize_t n = readlinkat(self, e->d_name, target, sizeof target - 1);
+        if (n < 0)
+            continue;
+        target[n] = 0;
+        struct sockaddr_storage sa;
+        socklen_t sa_len = sizeof sa;
+        bool net = !strncmp(target, "socket:", 7) &&
+                   getsockname(fd, (struct sockaddr *)&sa, &sa_len) == 0 &&
+                   (sa.ss_family == AF_INET || sa.ss_family == AF_INET6);
+        if ((net || !strcmp(target, "/dev/fuse")) && close(fd) != 0)
+            ok = false;
+    }
+    closedir(d);
+    return ok;
+}
+
 static void *replay_main(void *arg)
 {
     (void)arg;
+    if (!drop_fuse_descriptors()) {
+        /* Without that, replaying is a hang risk at kill -9: give up the events instead. */
+        log_msg(LOG_WARNING, "inotify replay disabled: cannot separate its descriptors");
+        pthread_mutex_lock(&r_mu);
+        r_finished = true;
+        pthread_cond_broadcast(&r_done_cv);
+        pthread_mutex_unlock(&r_mu);
+        return NULL;
+    }
     __atomic_store_n(&r_tid, gettid(), __ATOMIC_RELEASE);
     for (;;) {
         pthread_mutex_lock(&r_mu);
@@ -197,7 +247,7 @@ static void enqueue(replay_item *it)
         if (!r_started)
             log_msg(LOG_WARNING, "no replay thread: remote changes give no inotify events");
     }
-    if (!r_started || r_stop || r_len >= REPLAY_QUEUE_MAX) {
+    if (!r_started || r_stop || r_finished || r_len >= REPLAY_QUEUE_MAX) {
         pthread_mutex_unlock(&r_mu);
         item_free(it);
         return;

@@ -156,3 +156,31 @@ def test_own_changes_are_not_replayed(etcd, kv, mount, watch):
     assert w.count("CREATE", "mine") == 1
     assert w.count("CLOSE_WRITE", "mine") == 2  # the two writes, no replayed close
     assert kv.get("/d/mine")[0] == b"2"
+
+
+def fuse_fd_holders(pid):
+    """Thread ids of the process, and whether each one's descriptor table holds /dev/fuse."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        fd_dir = f"/proc/{pid}/task/{tid}/fd"
+        links = []
+        for fd in os.listdir(fd_dir):
+            try:
+                links.append(os.readlink(f"{fd_dir}/{fd}"))
+            except FileNotFoundError:
+                pass
+        out[tid] = "/dev/fuse" in links
+    return out
+
+
+def test_replay_thread_holds_no_fuse_descriptor(etcd, kv, mount, watch):
+    """kill -9 of the daemon during a replay must not hang: the replay thread waits for its own
+    request, so its descriptor table must not keep the FUSE device (and the connection) alive."""
+    kv.put("/d/seed", b"x")
+    m = mount(etcd)
+    w = watch(m / "d")
+    etcd.ctl("put", "/d/new", "1")
+    w.wait_for("CLOSE_WRITE", "new")
+    holders = fuse_fd_holders(m.proc.pid)
+    assert holders[str(m.proc.pid)]  # the session itself
+    assert not all(holders.values()), holders  # one thread (the replay) without it
