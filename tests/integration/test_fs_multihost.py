@@ -237,10 +237,12 @@ def test_editor_save_on_one_mount_read_on_other(mode, two, kv):
         os.fsync(fd)
         os.close(fd)
         os.rename(tmp, a.path / "cfg" / "app.conf")
-        assert read_or_errno(b.path / "cfg" / "app.conf") == new, f"save {i}"
+        got = seen(mode, lambda: read_or_errno(b.path / "cfg" / "app.conf"), new)
+        assert got == new, f"save {i}"
     assert keys(kv, "/cfg/") == [b"/cfg/app.conf"]
     sh("sed -i 's/version=11/version=12/' cfg/app.conf", b.path)
-    assert (a.path / "cfg" / "app.conf").read_bytes() == b"version=12\n" * 11
+    want = b"version=12\n" * 11
+    assert seen(mode, lambda: (a.path / "cfg" / "app.conf").read_bytes(), want) == want
     assert get(kv, "/cfg/app.conf") == b"version=12\n" * 11
 
 
