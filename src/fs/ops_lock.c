@@ -152,6 +152,35 @@ static held_lock *find_locked(fuse_ino_t ino, uint64_t owner, bool posix)
     return NULL;
 }
 
+/* [locks_mu] Detaches a granted lock from its entry, which is forgotten; the session is kept
+ * (one more reference) until release_detached has deleted the key through it. */
+static etcdc_lock *detach_locked(held_lock *h, lock_session **ls)
+{
+    etcdc_lock *l = h->lock;
+    h->lock = NULL;
+    stats_locks_held(-1);
+    *ls = h->ls;
+    (*ls)->refs++;
+    forget_locked(h);
+    return l;
+}
+
+/* Deletes the lock key (one round trip) and drops the session reference detach_locked took. No
+ * lock held. */
+static void release_detached(etcdc_lock *l, lock_session *ls)
+{
+    etcdc_error err = {0};
+    size_t klen;
+    const char *k = etcdc_lock_key(l, &klen);
+    char kb[LOG_KEY_BUF];
+    log_debug("unlock %s", log_key(k, klen, kb, sizeof kb));
+    if (etcdc_lock_release(l, &err) != ETCDC_OK) /* frees l, key included */
+        log_msg(LOG_WARNING, "unlock: %s (the key goes with the session lease)", err.message);
+    pthread_mutex_lock(&locks_mu);
+    session_unref_locked(ls);
+    pthread_mutex_unlock(&locks_mu);
+}
+
 /* Releases the granted locks and cancels the waits of (ino, owner, kind). One Delete per
  * granted lock. */
 static void release_matching(fuse_ino_t ino, uint64_t owner, bool posix)
@@ -169,23 +198,12 @@ static void release_matching(fuse_ino_t ino, uint64_t owner, bool posix)
             pthread_mutex_unlock(&locks_mu);
             continue;
         }
-        etcdc_lock *l = h ? h->lock : NULL;
-        if (h) {
-            h->lock = NULL;
-            stats_locks_held(-1);
-            forget_locked(h); /* the session outlives this: release below needs it */
-        }
+        lock_session *ls = NULL;
+        etcdc_lock *l = h ? detach_locked(h, &ls) : NULL;
         pthread_mutex_unlock(&locks_mu);
         if (!h)
             return;
-        etcdc_error err = {0};
-        size_t klen;
-        const char *k = etcdc_lock_key(l, &klen);
-        char kb[LOG_KEY_BUF];
-        log_debug("unlock %s", log_key(k, klen, kb, sizeof kb));
-        if (etcdc_lock_release(l, &err) != ETCDC_OK)
-            log_msg(LOG_WARNING, "unlock %s: %s (the key goes with the session lease)",
-                    log_key(k, klen, kb, sizeof kb), err.message);
+        release_detached(l, ls);
     }
 }
 
@@ -231,6 +249,7 @@ static void acquire_and_reply(waiter *w, int64_t timeout_ms)
                          .holder_info = w->info,
                          .holder_info_len = strlen(w->info)};
     etcdc_lock *l = NULL;
+    lock_session *ls = NULL;
     etcdc_error err = {0};
     etcdc_code code = etcdc_lock_acquire(h->ls->s, w->name, w->name_len, &o, &l, &err);
     if (code == ETCDC_OK)
@@ -243,12 +262,17 @@ static void acquire_and_reply(waiter *w, int64_t timeout_ms)
         stats_locks_held(1);
         etcdc_cancel_free(h->cancel);
         h->cancel = NULL;
+    } else if (code == ETCDC_OK) {
+        /* granted to a wait abandoned meanwhile (its descriptor closed): give it back */
+        h->lock = l;
+        stats_locks_held(1);
+        l = detach_locked(h, &ls);
     } else {
         forget_locked(h);
     }
     pthread_mutex_unlock(&locks_mu);
-    if (code == ETCDC_OK && orphaned)
-        etcdc_lock_release(l, &err);
+    if (l && orphaned)
+        release_detached(l, ls);
     int rc = orphaned ? EINTR : errno_for_lock(code, w->posix);
     char kb[LOG_KEY_BUF];
     if (rc && code != ETCDC_ERR_WOULD_BLOCK && code != ETCDC_ERR_CANCELED)
@@ -462,17 +486,12 @@ void locks_shutdown(void)
         held_lock *h = held;
         while (h && !h->lock)
             h = h->next;
-        etcdc_lock *l = h ? h->lock : NULL;
-        if (h) {
-            h->lock = NULL;
-            stats_locks_held(-1);
-            forget_locked(h);
-        }
+        lock_session *held_ls = NULL;
+        etcdc_lock *l = h ? detach_locked(h, &held_ls) : NULL;
         pthread_mutex_unlock(&locks_mu);
         if (!h)
             break;
-        etcdc_error err = {0};
-        etcdc_lock_release(l, &err);
+        release_detached(l, held_ls);
     }
     pthread_mutex_lock(&locks_mu);
     session_unref_locked(ls);

@@ -146,7 +146,9 @@ def test_interrupted_waiter_leaves_nothing_behind(two, kv):
     wait_for(lambda: len(lock_keys(kv, "job")) == 1, timeout=5, what="waiter key removed")
     holder.terminate()
     holder.wait()
-    # No stale waiter delays the next locker: it gets the lock at once.
+    # No stale waiter delays the next locker: once the holder's key is gone (the release
+    # follows the close), a try gets the lock at once.
+    wait_for(lambda: lock_keys(kv, "job") == [], timeout=10, what="holder key released")
     assert flock_nb(b / "job") == 0
 
 
@@ -161,6 +163,8 @@ def test_shared_locks_admit_readers_and_exclude_writers(two, kv):
     for r in (r1, r2):
         r.terminate()
         r.wait()
+    # the kernel sends the release right after the last close returns, not within it
+    wait_for(lambda: lock_keys(kv, "job") == [], timeout=10, what="shared keys released")
     assert flock_nb(b / "job", "-x") == 0
 
 
