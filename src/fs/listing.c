@@ -302,17 +302,7 @@ out:
 int listing_get(node *dir, bool is_root, listing **out)
 {
     *out = node_fresh_listing(dir);
-    if (*out)
-        return 0;
-    size_t len;
-    char *key = node_key(dir, &len);
-    if (!key)
-        return ENOMEM;
-    int rc = listing_fetch(key, len, is_root, out);
-    free(key);
-    if (rc == 0)
-        node_set_listing(dir, listing_ref(*out));
-    return rc;
+    return *out ? 0 : listing_refresh(dir, is_root, out);
 }
 
 int listing_refresh(node *dir, bool is_root, listing **out)

@@ -452,6 +452,19 @@ def test_debug_log_has_keys_never_values_or_secrets(etcd_auth, mount, tmp_path):
 # progress of long work: a progress line on a terminal, quiet otherwise
 # --------------------------------------------------------------------------------------------
 
+def drain_pty(master) -> bytes:
+    """Everything written to a pty whose writers are all gone (the read ends with EIO)."""
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            return out
+        if not chunk:
+            return out
+        out += chunk
+
+
 def test_rekey_progress_only_on_a_terminal(binary, etcd, kv, tmp_path):
     import pty
     key = tmp_path / "key"
@@ -474,15 +487,7 @@ def test_rekey_progress_only_on_a_terminal(binary, etcd, kv, tmp_path):
                            stdin=subprocess.DEVNULL, text=True, timeout=60)
         os.close(slave)
         slave = -1
-        out = b""
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
+        out = drain_pty(master)
     finally:
         if slave >= 0:
             os.close(slave)
@@ -517,14 +522,7 @@ def test_first_listing_of_a_huge_directory_shows_progress_on_a_terminal(binary, 
     finally:
         subprocess.run(["fusermount3", "-u", str(mnt)], check=False)
         p.wait(timeout=30)
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
+        out = drain_pty(master)
         os.close(master)
     tty = out.decode(errors="replace")
     assert "\retcdfs: listing /huge/: " in tty and "3000 entries, done" in tty, repr(tty[-500:])
