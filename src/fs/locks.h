@@ -28,8 +28,9 @@ void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct 
               int sleep_flag);
 
 /* Release paths driven by close: the flock of an open file description (release with
- * flock_release), the fcntl locks of a process (every flush). */
-void locks_release_flock(fuse_ino_t ino, uint64_t owner);
+ * flock_release; `fh` is its fi->fh), the fcntl locks of a process (every flush; `owner` is
+ * fi->lock_owner). */
+void locks_release_flock(fuse_ino_t ino, uint64_t fh);
 void locks_release_posix(fuse_ino_t ino, uint64_t owner);
 
 /* For fencing writes: one lock key this mount holds and its create revision (malloc'ed key).

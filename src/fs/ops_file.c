@@ -874,7 +874,6 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         free(s->text);
         free(s);
     } else if (n && n->type == NODE_FILE) {
-        open_file_free((open_file *)(uintptr_t)fi->fh);
         pthread_mutex_lock(&n->mu);
         if (n->open_count > 0)
             n->open_count--;
@@ -895,9 +894,12 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         }
         pthread_mutex_unlock(&n->mu);
         poll_released(fi->fh);
-        /* The last close of an open file description ends its flock. */
+        /* The last close of an open file description ends its flock, after its data landed.
+         * Both go before the handle that names them is freed (its address can name another
+         * open file description afterwards). */
         if (fi->flock_release)
-            locks_release_flock(ino, fi->lock_owner);
+            locks_release_flock(ino, fi->fh);
+        open_file_free((open_file *)(uintptr_t)fi->fh);
     }
     fuse_reply_err(req, 0);
     log_debug("release %lu", (unsigned long)ino);

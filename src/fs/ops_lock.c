@@ -40,7 +40,12 @@ typedef struct held_lock {
     struct held_lock *next;
     uint64_t id; /* for interrupts: looked up by id, never by pointer */
     fuse_ino_t ino;
-    uint64_t owner; /* flock: the open file description; fcntl: the process */
+    /* flock: our handle of the open file description (fi->fh). Not the kernel's lock_owner:
+     * that is the address of the struct file, which a new open may reuse while the release
+     * of the old one (sent asynchronously) is still on its way, and that release would then
+     * end the new description's lock. fcntl: the process (lock_owner; its unlocks are
+     * synchronous). */
+    uint64_t owner;
     bool posix;
     bool shared;
     pid_t pid;
@@ -273,7 +278,11 @@ static void acquire_and_reply(waiter *w, int64_t timeout_ms)
     pthread_mutex_unlock(&locks_mu);
     if (l && orphaned)
         release_detached(l, ls);
-    int rc = orphaned ? EINTR : errno_for_lock(code, w->posix);
+    /* An abandoned wait answers EINTR only when it was interrupted: the kernel turns EINTR
+     * into a restart, which without a pending signal reaches the caller as errno 512. */
+    int rc = errno_for_lock(code, w->posix);
+    if (orphaned)
+        rc = fuse_req_interrupted(w->req) ? EINTR : ENOLCK;
     char kb[LOG_KEY_BUF];
     if (rc && code != ETCDC_ERR_WOULD_BLOCK && code != ETCDC_ERR_CANCELED)
         log_msg(LOG_WARNING, "lock %s: %s", log_key(w->name, w->name_len, kb, sizeof kb),
@@ -380,7 +389,7 @@ void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
     stats_inc(STAT_OP_flock);
     int kind = op & (LOCK_SH | LOCK_EX | LOCK_UN);
     int type = kind == LOCK_UN ? F_UNLCK : kind == LOCK_SH ? F_RDLCK : F_WRLCK;
-    lock_request(req, ino, fi->lock_owner, false, type, !(op & LOCK_NB));
+    lock_request(req, ino, fi->fh, false, type, !(op & LOCK_NB));
 }
 
 /* Only whole-file locks map to one etcd lock; a byte range cannot be expressed honestly. */

@@ -96,7 +96,7 @@ def test_flock_excludes_across_mounts_and_hands_off(two, kv):
 def test_counter_four_workers_two_mounts_exactly_200(two, kv):
     a, b = two
     script = ("for i in $(seq 50); do flock {m}/job -c 'n=$(cat {m}/job); "
-              "echo $((n+1)) > {m}/job'; done")
+              "echo $((n+1)) > {m}/job' || exit 1; done")
     workers = [subprocess.Popen(["sh", "-c", script.format(m=m.path)], stdin=subprocess.DEVNULL)
                for m in (a, b, a, b)]
     for w in workers:
@@ -104,6 +104,25 @@ def test_counter_four_workers_two_mounts_exactly_200(two, kv):
     assert kv.get("/job")[0] == b"200\n"
     assert (b / "job").read_text() == "200\n"
     assert lock_keys(kv, "job") == []
+
+
+def test_reopened_file_keeps_its_lock_when_the_old_release_arrives_late(two, kv):
+    """The kernel releases a closed file asynchronously and names a flock by the address of the
+    struct file, which the next open often gets again: the old release must not end (or fail
+    with a leaked ERESTARTSYS, errno 512) the new description's lock."""
+    a, _ = two
+    for _ in range(100):
+        fd = os.open(a / "job", os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.close(fd)
+        fd = os.open(a / "job", os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            time.sleep(0.002)  # room for the late release to (wrongly) take the lock away
+            assert len(lock_keys(kv, "job")) == 1
+        finally:
+            os.close(fd)
+    wait_for(lambda: lock_keys(kv, "job") == [], what="last lock released")
 
 
 def test_kill_9_of_the_holding_process_releases_at_once(two, kv):
@@ -291,7 +310,7 @@ def test_hosts_in_network_namespaces_on_a_3_member_cluster(netns, mount, tmp_pat
         holder.terminate()
         holder.wait()
         script = ("for i in $(seq 25); do flock {m}/job -c 'n=$(cat {m}/job); "
-                  "echo $((n+1)) > {m}/job'; done")
+                  "echo $((n+1)) > {m}/job' || exit 1; done")
         workers = [subprocess.Popen(["sh", "-c", script.format(m=m.path)],
                                     stdin=subprocess.DEVNULL) for m in (a, b)]
         for w in workers:
