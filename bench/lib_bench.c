@@ -56,8 +56,8 @@ static void report(const char *name, double *lat, int n, double cpu)
     double sum = 0;
     for (int i = 0; i < n; i++)
         sum += lat[i];
-    printf("LAT %s %d %.1f %.1f %.1f %.1f\n", name, n, lat[n / 2], lat[(int)(n * 0.99)],
-           sum / n, cpu / n);
+    printf("LAT %s %d %.1f %.1f %.1f %.1f\n", name, n, lat[n / 2], lat[(int)(n * 0.99)], sum / n,
+           cpu / n);
     fflush(stdout);
 }
 
@@ -82,8 +82,8 @@ static etcdc_client *connect_client(void)
 static int raw_range(grpc_channel *ch, grpc_byte_buffer *req)
 {
     grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-    gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                         gpr_time_from_millis(5000, GPR_TIMESPAN));
+    gpr_timespec deadline =
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(5000, GPR_TIMESPAN));
     grpc_call *call = grpc_channel_create_call(
         ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
         grpc_slice_from_static_string("/etcdserverpb.KV/Range"), NULL, deadline, NULL);
@@ -219,7 +219,8 @@ static void *tput_body(void *p)
     char key[64];
     etcdc_error err;
     for (long i = 0; !atomic_load(a->stop); i++) {
-        snprintf(key, sizeof key, "bench/tput/%02d/%03ld", a->id, i % 100); /* written by the put phase */
+        snprintf(key, sizeof key, "bench/tput/%02d/%03ld", a->id,
+                 i % 100); /* written by the put phase */
         etcdc_code rc;
         if (a->put) {
             rc = etcdc_put(a->c, key, strlen(key), a->value, a->size, NULL, &err);
@@ -249,8 +250,8 @@ static int throughput(double seconds, size_t size, int nthreads_list[], int coun
             pthread_t th[64];
             tput_arg args[64];
             for (int i = 0; i < nt; i++) {
-                args[i] = (tput_arg){.c = c, .id = i, .put = put, .size = size, .value = value,
-                                     .stop = &stop};
+                args[i] = (tput_arg){
+                    .c = c, .id = i, .put = put, .size = size, .value = value, .stop = &stop};
                 pthread_create(&th[i], NULL, tput_body, &args[i]);
             }
             double t0 = now_us();

@@ -13,12 +13,12 @@
 #include <unistd.h>
 
 /* Print what failed and leave; a real program would handle err.code instead. */
-#define EXPECT(cond, what)                                                                      \
-    do {                                                                                        \
-        if (!(cond)) {                                                                          \
-            fprintf(stderr, "crud_example: %s failed: %s\n", what, err.message);              \
-            exit(1);                                                                            \
-        }                                                                                       \
+#define EXPECT(cond, what)                                                                         \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "crud_example: %s failed: %s\n", what, err.message);                   \
+            exit(1);                                                                               \
+        }                                                                                          \
     } while (0)
 
 int main(void)

@@ -14,12 +14,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EXPECT(cond, what)                                                                      \
-    do {                                                                                        \
-        if (!(cond)) {                                                                          \
-            fprintf(stderr, "lease_example: %s failed: %s\n", what, err.message);             \
-            exit(1);                                                                            \
-        }                                                                                       \
+#define EXPECT(cond, what)                                                                         \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "lease_example: %s failed: %s\n", what, err.message);                  \
+            exit(1);                                                                               \
+        }                                                                                          \
     } while (0)
 
 static atomic_int renewals; /* written by the keep-alive callback (stream thread) */

@@ -13,12 +13,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#define EXPECT(cond, what)                                                                      \
-    do {                                                                                        \
-        if (!(cond)) {                                                                          \
-            fprintf(stderr, "lock_example: %s failed: %s\n", what, err.message);              \
-            exit(1);                                                                            \
-        }                                                                                       \
+#define EXPECT(cond, what)                                                                         \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "lock_example: %s failed: %s\n", what, err.message);                   \
+            exit(1);                                                                               \
+        }                                                                                          \
     } while (0)
 
 int main(void)
@@ -42,8 +42,10 @@ int main(void)
     EXPECT(bob != NULL, "session bob");
 
     /* Alice waits (up to 5 s) for the lock. */
-    etcdc_lock_opts wait5 = {.mode = ETCDC_LOCK_EXCLUSIVE, .timeout_ms = 5000,
-                             .holder_info = "alice", .holder_info_len = 5};
+    etcdc_lock_opts wait5 = {.mode = ETCDC_LOCK_EXCLUSIVE,
+                             .timeout_ms = 5000,
+                             .holder_info = "alice",
+                             .holder_info_len = 5};
     etcdc_lock *la = NULL;
     EXPECT(etcdc_lock_acquire(alice, name, strlen(name), &wait5, &la, &err) == ETCDC_OK,
            "alice locks");
@@ -62,8 +64,7 @@ int main(void)
     /* Alice releases; now Bob gets it, with a larger fencing token. */
     int64_t alice_token = etcdc_lock_revision(la);
     EXPECT(etcdc_lock_release(la, &err) == ETCDC_OK, "alice releases");
-    EXPECT(etcdc_lock_acquire(bob, name, strlen(name), &wait5, &lb, &err) == ETCDC_OK,
-           "bob locks");
+    EXPECT(etcdc_lock_acquire(bob, name, strlen(name), &wait5, &lb, &err) == ETCDC_OK, "bob locks");
     EXPECT(etcdc_lock_revision(lb) > alice_token, "fencing token grows");
     printf("bob holds it now (fencing token %lld)\n", (long long)etcdc_lock_revision(lb));
     EXPECT(etcdc_lock_release(lb, &err) == ETCDC_OK, "bob releases");

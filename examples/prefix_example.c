@@ -12,12 +12,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#define EXPECT(cond, what)                                                                      \
-    do {                                                                                        \
-        if (!(cond)) {                                                                          \
-            fprintf(stderr, "prefix_example: %s failed: %s\n", what, err.message);            \
-            exit(1);                                                                            \
-        }                                                                                       \
+#define EXPECT(cond, what)                                                                         \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "prefix_example: %s failed: %s\n", what, err.message);                 \
+            exit(1);                                                                               \
+        }                                                                                          \
     } while (0)
 
 int main(void)
@@ -41,8 +41,7 @@ int main(void)
         char value[16];
         snprintf(value, sizeof value, "v%d", i);
         int64_t rev;
-        EXPECT(etcdc_put(c, key, strlen(key), value, strlen(value), &rev, &err) == ETCDC_OK,
-               "put");
+        EXPECT(etcdc_put(c, key, strlen(key), value, strlen(value), &rev, &err) == ETCDC_OK, "put");
         if (i == 0)
             first_rev = rev;
     }
@@ -74,8 +73,12 @@ int main(void)
     int64_t pinned = 0;
     size_t seen = 0, pages = 0;
     for (;;) {
-        etcdc_range_req req = {.key = cursor, .key_len = cursor_len, .range_end = end,
-                               .range_end_len = end_len, .limit = 3, .revision = pinned,
+        etcdc_range_req req = {.key = cursor,
+                               .key_len = cursor_len,
+                               .range_end = end,
+                               .range_end_len = end_len,
+                               .limit = 3,
+                               .revision = pinned,
                                .keys_only = true};
         etcdc_kvs page;
         EXPECT(etcdc_range(c, &req, &page, &err) == ETCDC_OK, "range page");

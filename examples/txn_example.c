@@ -12,12 +12,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#define EXPECT(cond, what)                                                                      \
-    do {                                                                                        \
-        if (!(cond)) {                                                                          \
-            fprintf(stderr, "txn_example: %s failed: %s\n", what, err.message);               \
-            exit(1);                                                                            \
-        }                                                                                       \
+#define EXPECT(cond, what)                                                                         \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "txn_example: %s failed: %s\n", what, err.message);                    \
+            exit(1);                                                                               \
+        }                                                                                          \
     } while (0)
 
 static char prefix[128];
@@ -88,8 +88,8 @@ int main(void)
     size_t lock_end_len = etcdc_prefix_end(lock, strlen(lock), lock_end);
     etcdc_txn *t = etcdc_txn_new();
     etcdc_txn_if_value(t, owner, strlen(owner), ETCDC_EQUAL, "alice", 5);
-    etcdc_txn_if_range(t, lock, strlen(lock), lock_end, lock_end_len, ETCDC_CMP_CREATE,
-                       ETCDC_EQUAL, 0); /* CREATE == 0 over a range: "no key in range" */
+    etcdc_txn_if_range(t, lock, strlen(lock), lock_end, lock_end_len, ETCDC_CMP_CREATE, ETCDC_EQUAL,
+                       0); /* CREATE == 0 over a range: "no key in range" */
     etcdc_txn_put(t, ETCDC_THEN, k("lock/alice"), strlen(k("lock/alice")), "held", 4, 0);
     etcdc_range_req read_counter = {.key = counter, .key_len = strlen(counter)};
     etcdc_txn_get(t, ETCDC_THEN, &read_counter);
@@ -112,8 +112,8 @@ int main(void)
     etcdc_txn_free(t);
 
     /* --- Move a key atomically (one guarded Txn: put new + delete old). --- */
-    EXPECT(etcdc_move_key(c, owner, strlen(owner), k("previous-owner"),
-                          strlen(k("previous-owner")), false, NULL, &err) == ETCDC_OK,
+    EXPECT(etcdc_move_key(c, owner, strlen(owner), k("previous-owner"), strlen(k("previous-owner")),
+                          false, NULL, &err) == ETCDC_OK,
            "move_key");
     bool exists = true;
     EXPECT(etcdc_exists(c, owner, strlen(owner), &exists, &err) == ETCDC_OK && !exists,
@@ -145,8 +145,7 @@ int main(void)
            "bulk_put over the limit");
     printf("129 keys: %s\n", err.message);
 
-    EXPECT(etcdc_delete_prefix(c, prefix, strlen(prefix), &deleted, &err) == ETCDC_OK,
-           "cleanup");
+    EXPECT(etcdc_delete_prefix(c, prefix, strlen(prefix), &deleted, &err) == ETCDC_OK, "cleanup");
     etcdc_client_free(c);
     printf("txn_example: ok\n");
     return 0;

@@ -16,12 +16,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EXPECT(cond, what)                                                                      \
-    do {                                                                                        \
-        if (!(cond)) {                                                                          \
-            fprintf(stderr, "watch_example: %s failed: %s\n", what, err.message);             \
-            exit(1);                                                                            \
-        }                                                                                       \
+#define EXPECT(cond, what)                                                                         \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "watch_example: %s failed: %s\n", what, err.message);                  \
+            exit(1);                                                                               \
+        }                                                                                          \
     } while (0)
 
 /* What the callback records: the events' types, values and previous values. */
@@ -86,8 +86,8 @@ int main(void)
     /* 1. Watch everything under prefix from now on, asking for previous values. etcdc_watch*
      *    returns once etcd confirmed the watch: nothing written after this point is missed. */
     seen live = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-    etcdc_watcher *w = etcdc_watch_prefix(c, prefix, strlen(prefix), 0, true, on_watch, &live,
-                                          &err);
+    etcdc_watcher *w =
+        etcdc_watch_prefix(c, prefix, strlen(prefix), 0, true, on_watch, &live, &err);
     EXPECT(w != NULL, "watch_prefix");
 
     int64_t first_rev = 0;
@@ -108,8 +108,7 @@ int main(void)
         printf("live event %d: %s value=%s prev=%s at revision %lld\n", i + 1,
                live.type[i] == ETCDC_EVENT_PUT ? "PUT" : "DELETE", live.value[i], live.prev[i],
                (long long)live.revision[i]);
-    printf("watcher has seen everything up to revision %lld\n",
-           (long long)etcdc_watch_revision(w));
+    printf("watcher has seen everything up to revision %lld\n", (long long)etcdc_watch_revision(w));
     /* After cancel returns the callback is not running and will not run again. */
     etcdc_watch_cancel(w);
 

@@ -108,6 +108,8 @@ else
     echo "cannot continue without dependencies" >&2; exit 1; }
 fi
 
+run_stage "clang-format" bash scripts/check-format.sh || true
+
 build_ok=1
 run_stage "build build/" bash scripts/build.sh build "${CMAKE_EXTRA[@]}" || build_ok=0
 asan_ok=0

@@ -15,8 +15,8 @@
 typedef struct bidi_call {
     etcdc_bidi *b;
     grpc_call *call;
-    int pending;  /* operations started and not yet completed */
-    bool ended;   /* the final status arrived */
+    int pending; /* operations started and not yet completed */
+    bool ended;  /* the final status arrived */
     send_item *sendq, **sendq_tail;
     bool send_in_flight;
     grpc_byte_buffer *send_bb;
@@ -167,8 +167,7 @@ static void on_status(void *arg, bool ok)
 }
 
 void etcdc__bidi_init(etcdc_bidi *b, etcdc_client *c, const char *method, pthread_mutex_t *mu,
-                      void *owner, etcdc_bidi_message_fn on_message,
-                      etcdc_bidi_closed_fn on_closed)
+                      void *owner, etcdc_bidi_message_fn on_message, etcdc_bidi_closed_fn on_closed)
 {
     memset(b, 0, sizeof *b);
     b->client = c;

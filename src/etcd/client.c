@@ -122,29 +122,33 @@ static grpc_channel *make_channel(const etcdc_config *cfg, etcdc_error *err)
     }
     grpc_arg args[12];
     size_t n = 0;
-    args[n++] = (grpc_arg){GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIME_MS,
-                           {.integer = (int)cfg->keepalive_time_ms}};
-    args[n++] = (grpc_arg){GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+    args[n++] = (grpc_arg){
+        GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIME_MS, {.integer = (int)cfg->keepalive_time_ms}};
+    args[n++] = (grpc_arg){GRPC_ARG_INTEGER,
+                           GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
                            {.integer = (int)cfg->keepalive_timeout_ms}};
     args[n++] = (grpc_arg){GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, {.integer = 0}};
-    args[n++] = (grpc_arg){GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
-                           {.integer = 0}};
-    args[n++] = (grpc_arg){GRPC_ARG_INTEGER, GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
-                           {.integer = (int)cfg->max_send_bytes}};
-    args[n++] = (grpc_arg){GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+    args[n++] =
+        (grpc_arg){GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, {.integer = 0}};
+    args[n++] = (grpc_arg){
+        GRPC_ARG_INTEGER, GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, {.integer = (int)cfg->max_send_bytes}};
+    args[n++] = (grpc_arg){GRPC_ARG_INTEGER,
+                           GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
                            {.integer = (int)cfg->max_recv_bytes}};
     args[n++] = (grpc_arg){GRPC_ARG_STRING, GRPC_ARG_LB_POLICY_NAME, {.string = "round_robin"}};
     /* Come back quickly after an outage: etcd members restart in well under a second. */
-    args[n++] = (grpc_arg){GRPC_ARG_INTEGER, GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
-                           {.integer = 100}};
+    args[n++] =
+        (grpc_arg){GRPC_ARG_INTEGER, GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, {.integer = 100}};
     args[n++] = (grpc_arg){GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, {.integer = 1000}};
     /* gRPC core uses this one as the minimum time a connection attempt may take: a small value
      * cuts slow handshakes (TLS, a loaded host) off for ever. A refused connection fails at once
      * whatever it is, so give attempts the dial timeout. */
-    args[n++] = (grpc_arg){GRPC_ARG_INTEGER, GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
+    args[n++] = (grpc_arg){GRPC_ARG_INTEGER,
+                           GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
                            {.integer = (int)cfg->dial_timeout_ms}};
     if (cfg->tls)
-        args[n++] = (grpc_arg){GRPC_ARG_STRING, GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
+        args[n++] = (grpc_arg){GRPC_ARG_STRING,
+                               GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
                                {.string = cfg->server_name ? cfg->server_name : first_host}};
     grpc_channel_args chargs = {n, args};
     grpc_channel *ch = grpc_channel_create(target, creds, &chargs);
@@ -183,10 +187,9 @@ static etcdc_code authenticate(etcdc_client *c, etcdc_error *err)
     req.name = c->cfg.user;
     req.password = c->cfg.password ? c->cfg.password : "";
     Etcdserverpb__AuthenticateResponse *resp = NULL;
-    etcdc_code rc = etcdc__unary(c, "/etcdserverpb.Auth/Authenticate", ETCDC_STAT_AUTH,
-                                 ETCDC_RETRY_IDEMPOTENT, &req.base,
-                                 &etcdserverpb__authenticate_response__descriptor,
-                                 (ProtobufCMessage **)&resp, err);
+    etcdc_code rc = etcdc__unary(
+        c, "/etcdserverpb.Auth/Authenticate", ETCDC_STAT_AUTH, ETCDC_RETRY_IDEMPOTENT, &req.base,
+        &etcdserverpb__authenticate_response__descriptor, (ProtobufCMessage **)&resp, err);
     char *token = NULL;
     if (rc == ETCDC_OK && !(token = strdup(resp->token ? resp->token : "")))
         rc = etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
@@ -274,8 +277,10 @@ etcdc_client *etcdc_client_new(const etcdc_config *cfg, etcdc_error *err)
         int64_t probe_ms = c->cfg.dial_timeout_ms / 4;
         etcdc__unary_ex(c, "/etcdserverpb.Maintenance/Status", ETCDC_STAT_STATUS,
                         ETCDC_RETRY_UNSENT, true,
-                        probe_ms < 200 ? 200 : probe_ms > 1000 ? 1000 : probe_ms, &req.base,
-                        &etcdserverpb__status_response__descriptor, &resp, &probe);
+                        probe_ms < 200    ? 200
+                        : probe_ms > 1000 ? 1000
+                                          : probe_ms,
+                        &req.base, &etcdserverpb__status_response__descriptor, &resp, &probe);
         if (resp)
             protobuf_c_message_free_unpacked(resp, NULL);
         etcdc__set_error(err, ETCDC_ERR_UNAVAILABLE, probe.grpc_status,

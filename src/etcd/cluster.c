@@ -10,10 +10,9 @@ etcdc_code etcdc_status_get(etcdc_client *c, etcdc_status *out, etcdc_error *err
     memset(out, 0, sizeof *out);
     Etcdserverpb__StatusRequest pb = ETCDSERVERPB__STATUS_REQUEST__INIT;
     Etcdserverpb__StatusResponse *resp = NULL;
-    etcdc_code rc = etcdc__unary(c, "/etcdserverpb.Maintenance/Status", ETCDC_STAT_STATUS,
-                                 ETCDC_RETRY_IDEMPOTENT, &pb.base,
-                                 &etcdserverpb__status_response__descriptor,
-                                 (ProtobufCMessage **)&resp, err);
+    etcdc_code rc = etcdc__unary(
+        c, "/etcdserverpb.Maintenance/Status", ETCDC_STAT_STATUS, ETCDC_RETRY_IDEMPOTENT, &pb.base,
+        &etcdserverpb__status_response__descriptor, (ProtobufCMessage **)&resp, err);
     if (rc != ETCDC_OK)
         return rc;
     snprintf(out->version, sizeof out->version, "%s", resp->version ? resp->version : "");
@@ -72,10 +71,9 @@ etcdc_code etcdc_member_list(etcdc_client *c, etcdc_members *out, etcdc_error *e
     memset(out, 0, sizeof *out);
     Etcdserverpb__MemberListRequest pb = ETCDSERVERPB__MEMBER_LIST_REQUEST__INIT;
     Etcdserverpb__MemberListResponse *resp = NULL;
-    etcdc_code rc = etcdc__unary(c, "/etcdserverpb.Cluster/MemberList", ETCDC_STAT_STATUS,
-                                 ETCDC_RETRY_IDEMPOTENT, &pb.base,
-                                 &etcdserverpb__member_list_response__descriptor,
-                                 (ProtobufCMessage **)&resp, err);
+    etcdc_code rc = etcdc__unary(
+        c, "/etcdserverpb.Cluster/MemberList", ETCDC_STAT_STATUS, ETCDC_RETRY_IDEMPOTENT, &pb.base,
+        &etcdserverpb__member_list_response__descriptor, (ProtobufCMessage **)&resp, err);
     if (rc != ETCDC_OK)
         return rc;
     bool oom = false;

@@ -131,8 +131,7 @@ etcdc_code etcdc_config_set_tls_server_name(etcdc_config *cfg, const char *name)
     return set_string(&cfg->server_name, name, false);
 }
 
-etcdc_code etcdc_config_add_encryption_key(etcdc_config *cfg, uint8_t key_id,
-                                           const uint8_t key[32])
+etcdc_code etcdc_config_add_encryption_key(etcdc_config *cfg, uint8_t key_id, const uint8_t key[32])
 {
     if (key_id == 0)
         return ETCDC_ERR_INVALID_ARGUMENT;

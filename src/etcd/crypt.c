@@ -62,9 +62,8 @@ bool etcdc__gcm(int enc, const uint8_t *k, const uint8_t *nonce, const uint8_t *
     return ok;
 }
 
-etcdc_code etcdc__seal(const etcdc_config *cfg, const void *key, size_t key_len,
-                       const void *plain, size_t plain_len, uint8_t **out, size_t *out_len,
-                       etcdc_error *err)
+etcdc_code etcdc__seal(const etcdc_config *cfg, const void *key, size_t key_len, const void *plain,
+                       size_t plain_len, uint8_t **out, size_t *out_len, etcdc_error *err)
 {
     *out = NULL;
     if (plain_len > (size_t)1 << 30)
@@ -80,7 +79,7 @@ etcdc_code etcdc__seal(const etcdc_config *cfg, const void *key, size_t key_len,
     env[3] = id;
     if (RAND_bytes(env + 4, 12) != 1 ||
         !etcdc__gcm(1, k, env + 4, env, key, key_len, plain, plain_len, env + ETCDC_ENV_HEADER,
-             env + ETCDC_ENV_HEADER + plain_len)) {
+                    env + ETCDC_ENV_HEADER + plain_len)) {
         free(env);
         return etcdc__set_error(err, ETCDC_ERR_CRYPTO, 0, "sealing failed (OpenSSL)");
     }
@@ -89,9 +88,8 @@ etcdc_code etcdc__seal(const etcdc_config *cfg, const void *key, size_t key_len,
     return ETCDC_OK;
 }
 
-etcdc_code etcdc__open(const etcdc_config *cfg, const void *key, size_t key_len,
-                       const uint8_t *env, size_t env_len, char **plain, size_t *plain_len,
-                       etcdc_error *err)
+etcdc_code etcdc__open(const etcdc_config *cfg, const void *key, size_t key_len, const uint8_t *env,
+                       size_t env_len, char **plain, size_t *plain_len, etcdc_error *err)
 {
     *plain = NULL;
     *plain_len = 0;
@@ -118,8 +116,8 @@ etcdc_code etcdc__open(const etcdc_config *cfg, const void *key, size_t key_len,
             return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
         uint8_t tag[ETCDC_ENV_TAG];
         memcpy(tag, env + env_len - ETCDC_ENV_TAG, ETCDC_ENV_TAG);
-        if (etcdc__gcm(0, k, env + 4, env, key, key_len, env + ETCDC_ENV_HEADER, len, (uint8_t *)out,
-                tag)) {
+        if (etcdc__gcm(0, k, env + 4, env, key, key_len, env + ETCDC_ENV_HEADER, len,
+                       (uint8_t *)out, tag)) {
             out[len] = 0;
             *plain = out;
             *plain_len = len;

@@ -22,14 +22,12 @@
 /* Whether encryption is configured. */
 bool etcdc__crypt_on(const etcdc_config *cfg);
 /* Seals plain under the newest key; *out (malloc'd, out_len bytes) is the envelope. */
-etcdc_code etcdc__seal(const etcdc_config *cfg, const void *key, size_t key_len,
-                       const void *plain, size_t plain_len, uint8_t **out, size_t *out_len,
-                       etcdc_error *err);
+etcdc_code etcdc__seal(const etcdc_config *cfg, const void *key, size_t key_len, const void *plain,
+                       size_t plain_len, uint8_t **out, size_t *out_len, etcdc_error *err);
 /* Opens an envelope into a malloc'd NUL-terminated plaintext. ETCDC_ERR_CRYPTO (naming the key)
  * for anything that does not authenticate, or for a plaintext value when they are not allowed. */
-etcdc_code etcdc__open(const etcdc_config *cfg, const void *key, size_t key_len,
-                       const uint8_t *env, size_t env_len, char **plain, size_t *plain_len,
-                       etcdc_error *err);
+etcdc_code etcdc__open(const etcdc_config *cfg, const void *key, size_t key_len, const uint8_t *env,
+                       size_t env_len, char **plain, size_t *plain_len, etcdc_error *err);
 /* The key id of an envelope, 0 when value is not one. */
 uint8_t etcdc__envelope_key_id(const uint8_t *env, size_t env_len);
 /* AES-256-GCM over len bytes with a 96-bit nonce; associated data = hdr[0..3] + key. enc 1:

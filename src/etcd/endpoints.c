@@ -79,8 +79,8 @@ static int family_of_literal(const char *host)
 }
 
 /* Appends "addr:port" for every address of host in the family (resolving names). */
-static int append_resolved(char **out, size_t *len, int *family, const endpoint *ep,
-                           char *errbuf, size_t errlen)
+static int append_resolved(char **out, size_t *len, int *family, const endpoint *ep, char *errbuf,
+                           size_t errlen)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
     int gai = getaddrinfo(ep->host, ep->port, &hints, &res);

@@ -47,9 +47,9 @@ struct etcdc_client {
     grpc_channel *channel;
 
     pthread_mutex_t reauth_mu; /* serialises authentications (held during the RPC) */
-    pthread_mutex_t auth_mu;  /* protects token and auth_gen (held briefly) */
-    char *token;              /* NULL when auth is off */
-    uint64_t auth_gen;        /* bumped on every (re)authentication */
+    pthread_mutex_t auth_mu;   /* protects token and auth_gen (held briefly) */
+    char *token;               /* NULL when auth is off */
+    uint64_t auth_gen;         /* bumped on every (re)authentication */
 
     pthread_mutex_t stats_mu; /* protects stats */
     etcdc_stats stats;
@@ -95,13 +95,11 @@ etcdc_code etcdc__unary(etcdc_client *c, const char *method, enum etcdc_stat_kin
  * instead of waiting for one (to learn why a connection cannot be made). */
 etcdc_code etcdc__unary_ex(etcdc_client *c, const char *method, enum etcdc_stat_kind kind,
                            enum etcdc_retry_class retry, bool fail_fast, int64_t timeout_ms,
-                           const ProtobufCMessage *req,
-                           const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
-                           etcdc_error *err);
+                           const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+                           ProtobufCMessage **resp, etcdc_error *err);
 /* Metadata for a new call: fills md (capacity 2) with the current token (and hasleader when
  * asked), returns the count. *token_copy must be gpr_free'd by the caller after the batch. */
-size_t etcdc__call_metadata(etcdc_client *c, grpc_metadata *md, bool has_leader,
-                            char **token_copy);
+size_t etcdc__call_metadata(etcdc_client *c, grpc_metadata *md, bool has_leader, char **token_copy);
 /* Authenticate again after etcd said the token is invalid. gen is the auth_gen seen by the
  * failed call, so that many threads failing at once authenticate only once. */
 etcdc_code etcdc__reauthenticate(etcdc_client *c, uint64_t gen, etcdc_error *err);
@@ -125,7 +123,7 @@ etcdc_code etcdc__kvs_append(etcdc_client *c, etcdc_kvs *out, Mvccpb__KeyValue *
 void etcdc__range_to_pb(const etcdc_range_req *r, Etcdserverpb__RangeRequest *pb);
 /* A Range whose values are returned as stored (not opened). */
 etcdc_code etcdc__range_raw(etcdc_client *c, const etcdc_range_req *req,
-                           Etcdserverpb__RangeResponse **resp, etcdc_error *err);
+                            Etcdserverpb__RangeResponse **resp, etcdc_error *err);
 etcdc_code etcdc__kvs_from_range(etcdc_client *c, const Etcdserverpb__RangeResponse *resp,
                                  etcdc_kvs *out, etcdc_error *err);
 

@@ -62,9 +62,8 @@ static etcdc_code parse_text(etcdc_config *cfg, char *text, const char *path, et
         }
         char *rest = end + 2 * i;
         rest += strspn(rest, " \t\r");
-        etcdc_code rc = i == 32 && !*rest
-                            ? etcdc_config_add_encryption_key(cfg, (uint8_t)id, key)
-                            : ETCDC_ERR_INVALID_ARGUMENT;
+        etcdc_code rc = i == 32 && !*rest ? etcdc_config_add_encryption_key(cfg, (uint8_t)id, key)
+                                          : ETCDC_ERR_INVALID_ARGUMENT;
         OPENSSL_cleanse(key, sizeof key);
         if (rc != ETCDC_OK)
             return etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0,
@@ -95,8 +94,7 @@ etcdc_code etcdc_config_load_key_file(etcdc_config *cfg, const char *path, etcdc
                               "run chmod 600 %s",
                               path, (unsigned)(st.st_mode & 0777), path);
     else if (st.st_size > MAX_KEY_FILE)
-        rc = etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0, "key file %s is too large",
-                              path);
+        rc = etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0, "key file %s is too large", path);
     if (rc != ETCDC_OK) {
         close(fd);
         return rc;

@@ -53,7 +53,7 @@ etcdc_code etcdc__kvs_from_range(etcdc_client *c, const Etcdserverpb__RangeRespo
 }
 
 etcdc_code etcdc__range_raw(etcdc_client *c, const etcdc_range_req *req,
-                           Etcdserverpb__RangeResponse **resp, etcdc_error *err)
+                            Etcdserverpb__RangeResponse **resp, etcdc_error *err)
 {
     Etcdserverpb__RangeRequest pb;
     etcdc__range_to_pb(req, &pb);
@@ -114,17 +114,17 @@ etcdc_code etcdc_get_at_revision(etcdc_client *c, const void *key, size_t key_le
     return get_one(c, key, key_len, rev, out, err);
 }
 
-etcdc_code etcdc_put_with_lease(etcdc_client *c, const void *key, size_t key_len,
-                                const void *value, size_t value_len, int64_t lease,
-                                int64_t *out_revision, etcdc_error *err)
+etcdc_code etcdc_put_with_lease(etcdc_client *c, const void *key, size_t key_len, const void *value,
+                                size_t value_len, int64_t lease, int64_t *out_revision,
+                                etcdc_error *err)
 {
     if (key_len == 0)
         return etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0, "empty key");
     uint8_t *sealed = NULL;
     size_t sealed_len = 0;
     if (etcdc__crypt_on(&c->cfg)) {
-        etcdc_code rc = etcdc__seal(&c->cfg, key, key_len, value, value_len, &sealed,
-                                    &sealed_len, err);
+        etcdc_code rc =
+            etcdc__seal(&c->cfg, key, key_len, value, value_len, &sealed, &sealed_len, err);
         if (rc != ETCDC_OK)
             return rc;
     }
@@ -133,10 +133,9 @@ etcdc_code etcdc_put_with_lease(etcdc_client *c, const void *key, size_t key_len
     pb.value = sealed ? PB_BYTES(sealed, sealed_len) : PB_BYTES(value, value_len);
     pb.lease = lease;
     Etcdserverpb__PutResponse *resp = NULL;
-    etcdc_code rc = etcdc__unary(c, "/etcdserverpb.KV/Put", ETCDC_STAT_PUT,
-                                 ETCDC_RETRY_IDEMPOTENT, &pb.base,
-                                 &etcdserverpb__put_response__descriptor,
-                                 (ProtobufCMessage **)&resp, err);
+    etcdc_code rc =
+        etcdc__unary(c, "/etcdserverpb.KV/Put", ETCDC_STAT_PUT, ETCDC_RETRY_IDEMPOTENT, &pb.base,
+                     &etcdserverpb__put_response__descriptor, (ProtobufCMessage **)&resp, err);
     free(sealed);
     if (rc == ETCDC_OK) {
         if (out_revision)
@@ -156,10 +155,9 @@ etcdc_code etcdc_attach_lease(etcdc_client *c, const void *key, size_t key_len, 
     pb.lease = lease;
     pb.ignore_value = true;
     Etcdserverpb__PutResponse *resp = NULL;
-    etcdc_code rc = etcdc__unary(c, "/etcdserverpb.KV/Put", ETCDC_STAT_PUT,
-                                 ETCDC_RETRY_IDEMPOTENT, &pb.base,
-                                 &etcdserverpb__put_response__descriptor,
-                                 (ProtobufCMessage **)&resp, err);
+    etcdc_code rc =
+        etcdc__unary(c, "/etcdserverpb.KV/Put", ETCDC_STAT_PUT, ETCDC_RETRY_IDEMPOTENT, &pb.base,
+                     &etcdserverpb__put_response__descriptor, (ProtobufCMessage **)&resp, err);
     if (rc == ETCDC_ERR_INVALID_ARGUMENT && err && strstr(err->message, "key not found"))
         rc = etcdc__set_error(err, ETCDC_ERR_NOT_FOUND, err->grpc_status, "key not found");
     if (rc == ETCDC_OK) {
@@ -176,18 +174,16 @@ etcdc_code etcdc_put(etcdc_client *c, const void *key, size_t key_len, const voi
     return etcdc_put_with_lease(c, key, key_len, value, value_len, 0, out_revision, err);
 }
 
-etcdc_code etcdc_delete_range(etcdc_client *c, const void *start, size_t start_len,
-                              const void *end, size_t end_len, int64_t *out_deleted,
-                              etcdc_error *err)
+etcdc_code etcdc_delete_range(etcdc_client *c, const void *start, size_t start_len, const void *end,
+                              size_t end_len, int64_t *out_deleted, etcdc_error *err)
 {
     Etcdserverpb__DeleteRangeRequest pb = ETCDSERVERPB__DELETE_RANGE_REQUEST__INIT;
     pb.key = PB_BYTES(start, start_len);
     pb.range_end = PB_BYTES(end, end_len);
     Etcdserverpb__DeleteRangeResponse *resp = NULL;
-    etcdc_code rc = etcdc__unary(c, "/etcdserverpb.KV/DeleteRange", ETCDC_STAT_DELETE,
-                                 ETCDC_RETRY_IDEMPOTENT, &pb.base,
-                                 &etcdserverpb__delete_range_response__descriptor,
-                                 (ProtobufCMessage **)&resp, err);
+    etcdc_code rc = etcdc__unary(
+        c, "/etcdserverpb.KV/DeleteRange", ETCDC_STAT_DELETE, ETCDC_RETRY_IDEMPOTENT, &pb.base,
+        &etcdserverpb__delete_range_response__descriptor, (ProtobufCMessage **)&resp, err);
     if (rc == ETCDC_OK) {
         if (out_deleted)
             *out_deleted = resp->deleted;
@@ -223,8 +219,11 @@ etcdc_code etcdc_delete_prefix(etcdc_client *c, const void *prefix, size_t prefi
 static etcdc_code count_range(etcdc_client *c, const void *key, size_t key_len, const void *end,
                               size_t end_len, int64_t *out_count, etcdc_error *err)
 {
-    etcdc_range_req req = {.key = key, .key_len = key_len, .range_end = end,
-                           .range_end_len = end_len, .count_only = true};
+    etcdc_range_req req = {.key = key,
+                           .key_len = key_len,
+                           .range_end = end,
+                           .range_end_len = end_len,
+                           .count_only = true};
     etcdc_kvs kvs;
     etcdc_code rc = etcdc_range(c, &req, &kvs, err);
     if (rc == ETCDC_OK)
@@ -301,9 +300,13 @@ static etcdc_code walk_range(etcdc_client *c, const void *start, size_t start_le
         int64_t want = page;
         if (w->max_keys > 0 && !w->substring_len && w->max_keys - (int64_t)out->count < want)
             want = w->max_keys - (int64_t)out->count;
-        etcdc_range_req req = {.key = cursor, .key_len = cursor_len, .range_end = w->end,
-                               .range_end_len = w->end_len, .limit = want,
-                               .revision = revision, .keys_only = w->keys_only};
+        etcdc_range_req req = {.key = cursor,
+                               .key_len = cursor_len,
+                               .range_end = w->end,
+                               .range_end_len = w->end_len,
+                               .limit = want,
+                               .revision = revision,
+                               .keys_only = w->keys_only};
         etcdc_kvs part;
         rc = etcdc_range(c, &req, &part, err);
         if (rc == ETCDC_ERR_TOO_LARGE && page > 1) {
@@ -339,8 +342,8 @@ static etcdc_code walk_range(etcdc_client *c, const void *start, size_t start_le
             cursor_len = last->key_len + 1;
         }
         /* Move the page's entries into out. */
-        etcdc_kv *grown = part.count ? realloc(out->kvs, (out->count + part.count) * sizeof *grown)
-                                     : out->kvs;
+        etcdc_kv *grown =
+            part.count ? realloc(out->kvs, (out->count + part.count) * sizeof *grown) : out->kvs;
         if (part.count && !grown) {
             etcdc_kvs_free(&part);
             rc = etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
@@ -377,8 +380,8 @@ etcdc_code etcdc_get_range(etcdc_client *c, const void *start, size_t start_len,
 }
 
 /* Runs a walk over every key starting with prefix. */
-static etcdc_code walk_prefix(etcdc_client *c, const void *prefix, size_t prefix_len,
-                              range_walk *w, etcdc_kvs *out, etcdc_error *err)
+static etcdc_code walk_prefix(etcdc_client *c, const void *prefix, size_t prefix_len, range_walk *w,
+                              etcdc_kvs *out, etcdc_error *err)
 {
     char *end = malloc(prefix_len + 1);
     if (!end) {
@@ -388,14 +391,14 @@ static etcdc_code walk_prefix(etcdc_client *c, const void *prefix, size_t prefix
     size_t end_len = etcdc_prefix_end(prefix, prefix_len, end);
     w->end = end_len ? end : "\0";
     w->end_len = end_len ? end_len : 1;
-    etcdc_code rc = walk_range(c, prefix_len ? prefix : "\0", prefix_len ? prefix_len : 1, w, out,
-                               err);
+    etcdc_code rc =
+        walk_range(c, prefix_len ? prefix : "\0", prefix_len ? prefix_len : 1, w, out, err);
     free(end);
     return rc;
 }
 
-etcdc_code etcdc_get_prefix(etcdc_client *c, const void *prefix, size_t prefix_len,
-                            etcdc_kvs *out, etcdc_error *err)
+etcdc_code etcdc_get_prefix(etcdc_client *c, const void *prefix, size_t prefix_len, etcdc_kvs *out,
+                            etcdc_error *err)
 {
     range_walk w = {0};
     return walk_prefix(c, prefix, prefix_len, &w, out, err);
@@ -422,10 +425,9 @@ etcdc_code etcdc_compact(etcdc_client *c, int64_t rev, bool physical, etcdc_erro
     pb.revision = rev;
     pb.physical = physical;
     Etcdserverpb__CompactionResponse *resp = NULL;
-    etcdc_code rc = etcdc__unary(c, "/etcdserverpb.KV/Compact", ETCDC_STAT_COMPACT,
-                                 ETCDC_RETRY_IDEMPOTENT, &pb.base,
-                                 &etcdserverpb__compaction_response__descriptor,
-                                 (ProtobufCMessage **)&resp, err);
+    etcdc_code rc = etcdc__unary(
+        c, "/etcdserverpb.KV/Compact", ETCDC_STAT_COMPACT, ETCDC_RETRY_IDEMPOTENT, &pb.base,
+        &etcdserverpb__compaction_response__descriptor, (ProtobufCMessage **)&resp, err);
     if (resp)
         protobuf_c_message_free_unpacked(&resp->base, NULL);
     return rc;

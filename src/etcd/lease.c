@@ -56,10 +56,9 @@ static etcdc_code grant(etcdc_client *c, int64_t ttl_s, int64_t id, int64_t *out
     pb.ttl = ttl_s;
     pb.id = id;
     Etcdserverpb__LeaseGrantResponse *resp = NULL;
-    etcdc_code rc = etcdc__unary(c, "/etcdserverpb.Lease/LeaseGrant", ETCDC_STAT_LEASE,
-                                 ETCDC_RETRY_UNSENT, &pb.base,
-                                 &etcdserverpb__lease_grant_response__descriptor,
-                                 (ProtobufCMessage **)&resp, err);
+    etcdc_code rc = etcdc__unary(
+        c, "/etcdserverpb.Lease/LeaseGrant", ETCDC_STAT_LEASE, ETCDC_RETRY_UNSENT, &pb.base,
+        &etcdserverpb__lease_grant_response__descriptor, (ProtobufCMessage **)&resp, err);
     if (rc != ETCDC_OK)
         return rc;
     if (resp->error && *resp->error)
@@ -87,10 +86,9 @@ etcdc_code etcdc_lease_revoke(etcdc_client *c, int64_t id, etcdc_error *err)
     Etcdserverpb__LeaseRevokeRequest pb = ETCDSERVERPB__LEASE_REVOKE_REQUEST__INIT;
     pb.id = id;
     Etcdserverpb__LeaseRevokeResponse *resp = NULL;
-    etcdc_code rc = etcdc__unary(c, "/etcdserverpb.Lease/LeaseRevoke", ETCDC_STAT_LEASE,
-                                 ETCDC_RETRY_IDEMPOTENT, &pb.base,
-                                 &etcdserverpb__lease_revoke_response__descriptor,
-                                 (ProtobufCMessage **)&resp, err);
+    etcdc_code rc = etcdc__unary(
+        c, "/etcdserverpb.Lease/LeaseRevoke", ETCDC_STAT_LEASE, ETCDC_RETRY_IDEMPOTENT, &pb.base,
+        &etcdserverpb__lease_revoke_response__descriptor, (ProtobufCMessage **)&resp, err);
     if (resp)
         protobuf_c_message_free_unpacked(&resp->base, NULL);
     return rc;
@@ -172,8 +170,8 @@ static etcdc_keepalive *next_after(struct etcdc_lease_hub *h, etcdc_keepalive *a
 static void on_message(void *owner, grpc_byte_buffer *bb)
 {
     struct etcdc_lease_hub *h = owner;
-    Etcdserverpb__LeaseKeepAliveResponse *m = (Etcdserverpb__LeaseKeepAliveResponse *)
-        etcdc__unpack(&etcdserverpb__lease_keep_alive_response__descriptor, bb);
+    Etcdserverpb__LeaseKeepAliveResponse *m = (Etcdserverpb__LeaseKeepAliveResponse *)etcdc__unpack(
+        &etcdserverpb__lease_keep_alive_response__descriptor, bb);
     if (!m)
         return;
     for (once_waiter *w = h->waiters; w; w = w->next)
@@ -258,8 +256,8 @@ static struct etcdc_lease_hub *get_hub(etcdc_client *c, etcdc_error *err)
         h->client = c;
         pthread_mutex_init(&h->mu, NULL);
         pthread_cond_init(&h->cv, NULL);
-        etcdc__bidi_init(&h->stream, c, "/etcdserverpb.Lease/LeaseKeepAlive", &h->mu, h,
-                         on_message, on_closed);
+        etcdc__bidi_init(&h->stream, c, "/etcdserverpb.Lease/LeaseKeepAlive", &h->mu, h, on_message,
+                         on_closed);
         c->lease = h;
     }
     pthread_mutex_unlock(&c->stream_mu);

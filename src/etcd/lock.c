@@ -264,16 +264,20 @@ static bool holds_key(const etcdc_kvs *keys, int64_t my_rev)
 static etcdc_range_req queue_request(const char *pfx, size_t pfx_len, char *end)
 {
     size_t end_len = etcdc_prefix_end(pfx, pfx_len, end);
-    return (etcdc_range_req){.key = pfx, .key_len = pfx_len, .range_end = end,
-                             .range_end_len = end_len, .sort_order = 1, .sort_target = 2,
+    return (etcdc_range_req){.key = pfx,
+                             .key_len = pfx_len,
+                             .range_end = end,
+                             .range_end_len = end_len,
+                             .sort_order = 1,
+                             .sort_target = 2,
                              .keys_only = true};
 }
 
 /* Puts our key if absent and lists the queue, in one Txn. *created false: the key exists
  * already (another acquisition through the same session holds it). */
 static etcdc_code enqueue_key(etcdc_session *s, const char *key, size_t key_len,
-                              const etcdc_range_req *queue, const etcdc_lock_opts *o,
-                              bool *created, int64_t *my_rev, etcdc_kvs *keys, etcdc_error *err)
+                              const etcdc_range_req *queue, const etcdc_lock_opts *o, bool *created,
+                              int64_t *my_rev, etcdc_kvs *keys, etcdc_error *err)
 {
     etcdc_txn *t = etcdc_txn_new();
     if (!t)
@@ -312,8 +316,8 @@ static void on_pred_event(void *arg, const etcdc_watch_response *r)
 
 /* Waits until the lock is granted. keys: the queue as last read. */
 static etcdc_code wait_turn(etcdc_session *s, const char *key, size_t key_len, int64_t my_rev,
-                            const etcdc_range_req *queue, const etcdc_lock_opts *o,
-                            etcdc_kvs *keys, int64_t *granted, etcdc_error *err)
+                            const etcdc_range_req *queue, const etcdc_lock_opts *o, etcdc_kvs *keys,
+                            int64_t *granted, etcdc_error *err)
 {
     etcdc_client *c = s->client;
     gpr_timespec deadline = etcdc__deadline_ms(o->timeout_ms > 0 ? o->timeout_ms : 0);
@@ -334,8 +338,8 @@ static etcdc_code wait_turn(etcdc_session *s, const char *key, size_t key_len, i
             break;
         }
         if (!holds_key(keys, my_rev)) {
-            rc = etcdc__set_error(err, ETCDC_ERR_LEASE_EXPIRED, 0,
-                                  "our lock key %.*s was deleted", (int)key_len, key);
+            rc = etcdc__set_error(err, ETCDC_ERR_LEASE_EXPIRED, 0, "our lock key %.*s was deleted",
+                                  (int)key_len, key);
             break;
         }
         const etcdc_kv *pred = predecessor(keys, my_rev, o->mode);
@@ -347,8 +351,10 @@ static etcdc_code wait_turn(etcdc_session *s, const char *key, size_t key_len, i
             rc = etcdc__set_error(err, ETCDC_ERR_WOULD_BLOCK, 0, "lock is held");
             break;
         }
-        etcdc_watch_opts wo = {.key = pred->key, .key_len = pred->key_len,
-                               .start_revision = keys->revision + 1, .no_put = true};
+        etcdc_watch_opts wo = {.key = pred->key,
+                               .key_len = pred->key_len,
+                               .start_revision = keys->revision + 1,
+                               .no_put = true};
         etcdc_watcher *w = etcdc_watch(c, &wo, on_pred_event, &pw, err);
         if (!w) {
             rc = err ? err->code : ETCDC_ERR_UNAVAILABLE;
@@ -373,8 +379,7 @@ static etcdc_code wait_turn(etcdc_session *s, const char *key, size_t key_len, i
 }
 
 etcdc_code etcdc_lock_acquire(etcdc_session *s, const void *name, size_t name_len,
-                              const etcdc_lock_opts *opts, etcdc_lock **out_lock,
-                              etcdc_error *err)
+                              const etcdc_lock_opts *opts, etcdc_lock **out_lock, etcdc_error *err)
 {
     static const etcdc_lock_opts defaults = {.timeout_ms = -1};
     const etcdc_lock_opts *o = opts ? opts : &defaults;
@@ -402,9 +407,9 @@ etcdc_code etcdc_lock_acquire(etcdc_session *s, const void *name, size_t name_le
         pthread_mutex_lock(&s->mu);
         unsigned seq = attempt ? ++s->seq : 0;
         pthread_mutex_unlock(&s->mu);
-        int n = snprintf(key + name_len + 1, cap - name_len - 1, "%llx%s",
-                         (unsigned long long)s->lease,
-                         o->mode == ETCDC_LOCK_SHARED ? ".shared" : "");
+        int n =
+            snprintf(key + name_len + 1, cap - name_len - 1, "%llx%s", (unsigned long long)s->lease,
+                     o->mode == ETCDC_LOCK_SHARED ? ".shared" : "");
         if (seq)
             n += snprintf(key + name_len + 1 + n, cap - name_len - 1 - (size_t)n, "_%u", seq);
         key_len = name_len + 1 + (size_t)n;

@@ -99,9 +99,11 @@ etcdc_code etcdc_rekey_prefix(etcdc_client *c, const void *prefix, size_t prefix
     }
     etcdc_code rc = ETCDC_OK;
     for (bool more = true; more && rc == ETCDC_OK;) {
-        etcdc_range_req req = {.key = cursor, .key_len = cursor_len,
+        etcdc_range_req req = {.key = cursor,
+                               .key_len = cursor_len,
                                .range_end = end_len ? end : "\0",
-                               .range_end_len = end_len ? end_len : 1, .limit = PAGE};
+                               .range_end_len = end_len ? end_len : 1,
+                               .limit = PAGE};
         Etcdserverpb__RangeResponse *resp = NULL;
         rc = etcdc__range_raw(c, &req, &resp, err);
         if (rc != ETCDC_OK)

@@ -24,11 +24,11 @@ struct etcdc_stream_engine {
     etcdc_client *client;
     grpc_completion_queue *cq;
     pthread_t thread;
-    pthread_mutex_t mu;  /* protects the fields below */
-    posted *work;        /* sorted by due time */
-    bool wake_pending;   /* a wake watch is armed */
+    pthread_mutex_t mu; /* protects the fields below */
+    posted *work;       /* sorted by due time */
+    bool wake_pending;  /* a wake watch is armed */
     bool stopping;
-    int live_calls;      /* streams whose final status is still to come */
+    int live_calls; /* streams whose final status is still to come */
     bool cq_shut;
     etcdc_stream_tag wake_tag;
 };
@@ -49,8 +49,7 @@ static void arm_wake(struct etcdc_stream_engine *e)
         return;
     e->wake_pending = true;
     grpc_channel_watch_connectivity_state(e->client->channel, GRPC_CHANNEL_SHUTDOWN,
-                                          gpr_inf_future(GPR_CLOCK_MONOTONIC), e->cq,
-                                          &e->wake_tag);
+                                          gpr_inf_future(GPR_CLOCK_MONOTONIC), e->cq, &e->wake_tag);
 }
 
 /* Pops the first posted item that is due, or returns NULL and the next due time. */
@@ -157,8 +156,7 @@ grpc_completion_queue *etcdc__stream_cq(etcdc_client *c, etcdc_error *err)
     return e->cq;
 }
 
-etcdc_code etcdc__stream_post(etcdc_client *c, int64_t delay_ms, etcdc_stream_handler fn,
-                              void *arg)
+etcdc_code etcdc__stream_post(etcdc_client *c, int64_t delay_ms, etcdc_stream_handler fn, void *arg)
 {
     struct etcdc_stream_engine *e = c->engine;
     posted *p = malloc(sizeof *p);
@@ -166,8 +164,8 @@ etcdc_code etcdc__stream_post(etcdc_client *c, int64_t delay_ms, etcdc_stream_ha
         return ETCDC_ERR_NO_MEMORY;
     p->fn = fn;
     p->arg = arg;
-    p->due = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                          gpr_time_from_millis(delay_ms, GPR_TIMESPAN));
+    p->due =
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(delay_ms, GPR_TIMESPAN));
     pthread_mutex_lock(&e->mu);
     posted **at = &e->work;
     while (*at && gpr_time_cmp((*at)->due, p->due) <= 0)

@@ -32,7 +32,7 @@ struct etcdc_watcher {
     int auth_retries;    /* creations refused for an expired token, then retried */
     etcdc_error create_error;
     int64_t last_revision; /* everything up to here was delivered */
-    Mvccpb__Event **frag; /* events of a fragmented response being collected (owned) */
+    Mvccpb__Event **frag;  /* events of a fragmented response being collected (owned) */
     size_t frag_count;
     ProtobufCMessage **frag_msgs; /* the responses the fragment events belong to */
     size_t frag_msg_count;
@@ -41,8 +41,8 @@ struct etcdc_watcher {
 
 struct etcdc_watch_hub {
     etcdc_client *client;
-    pthread_mutex_t mu;   /* protects everything below, and the stream */
-    pthread_cond_t cv;    /* creations confirmed; deliveries finished */
+    pthread_mutex_t mu; /* protects everything below, and the stream */
+    pthread_cond_t cv;  /* creations confirmed; deliveries finished */
     etcdc_bidi stream;
     etcdc_watcher *watchers;
     int64_t next_id;
@@ -149,8 +149,8 @@ static void on_closed(void *owner, grpc_status_code status, const char *details)
         status != GRPC_STATUS_CANCELLED && status != GRPC_STATUS_UNAUTHENTICATED) {
         for (etcdc_watcher *w = h->watchers; w; w = w->next)
             if (w->state == W_PENDING && !w->create_error.code)
-                etcdc__set_error(&w->create_error, etcdc__code_from_status(status, details),
-                                 status, "watch stream: %s", details);
+                etcdc__set_error(&w->create_error, etcdc__code_from_status(status, details), status,
+                                 "watch stream: %s", details);
         pthread_cond_broadcast(&h->cv);
     }
     if (h->stopped || !h->watchers || h->reconnect_scheduled || etcdc__stream_stopping(c))
@@ -190,7 +190,7 @@ static etcdc_event *convert_events(etcdc_client *c, Mvccpb__Event **pbs, size_t 
         if (!pbs[i]->kv || pbs[i]->kv->mod_revision <= after)
             continue;
         ev[k].type = pbs[i]->type == MVCCPB__EVENT__EVENT_TYPE__DELETE ? ETCDC_EVENT_DELETE
-                                                                        : ETCDC_EVENT_PUT;
+                                                                       : ETCDC_EVENT_PUT;
         if (etcdc__kv_from_pb(c, pbs[i]->kv, &ev[k].kv, NULL) != ETCDC_OK ||
             (pbs[i]->prev_kv &&
              etcdc__kv_from_pb(c, pbs[i]->prev_kv, &ev[k].prev_kv, NULL) != ETCDC_OK)) {
@@ -260,8 +260,8 @@ static void deliver_events(struct etcdc_watch_hub *h, etcdc_watcher *w, int64_t 
             top = ev[i].kv.mod_revision;
     if (count > 0) {
         w->last_revision = top;
-        etcdc_watch_response r = {.kind = ETCDC_WATCH_EVENTS, .revision = header_rev,
-                                  .events = ev, .event_count = count};
+        etcdc_watch_response r = {
+            .kind = ETCDC_WATCH_EVENTS, .revision = header_rev, .events = ev, .event_count = count};
         deliver(h, w, &r);
     }
     free_events(ev, count);
@@ -305,15 +305,15 @@ static void handle_refusal(struct etcdc_watch_hub *h, const char *reason, int64_
         return;
     }
     w->state = W_ENDED;
-    etcdc_code code = auth_refusal(reason)                          ? ETCDC_ERR_AUTH_FAILED
+    etcdc_code code = auth_refusal(reason) ? ETCDC_ERR_AUTH_FAILED
                       : strstr(reason ? reason : "", "permission") ? ETCDC_ERR_PERMISSION_DENIED
                                                                    : ETCDC_ERR_CANCELED;
     etcdc__set_error(&w->create_error, code, 0, "watch refused by etcd: %s", reason ? reason : "");
     pthread_cond_broadcast(&h->cv);
     if (w->last_revision == 0)
         return; /* a first creation: etcdc_watch() reports the error to its caller */
-    etcdc_watch_response r = {.kind = ETCDC_WATCH_CANCELED, .revision = rev,
-                              .message = reason ? reason : ""};
+    etcdc_watch_response r = {
+        .kind = ETCDC_WATCH_CANCELED, .revision = rev, .message = reason ? reason : ""};
     deliver(h, w, &r);
 }
 
@@ -407,8 +407,8 @@ static void handle_response(struct etcdc_watch_hub *h, Etcdserverpb__WatchRespon
 static void on_message(void *owner, grpc_byte_buffer *bb)
 {
     struct etcdc_watch_hub *h = owner;
-    Etcdserverpb__WatchResponse *m = (Etcdserverpb__WatchResponse *)etcdc__unpack(
-        &etcdserverpb__watch_response__descriptor, bb);
+    Etcdserverpb__WatchResponse *m =
+        (Etcdserverpb__WatchResponse *)etcdc__unpack(&etcdserverpb__watch_response__descriptor, bb);
     if (m)
         handle_response(h, m);
 }

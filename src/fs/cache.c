@@ -5,9 +5,9 @@
 
 #include "inode.h"
 
-static int64_t value_bytes;   /* atomic */
-static uint64_t evictions;    /* atomic */
-static int trimming;          /* atomic: one trim at a time; others skip */
+static int64_t value_bytes; /* atomic */
+static uint64_t evictions;  /* atomic */
+static int trimming;        /* atomic: one trim at a time; others skip */
 
 void cache_account(int64_t delta)
 {

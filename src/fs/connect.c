@@ -66,12 +66,13 @@ etcdc_client *connect_etcd(const etcdfs_opts *o, char *password, int report_fd)
     if (!client) {
         /* A failed TLS handshake reaches us as "unavailable": say what to check. */
         bool tls = strstr(err.message, "andshake") || strstr(err.message, "SSL");
-        report(report_fd, "%s%s", tls ? "TLS handshake with etcd failed (check --cacert, "
-                                         "--cert, --key): " : "",
+        report(report_fd, "%s%s",
+               tls ? "TLS handshake with etcd failed (check --cacert, "
+                     "--cert, --key): "
+                   : "",
                err.message[0] ? err.message : etcdc_strerror(err.code));
     }
 out:
     etcdc_config_free(cfg);
     return client;
 }
-

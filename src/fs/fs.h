@@ -21,16 +21,16 @@
 
 typedef struct etcdfs {
     const etcdfs_opts *opts;
-    etcdc_client *client;      /* set before the session starts, freed after it ends */
+    etcdc_client *client; /* set before the session starts, freed after it ends */
     struct fuse_session *se;
-    char *prefix;              /* normalised mount prefix ("" or ending in '/') */
+    char *prefix; /* normalised mount prefix ("" or ending in '/') */
     size_t prefix_len;
     uid_t uid;
     gid_t gid;
     mode_t file_mode, dir_mode; /* permission bits only */
-    double timeout;            /* kernel entry/attr timeout, seconds */
-    int64_t timeout_ns;        /* how long the daemon trusts a cached answer */
-    int64_t page_size;         /* keys per listing request */
+    double timeout;             /* kernel entry/attr timeout, seconds */
+    int64_t timeout_ns;         /* how long the daemon trusts a cached answer */
+    int64_t page_size;          /* keys per listing request */
     struct timespec mount_time;
 } etcdfs;
 

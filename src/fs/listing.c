@@ -174,8 +174,12 @@ int listing_fetch(const char *dir_key, size_t dir_len, bool is_root, listing **o
     if (dir_len == 0)
         start_len = 1; /* the whole key space starts at "\0" (etcd has no empty key) */
     for (;;) {
-        etcdc_range_req req = {.key = start, .key_len = start_len, .range_end = end,
-                               .range_end_len = end_len, .limit = limit, .revision = revision};
+        etcdc_range_req req = {.key = start,
+                               .key_len = start_len,
+                               .range_end = end,
+                               .range_end_len = end_len,
+                               .limit = limit,
+                               .revision = revision};
         etcdc_kvs page = {0};
         etcdc_code code;
         if (first && !is_root && dir_len > 1) {
@@ -207,8 +211,9 @@ int listing_fetch(const char *dir_key, size_t dir_len, bool is_root, listing **o
         stats_inc(STAT_listing_pages);
         if (log_debug_enabled()) {
             char kb[LOG_KEY_BUF];
-            log_debug("list page from %s: %s, %zu keys, more %d", log_key(start, start_len, kb, sizeof kb),
-                      etcdc_strerror(code), page.count, page.more);
+            log_debug("list page from %s: %s, %zu keys, more %d",
+                      log_key(start, start_len, kb, sizeof kb), etcdc_strerror(code), page.count,
+                      page.more);
         }
         if (code == ETCDC_ERR_TOO_LARGE && limit > 1) {
             limit /= 2; /* big values: smaller pages fit the receive limit */

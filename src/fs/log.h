@@ -23,10 +23,10 @@ void log_progress_end(void);
 const char *log_key(const void *key, size_t len, char *buf, size_t buf_size);
 
 #define LOG_KEY_BUF 224
-#define log_debug(...)                  \
-    do {                                \
-        if (log_debug_enabled())        \
-            log_msg(LOG_DEBUG, __VA_ARGS__); \
+#define log_debug(...)                                                                             \
+    do {                                                                                           \
+        if (log_debug_enabled())                                                                   \
+            log_msg(LOG_DEBUG, __VA_ARGS__);                                                       \
     } while (0)
 
 #endif

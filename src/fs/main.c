@@ -112,7 +112,9 @@ static int check_prefix(int report_fd, int64_t *revision)
     char *end = key_prefix_end(g_fs.prefix, g_fs.prefix_len, &end_len);
     etcdc_range_req req = {.key = g_fs.prefix_len ? g_fs.prefix : "\0",
                            .key_len = g_fs.prefix_len ? g_fs.prefix_len : 1,
-                           .range_end = end, .range_end_len = end_len, .limit = 1,
+                           .range_end = end,
+                           .range_end_len = end_len,
+                           .limit = 1,
                            .keys_only = true};
     etcdc_kvs kvs = {0};
     etcdc_error err = {0};
@@ -170,8 +172,10 @@ static int run(const etcdfs_opts *o, char *password, int report_fd)
     table_init(g_fs.prefix, g_fs.prefix_len);
     locks_init();
     if (!strncmp(locks_prefix(), g_fs.prefix, g_fs.prefix_len))
-        log_msg(LOG_WARNING, "lock keys (--lock-prefix '%s') lie under the mounted prefix: "
-                             "they will show in listings", locks_prefix());
+        log_msg(LOG_WARNING,
+                "lock keys (--lock-prefix '%s') lie under the mounted prefix: "
+                "they will show in listings",
+                locks_prefix());
 
     /* gRPC logs its own errors to stderr; we report one line instead (kept with -d). */
     if (!o->debug)
@@ -187,8 +191,8 @@ static int run(const etcdfs_opts *o, char *password, int report_fd)
         goto out;
 
     if (asprintf(&fuse_opts, "fsname=%s,subtype=etcdfs,default_permissions%s%s%s", fsname,
-                 o->allow_other ? ",allow_other" : "",
-                 o->fuse_opts ? "," : "", o->fuse_opts ? o->fuse_opts : "") < 0) {
+                 o->allow_other ? ",allow_other" : "", o->fuse_opts ? "," : "",
+                 o->fuse_opts ? o->fuse_opts : "") < 0) {
         fuse_opts = NULL;
         report(report_fd, "out of memory");
         goto out;
@@ -212,8 +216,8 @@ static int run(const etcdfs_opts *o, char *password, int report_fd)
     }
     signals = true;
     if (fuse_session_mount(se, o->mountpoint)) {
-        report(report_fd, "cannot mount on %s%s%s", o->mountpoint,
-               fuse_last_error[0] ? ": " : "", fuse_last_error);
+        report(report_fd, "cannot mount on %s%s%s", o->mountpoint, fuse_last_error[0] ? ": " : "",
+               fuse_last_error);
         goto out;
     }
     mounted = true;
@@ -227,8 +231,7 @@ static int run(const etcdfs_opts *o, char *password, int report_fd)
         redirect_stdio();
         log_to_syslog();
     }
-    log_msg(LOG_INFO, "mounted %s (prefix '%s') on %s", o->endpoints, g_fs.prefix,
-            o->mountpoint);
+    log_msg(LOG_INFO, "mounted %s (prefix '%s') on %s", o->endpoints, g_fs.prefix, o->mountpoint);
     rc = notify_start(revision + 1);
     notifying = true;
     if (rc)

@@ -28,9 +28,9 @@
 typedef struct queued_event {
     struct queued_event *next;
     bool is_delete;
-    bool resync;      /* the watch lost events: forget every cached answer */
-    bool rewatch;     /* with resync: the watch ended, start a new one */
-    int64_t mark_rev; /* > 0: a marker: every event up to this revision is applied */
+    bool resync;         /* the watch lost events: forget every cached answer */
+    bool rewatch;        /* with resync: the watch ended, start a new one */
+    int64_t mark_rev;    /* > 0: a marker: every event up to this revision is applied */
     int64_t received_ns; /* when the watch delivered it (watch lag in the stats view) */
     etcdc_kv kv;
 } queued_event;
@@ -43,7 +43,7 @@ static bool thread_running;
 static pthread_t thread;
 static bool watching; /* atomic: the watch delivers events (else trust only timeouts) */
 static pthread_cond_t applied_cv = PTHREAD_COND_INITIALIZER;
-static int64_t applied_rev;  /* [q_mu] every change up to this revision is applied */
+static int64_t applied_rev;   /* [q_mu] every change up to this revision is applied */
 static uint64_t resyncs_done; /* [q_mu] */
 
 static void enqueue(queued_event *e)
@@ -92,8 +92,8 @@ static void apply_event(const queued_event *e)
         pthread_mutex_lock(&f->mu);
         /* Our own write, or a lookup that raced ahead of the event, already gave the kernel
          * this file: invalidating its dentry would only cost a lookup and a new inode. */
-        known_here = !e->is_delete && (f->pending || f->dirty ||
-                                       (f->known && f->mod_rev >= kv->mod_revision));
+        known_here = !e->is_delete &&
+                     (f->pending || f->dirty || (f->known && f->mod_rev >= kv->mod_revision));
         if (!e->is_delete) {
             changed = node_apply_kv_locked(f, kv, now_ns());
         } else if (!f->dirty && !f->pending && f->known && f->mod_rev > 0 &&
@@ -300,8 +300,10 @@ static etcdc_watcher *start_watch(int64_t from_revision, etcdc_error *err)
         return NULL;
     etcdc_watch_opts o = {.key = g_fs.prefix_len ? g_fs.prefix : "\0",
                           .key_len = g_fs.prefix_len ? g_fs.prefix_len : 1,
-                          .range_end = end, .range_end_len = end_len,
-                          .start_revision = from_revision, .progress_notify = true};
+                          .range_end = end,
+                          .range_end_len = end_len,
+                          .start_revision = from_revision,
+                          .progress_notify = true};
     etcdc_watcher *w = etcdc_watch(g_fs.client, &o, on_watch, NULL, err);
     free(end);
     return w;
@@ -313,8 +315,11 @@ static int current_revision(int64_t *rev)
     size_t end_len;
     char *end = key_prefix_end(g_fs.prefix, g_fs.prefix_len, &end_len);
     etcdc_range_req req = {.key = g_fs.prefix_len ? g_fs.prefix : "\0",
-                           .key_len = g_fs.prefix_len ? g_fs.prefix_len : 1, .range_end = end,
-                           .range_end_len = end_len, .limit = 1, .keys_only = true};
+                           .key_len = g_fs.prefix_len ? g_fs.prefix_len : 1,
+                           .range_end = end,
+                           .range_end_len = end_len,
+                           .limit = 1,
+                           .keys_only = true};
     etcdc_kvs kvs = {0};
     etcdc_error err = {0};
     etcdc_code code = end ? etcdc_range(g_fs.client, &req, &kvs, &err) : ETCDC_ERR_NO_MEMORY;
@@ -371,8 +376,10 @@ int notify_start(int64_t start_revision)
     etcdc_error err = {0};
     etcdc_watcher *w = start_watch(start_revision, &err);
     if (!w) {
-        log_msg(LOG_WARNING, "cannot watch the prefix (%s): retrying; meanwhile caches "
-                             "converge by timeout only", err.message);
+        log_msg(LOG_WARNING,
+                "cannot watch the prefix (%s): retrying; meanwhile caches "
+                "converge by timeout only",
+                err.message);
         queued_event *r = calloc(1, sizeof *r);
         if (r) {
             r->resync = r->rewatch = true;

@@ -1,10 +1,10 @@
 /*
  * notify.h - remote changes -> cache updates -> kernel invalidation.
  *
- * A watch on the mounted prefix delivers events on the library's stream thread. The callback only copies them into a queue;
- * a thread of our own applies them to the node table and sends the kernel invalidations
- * (fuse_lowlevel_notify_inval_*), which must never run inside a request handler for the same
- * node. If the watch cannot be started or ends, the cache timeouts (--cache-timeout) make
+ * A watch on the mounted prefix delivers events on the library's stream thread. The callback only
+ * copies them into a queue; a thread of our own applies them to the node table and sends the kernel
+ * invalidations (fuse_lowlevel_notify_inval_*), which must never run inside a request handler for
+ * the same node. If the watch cannot be started or ends, the cache timeouts (--cache-timeout) make
  * mounts converge.
  */
 #ifndef ETCDFS_NOTIFY_H

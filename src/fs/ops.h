@@ -96,8 +96,8 @@ etcdc_code txn_if_parent_exists(etcdc_txn *t, const char *key, size_t len);
 etcdc_code txn_if_parent_exists_fast(etcdc_txn *t, const char *key, size_t len, bool *witnessed);
 
 /* ops_xattr.c: the user.etcd.* attributes (docs/xattrs.md). */
-void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-                 size_t size, int flags);
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+                 int flags);
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);

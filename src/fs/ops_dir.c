@@ -113,9 +113,9 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         dh->dir_key = node_key(n, &dh->dir_len);
         /* Close-to-open for names: every opendir reads the directory from etcd; in watch
          * mode the watch-coherent listing serves it while it is fresh. */
-        rc = !dh->dir_key                   ? ENOMEM
+        rc = !dh->dir_key                  ? ENOMEM
              : consistency_watch_trusted() ? listing_get(n, node_is_root(n), &dh->l)
-                                            : listing_refresh(n, node_is_root(n), &dh->l);
+                                           : listing_refresh(n, node_is_root(n), &dh->l);
         pending_scan ps = {dh, 0};
         if (rc == 0 && node_pending_count() > 0) {
             node_for_each(collect_pending, &ps);

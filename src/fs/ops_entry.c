@@ -44,11 +44,8 @@ int resolve_name(node *dir, const char *name, resolved *r)
     }
     r->kind = names_from_display(name, name_len, r->at_root, r->comp, &r->comp_len, &hash);
     switch (r->kind) {
-    case NAMES_INVALID:
-        rc = EINVAL;
-        goto out;
-    case NAMES_STATS:
-        goto out;
+    case NAMES_INVALID: rc = EINVAL; goto out;
+    case NAMES_STATS: goto out;
     case NAMES_SELF:
         /* The directory's own key: its prefix without the trailing '/'. */
         r->file_key = key_join(r->dir_key, r->dir_len - 1, NULL, 0, NULL, 0, &r->file_len);
@@ -208,8 +205,12 @@ static int lookup_keys(node *dir, const resolved *r, node **out)
     size_t end_len;
     char *end = key_prefix_end(r->sub_key, r->sub_len, &end_len);
     etcdc_range_req get = {.key = r->file_key, .key_len = r->file_len};
-    etcdc_range_req below = {.key = r->sub_key, .key_len = r->sub_len, .range_end = end,
-                             .range_end_len = end_len, .limit = 1, .keys_only = true};
+    etcdc_range_req below = {.key = r->sub_key,
+                             .key_len = r->sub_len,
+                             .range_end = end,
+                             .range_end_len = end_len,
+                             .limit = 1,
+                             .keys_only = true};
     etcdc_txn_result res = {0};
     etcdc_error err = {0};
     etcdc_code code = !t || !end ? ETCDC_ERR_NO_MEMORY : ETCDC_OK;
@@ -284,8 +285,7 @@ reply:
     } else {
         fuse_reply_err(req, rc);
     }
-    log_debug("lookup %lu '%s' -> %s", (unsigned long)parent, name,
-              rc ? strerror(rc) : "ok");
+    log_debug("lookup %lu '%s' -> %s", (unsigned long)parent, name, rc ? strerror(rc) : "ok");
     node_put(n);
     node_put(dir);
     resolved_free(&r);
@@ -354,8 +354,8 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
         node_fill_attr(n, &st, false);
     /* etcd stores no mode or owner: changing them fails honestly unless -o quiet; setting
      * what they already are succeeds (cp -p, tar). */
-    if (rc == 0 && (to_set & FUSE_SET_ATTR_MODE) && (attr->st_mode & 07777) != (st.st_mode & 07777) &&
-        !g_fs.opts->quiet)
+    if (rc == 0 && (to_set & FUSE_SET_ATTR_MODE) &&
+        (attr->st_mode & 07777) != (st.st_mode & 07777) && !g_fs.opts->quiet)
         rc = EPERM;
     if (rc == 0 && (to_set & FUSE_SET_ATTR_UID) && attr->st_uid != st.st_uid && !g_fs.opts->quiet)
         rc = EPERM;
@@ -365,7 +365,8 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
         rc = EISDIR;
     if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE) && g_fs.opts->ro)
         rc = EROFS;
-    if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE) && (uint64_t)attr->st_size > g_fs.opts->max_file_size)
+    if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE) &&
+        (uint64_t)attr->st_size > g_fs.opts->max_file_size)
         rc = EFBIG;
     if (rc == 0 && n->type == NODE_FILE) {
         pthread_mutex_lock(&n->mu);
@@ -440,8 +441,8 @@ void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
     stats_inc(STAT_OP_access);
     node *n = node_get(ino);
     int rc = n ? 0 : ENOENT;
-    if (rc == 0 && (mask & W_OK) && (g_fs.opts->ro || n->type == NODE_STATS_DIR ||
-                                     n->type == NODE_STATS_FILE))
+    if (rc == 0 && (mask & W_OK) &&
+        (g_fs.opts->ro || n->type == NODE_STATS_DIR || n->type == NODE_STATS_FILE))
         rc = EROFS;
     /* Permission bits are checked by the kernel (default_permissions). */
     fuse_reply_err(req, rc);

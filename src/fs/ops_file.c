@@ -18,8 +18,8 @@
 #include "notify_replay.h"
 #include "ops.h"
 #include "pollers.h"
-#include "witness.h"
 #include "stats.h"
+#include "witness.h"
 
 /* The listings that show this key (its directory, and the directory whose own key it is) are
  * no longer accurate after we changed it. */
@@ -127,8 +127,8 @@ etcdc_code txn_if_parent_exists_fast(etcdc_txn *t, const char *key, size_t len, 
     char *end = key_prefix_end(key, plen, &end_len);
     if (!end)
         return ETCDC_ERR_NO_MEMORY;
-    etcdc_code code = etcdc_txn_if_range(t, key, plen, end, end_len, ETCDC_CMP_CREATE,
-                                         ETCDC_GREATER, 0);
+    etcdc_code code =
+        etcdc_txn_if_range(t, key, plen, end, end_len, ETCDC_CMP_CREATE, ETCDC_GREATER, 0);
     free(end);
     return code;
 }
@@ -170,8 +170,8 @@ static int fence_guard(etcdc_txn *t, char **fence_key, size_t *fence_len)
     if (rc)
         return rc;
     etcdc_range_req probe = {.key = *fence_key, .key_len = *fence_len, .keys_only = true};
-    etcdc_code code = etcdc_txn_if(t, *fence_key, *fence_len, ETCDC_CMP_CREATE, ETCDC_EQUAL,
-                                   create_rev);
+    etcdc_code code =
+        etcdc_txn_if(t, *fence_key, *fence_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, create_rev);
     if (code == ETCDC_OK)
         code = etcdc_txn_get(t, ETCDC_ELSE, &probe);
     return code ? ENOMEM : 0;
@@ -182,8 +182,8 @@ static int fence_guard(etcdc_txn *t, char **fence_key, size_t *fence_len)
  * another host is not brought back (ENOENT). With guards (writeback_guards) the Txn also reads
  * the key when it fails, to tell a lost race (ESTALE: the key changed, appeared or vanished)
  * from a vanished directory (ENOENT). */
-static int put_content_txn(node *n, const char *key, size_t len, bool *use_witness,
-                           int64_t *rev, etcdc_error *err, etcdc_code *code);
+static int put_content_txn(node *n, const char *key, size_t len, bool *use_witness, int64_t *rev,
+                           etcdc_error *err, etcdc_code *code);
 
 static int put_content(node *n, const char *key, size_t len, int64_t *rev, etcdc_error *err,
                        etcdc_code *code)
@@ -210,8 +210,8 @@ static int put_content(node *n, const char *key, size_t len, int64_t *rev, etcdc
 /* put_content's Txn. With *use_witness the parent guard may compare one witness key, and
  * *use_witness tells afterwards whether it did (an ENOENT may then only mean the witness is
  * gone: the caller asks again without it). */
-static int put_content_txn(node *n, const char *key, size_t len, bool *use_witness,
-                           int64_t *rev, etcdc_error *err, etcdc_code *code)
+static int put_content_txn(node *n, const char *key, size_t len, bool *use_witness, int64_t *rev,
+                           etcdc_error *err, etcdc_code *code)
 {
     const char *data = n->data ? n->data : "";
     bool fencing = g_fs.opts->lock_fencing;
@@ -287,8 +287,8 @@ int file_writeback_locked(node *n, const char *why)
         /* --lock-fencing: a lock this mount holds was lost; the changes made under it are
          * dropped, never written later (close/fsync report EIO). */
         char kb[LOG_KEY_BUF];
-        log_msg(LOG_WARNING, "%s: %s not written: the lock held by this mount was lost (EIO)",
-                why, log_key(key, len, kb, sizeof kb));
+        log_msg(LOG_WARNING, "%s: %s not written: the lock held by this mount was lost (EIO)", why,
+                log_key(key, len, kb, sizeof kb));
         drop_changes_locked(n);
     } else if (rc == ESTALE) {
         /* --conflict-check: another writer changed the key since this host's view; etcd keeps
@@ -304,7 +304,8 @@ int file_writeback_locked(node *n, const char *why)
         /* The parent directory was removed (by another host): the file is not created, and
          * its buffered content is dropped (as on a local filesystem, nothing is left). */
         char kb[LOG_KEY_BUF];
-        log_debug("%s: %s not created, its directory is gone", why, log_key(key, len, kb, sizeof kb));
+        log_debug("%s: %s not created, its directory is gone", why,
+                  log_key(key, len, kb, sizeof kb));
         drop_changes_locked(n);
         drop_listings_for_key(key, len);
     } else if (code == ETCDC_OK) {
@@ -326,8 +327,8 @@ int file_writeback_locked(node *n, const char *why)
         n->validated_ns = now_ns();
         drop_listings_for_key(key, len);
         char kb[LOG_KEY_BUF];
-        log_debug("%s: put %s (%zu bytes) at revision %lld", why,
-                  log_key(key, len, kb, sizeof kb), n->size, (long long)rev);
+        log_debug("%s: put %s (%zu bytes) at revision %lld", why, log_key(key, len, kb, sizeof kb),
+                  n->size, (long long)rev);
     } else {
         rc = fs_fail(why, key, len, code, &err);
     }
@@ -428,8 +429,7 @@ static void note_change_base_locked(node *n, open_file *fh)
 
 void file_note_change_locked(node *n, struct fuse_file_info *fi)
 {
-    note_change_base_locked(n, fi && n->type == NODE_FILE ? (open_file *)(uintptr_t)fi->fh
-                                                          : NULL);
+    note_change_base_locked(n, fi && n->type == NODE_FILE ? (open_file *)(uintptr_t)fi->fh : NULL);
 }
 
 /* The revision a handle opened now sees (caller holds n->mu). */
@@ -577,8 +577,12 @@ static int create_exclusive(const resolved *r, int64_t *rev)
     bool guard = r->dir_len > g_fs.prefix_len;
     size_t pend_len = 0;
     char *pend = guard ? key_prefix_end(r->dir_key, r->dir_len, &pend_len) : NULL;
-    etcdc_range_req probe = {.key = r->dir_key, .key_len = r->dir_len, .range_end = pend,
-                             .range_end_len = pend_len, .limit = 1, .keys_only = true};
+    etcdc_range_req probe = {.key = r->dir_key,
+                             .key_len = r->dir_len,
+                             .range_end = pend,
+                             .range_end_len = pend_len,
+                             .limit = 1,
+                             .keys_only = true};
     if (code == ETCDC_OK && guard && !pend)
         code = ETCDC_ERR_NO_MEMORY;
     if (code == ETCDC_OK && guard)
@@ -830,8 +834,8 @@ static void writeback_reply(fuse_req_t req, fuse_ino_t ino, struct fuse_file_inf
     int rc = 0;
     if (n && n->type == NODE_FILE) {
         open_file *fh = (open_file *)(uintptr_t)fi->fh;
-        unsigned flushes = is_flush && fh ? __atomic_add_fetch(&fh->flushes, 1, __ATOMIC_RELAXED)
-                                          : 0;
+        unsigned flushes =
+            is_flush && fh ? __atomic_add_fetch(&fh->flushes, 1, __ATOMIC_RELAXED) : 0;
         pthread_mutex_lock(&n->mu);
         /* A shell redirection closes a dup of the new descriptor before writing: the first
          * flush of an open with nothing written yet (only created or O_TRUNC'ed) waits for the

@@ -15,7 +15,6 @@
 #include <string.h>
 #include <unistd.h>
 
-
 typedef enum opt_type {
     T_STRING,   /* char * */
     T_FLAG,     /* bool; "name" or "name=true|false|1|0" */
@@ -33,7 +32,7 @@ typedef struct opt_spec {
     const char *name; /* with '-'; '_' is accepted too */
     opt_type type;
     size_t offset;
-    const char *arg;  /* for --help */
+    const char *arg; /* for --help */
     const char *help;
 } opt_spec;
 
@@ -49,8 +48,9 @@ static const opt_spec option_table[] = {
     {"key", T_STRING, F(key), "FILE", "client private key (PEM)"},
     {"insecure-skip-tls-verify", T_FLAG, F(insecure_skip_tls_verify), NULL,
      "use TLS but accept any server certificate (testing only)"},
-    {"user", T_STRING, F(user), "NAME", "etcd user (password from --password-file or "
-                                        "$ETCDCTL_PASSWORD)"},
+    {"user", T_STRING, F(user), "NAME",
+     "etcd user (password from --password-file or "
+     "$ETCDCTL_PASSWORD)"},
     {"password-file", T_STRING, F(password_file), "FILE", "file whose first line is the password"},
     {"password", T_PASSWORD, 0, NULL, NULL},
     {"dial-timeout", T_DURATION, F(dial_timeout_ms), "DURATION",
@@ -87,23 +87,32 @@ static const opt_spec option_table[] = {
     {"cache-size", T_SIZE, F(cache_size), "BYTES",
      "file values kept in memory; beyond it the least recently used unopened ones are dropped "
      "and read again when needed (default 256M, 0: no cap)"},
-    {"quota", T_SIZE, F(quota), "BYTES", "store size reported by statfs (default 2G, etcd's "
-                                         "default quota)"},
+    {"quota", T_SIZE, F(quota), "BYTES",
+     "store size reported by statfs (default 2G, etcd's "
+     "default quota)"},
     {"cache-timeout", T_SECONDS, F(cache_timeout), "SECONDS",
      "how long cached names and attributes are trusted (default 1)"},
 };
 
 /* FUSE and mount(8) options passed on to libfuse unchanged. */
 static const char *const fuse_passthrough[] = {
-    "allow_root", "default_permissions", "fsname", "subtype", "max_read", "auto_unmount",
-    "rw",         "dev",                 "nodev",  "suid",    "nosuid",   "exec",
-    "noexec",     "atime",               "noatime", "relatime", "norelatime", "strictatime",
-    "sync",       "async",               "dirsync", "blkdev",  "blksize",
+    "allow_root", "default_permissions",
+    "fsname",     "subtype",
+    "max_read",   "auto_unmount",
+    "rw",         "dev",
+    "nodev",      "suid",
+    "nosuid",     "exec",
+    "noexec",     "atime",
+    "noatime",    "relatime",
+    "norelatime", "strictatime",
+    "sync",       "async",
+    "dirsync",    "blkdev",
+    "blksize",
 };
 /* mount(8)/fstab options that mean nothing to a FUSE daemon and are dropped. */
 static const char *const mount_ignored[] = {
-    "defaults", "_netdev", "nofail", "auto", "noauto", "user", "users", "nouser", "owner",
-    "group",    "comment", "x-",     "loop", "context",
+    "defaults", "_netdev", "nofail", "auto",    "noauto", "user", "users",
+    "nouser",   "owner",   "group",  "comment", "x-",     "loop", "context",
 };
 
 static int fail(char *err, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -121,8 +130,8 @@ int opts_parse_duration_ms(const char *s, int64_t *out_ms)
     static const struct {
         const char *unit;
         double ms;
-    } units[] = {{"ns", 1e-6}, {"us", 1e-3}, {"\xc2\xb5s", 1e-3}, {"ms", 1}, {"s", 1000},
-                 {"m", 60000}, {"h", 3600000}};
+    } units[] = {{"ns", 1e-6}, {"us", 1e-3}, {"\xc2\xb5s", 1e-3}, {"ms", 1},
+                 {"s", 1000},  {"m", 60000}, {"h", 3600000}};
     if (!s || !*s)
         return -1;
     if (!strcmp(s, "0")) {
@@ -216,15 +225,16 @@ static int apply(etcdfs_opts *o, const opt_spec *spec, const char *value, char *
 {
     void *field = (char *)o + spec->offset;
     if (spec->type == T_PASSWORD)
-        return fail(err, es, "passwords are not accepted on the command line: use "
-                             "--password-file=FILE or $ETCDCTL_PASSWORD");
+        return fail(err, es,
+                    "passwords are not accepted on the command line: use "
+                    "--password-file=FILE or $ETCDCTL_PASSWORD");
     if (spec->type == T_FLAG) {
         bool v = true;
         if (value && (!strcmp(value, "false") || !strcmp(value, "0")))
             v = false;
         else if (value && strcmp(value, "true") && strcmp(value, "1"))
-            return fail(err, es, "option '%s' takes no value (or true/false), got '%s'",
-                        spec->name, value);
+            return fail(err, es, "option '%s' takes no value (or true/false), got '%s'", spec->name,
+                        value);
         *(bool *)field = v;
         return 0;
     }
@@ -237,8 +247,9 @@ static int apply(etcdfs_opts *o, const opt_spec *spec, const char *value, char *
     switch (spec->type) {
     case T_STRING:
         if (!strcmp(spec->name, "user") && strchr(value, ':'))
-            return fail(err, es, "--user takes a name only: give the password with "
-                                 "--password-file=FILE or $ETCDCTL_PASSWORD");
+            return fail(err, es,
+                        "--user takes a name only: give the password with "
+                        "--password-file=FILE or $ETCDCTL_PASSWORD");
         return set_string((char **)field, value) ? fail(err, es, "out of memory") : 0;
     case T_DURATION:
         if (opts_parse_duration_ms(value, (int64_t *)field))
@@ -285,8 +296,7 @@ static int apply(etcdfs_opts *o, const opt_spec *spec, const char *value, char *
         else
             return fail(err, es, "bad consistency '%s' (close-to-open, watch or strict)", value);
         return 0;
-    default:
-        return fail(err, es, "internal error: option '%s'", spec->name);
+    default: return fail(err, es, "internal error: option '%s'", spec->name);
     }
 }
 
@@ -465,13 +475,14 @@ int opts_parse(int argc, char **argv, etcdfs_opts *o, char *err, size_t es)
         if (rc == 0 && o->rekey && !o->key_file)
             rc = fail(err, es, "rekey needs --key-file (the newest key seals)");
         if (rc == 0 && !o->mountpoint && !o->rekey && !o->check)
-            rc = fail(err, es, "no mount point given (usage: etcdfs [OPTIONS] [SOURCE] "
-                               "MOUNTPOINT)");
+            rc = fail(err, es,
+                      "no mount point given (usage: etcdfs [OPTIONS] [SOURCE] "
+                      "MOUNTPOINT)");
         if (rc == 0 && o->log_level && strcmp(o->log_level, "error") &&
             strcmp(o->log_level, "warning") && strcmp(o->log_level, "info") &&
             strcmp(o->log_level, "debug"))
-            rc = fail(err, es, "bad --log-level '%s' (error, warning, info or debug)",
-                      o->log_level);
+            rc =
+                fail(err, es, "bad --log-level '%s' (error, warning, info or debug)", o->log_level);
         if (rc == 0 && o->allow_plaintext && !o->key_file)
             rc = fail(err, es, "--allow-plaintext needs --key-file");
         if (rc == 0 && o->key_file) {
@@ -540,8 +551,10 @@ int opts_read_password(const etcdfs_opts *o, char **out, char *err, size_t es)
         return *out ? 0 : fail(err, es, "out of memory");
     }
     if (o->user)
-        return fail(err, es, "--user=%s needs a password: --password-file=FILE or "
-                             "$ETCDCTL_PASSWORD", o->user);
+        return fail(err, es,
+                    "--user=%s needs a password: --password-file=FILE or "
+                    "$ETCDCTL_PASSWORD",
+                    o->user);
     return 0;
 }
 

@@ -22,24 +22,24 @@ typedef enum etcdfs_consistency {
 /* Filled by opts_parse; every string is malloc'ed and owned by the struct (opts_free). */
 typedef struct etcdfs_opts {
     /* connection */
-    char *endpoints;     /* --endpoints, else $ETCDCTL_ENDPOINTS, else 127.0.0.1:2379 */
-    char *prefix;        /* --prefix as given (normalised later by names_normalize_prefix) */
+    char *endpoints; /* --endpoints, else $ETCDCTL_ENDPOINTS, else 127.0.0.1:2379 */
+    char *prefix;    /* --prefix as given (normalised later by names_normalize_prefix) */
     char *cacert, *cert, *key;
     bool insecure_skip_tls_verify;
-    char *user;          /* --user */
-    char *password_file; /* --password-file */
+    char *user;                 /* --user */
+    char *password_file;        /* --password-file */
     int64_t dial_timeout_ms;    /* --dial-timeout (default 5s) */
     int64_t command_timeout_ms; /* --command-timeout (default 5s) */
-    char *key_file; /* --key-file, made absolute */
-    char *lock_prefix;    /* --lock-prefix (NULL: LOCKS_DEFAULT_PREFIX in locks.h) */
-    int64_t lock_ttl_ms;  /* --lock-ttl: the lock session's lease (0: 10 s) */
-    bool lock_fencing;    /* --lock-fencing: writes conditional on the held lock key */
+    char *key_file;             /* --key-file, made absolute */
+    char *lock_prefix;          /* --lock-prefix (NULL: LOCKS_DEFAULT_PREFIX in locks.h) */
+    int64_t lock_ttl_ms;        /* --lock-ttl: the lock session's lease (0: 10 s) */
+    bool lock_fencing;          /* --lock-fencing: writes conditional on the held lock key */
     etcdfs_consistency consistency;
     /* process */
     bool foreground, debug, show_help, show_version;
     char *log_level; /* --log-level: error, warning, info (NULL: info; -d: debug) */
-    bool rekey; /* `etcdfs rekey [OPTIONS]`: re-seal values, no mount point */
-    bool check; /* `etcdfs --check [OPTIONS] [MOUNTPOINT]`: diagnose, do not mount */
+    bool rekey;      /* `etcdfs rekey [OPTIONS]`: re-seal values, no mount point */
+    bool check;      /* `etcdfs --check [OPTIONS] [MOUNTPOINT]`: diagnose, do not mount */
     /* filesystem (-o) */
     bool allow_other, ro, quiet;
     bool allow_plaintext; /* --allow-plaintext: migration to encryption */

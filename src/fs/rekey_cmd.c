@@ -36,8 +36,8 @@ int rekey_run(const etcdfs_opts *o, char *password)
     bool tty = isatty(STDERR_FILENO);
     etcdc_rekey_stats st = {0};
     etcdc_error err = {0};
-    etcdc_code code = etcdc_rekey_prefix(c, prefix, plen, tty ? show_progress : NULL, NULL, &st,
-                                         &err);
+    etcdc_code code =
+        etcdc_rekey_prefix(c, prefix, plen, tty ? show_progress : NULL, NULL, &st, &err);
     if (tty)
         fprintf(stderr, "\r\033[K");
     printf("rekey '%s': %llu keys scanned, %llu resealed, %llu already current, %llu retried "

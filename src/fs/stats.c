@@ -3,8 +3,8 @@
  * <mount>/.etcdfs/stats. Every update is a relaxed atomic: nothing on a request's path waits.
  * The text is built only when the file is opened.
  */
-#include "cache.h"
 #include "stats.h"
+#include "cache.h"
 
 #include <errno.h>
 #include <stdio.h>

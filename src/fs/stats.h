@@ -12,29 +12,32 @@
 
 struct fuse_lowlevel_ops;
 
-#define STATS_OPS(X)                                                                        \
-    X(lookup) X(forget) X(getattr) X(setattr) X(readdir) X(readdirplus) X(opendir) X(open)    \
-    X(create) X(mknod) X(read) X(write) X(flush) X(fsync) X(release) X(unlink) X(mkdir)      \
+/* One X per operation, several per line (clang-format would put each line deeper). */
+/* clang-format off */
+#define STATS_OPS(X)                                                                               \
+    X(lookup) X(forget) X(getattr) X(setattr) X(readdir) X(readdirplus) X(opendir) X(open)         \
+    X(create) X(mknod) X(read) X(write) X(flush) X(fsync) X(release) X(unlink) X(mkdir)            \
     X(rmdir) X(rename) X(statfs) X(access) X(flock) X(getlk) X(setlk) X(poll)
+/* clang-format on */
 
-#define STATS_OTHER(X)                                                                       \
-    X(cache_lookup_hit)   /* lookup answered from a fresh directory listing, no round trip */ \
-    X(cache_getattr_hit)  /* getattr answered from the daemon cache */                         \
-    X(cache_open_hit)     /* open revalidated without a value transfer (or no round trip) */   \
-    X(listing_pages)      /* range requests made by directory listings */                      \
-    X(write_back)         /* buffered file contents written to etcd */                         \
-    X(lock_try)           /* non-blocking lock requests (flock -n, F_SETLK) */                 \
-    X(lock_wait)          /* blocking lock requests (flock, F_SETLKW) */                       \
-    X(errors)             /* operations answered with an error other than ENOENT */
+#define STATS_OTHER(X)                                                                             \
+    X(cache_lookup_hit)  /* lookup answered from a fresh directory listing, no round trip */       \
+    X(cache_getattr_hit) /* getattr answered from the daemon cache */                              \
+    X(cache_open_hit)    /* open revalidated without a value transfer (or no round trip) */        \
+    X(listing_pages)     /* range requests made by directory listings */                           \
+    X(write_back)        /* buffered file contents written to etcd */                              \
+    X(lock_try)          /* non-blocking lock requests (flock -n, F_SETLK) */                      \
+    X(lock_wait)         /* blocking lock requests (flock, F_SETLKW) */                            \
+    X(errors)            /* operations answered with an error other than ENOENT */
 
 typedef enum stats_id {
 #define X(n) STAT_OP_##n,
     STATS_OPS(X)
 #undef X
 #define X(n) STAT_##n,
-    STATS_OTHER(X)
+        STATS_OTHER(X)
 #undef X
-    STAT_COUNT
+            STAT_COUNT
 } stats_id;
 
 void stats_inc(stats_id id);
@@ -43,18 +46,20 @@ void stats_inc(stats_id id);
 char *stats_format(etcdc_client *client, size_t *out_len);
 
 /* Operations timed by the op-table wrapper (stats_ops.c): calls, errors, latency histogram. */
-#define STATS_TIMED_OPS(X)                                                                   \
-    X(lookup) X(forget) X(forget_multi) X(getattr) X(setattr) X(readlink) X(mknod) X(mkdir)  \
-    X(unlink) X(rmdir) X(symlink) X(rename) X(link) X(open) X(read) X(write) X(flush)        \
-    X(release) X(fsync) X(opendir) X(readdir) X(readdirplus) X(releasedir) X(fsyncdir)       \
-    X(statfs) X(setxattr) X(getxattr) X(listxattr) X(removexattr) X(access) X(create)        \
-    X(getlk) X(setlk) X(flock) X(fallocate) X(copy_file_range) X(lseek)
+/* clang-format off */
+#define STATS_TIMED_OPS(X)                                                                         \
+    X(lookup) X(forget) X(forget_multi) X(getattr) X(setattr) X(readlink) X(mknod) X(mkdir)        \
+    X(unlink) X(rmdir) X(symlink) X(rename) X(link) X(open) X(read) X(write) X(flush) X(release)   \
+    X(fsync) X(opendir) X(readdir) X(readdirplus) X(releasedir) X(fsyncdir) X(statfs)              \
+    X(setxattr) X(getxattr) X(listxattr) X(removexattr) X(access) X(create) X(getlk) X(setlk)      \
+    X(flock) X(fallocate) X(copy_file_range) X(lseek)
+/* clang-format on */
 
 typedef enum stats_op {
 #define X(n) SOP_##n,
     STATS_TIMED_OPS(X)
 #undef X
-    SOP_COUNT
+        SOP_COUNT
 } stats_op;
 
 /* A copy of ops whose handlers are timed (the copy lives as long as the process). */

@@ -27,7 +27,10 @@ typedef struct th_test {
     const char *name;
     void (*fn)(void);
 } th_test;
-#define TH_TEST(f) {#f, f}
+#define TH_TEST(f)                                                                                 \
+    {                                                                                              \
+#f, f                                                                                      \
+    }
 
 static int th_failures;      /* failed checks in the whole run */
 static int th_test_failures; /* failed checks in the current test */
@@ -49,48 +52,47 @@ static inline void th_fail(const char *file, int line, const char *fmt, ...)
     th_test_failures++;
 }
 
-#define CHECK(cond)                                                                             \
-    do {                                                                                        \
-        if (!(cond))                                                                            \
-            th_fail(__FILE__, __LINE__, "%s", #cond);                                           \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            th_fail(__FILE__, __LINE__, "%s", #cond);                                              \
     } while (0)
-#define REQUIRE(cond)                                                                           \
-    do {                                                                                        \
-        if (!(cond)) {                                                                          \
-            th_fail(__FILE__, __LINE__, "%s (required)", #cond);                                \
-            longjmp(th_abort, 1);                                                               \
-        }                                                                                       \
+#define REQUIRE(cond)                                                                              \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            th_fail(__FILE__, __LINE__, "%s (required)", #cond);                                   \
+            longjmp(th_abort, 1);                                                                  \
+        }                                                                                          \
     } while (0)
-#define CHECK_INT(a, b)                                                                         \
-    do {                                                                                        \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                     \
-        if (a_ != b_)                                                                           \
-            th_fail(__FILE__, __LINE__, "%s == %s: %lld != %lld", #a, #b, a_, b_);              \
+#define CHECK_INT(a, b)                                                                            \
+    do {                                                                                           \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
+        if (a_ != b_)                                                                              \
+            th_fail(__FILE__, __LINE__, "%s == %s: %lld != %lld", #a, #b, a_, b_);                 \
     } while (0)
 /* rc must equal the expected code; prints the error message when it does not. */
-#define CHECK_RC(rc, expected, errp)                                                            \
-    do {                                                                                        \
-        etcdc_code rc_ = (rc), ex_ = (expected);                                                \
-        if (rc_ != ex_)                                                                         \
-            th_fail(__FILE__, __LINE__, "%s: got %d (%s: %s), expected %d (%s)", #rc, rc_,      \
-                    etcdc_strerror(rc_), th_msg(errp),        \
-                    ex_, etcdc_strerror(ex_));                                                  \
+#define CHECK_RC(rc, expected, errp)                                                               \
+    do {                                                                                           \
+        etcdc_code rc_ = (rc), ex_ = (expected);                                                   \
+        if (rc_ != ex_)                                                                            \
+            th_fail(__FILE__, __LINE__, "%s: got %d (%s: %s), expected %d (%s)", #rc, rc_,         \
+                    etcdc_strerror(rc_), th_msg(errp), ex_, etcdc_strerror(ex_));                  \
     } while (0)
-#define REQUIRE_RC(rc, expected, errp)                                                          \
-    do {                                                                                        \
-        int before_ = th_test_failures;                                                         \
-        CHECK_RC(rc, expected, errp);                                                           \
-        if (th_test_failures != before_)                                                        \
-            longjmp(th_abort, 1);                                                               \
+#define REQUIRE_RC(rc, expected, errp)                                                             \
+    do {                                                                                           \
+        int before_ = th_test_failures;                                                            \
+        CHECK_RC(rc, expected, errp);                                                              \
+        if (th_test_failures != before_)                                                           \
+            longjmp(th_abort, 1);                                                                  \
     } while (0)
 #define CHECK_OK(rc, errp) CHECK_RC(rc, ETCDC_OK, errp)
 #define REQUIRE_OK(rc, errp) REQUIRE_RC(rc, ETCDC_OK, errp)
 /* Byte-exact comparison of (p, n) with (q, m). */
-#define CHECK_BYTES(p, n, q, m)                                                                 \
-    do {                                                                                        \
-        size_t n_ = (n), m_ = (m);                                                              \
-        if (n_ != m_ || (n_ && memcmp((p), (q), n_) != 0))                                      \
-            th_fail(__FILE__, __LINE__, "%s (%zu bytes) != %s (%zu bytes)", #p, n_, #q, m_);    \
+#define CHECK_BYTES(p, n, q, m)                                                                    \
+    do {                                                                                           \
+        size_t n_ = (n), m_ = (m);                                                                 \
+        if (n_ != m_ || (n_ && memcmp((p), (q), n_) != 0))                                         \
+            th_fail(__FILE__, __LINE__, "%s (%zu bytes) != %s (%zu bytes)", #p, n_, #q, m_);       \
     } while (0)
 #define CHECK_STR(p, n, s) CHECK_BYTES(p, n, s, strlen(s))
 
@@ -211,11 +213,11 @@ static inline int th_main(int argc, char **argv, const th_test *tests, size_t n)
     return th_failures ? 1 : 0;
 }
 
-#define TH_MAIN(...)                                                                            \
-    int main(int argc, char **argv)                                                             \
-    {                                                                                           \
-        static const th_test tests_[] = {__VA_ARGS__};                                          \
-        return th_main(argc, argv, tests_, sizeof tests_ / sizeof tests_[0]);                   \
+#define TH_MAIN(...)                                                                               \
+    int main(int argc, char **argv)                                                                \
+    {                                                                                              \
+        static const th_test tests_[] = {__VA_ARGS__};                                             \
+        return th_main(argc, argv, tests_, sizeof tests_ / sizeof tests_[0]);                      \
     }
 
 #endif

@@ -72,13 +72,12 @@ static void test_permissions(void)
     CHECK_OK(etcdc_get(r, "pub/readme", 10, &kv, &err), &err);
     CHECK_STR(kv.value, kv.value_len, "hello");
     etcdc_kv_clear(&kv);
-    CHECK_RC(etcdc_put(r, "pub/readme", 10, "x", 1, NULL, &err), ETCDC_ERR_PERMISSION_DENIED,
-             &err);
+    CHECK_RC(etcdc_put(r, "pub/readme", 10, "x", 1, NULL, &err), ETCDC_ERR_PERMISSION_DENIED, &err);
     printf("  reader writes: %s\n", err.message);
     CHECK_INT(err.grpc_status, 7); /* PERMISSION_DENIED */
     CHECK_RC(etcdc_get(r, "secret", 6, &kv, &err), ETCDC_ERR_PERMISSION_DENIED, &err);
-    CHECK_RC(etcdc_put_if_absent(r, "pub/new", 7, "x", 1, NULL, &err),
-             ETCDC_ERR_PERMISSION_DENIED, &err);
+    CHECK_RC(etcdc_put_if_absent(r, "pub/new", 7, "x", 1, NULL, &err), ETCDC_ERR_PERMISSION_DENIED,
+             &err);
     etcdc_kvs kvs;
     CHECK_OK(etcdc_get_prefix(r, "pub/", 4, &kvs, &err), &err);
     CHECK_INT(kvs.count, 1);
@@ -241,7 +240,7 @@ static void test_streams_after_token_expiry(void)
            (unsigned long long)st.watch_create, (unsigned long long)st.auth,
            (long long)etcdc_watch_revision(w));
     CHECK_INT(wc.ended, 0); /* the user may still watch: the library must not end it */
-    th_sleep_ms(6000); /* longer than the lease TTL */
+    th_sleep_ms(6000);      /* longer than the lease TTL */
     int64_t ttl = 0;
     CHECK_OK(etcdc_lease_time_to_live(other, lease, &ttl, NULL, NULL, &err), &err);
     printf("  after the restart: %d events, lease ttl %lld\n", events_seen(&wc), (long long)ttl);
@@ -266,7 +265,7 @@ static void test_new_watch_after_token_expiry(void)
     watch_count first = {.mu = PTHREAD_MUTEX_INITIALIZER};
     etcdc_watcher *w1 = etcdc_watch_prefix(c, p, strlen(p), 0, false, count_events, &first, &err);
     REQUIRE(w1 != NULL); /* the Watch stream is open from now on */
-    th_sleep_ms(3500);    /* the token expires */
+    th_sleep_ms(3500);   /* the token expires */
     watch_count wc = {.mu = PTHREAD_MUTEX_INITIALIZER};
     int64_t t0 = th_now_ms();
     etcdc_watcher *w = etcdc_watch_prefix(c, p, strlen(p), 0, false, count_events, &wc, &err);
@@ -356,6 +355,5 @@ static void test_restart_under_load(void)
 }
 
 TH_MAIN(TH_TEST(test_password), TH_TEST(test_permissions), TH_TEST(test_restart_under_load),
-        TH_TEST(test_token_expiry),
-        TH_TEST(test_token_expiry_threads), TH_TEST(test_streams_after_token_expiry),
-        TH_TEST(test_new_watch_after_token_expiry))
+        TH_TEST(test_token_expiry), TH_TEST(test_token_expiry_threads),
+        TH_TEST(test_streams_after_token_expiry), TH_TEST(test_new_watch_after_token_expiry))

@@ -88,8 +88,8 @@ static void *work(void *p)
             rc = etcdc_list_keys(C, w->prefix, strlen(w->prefix), 0, &kvs, &err);
             if (rc == ETCDC_OK && kvs.count != (size_t)i + 1) {
                 rc = ETCDC_ERR_INTERNAL;
-                snprintf(err.message, sizeof err.message, "listed %zu keys, expected %d",
-                         kvs.count, i + 1);
+                snprintf(err.message, sizeof err.message, "listed %zu keys, expected %d", kvs.count,
+                         i + 1);
             }
             etcdc_kvs_free(&kvs);
         }
@@ -146,8 +146,8 @@ static void test_leader_killed_mid_test(void)
     for (char *tok = strtok(eps, ","); tok && n < 3; tok = strtok(NULL, ","))
         parts[n++] = tok;
     REQUIRE(n == 3);
-    snprintf(dead_first, sizeof dead_first, "%s,%s,%s", parts[leader - 1],
-             parts[leader % 3], parts[(leader + 1) % 3]);
+    snprintf(dead_first, sizeof dead_first, "%s,%s,%s", parts[leader - 1], parts[leader % 3],
+             parts[(leader + 1) % 3]);
     etcdc_config *cfg = etcdc_config_new();
     etcdc_config_set_endpoints(cfg, dead_first);
     etcdc_client *c2 = th_client_from(cfg);

@@ -84,18 +84,18 @@ static void on_watch(void *arg, const etcdc_watch_response *resp)
 }
 
 /* Waits up to ms for cond (evaluated under the recorder's lock). */
-#define REC_WAIT(r, ms, cond)                                                                   \
-    ({                                                                                          \
-        int64_t until_ = th_now_ms() + (ms);                                                    \
-        pthread_mutex_lock(&(r)->mu);                                                           \
-        while (!(cond) && th_now_ms() < until_) {                                               \
-            pthread_mutex_unlock(&(r)->mu);                                                     \
-            th_sleep_ms(10);                                                                    \
-            pthread_mutex_lock(&(r)->mu);                                                       \
-        }                                                                                       \
-        bool ok_ = (cond);                                                                      \
-        pthread_mutex_unlock(&(r)->mu);                                                         \
-        ok_;                                                                                    \
+#define REC_WAIT(r, ms, cond)                                                                      \
+    ({                                                                                             \
+        int64_t until_ = th_now_ms() + (ms);                                                       \
+        pthread_mutex_lock(&(r)->mu);                                                              \
+        while (!(cond) && th_now_ms() < until_) {                                                  \
+            pthread_mutex_unlock(&(r)->mu);                                                        \
+            th_sleep_ms(10);                                                                       \
+            pthread_mutex_lock(&(r)->mu);                                                          \
+        }                                                                                          \
+        bool ok_ = (cond);                                                                         \
+        pthread_mutex_unlock(&(r)->mu);                                                            \
+        ok_;                                                                                       \
     })
 
 static void put_s(etcdc_client *c, const char *k, const char *v, int64_t *rev)
@@ -166,8 +166,11 @@ static void test_watch_prefix_and_filters(void)
     REQUIRE(w1 != NULL);
     char end[200];
     size_t end_len = etcdc_prefix_end(p, strlen(p), end);
-    etcdc_watch_opts o = {.key = p, .key_len = strlen(p), .range_end = end,
-                          .range_end_len = end_len, .no_delete = true};
+    etcdc_watch_opts o = {.key = p,
+                          .key_len = strlen(p),
+                          .range_end = end,
+                          .range_end_len = end_len,
+                          .no_delete = true};
     etcdc_watcher *w2 = etcdc_watch(C, &o, on_watch, &puts_only, &err);
     REQUIRE(w2 != NULL);
     put_s(C, a, "1", NULL);
@@ -294,8 +297,8 @@ static void test_watch_survives_restart(void)
     pthread_join(th, NULL);
     etcdc_stats ws;
     etcdc_client_stats(wc, &ws);
-    printf("  %d writes, %d failed and %llu retried while etcd was down\n", sw.written,
-           sw.errors, (unsigned long long)ws.retries);
+    printf("  %d writes, %d failed and %llu retried while etcd was down\n", sw.written, sw.errors,
+           (unsigned long long)ws.retries);
     REQUIRE_OK(etcdc_status_get(C, &st, &err), &err);
     /* etcd really restarted: a restarted member starts a new raft term. (Writes may have
      * simply waited out the short outage, so errors or retries prove nothing.) */
@@ -306,11 +309,10 @@ static void test_watch_survives_restart(void)
     /* The authoritative history: a fresh watch replaying from `start`. */
     recorder replay;
     rec_init(&replay);
-    etcdc_watcher *w2 =
-        etcdc_watch_prefix(C, p, strlen(p), start, true, on_watch, &replay, &err);
+    etcdc_watcher *w2 = etcdc_watch_prefix(C, p, strlen(p), start, true, on_watch, &replay, &err);
     REQUIRE(w2 != NULL);
-    CHECK(REC_WAIT(&replay, 10000,
-                   replay.count && replay.ev[replay.count - 1].mod_revision >= end));
+    CHECK(
+        REC_WAIT(&replay, 10000, replay.count && replay.ev[replay.count - 1].mod_revision >= end));
     etcdc_watch_cancel(w2);
     etcdc_watch_cancel(w);
     printf("  live watcher: %zu events, replay: %zu events up to revision %lld\n", live.count,
@@ -319,7 +321,8 @@ static void test_watch_survives_restart(void)
     size_t n = live.count < replay.count ? live.count : replay.count, diff = 0, dup = 0;
     for (size_t i = 0; i < n; i++) {
         if (live.ev[i].mod_revision != replay.ev[i].mod_revision ||
-            strcmp(live.ev[i].key, replay.ev[i].key) || strcmp(live.ev[i].value, replay.ev[i].value))
+            strcmp(live.ev[i].key, replay.ev[i].key) ||
+            strcmp(live.ev[i].value, replay.ev[i].value))
             diff++;
         if (i && live.ev[i].mod_revision <= live.ev[i - 1].mod_revision)
             dup++;
@@ -583,8 +586,8 @@ static pid_t etcdctl_lock(const char *name, const char *cmd, FILE **out)
         dup2(fds[1], 1);
         close(fds[0]);
         close(fds[1]);
-        execlp("etcdctl", "etcdctl", "--endpoints", th_endpoints(), "lock", name, "--", "sh", "-c", cmd,
-               (char *)NULL);
+        execlp("etcdctl", "etcdctl", "--endpoints", th_endpoints(), "lock", name, "--", "sh", "-c",
+               cmd, (char *)NULL);
         _exit(127);
     }
     close(fds[1]);
@@ -609,8 +612,8 @@ static void test_lock_vs_etcdctl(void)
     CHECK(strncmp(line, "held", 4) == 0);
     etcdc_lock *lk = NULL;
     etcdc_lock_opts try_once = {.timeout_ms = 0};
-    CHECK_RC(etcdc_lock_acquire(s, name, strlen(name), &try_once, &lk, &err),
-             ETCDC_ERR_WOULD_BLOCK, &err);
+    CHECK_RC(etcdc_lock_acquire(s, name, strlen(name), &try_once, &lk, &err), ETCDC_ERR_WOULD_BLOCK,
+             &err);
     etcdc_lock_opts wait = {.timeout_ms = 20000};
     REQUIRE_OK(etcdc_lock_acquire(s, name, strlen(name), &wait, &lk, &err), &err);
     /* By now etcdctl has finished its command. */
@@ -662,8 +665,8 @@ static void test_lock_timeout_cancel_shared(void)
     /* Timeout: nothing left behind. */
     etcdc_lock_opts short_wait = {.timeout_ms = 400};
     int64_t t0 = th_now_ms();
-    CHECK_RC(etcdc_lock_acquire(b, name, strlen(name), &short_wait, &lb, &err),
-             ETCDC_ERR_TIMEOUT, &err);
+    CHECK_RC(etcdc_lock_acquire(b, name, strlen(name), &short_wait, &lb, &err), ETCDC_ERR_TIMEOUT,
+             &err);
     printf("  timed out after %lld ms\n", (long long)(th_now_ms() - t0));
     int64_t n = 0;
     CHECK_OK(etcdc_count_prefix(C, pfx, strlen(pfx), &n, &err), &err);
@@ -674,8 +677,8 @@ static void test_lock_timeout_cancel_shared(void)
     etcdc_lock_opts cancellable = {.timeout_ms = -1, .cancel = tok};
     pthread_t th;
     pthread_create(&th, NULL, fire_later, tok);
-    CHECK_RC(etcdc_lock_acquire(b, name, strlen(name), &cancellable, &lb, &err),
-             ETCDC_ERR_CANCELED, &err);
+    CHECK_RC(etcdc_lock_acquire(b, name, strlen(name), &cancellable, &lb, &err), ETCDC_ERR_CANCELED,
+             &err);
     pthread_join(th, NULL);
     CHECK(etcdc_cancel_fired(tok));
     etcdc_cancel_free(tok);
@@ -691,8 +694,8 @@ static void test_lock_timeout_cancel_shared(void)
     REQUIRE(c3 != NULL);
     etcdc_lock *lc = NULL;
     etcdc_lock_opts try_ex = {.mode = ETCDC_LOCK_EXCLUSIVE, .timeout_ms = 0};
-    CHECK_RC(etcdc_lock_acquire(c3, name, strlen(name), &try_ex, &lc, &err),
-             ETCDC_ERR_WOULD_BLOCK, &err);
+    CHECK_RC(etcdc_lock_acquire(c3, name, strlen(name), &try_ex, &lc, &err), ETCDC_ERR_WOULD_BLOCK,
+             &err);
     CHECK_OK(etcdc_lock_release(la, &err), &err);
     CHECK_OK(etcdc_lock_release(lb, &err), &err);
     CHECK_OK(etcdc_lock_acquire(c3, name, strlen(name), &try_ex, &lc, &err), &err);
@@ -730,8 +733,8 @@ static void test_session_lost(void)
     CHECK(!etcdc_session_alive(s));
     CHECK_OK(etcdc_lock_release(lk, &err), &err); /* still frees, still OK */
     etcdc_lock *again = NULL;
-    CHECK_RC(etcdc_lock_acquire(s, name, strlen(name), &o, &again, &err),
-             ETCDC_ERR_LEASE_EXPIRED, &err);
+    CHECK_RC(etcdc_lock_acquire(s, name, strlen(name), &o, &again, &err), ETCDC_ERR_LEASE_EXPIRED,
+             &err);
     etcdc_session_free(s);
     CHECK_INT(atomic_load(&lost_calls), 1);
 }

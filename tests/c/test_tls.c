@@ -49,9 +49,9 @@ static void test_ca_verifies_server(void)
     if (err.code)
         printf("  %s\n", err.message);
     /* With a client certificate as well. */
-    REQUIRE_OK(etcdc_config_set_tls(cfg, cert("ca.pem"), cert("client.pem"),
-                                    cert("client-key.pem")),
-               NULL);
+    REQUIRE_OK(
+        etcdc_config_set_tls(cfg, cert("ca.pem"), cert("client.pem"), cert("client-key.pem")),
+        NULL);
     CHECK(roundtrip(cfg, &err));
     /* The name the certificate carries besides the IP. */
     REQUIRE_OK(etcdc_config_set_tls_server_name(cfg, "localhost"), NULL);
@@ -82,8 +82,7 @@ static void test_wrong_ca_fails(void)
     printf("  wrong CA: %s: %s\n", etcdc_strerror(err.code), err.message);
     /* The message must say it is about TLS, not just "cannot connect". */
     CHECK(strstr(err.message, "andshake") || strstr(err.message, "ertificate") ||
-          strstr(err.message, "TLS") || strstr(err.message, "SSL") ||
-          strstr(err.message, "ssl"));
+          strstr(err.message, "TLS") || strstr(err.message, "SSL") || strstr(err.message, "ssl"));
     etcdc_client_free(c);
 
     /* A name the certificate does not carry. */
@@ -133,9 +132,9 @@ static void test_unreadable_files(void)
     CHECK(strstr(err.message, "/nonexistent/ca.pem") != NULL);
     printf("  missing CA: %s\n", err.message);
     /* A file that is not PEM. */
-    REQUIRE_OK(etcdc_config_set_tls(cfg, cert("ca.pem"), cert("server.ext"),
-                                    cert("client-key.pem")),
-               NULL);
+    REQUIRE_OK(
+        etcdc_config_set_tls(cfg, cert("ca.pem"), cert("server.ext"), cert("client-key.pem")),
+        NULL);
     c = etcdc_client_new(cfg, &err);
     CHECK(c == NULL);
     CHECK_INT(err.code, ETCDC_ERR_TLS);

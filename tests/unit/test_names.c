@@ -9,12 +9,12 @@
 #include "names.h"
 
 static int failures;
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);           \
-            failures++;                                                                        \
-        }                                                                                      \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
+            failures++;                                                                            \
+        }                                                                                          \
     } while (0)
 
 static const char *disp(const void *comp, size_t len, bool at_root)
@@ -57,7 +57,7 @@ static void test_plain(void)
     CHECK(!strcmp(disp("abc", 3, false), "abc"));
     CHECK(!strcmp(disp("a b\tc\n", 6, false), "a b\tc\n")); /* any byte but '/' and NUL */
     CHECK(!strcmp(disp("\xff\xfe", 2, false), "\xff\xfe"));
-    CHECK(!strcmp(disp("50%", 3, false), "50%"));          /* '%' only matters first */
+    CHECK(!strcmp(disp("50%", 3, false), "50%")); /* '%' only matters first */
     CHECK(!strcmp(disp(".hidden", 7, false), ".hidden"));
     CHECK(!strcmp(disp("...", 3, false), "..."));
     char out[300];
@@ -95,10 +95,10 @@ static void test_reserved_and_invalid(void)
     CHECK(kind_of(".etcdfs", true, out, &len) == NAMES_STATS);
     CHECK(kind_of(".etcdfs", false, out, &len) == NAMES_PLAIN);
     /* non-canonical spellings name nothing: one component, one name */
-    CHECK(kind_of("%abc", false, out, &len) == NAMES_INVALID);   /* would be "abc" */
-    CHECK(kind_of("%%41", false, out, &len) == NAMES_INVALID);   /* 'A' is never escaped */
-    CHECK(kind_of("%.%2e", false, out, &len) == NAMES_INVALID);  /* lowercase hex */
-    CHECK(kind_of("%%2", false, out, &len) == NAMES_INVALID);    /* short escape */
+    CHECK(kind_of("%abc", false, out, &len) == NAMES_INVALID);  /* would be "abc" */
+    CHECK(kind_of("%%41", false, out, &len) == NAMES_INVALID);  /* 'A' is never escaped */
+    CHECK(kind_of("%.%2e", false, out, &len) == NAMES_INVALID); /* lowercase hex */
+    CHECK(kind_of("%%2", false, out, &len) == NAMES_INVALID);   /* short escape */
     CHECK(kind_of("%%zz", false, out, &len) == NAMES_INVALID);
     CHECK(kind_of("%x%~123", false, out, &len) == NAMES_INVALID); /* short hash */
     CHECK(kind_of(".", false, out, &len) == NAMES_INVALID);

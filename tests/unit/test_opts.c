@@ -10,12 +10,12 @@
 #include "opts.h"
 
 static int failures;
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);           \
-            failures++;                                                                        \
-        }                                                                                      \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
+            failures++;                                                                            \
+        }                                                                                          \
     } while (0)
 
 static int64_t dur(const char *s)
@@ -104,8 +104,7 @@ static void test_command_line(void)
     opts_free(&o);
     CHECK(parse(&o, err, "--dial-timeout=5", "/tmp", NULL) == -1 && strstr(err, "duration"));
     opts_free(&o);
-    CHECK(parse(&o, err, "--password=secret", "/tmp", NULL) == -1 &&
-          !strstr(err, "secret"));
+    CHECK(parse(&o, err, "--password=secret", "/tmp", NULL) == -1 && !strstr(err, "secret"));
     opts_free(&o);
     CHECK(parse(&o, err, "--user=root:secret", "/tmp", NULL) == -1 && !strstr(err, "secret"));
     opts_free(&o);
