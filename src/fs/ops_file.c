@@ -889,8 +889,10 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         }
         /* Pages written through a shared mapping arrive before release: write them now. */
         int rc = file_writeback_locked(n, "release");
-        if (rc == EFBIG || rc == EACCES || rc == EINVAL) {
-            /* Permanent: retrying at unmount would fail the same way. */
+        if (rc == EFBIG || rc == EACCES || rc == EINVAL || rc == ENOSPC) {
+            /* Permanent: retrying at unmount would fail the same way. ENOSPC too: the writer
+             * was told its close failed, so the content must not land later behind its back
+             * (after the operator frees space), nor show to readers, nor fail their close. */
             if (n->pending)
                 node_pending_add(-1);
             n->dirty = n->pending = false;
