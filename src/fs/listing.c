@@ -150,6 +150,20 @@ static int feed(builder *b, etcdc_kvs *page, char **skip_end, size_t *skip_len)
 /* A listing this long shows a progress line (on a terminal; see log_progress). */
 #define PROGRESS_AFTER_PAGES 8
 
+/* etcd 3.4 walks the whole rest of the range for every page, whatever its limit: fixed-size
+ * pages make a huge directory cost pages x keys (100k entries: 4 s, against 0.4 s for one
+ * request). Pages therefore double while they stay small in bytes, up to PAGE_MAX_KEYS. */
+#define PAGE_MAX_KEYS 8192
+#define PAGE_GROW_BELOW_BYTES (256 * 1024)
+
+static size_t page_bytes(const etcdc_kvs *page)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < page->count; i++)
+        bytes += page->kvs[i].key_len + page->kvs[i].value_len;
+    return bytes;
+}
+
 int listing_fetch(const char *dir_key, size_t dir_len, bool is_root, listing **out)
 {
     *out = NULL;
@@ -254,6 +268,8 @@ int listing_fetch(const char *dir_key, size_t dir_len, bool is_root, listing **o
             if (!next)
                 rc = ENOMEM;
         }
+        if (limit < PAGE_MAX_KEYS && page_bytes(&page) < PAGE_GROW_BELOW_BYTES)
+            limit *= 2;
         char *skip = NULL;
         size_t skip_len = 0;
         if (rc == 0)
