@@ -77,6 +77,7 @@ static const struct fuse_lowlevel_ops etcdfs_ops = {
     .getattr = op_getattr,
     .setattr = op_setattr,
     .mknod = op_mknod,
+    .symlink = op_symlink,
     .mkdir = op_mkdir,
     .unlink = op_unlink,
     .rmdir = op_rmdir,

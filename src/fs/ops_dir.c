@@ -576,3 +576,11 @@ reply:
     node_put(dir);
     resolved_free(&r);
 }
+
+void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+    (void)link;
+    (void)parent;
+    (void)name;
+    fuse_reply_err(req, EPERM);
+}

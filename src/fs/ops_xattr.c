@@ -362,11 +362,22 @@ static void reply_sized(fuse_req_t req, const char *buf, size_t len, size_t size
         fuse_reply_buf(req, buf, len);
 }
 
+/* The namespaces Linux knows (xattr(7)). FUSE passes every name through, so a name outside
+ * them is refused here with EOPNOTSUPP, as the kernel does for local filesystems. */
+static bool known_namespace(const char *name)
+{
+    static const char *const prefixes[] = {"user.", "trusted.", "security.", "system."};
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (!strncmp(name, prefixes[i], strlen(prefixes[i])))
+            return true;
+    return false;
+}
+
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
     /* Outside user.*: nothing, and no round trip (the kernel asks on every write). */
     if (strncmp(name, "user.", 5)) {
-        fuse_reply_err(req, ENODATA);
+        fuse_reply_err(req, known_namespace(name) ? ENODATA : EOPNOTSUPP);
         return;
     }
     xattr_ctx c;
@@ -420,16 +431,18 @@ static int set_locked(const xattr_ctx *c, const xattr_def *d, const char *value,
 static void set_reply(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
                       size_t size, int flags)
 {
+    /* XATTR_REPLACE of an attribute that cannot exist: ENODATA, as setxattr(2) says. */
+    bool replace_missing = (flags & XATTR_REPLACE) && known_namespace(name);
     if (strncmp(name, "user.", 5)) {
-        fuse_reply_err(req, ENOTSUP);
+        fuse_reply_err(req, replace_missing ? ENODATA : ENOTSUP);
         return;
     }
     xattr_ctx c;
     int rc = ctx_open(ino, &c);
     const xattr_def *d = rc == 0 ? find_xattr(c.n, name) : NULL;
     bool content_changed = false;
-    if (rc == 0 && !d)
-        rc = ENOTSUP; /* etcd has nowhere to keep it: refused, never silently dropped */
+    if (rc == 0 && !d) /* etcd has nowhere to keep it: refused, never silently dropped */
+        rc = replace_missing ? ENODATA : ENOTSUP;
     if (rc == 0 && !d->set)
         rc = EPERM;
     if (rc == 0 && (flags & XATTR_CREATE) && d->get)
@@ -459,7 +472,7 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *v
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
     if (strncmp(name, "user.", 5)) {
-        fuse_reply_err(req, ENODATA);
+        fuse_reply_err(req, known_namespace(name) ? ENODATA : EOPNOTSUPP);
         return;
     }
     node *n = node_get(ino);
