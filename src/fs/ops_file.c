@@ -185,6 +185,14 @@ static int fence_guard(etcdc_txn *t, char **fence_key, size_t *fence_len)
 static int put_content_txn(node *n, const char *key, size_t len, bool *use_witness, int64_t *rev,
                            etcdc_error *err, etcdc_code *code);
 
+/* etcd's answers for a proposal that was cut short by a leader change (maybe applied). */
+static bool proposal_lost(etcdc_code code, const etcdc_error *err)
+{
+    return code == ETCDC_ERR_UNAVAILABLE &&
+           (strstr(err->message, "etcdserver: request timed out") ||
+            strstr(err->message, "etcdserver: leader changed"));
+}
+
 static int put_content(node *n, const char *key, size_t len, int64_t *rev, etcdc_error *err,
                        etcdc_code *code)
 {
@@ -195,6 +203,18 @@ static int put_content(node *n, const char *key, size_t len, int64_t *rev, etcdc
     }
     bool witnessed = true;
     int rc = put_content_txn(n, key, len, &witnessed, rev, err, code);
+    if (rc == 0 && proposal_lost(*code, err) && !g_fs.opts->conflict_check) {
+        /* A leader lost mid-proposal leaves open whether the Txn was applied, so the library
+         * does not send a guarded write again. Ours compares only keys it does not write (the
+         * parent, the lock): sent twice it writes the same content under the same guards, as a
+         * retried Put would. (--conflict-check compares the key itself: not resent.) */
+        char kb[LOG_KEY_BUF];
+        log_msg(LOG_NOTICE, "write-back of %s: %s; sending it again",
+                log_key(key, len, kb, sizeof kb), err->message);
+        witnessed = true;
+        *err = (etcdc_error){0};
+        rc = put_content_txn(n, key, len, &witnessed, rev, err, code);
+    }
     if (rc == ENOENT && witnessed) {
         /* The parent's witness may have been deleted while the directory lives on: ask again
          * over the whole directory before calling the directory gone. */
