@@ -145,10 +145,13 @@ def test_client_cert_rbac_forbidden_keys_give_eacces(make_etcd, mount, tls_certs
     # allowed keys still work
     assert (m.path / "ok").read_text() == "ok-v"
     (m.path / "ok").write_text("ok-2")
+    (m.path / "ok-new").write_text("new-v")
+    os.unlink(m.path / "ok-new")  # its Txn reads nothing of the forbidden keys
     assert sorted(os.listdir(m.path / "pub")) == ["x"]
     (m.path / "pub" / "y").write_text("y-v")
     os.unlink(m.path / "pub" / "x")
     assert e.ctl("get", "--print-value-only", "/app/ok").strip() == "ok-2"
+    assert e.ctl("get", "--print-value-only", "/app/ok-new").strip() == ""
     assert e.ctl("get", "--print-value-only", "/app/pub/y").strip() == "y-v"
     assert e.ctl("get", "--print-value-only", "/app/pub/x").strip() == ""
     assert e.ctl("get", "--print-value-only", "/app/secret").strip() == "secret-v"
@@ -280,7 +283,7 @@ N_BIG = 100_000
 
 
 @pytest.mark.slow
-def test_directory_of_100k_entries(etcd, kv, mount):
+def test_directory_of_100k_entries(etcd, kv, mount, build_dir):
     t0 = time.monotonic()
     put_many(kv, ((f"/big/d/f{i:06d}", b"v") for i in range(N_BIG)))
     t_load = time.monotonic() - t0
@@ -318,8 +321,18 @@ def test_directory_of_100k_entries(etcd, kv, mount):
     print(f"\n100k: load {t_load:.1f}s; ls|wc -l {t_ls:.2f}s (again {t_ls2:.2f}s); "
           f"find {t_find:.2f}s; etcdctl get --prefix --keys-only|wc -l {t_ctl:.2f}s; "
           f"VmRSS {rss0} KiB after mount, {rss1} KiB after ls, {rss2} KiB at the end")
-    # bounded: well under 4 KiB per entry (a leak or a copy per lookup would exceed it)
-    assert rss2 - rss0 < N_BIG * 4, (rss0, rss2)
+    # bounded: well under 4 KiB per entry (a leak or a copy per lookup would exceed it);
+    # not under a sanitizer, whose quarantine and shadow memory multiply the figure
+    if not sanitized(build_dir):
+        assert rss2 - rss0 < N_BIG * 4, (rss0, rss2)
+
+
+def sanitized(build_dir) -> bool:
+    try:
+        cache = (build_dir / "CMakeCache.txt").read_text(errors="replace")
+    except OSError:
+        return False
+    return re.search(r"^ETCDFS_SANITIZE:BOOL=(ON|1|TRUE|YES)$", cache, re.M | re.I) is not None
 
 
 # -- 6. the database quota: ENOSPC, nothing lost, writes resume after disarm ----------------------
@@ -372,6 +385,11 @@ def test_quota_exceeded_is_enospc_and_recovers_without_remount(make_etcd, mount)
         os.mkdir(m.path / "newdir")
         assert get(kv, "/keep/new") == b"after disarm"
         assert get(kv, "/newdir/") == b""
+        assert get(kv, "/keep/a") == b"kept value"
+        # the refused overwrite never lands later, not even at unmount (it was dropped when
+        # close reported ENOSPC)
+        assert (m.path / "keep" / "a").read_text() == "kept value"
+        m.unmount()
         assert get(kv, "/keep/a") == b"kept value"
         print(f"\nquota {QUOTA >> 20} MiB: NOSPACE after {n - 1} puts of 1 MiB in "
               f"{t_full:.2f}s; delete+compact+defrag+disarm {t_recover:.2f}s")
