@@ -66,6 +66,10 @@ DOCUMENTED = {
     "setxattr-user-etcd-revision": (errno.EPERM, "read-only attribute (xattrs.md)"),
     "fcntl-byte-range": (errno.ENOLCK, "byte-range fcntl locks (locks.md)"),
     "ofd-byte-range": (errno.ENOLCK, "byte-range fcntl locks (locks.md)"),
+    "creat-noncanonical-percent": (errno.EINVAL, "a name starting with % that is not the "
+                                   "canonical escape (key-mapping.md)"),
+    "mkdir-noncanonical-percent": (errno.EINVAL, "a name starting with % that is not the "
+                                   "canonical escape (key-mapping.md)"),
     # Unsupported features answering the errno their man page gives for a filesystem without
     # them (not yet listed in semantics.md 'Not supported').
     "open-o-tmpfile": (errno.EOPNOTSUPP, "an unnamed file has no etcd key; FUSE lowlevel has "
@@ -257,6 +261,11 @@ CASES = [
     ("open-dot-write", plain(_open_close, "d/.", W)),
     ("open-dotdot-creat-excl", plain(_open_close, "d/..", R | C | X)),
     ("openat-relative-to-file-fd", lambda p, probe: _openat_file_fd(p, probe)),
+    ("stat-255-byte-name", plain(os.stat, "n" * 255)),
+    ("stat-1025-byte-name", plain(os.stat, "n" * 1025)),
+    ("creat-noncanonical-percent", plain(_open_close, "%abc", W | C | X)),
+    ("mkdir-noncanonical-percent", plain(os.mkdir, "d/%2e")),
+    ("stat-noncanonical-percent", plain(os.stat, "%abc")),
     ("open-o-direct", plain(_open_close, "f", R | os.O_DIRECT)),
     ("open-o-tmpfile", plain(_open_close, "d", RW | os.O_TMPFILE)),
     ("open-o-tmpfile-on-file", plain(_open_close, "f", RW | os.O_TMPFILE)),
@@ -694,3 +703,22 @@ def test_ofd_lock_ends_with_its_open_file_description(etcd, kv, mount):
         time.sleep(0.05)
     assert not any(k.startswith(b"etcdfs-locks/") for k in dump(kv)), "the OFD lock outlived " \
         "its open file description"
+
+
+QUIET_CASES = [(cid, fn) for cid, fn in CASES
+               if cid in ("chmod-other-mode", "chown-other-owner", "chmod-missing",
+                          "chown-missing", "chmod-through-file")]
+
+
+def test_errno_with_quiet_matches_reference(etcd, kv, mount, tmp_path, monkeypatch):
+    """-o quiet: chmod/chown to other values succeed as on tmpfs (without effect); their
+    error paths stay the reference's."""
+    put_tree(kv)
+    m = mount(etcd, options=("quiet",))
+    os.listdir(m.path)
+    monkeypatch.setattr(sys.modules[__name__], "DOCUMENTED", {})
+    with tmpfs(tmp_path / "ref") as ref:
+        rows, problems = differential(QUIET_CASES, ref, m.path, kv,
+                                      lambda: build_tree(str(ref)), lambda: None)
+    report(rows, problems, "errno vs tmpfs, -o quiet")
+    assert len(rows) == 5
