@@ -909,10 +909,13 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         }
         /* Pages written through a shared mapping arrive before release: write them now. */
         int rc = file_writeback_locked(n, "release");
-        if (rc == EFBIG || rc == EACCES || rc == EINVAL || rc == ENOSPC) {
-            /* Permanent: retrying at unmount would fail the same way. ENOSPC too: the writer
-             * was told its close failed, so the content must not land later behind its back
-             * (after the operator frees space), nor show to readers, nor fail their close. */
+        if (rc != 0) {
+            /* The writer was told its close failed (or its fsync), so the content must not land
+             * later behind its back, nor show to readers, nor fail their close. That holds for a
+             * refusal (EFBIG, EACCES, EINVAL, ENOSPC: retrying would fail the same way) and for
+             * an unreachable etcd too: kept dirty, the content hid every newer value from this
+             * host's readers and overwrote it at unmount. (Pages of a shared mapping first
+             * written here are dropped with the logged error, as a failed page write-back.) */
             if (n->pending)
                 node_pending_add(-1);
             n->dirty = n->pending = false;
