@@ -27,6 +27,19 @@
 
 #define MAX_ATTEMPTS 3
 
+/* etcd refused the Txn for its size (a cluster with a lower --max-txn-ops, or more bytes than
+ * --max-request-bytes): mv copies instead, and the log says why the move was not atomic. */
+static int exdev_refused(const char *op, const char *key, size_t len, etcdc_code code,
+                         const etcdc_error *err)
+{
+    char kb[LOG_KEY_BUF];
+    stats_etcd_error(code);
+    log_msg(LOG_INFO, "%s %s: etcd refused one transaction (%s): EXDEV", op,
+            log_key(key, len, kb, sizeof kb),
+            err && err->message[0] ? err->message : etcdc_strerror(code));
+    return EXDEV;
+}
+
 /* Loads the file's content into the cache when it is not there (one Get). */
 static int ensure_data_locked(node *n)
 {
@@ -187,7 +200,7 @@ static int rename_dir(node *src, const resolved *rs, const resolved *rd, bool sa
             code = etcdc_txn_commit(g_fs.client, rt, &snap, &err);
         etcdc_txn_free(rt);
         if (code == ETCDC_ERR_TOO_LARGE) {
-            rc = EXDEV; /* too much data for one request: let mv copy */
+            rc = exdev_refused("rename", rs->sub_key, rs->sub_len, code, &err);
             etcdc_txn_result_free(&snap);
             break;
         }
@@ -276,7 +289,7 @@ static int rename_dir(node *src, const resolved *rs, const resolved *rd, bool sa
         if (rc == 0 && code == ETCDC_OK)
             code = etcdc_txn_commit(g_fs.client, t, &res, &err);
         if (rc == 0 && (code == ETCDC_ERR_TOO_LARGE || code == ETCDC_ERR_TOO_MANY_OPS)) {
-            rc = EXDEV;
+            rc = exdev_refused("rename", rs->sub_key, rs->sub_len, code, &err);
         } else if (rc == 0 && code != ETCDC_OK) {
             rc = fs_fail("rename", rs->sub_key, rs->sub_len, code, &err);
         } else if (rc == 0 && !res.succeeded && res.op_count == 2) {
@@ -421,7 +434,7 @@ static int exchange_trees(const resolved *ra, const resolved *rb)
             code = etcdc_txn_commit(g_fs.client, rt, &snap, &err);
         etcdc_txn_free(rt);
         if (code == ETCDC_ERR_TOO_LARGE)
-            rc = EXDEV;
+            rc = exdev_refused("rename exchange", ra->file_key, ra->file_len, code, &err);
         else if (code != ETCDC_OK || snap.op_count != 4)
             rc = code ? fs_fail("rename", ra->file_key, ra->file_len, code, &err) : EIO;
         side a = {0}, b = {0};
@@ -437,8 +450,15 @@ static int exchange_trees(const resolved *ra, const resolved *rb)
                 rc = ENOENT;
             else if (side_unreadable(&a) || side_unreadable(&b))
                 rc = EIO; /* a value this mount cannot decrypt is never re-sealed blindly */
-            else if (a.below->more || b.below->more || compares > max_ops || ops > max_ops)
+            else if (a.below->more || b.below->more || compares > max_ops || ops > max_ops) {
+                char kb[LOG_KEY_BUF];
+                log_msg(LOG_INFO,
+                        "rename exchange %s: %zu%s keys do not fit one etcd transaction (at "
+                        "most %zu operations): EXDEV",
+                        log_key(ra->file_key, ra->file_len, kb, sizeof kb), na + nb,
+                        a.below->more || b.below->more ? "+" : "", max_ops);
                 rc = EXDEV;
+            }
         }
         etcdc_txn *t = rc ? NULL : etcdc_txn_new();
         etcdc_txn_result res = {0};
@@ -454,7 +474,7 @@ static int exchange_trees(const resolved *ra, const resolved *rb)
         if (rc == 0 && code == ETCDC_OK)
             code = etcdc_txn_commit(g_fs.client, t, &res, &err);
         if (rc == 0 && (code == ETCDC_ERR_TOO_LARGE || code == ETCDC_ERR_TOO_MANY_OPS))
-            rc = EXDEV;
+            rc = exdev_refused("rename exchange", ra->file_key, ra->file_len, code, &err);
         else if (rc == 0 && code != ETCDC_OK)
             rc = fs_fail("rename", ra->file_key, ra->file_len, code, &err);
         else if (rc == 0 && !res.succeeded && attempt + 1 >= MAX_ATTEMPTS)

@@ -27,7 +27,7 @@ import time
 import pytest
 
 from etcd_fixtures import TlsCerts, wait_for
-from fs_tool_helpers import dump, get, keys, revision
+from fs_tool_helpers import RENAME_EXCHANGE, dump, get, keys, renameat2, revision
 
 pytestmark = pytest.mark.needs_etcdfs
 
@@ -430,10 +430,58 @@ def test_rename_of_a_directory_larger_than_one_request_is_exdev(etcd, kv, mount)
     before, rev = dump(kv), revision(kv)
     assert errno_of(os.rename, m.path / "fat", m.path / "moved") == errno.EXDEV
     assert dump(kv) == before and revision(kv) == rev
+    assert re.search(r"rename /fat/?: etcd refused one transaction \(.*\): EXDEV",
+                     m.log_text()), m.log_text()
     subprocess.run(["mv", str(m.path / "fat"), str(m.path / "moved")], check=True)
     assert keys(kv, "/fat") == []
     for k, v in vals.items():
         assert get(kv, k.replace(b"/fat/", b"/moved/")) == v
+
+
+def test_directory_rename_at_the_txn_boundary(etcd, kv, mount):
+    """docs/semantics.md: a directory rename carries at most 124 keys (128 operations)."""
+    put_many(kv, [(f"/d124/k{i:03d}", b"v") for i in range(124)] +
+             [(f"/d125/k{i:03d}", b"v") for i in range(125)])
+    m = mount(etcd)
+    os.rename(m.path / "d124", m.path / "m124")
+    assert len(keys(kv, "/m124/")) == 124 and keys(kv, "/d124") == []
+    before, rev = dump(kv), revision(kv)
+    assert errno_of(os.rename, m.path / "d125", m.path / "m125") == errno.EXDEV
+    assert dump(kv) == before and revision(kv) == rev
+    assert "do not fit one etcd transaction" in m.log_text()
+
+
+def test_cluster_with_lower_max_txn_ops(make_etcd, mount):
+    """etcd started with --max-txn-ops=32: etcd itself refuses the bigger Txns ("too many
+    operations"); the caller sees EXDEV (mv copies instead), nothing is half-done, and the
+    per-file operations are unaffected."""
+    e = make_etcd(name="etcd-txn32", extra_args=["--max-txn-ops=32"])
+    kv = e.client()
+    try:
+        put_many(kv, [(f"/big/k{i:03d}", b"v%d" % i) for i in range(40)] +
+                 [(f"/small/k{i:03d}", b"s") for i in range(20)] +
+                 [(f"/other/k{i:03d}", b"o") for i in range(20)], batch=30)
+        m = mount(e)
+        before, rev = dump(kv), revision(kv)
+        assert errno_of(os.rename, m.path / "big", m.path / "moved") == errno.EXDEV
+        assert errno_of(renameat2, m.path / "small", m.path / "other",
+                        RENAME_EXCHANGE) == errno.EXDEV
+        assert dump(kv) == before and revision(kv) == rev
+        log = m.log_text()
+        assert re.search(r"rename /big/?: etcd refused one transaction \(.*too many operations"
+                         r".*\): EXDEV", log), log
+        assert re.search(r"rename exchange /small: etcd refused one transaction", log), log
+        subprocess.run(["mv", str(m.path / "big"), str(m.path / "moved")], check=True,
+                       capture_output=True)
+        assert keys(kv, "/big") == []
+        assert items(kv, "/moved/") | {b"/moved/": b""} == (
+            {b"/moved/k%03d" % i: b"v%d" % i for i in range(40)} | {b"/moved/": b""})
+        os.rename(m.path / "small", m.path / "small2")  # 20 keys fit
+        assert len(keys(kv, "/small2/")) == 20
+        subprocess.run(["rm", "-r", str(m.path / "moved")], check=True)
+        assert keys(kv, "/moved") == []
+    finally:
+        kv.close()
 
 
 # -- 8. odd bytes in names, both ways -------------------------------------------------------------
