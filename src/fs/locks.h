@@ -32,6 +32,11 @@ void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct 
  * fi->lock_owner). */
 void locks_release_flock(fuse_ino_t ino, uint64_t fh);
 void locks_release_posix(fuse_ino_t ino, uint64_t owner);
+/* The release of an open file description (`fh`, every release): ends the fcntl locks taken
+ * through it that are still held. Those are OFD locks (F_OFD_SETLK), named by the description,
+ * for which the kernel sends no unlock: a process's own fcntl locks taken through it ended at
+ * that process's close (flush), which comes before the release. */
+void locks_release_ofd(fuse_ino_t ino, uint64_t fh);
 
 /* For fencing writes: one lock key this mount holds and its create revision (malloc'ed key).
  * Returns 0, ENOENT when no lock is held, EIO when a held lock was lost (its lease expired:

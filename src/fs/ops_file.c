@@ -923,11 +923,12 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         }
         pthread_mutex_unlock(&n->mu);
         poll_released(fi->fh);
-        /* The last close of an open file description ends its flock, after its data landed.
-         * Both go before the handle that names them is freed (its address can name another
-         * open file description afterwards). */
+        /* The last close of an open file description ends its flock and its OFD locks, after
+         * its data landed. Both go before the handle that names them is freed (its address can
+         * name another open file description afterwards). */
         if (fi->flock_release)
             locks_release_flock(ino, fi->fh);
+        locks_release_ofd(ino, fi->fh);
         open_file_free((open_file *)(uintptr_t)fi->fh);
     }
     fuse_reply_err(req, 0);

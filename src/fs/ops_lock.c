@@ -46,6 +46,10 @@ typedef struct held_lock {
      * end the new description's lock. fcntl: the process (lock_owner; its unlocks are
      * synchronous). */
     uint64_t owner;
+    /* fcntl: our handle of the open file description it was taken through. An OFD lock
+     * (F_OFD_SETLK) is named by that description and ends with it; the kernel sends no unlock
+     * for it (locks_release_ofd). */
+    uint64_t fh;
     bool posix;
     bool shared;
     pid_t pid;
@@ -186,14 +190,19 @@ static void release_detached(etcdc_lock *l, lock_session *ls)
     pthread_mutex_unlock(&locks_mu);
 }
 
-/* Releases the granted locks and cancels the waits of (ino, owner, kind). One Delete per
- * granted lock. */
-static void release_matching(fuse_ino_t ino, uint64_t owner, bool posix)
+static bool matches(const held_lock *h, fuse_ino_t ino, uint64_t id, bool posix, bool by_fh)
+{
+    return h->ino == ino && h->posix == posix && (by_fh ? h->fh : h->owner) == id;
+}
+
+/* Releases the granted locks and cancels the waits of (ino, kind) whose owner (by_fh: open
+ * file handle) is id. One Delete per granted lock. */
+static void release_where(fuse_ino_t ino, uint64_t id, bool posix, bool by_fh)
 {
     for (;;) {
         pthread_mutex_lock(&locks_mu);
         held_lock *h = held;
-        while (h && !(h->ino == ino && h->owner == owner && h->posix == posix))
+        while (h && !matches(h, ino, id, posix, by_fh))
             h = h->next;
         if (h && !h->lock) {
             /* a wait still in flight (its process was killed): its thread cleans up */
@@ -210,6 +219,11 @@ static void release_matching(fuse_ino_t ino, uint64_t owner, bool posix)
             return;
         release_detached(l, ls);
     }
+}
+
+static void release_matching(fuse_ino_t ino, uint64_t owner, bool posix)
+{
+    release_where(ino, owner, posix, false);
 }
 
 typedef struct waiter {
@@ -302,8 +316,8 @@ static void *waiter_main(void *arg)
 }
 
 /* The common path of flock and fcntl. */
-static void lock_request(fuse_req_t req, fuse_ino_t ino, uint64_t owner, bool posix, int type,
-                         bool block)
+static void lock_request(fuse_req_t req, fuse_ino_t ino, uint64_t owner, uint64_t fh, bool posix,
+                         int type, bool block)
 {
     if (type == F_UNLCK) {
         release_matching(ino, owner, posix);
@@ -341,6 +355,7 @@ static void lock_request(fuse_req_t req, fuse_ino_t ino, uint64_t owner, bool po
                          .id = next_id++,
                          .ino = ino,
                          .owner = owner,
+                         .fh = fh,
                          .posix = posix,
                          .shared = shared,
                          .pid = ctx->pid,
@@ -389,7 +404,7 @@ void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
     stats_inc(STAT_OP_flock);
     int kind = op & (LOCK_SH | LOCK_EX | LOCK_UN);
     int type = kind == LOCK_UN ? F_UNLCK : kind == LOCK_SH ? F_RDLCK : F_WRLCK;
-    lock_request(req, ino, fi->fh, false, type, !(op & LOCK_NB));
+    lock_request(req, ino, fi->fh, fi->fh, false, type, !(op & LOCK_NB));
 }
 
 /* Only whole-file locks map to one etcd lock; a byte range cannot be expressed honestly. */
@@ -406,7 +421,7 @@ void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct 
         fuse_reply_err(req, ENOLCK);
         return;
     }
-    lock_request(req, ino, fi->lock_owner, true, lock->l_type, sleep_flag != 0);
+    lock_request(req, ino, fi->lock_owner, fi->fh, true, lock->l_type, sleep_flag != 0);
 }
 
 /* Who holds `name`: the first key in queue order that conflicts with a request of mode
@@ -477,6 +492,11 @@ void locks_release_flock(fuse_ino_t ino, uint64_t owner)
 void locks_release_posix(fuse_ino_t ino, uint64_t owner)
 {
     release_matching(ino, owner, true);
+}
+
+void locks_release_ofd(fuse_ino_t ino, uint64_t fh)
+{
+    release_where(ino, fh, true, true);
 }
 
 void locks_shutdown(void)

@@ -195,9 +195,6 @@ def ofd_held_elsewhere(p, probe):
     with fds((p("f"), os.O_RDWR), (p("f"), os.O_RDWR)) as (a, b):
         setlk(a, fcntl.F_WRLCK, cmd=F_OFD_SETLK)
         probe(setlk, b, fcntl.F_WRLCK, cmd=F_OFD_SETLK)
-        # explicitly: etcdfs is not told when an OFD lock's file is closed (see
-        # test_ofd_lock_ends_with_its_open_file_description)
-        setlk(a, fcntl.F_UNLCK, cmd=F_OFD_SETLK)
 
 
 @contextlib.contextmanager
@@ -688,16 +685,25 @@ def test_errno_on_read_only_mount_matches_reference(mode, etcd, kv, mount, tmp_p
     report(rows, problems, f"errno vs read-only tmpfs, --consistency={mode}")
 
 
-@pytest.mark.xfail(strict=True, reason="FUSE sends no unlock for an OFD lock when its open file "
-                   "description ends (the kernel keeps no local record of it), and the daemon "
-                   "does not yet release OFD locks at release: the lock key stays until unmount")
 def test_ofd_lock_ends_with_its_open_file_description(etcd, kv, mount):
-    """An F_OFD_SETLK lock ends when the last descriptor of its open file description closes."""
+    """An F_OFD_SETLK lock ends when the last descriptor of its open file description closes.
+    The kernel sends FUSE no unlock for it (it keeps no local record of locks the filesystem
+    handles); the daemon ends it at the description's release."""
     kv.put("/f", b"F")
     m = mount(etcd)
     fd = os.open(m.path / "f", os.O_RDWR)
     setlk(fd, fcntl.F_WRLCK, cmd=F_OFD_SETLK)
+    dup = os.dup(fd)
     os.close(fd)
+    # one descriptor of the description is still open, and closes of other descriptors of
+    # the file by this process (a POSIX lock would end) leave the OFD lock held
+    os.close(os.open(m.path / "f", os.O_RDONLY))
+    with fds((m.path / "f", os.O_RDWR)) as (other,):
+        with pytest.raises(OSError) as exc:
+            setlk(other, fcntl.F_WRLCK, cmd=F_OFD_SETLK)
+        assert exc.value.errno == errno.EAGAIN
+    assert any(k.startswith(b"etcdfs-locks/") for k in dump(kv))
+    os.close(dup)
     deadline = time.monotonic() + 5
     while any(k.startswith(b"etcdfs-locks/") for k in dump(kv)) and time.monotonic() < deadline:
         time.sleep(0.05)
