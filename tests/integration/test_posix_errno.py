@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import mmap
 import os
 import platform
 import shutil
@@ -22,6 +23,7 @@ import stat
 import struct
 import subprocess
 import sys
+import termios
 import time
 
 import pytest
@@ -79,6 +81,7 @@ DOCUMENTED = {
     "fallocate-extend": (errno.EOPNOTSUPP, "no fallocate op (fallocate(2): EOPNOTSUPP); "
                          "posix_fallocate(3) falls back to writing"),
     "fallocate-keep-size": (errno.EOPNOTSUPP, "no fallocate op (fallocate(2): EOPNOTSUPP)"),
+    "ioctl-getflags": (errno.ENOTTY, "no ioctl op, no inode flags (lsattr): ioctl(2) ENOTTY"),
 }
 
 # Failing calls that still write to etcd, by design: a lock try that finds the lock held
@@ -189,6 +192,17 @@ def flock_shared_then_exclusive(p, probe):
     with fds((p("f"), os.O_RDONLY), (p("f"), os.O_RDONLY)) as (a, b):
         fcntl.flock(a, fcntl.LOCK_SH)
         probe(fcntl.flock, b, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def flock_dir_held_elsewhere(p, probe):
+    with fds((p("d"), os.O_RDONLY | os.O_DIRECTORY), (p("d"), os.O_RDONLY | os.O_DIRECTORY)) \
+            as (a, b):
+        fcntl.flock(a, fcntl.LOCK_EX)
+        probe(fcntl.flock, b, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def getlk(fd, l_type, start=0, length=0):
+    fcntl.fcntl(fd, fcntl.F_GETLK, lock_struct(l_type, start, length))
 
 
 def ofd_held_elsewhere(p, probe):
@@ -411,6 +425,18 @@ CASES = [
     ("fcntl-byte-range", on_fd("f", RW, setlk, fcntl.F_WRLCK, 0, 4)),
     ("ofd-held-by-other-ofd", ofd_held_elsewhere),
     ("ofd-byte-range", on_fd("f", RW, setlk, fcntl.F_WRLCK, 2, 4, F_OFD_SETLK)),
+    ("flock-dir-held-by-other-ofd", flock_dir_held_elsewhere),
+    ("fcntl-getlk-byte-range", on_fd("f", RW, getlk, fcntl.F_WRLCK, 0, 4)),
+    ("fcntl-setlease-rdonly", on_fd("f", R, fcntl.fcntl, fcntl.F_SETLEASE, fcntl.F_RDLCK)),
+    # ioctl(2), mmap(2)
+    ("ioctl-tcgets-on-file", on_fd("f", R, fcntl.ioctl, termios.TCGETS, b"\0" * 64)),
+    ("ioctl-getflags", on_fd("f", R, fcntl.ioctl, 0x80086601, b"\0" * 8)),
+    ("mmap-write-on-rdonly-fd", on_fd("f", R, lambda fd: mmap.mmap(fd, 4, mmap.MAP_SHARED,
+                                                                mmap.PROT_WRITE))),
+    ("mmap-on-wronly-fd", on_fd("f", W, lambda fd: mmap.mmap(fd, 4, mmap.MAP_SHARED,
+                                                            mmap.PROT_READ))),
+    ("mmap-dir-fd", on_fd("d", R | DIR, lambda fd: mmap.mmap(fd, 4, mmap.MAP_SHARED,
+                                                            mmap.PROT_READ))),
     # fallocate(2)
     ("fallocate-rdonly-fd", on_fd("f", R, fallocate, 0, 0, 10)),
     ("fallocate-zero-length", on_fd("f", RW, fallocate, 0, 0, 0)),
