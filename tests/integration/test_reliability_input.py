@@ -15,7 +15,9 @@ Figures (listing time, RSS, time to ENOSPC) are printed, never asserted: run wit
 
 from __future__ import annotations
 
+import concurrent.futures
 import errno
+import fcntl
 import os
 import random
 import re
@@ -26,7 +28,7 @@ import time
 
 import pytest
 
-from etcd_fixtures import TlsCerts, wait_for
+from etcd_fixtures import MountError, TlsCerts, wait_for
 from fs_tool_helpers import RENAME_EXCHANGE, dump, get, keys, renameat2, revision
 
 pytestmark = pytest.mark.needs_etcdfs
@@ -89,12 +91,31 @@ def test_expired_simple_token_is_renewed_transparently(make_etcd, mount):
     wait_for(lambda: (w.path / "remote").exists() and
              (w.path / "remote").read_text() == "from-etcdctl", 10,
              "the watch-mode mount to see a remote put after the token expired")
+    # many requests at once right after expiry: one re-authentication serves them all, and
+    # none of them fails (a held flock's lease session keeps going meanwhile)
+    for i in range(8):
+        e.ctl("put", f"/app/p{i}", f"p{i}")
+    lock_fd = os.open(m.path / "a", os.O_RDONLY)
+    fcntl.flock(lock_fd, fcntl.LOCK_EX)
     w_auth = w.stats()["rt_auth"]
     time.sleep(TOKEN_TTL * 2 + 1)
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda i: (m.path / f"p{i}").read_text(), range(8)))
+        list(pool.map(lambda i: (m.path / f"q{i}").write_text(f"q{i}"), range(8)))
+    assert got == [f"p{i}" for i in range(8)]
+    assert [get_ctl(e, f"/app/q{i}") for i in range(8)] == [f"q{i}" for i in range(8)]
+    fcntl.flock(lock_fd, fcntl.LOCK_UN)
+    fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the lock service works after expiry
+    fcntl.flock(lock_fd, fcntl.LOCK_UN)
+    os.close(lock_fd)
     (w.path / "c").write_text("three")
     assert e.ctl("get", "--print-value-only", "/app/c").strip() == "three"
     assert w.stats()["rt_auth"] > w_auth
     assert "EACCES" not in m.log_text() + w.log_text()
+
+
+def get_ctl(e, key: str) -> str:
+    return e.ctl("get", "--print-value-only", key).rstrip("\n")
 
 
 # -- 2. TLS client certificates + RBAC: EACCES, never EIO, nothing changes -------------------------
@@ -158,6 +179,11 @@ def test_client_cert_rbac_forbidden_keys_give_eacces(make_etcd, mount, tls_certs
     log = m.log_text()
     assert "EIO" not in log, log
     assert "EACCES" in log  # the daemon says why
+    # a prefix the certificate's user may not read at all: refused at mount time, clearly
+    with pytest.raises(MountError) as exc:
+        mount(e, prefix="/other", name="denied",
+              extra_args=[f"--cacert={tls_certs.ca}", f"--cert={app_cert}", f"--key={app_key}"])
+    assert "permission denied" in str(exc.value).lower(), exc.value
     for v in ("secret-v", "overwritten", "ro-v", "changed"):
         assert v not in log, f"a value ({v}) leaked into the log"
 
