@@ -303,6 +303,30 @@ def test_10mib_dd_is_efbig_and_keeps_the_old_value(etcd, kv, mount):
     assert m.stats().get("errno_EFBIG", 0) >= 3, m.stats()
 
 
+def test_cluster_with_lower_max_request_bytes(make_etcd, mount):
+    """etcd started with --max-request-bytes below the mount's --max-file-size: etcd refuses
+    the Put ("request is too large"); close says EFBIG, the old value stays, in etcd and in the
+    mount, and the refused content is not retried later (not even at unmount)."""
+    e = make_etcd(name="etcd-req64k", extra_args=["--max-request-bytes=65536"])
+    kv = e.client()
+    try:
+        kv.put("/f", b"old")
+        m = mount(e)
+        rev = revision(kv)
+        assert errno_of((m.path / "f").write_bytes, b"n" * 100_000) == errno.EFBIG
+        assert errno_of((m.path / "g").write_bytes, b"n" * 100_000) == errno.EFBIG
+        assert get(kv, "/f") == b"old" and get(kv, "/g") is None and revision(kv) == rev
+        assert (m.path / "f").read_bytes() == b"old"
+        assert not (m.path / "g").exists()
+        assert re.search(r"/f: File too large \(EFBIG; .*request is too large", m.log_text())
+        (m.path / "f").write_bytes(b"s" * 60_000)  # what fits is stored
+        assert get(kv, "/f") == b"s" * 60_000
+        m.unmount()
+        assert get(kv, "/f") == b"s" * 60_000 and get(kv, "/g") is None
+    finally:
+        kv.close()
+
+
 # -- 5. a directory of 100k entries -------------------------------------------------------------
 
 N_BIG = 100_000
@@ -328,6 +352,11 @@ def test_directory_of_100k_entries(etcd, kv, mount, build_dir):
     t_ls2 = time.monotonic() - t0
     assert int(r.stdout) == N_BIG
     t0 = time.monotonic()
+    r = subprocess.run(f"ls -l '{d}' | wc -l", shell=True, capture_output=True, text=True,
+                       check=True)
+    t_lsl = time.monotonic() - t0
+    assert int(r.stdout) == N_BIG + 1  # "total" line
+    t0 = time.monotonic()
     r = subprocess.run(["find", str(m.path), "-type", "f"], capture_output=True, text=True,
                        check=True)
     t_find = time.monotonic() - t0
@@ -345,7 +374,7 @@ def test_directory_of_100k_entries(etcd, kv, mount, build_dir):
     t_ctl = time.monotonic() - t0
     assert int(r.stdout) == N_BIG + 1
     print(f"\n100k: load {t_load:.1f}s; ls|wc -l {t_ls:.2f}s (again {t_ls2:.2f}s); "
-          f"find {t_find:.2f}s; etcdctl get --prefix --keys-only|wc -l {t_ctl:.2f}s; "
+          f"ls -l|wc -l {t_lsl:.2f}s; find {t_find:.2f}s; etcdctl get --prefix --keys-only|wc -l {t_ctl:.2f}s; "
           f"VmRSS {rss0} KiB after mount, {rss1} KiB after ls, {rss2} KiB at the end")
     # bounded: well under 4 KiB per entry (a leak or a copy per lookup would exceed it);
     # not under a sanitizer, whose quarantine and shadow memory multiply the figure
