@@ -592,3 +592,38 @@ def test_odd_bytes_in_names_round_trip(etcd, kv, mount):
 
 def e_ctl_value(etcd, key: str) -> str:
     return etcd.ctl("get", "--print-value-only", key).rstrip("\n")
+
+
+def test_key_with_hundreds_of_components(etcd, kv, mount):
+    """A key another client wrote 300 levels deep (paths of 900+ bytes): reachable by find and
+    openat, writable, renamable with its tree, removable with rm -r; nothing else touched."""
+    depth = 300
+    deep = "/deep/" + "a/" * depth + "leaf"
+    kv.put(deep, b"bottom")
+    kv.put("/keep", b"k")
+    m = mount(etcd)
+    r = subprocess.run(["find", str(m.path / "deep"), "-type", "f"], capture_output=True,
+                       text=True, check=True)
+    assert r.stdout.strip() == str(m.path / "deep") + "/a" * depth + "/leaf"
+    fd = os.open(m.path / "deep", os.O_RDONLY)
+    for _ in range(depth):
+        nfd = os.open("a", os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = nfd
+    try:
+        leaf = os.open("leaf", os.O_RDWR, dir_fd=fd)
+        assert os.read(leaf, 100) == b"bottom"
+        os.pwrite(leaf, b"BOTTOM", 0)
+        os.close(leaf)
+        new = os.open("new", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd)
+        os.write(new, b"n")
+        os.close(new)
+    finally:
+        os.close(fd)
+    assert get(kv, deep) == b"BOTTOM"
+    assert get(kv, deep[:-len("leaf")] + "new") == b"n"
+    os.rename(m.path / "deep", m.path / "moved")
+    assert get(kv, "/moved/" + "a/" * depth + "leaf") == b"BOTTOM"
+    assert keys(kv, "/deep") == []
+    subprocess.run(["rm", "-r", str(m.path / "moved")], check=True)
+    assert keys(kv, "/moved") == [] and get(kv, "/keep") == b"k"
