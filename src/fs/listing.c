@@ -147,8 +147,9 @@ static int feed(builder *b, etcdc_kvs *page, char **skip_end, size_t *skip_len)
     return rc;
 }
 
-/* A listing this long shows a progress line (on a terminal; see log_progress). */
-#define PROGRESS_AFTER_PAGES 8
+/* A listing this long shows a progress line (on a terminal; see log_progress). Counted in
+ * entries, not pages: pages grow (below). */
+#define PROGRESS_AFTER_ENTRIES 2048
 
 /* etcd 3.4 walks the whole rest of the range for every page, whatever its limit: fixed-size
  * pages make a huge directory cost pages x keys (100k entries: 4 s, against 0.4 s for one
@@ -174,7 +175,7 @@ int listing_fetch(const char *dir_key, size_t dir_len, bool is_root, listing **o
     char *start = malloc(dir_len + 1);
     int64_t limit = g_fs.page_size, revision = 0;
     bool first = true;
-    unsigned pages = 0;
+    bool progress = false;
     size_t listed = 0;
     etcdc_error err = {0};
     b.l = calloc(1, sizeof *b.l);
@@ -287,7 +288,8 @@ int listing_fetch(const char *dir_key, size_t dir_len, bool is_root, listing **o
         free(skip);
         etcdc_kvs_free(&page);
         listed = b.l->n;
-        if (rc == 0 && more && ++pages >= PROGRESS_AFTER_PAGES) {
+        if (rc == 0 && more && listed >= PROGRESS_AFTER_ENTRIES) {
+            progress = true;
             char kb[LOG_KEY_BUF];
             log_progress("listing %s: %zu entries so far", log_key(dir_key, dir_len, kb, sizeof kb),
                          listed);
@@ -307,7 +309,7 @@ int listing_fetch(const char *dir_key, size_t dir_len, bool is_root, listing **o
         b.l = NULL;
     }
 out:
-    if (pages >= PROGRESS_AFTER_PAGES) {
+    if (progress || listed >= PROGRESS_AFTER_ENTRIES) {
         char kb[LOG_KEY_BUF];
         log_progress("listing %s: %zu entries%s", log_key(dir_key, dir_len, kb, sizeof kb), listed,
                      rc ? ", failed" : ", done");
