@@ -332,6 +332,14 @@ static gpr_timespec attempt_deadline(etcdc_client *c, enum etcdc_retry_class ret
     return gpr_time_cmp(t, deadline) < 0 ? t : deadline;
 }
 
+/* Requests wait for a connection (wait-for-ready), so that a failover delays them instead of
+ * failing them. A deadline that passes while no endpoint accepts a connection at all therefore
+ * means an unreachable cluster (UNAVAILABLE), not a member too slow to answer (TIMEOUT). */
+static bool no_endpoint_reachable(etcdc_client *c)
+{
+    return grpc_channel_check_connectivity_state(c->channel, 0) == GRPC_CHANNEL_TRANSIENT_FAILURE;
+}
+
 static int64_t ms_left(gpr_timespec deadline)
 {
     gpr_timespec left = gpr_time_sub(deadline, gpr_now(GPR_CLOCK_MONOTONIC));
@@ -402,7 +410,11 @@ etcdc_code etcdc__unary_ex(etcdc_client *c, const char *method, enum etcdc_stat_
             continue;
         }
         rc = etcdc__code_from_status(o.status, o.message);
-        if (rc == ETCDC_ERR_TIMEOUT || (rc == ETCDC_ERR_UNAVAILABLE && left <= backoff_ms))
+        if (rc == ETCDC_ERR_TIMEOUT && no_endpoint_reachable(c))
+            rc = etcdc__set_error(err, ETCDC_ERR_UNAVAILABLE, o.status,
+                                  "%s: no etcd endpoint reachable within %lld ms", method,
+                                  (long long)timeout_ms);
+        else if (rc == ETCDC_ERR_TIMEOUT || (rc == ETCDC_ERR_UNAVAILABLE && left <= backoff_ms))
             etcdc__set_error(err, rc, o.status, "%s: no answer within %lld ms (%s)", method,
                              (long long)timeout_ms, o.message[0] ? o.message : "deadline exceeded");
         else
