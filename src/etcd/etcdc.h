@@ -361,6 +361,12 @@ etcdc_code etcdc_txn_delete(etcdc_txn *t, etcdc_branch b, const void *key, size_
 etcdc_code etcdc_txn_nest(etcdc_txn *t, etcdc_branch b, etcdc_txn *inner);
 /* Number of operations in the larger branch (of this level; etcd limits each level). */
 size_t etcdc_txn_op_count(const etcdc_txn *t);
+/* Declares that applying t twice has the effect of applying it once: no compare reads a key
+ * that its operations write (e.g. If(parent exists) Then(Put file)). The commit then retries it
+ * as it retries a read or a Put (on any UNAVAILABLE, and after an attempt's own share of the
+ * timeout: a proposal lost with a killed leader), instead of only when it was surely not sent.
+ * A retry after an applied attempt may report the revision of the second application. */
+void etcdc_txn_set_resend_safe(etcdc_txn *t);
 
 typedef enum etcdc_op_type {
     ETCDC_OP_RANGE = 1,

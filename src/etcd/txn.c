@@ -27,12 +27,18 @@ struct etcdc_txn {
     op_list branch[2];
     bool compares_values; /* here or in a nested txn */
     bool raw_values;      /* puts are stored unsealed (lock holder information) */
+    bool resend_safe;     /* applying it twice equals applying it once (caller's word) */
     bool oom;             /* a builder call ran out of memory: commit refuses */
 };
 
 void etcdc__txn_set_raw(etcdc_txn *t)
 {
     t->raw_values = true;
+}
+
+void etcdc_txn_set_resend_safe(etcdc_txn *t)
+{
+    t->resend_safe = true;
 }
 
 static ProtobufCBinaryData copy_bytes(etcdc_txn *t, const void *p, size_t n)
@@ -536,8 +542,9 @@ etcdc_code etcdc_txn_commit(etcdc_client *c, const etcdc_txn *t, etcdc_txn_resul
     Etcdserverpb__TxnResponse *resp = NULL;
     if (rc == ETCDC_OK)
         rc = etcdc__unary(c, "/etcdserverpb.KV/Txn", ETCDC_STAT_TXN,
-                          read_only ? ETCDC_RETRY_IDEMPOTENT : ETCDC_RETRY_UNSENT, &pb.base,
-                          &etcdserverpb__txn_response__descriptor, (ProtobufCMessage **)&resp, err);
+                          read_only || t->resend_safe ? ETCDC_RETRY_IDEMPOTENT : ETCDC_RETRY_UNSENT,
+                          &pb.base, &etcdserverpb__txn_response__descriptor,
+                          (ProtobufCMessage **)&resp, err);
     arena_free(&sealed);
     if (rc == ETCDC_OK) {
         rc = convert_response(c, resp, out, err);

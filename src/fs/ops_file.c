@@ -185,14 +185,6 @@ static int fence_guard(etcdc_txn *t, char **fence_key, size_t *fence_len)
 static int put_content_txn(node *n, const char *key, size_t len, bool *use_witness, int64_t *rev,
                            etcdc_error *err, etcdc_code *code);
 
-/* An UNAVAILABLE answer to a sent request: a proposal cut short by a leader change ("request
- * timed out", "leader changed") or a connection that broke under it (a killed member). It may
- * have been applied. (Not a deadline that passed with no member reachable: grpc_status 4.) */
-static bool outcome_unknown(etcdc_code code, const etcdc_error *err)
-{
-    return code == ETCDC_ERR_UNAVAILABLE && err->grpc_status == 14 /* UNAVAILABLE */;
-}
-
 static int put_content(node *n, const char *key, size_t len, int64_t *rev, etcdc_error *err,
                        etcdc_code *code)
 {
@@ -202,23 +194,7 @@ static int put_content(node *n, const char *key, size_t len, int64_t *rev, etcdc
         return 0;
     }
     bool witnessed = true;
-    int64_t until = now_ns() + g_fs.opts->command_timeout_ms * 1000000;
     int rc = put_content_txn(n, key, len, &witnessed, rev, err, code);
-    for (int resent = 0; resent < 2 && rc == 0 && outcome_unknown(*code, err) &&
-                         !g_fs.opts->conflict_check && now_ns() < until;
-         resent++) {
-        /* A leader lost mid-proposal leaves open whether the Txn was applied, so the library
-         * does not send a guarded write again. Ours compares only keys it does not write (the
-         * parent, the lock): sent twice it writes the same content under the same guards, as a
-         * retried Put would. (--conflict-check compares the key itself: not resent.) Only
-         * within the command timeout: an unhealthy cluster must not hold close() much longer. */
-        char kb[LOG_KEY_BUF];
-        log_msg(LOG_NOTICE, "write-back of %s: %s; sending it again",
-                log_key(key, len, kb, sizeof kb), err->message);
-        witnessed = true;
-        *err = (etcdc_error){0};
-        rc = put_content_txn(n, key, len, &witnessed, rev, err, code);
-    }
     if (rc == ENOENT && witnessed) {
         /* The parent's witness may have been deleted while the directory lives on: ask again
          * over the whole directory before calling the directory gone. */
@@ -256,6 +232,11 @@ static int put_content_txn(node *n, const char *key, size_t len, bool *use_witne
     int rc = *code == ETCDC_OK && fencing ? fence_guard(t, &fence_key, &fence_len) : 0;
     if (rc == 0 && *code == ETCDC_OK)
         *code = etcdc_txn_put(t, ETCDC_THEN, key, len, data, n->size, 0);
+    /* Without --conflict-check the compares read only keys the Txn does not write (the parent,
+     * the lock): sent again after a leader died mid-proposal, it writes the same content under
+     * the same guards, as a retried Put would, instead of failing close() with EIO. */
+    if (rc == 0 && *code == ETCDC_OK && !guarded)
+        etcdc_txn_set_resend_safe(t);
     if (rc == 0 && *code == ETCDC_OK)
         *code = etcdc_txn_commit(g_fs.client, t, &res, err);
     size_t fence_op = guarded ? 1 : 0;
