@@ -67,6 +67,7 @@ def put_many(kv, kvs, batch=120):
 TOKEN_TTL = 2
 
 
+@pytest.mark.slow
 def test_expired_simple_token_is_renewed_transparently(make_etcd, mount):
     e = make_etcd(name="etcd-ttl",
                   extra_args=["--auth-token=simple", f"--auth-token-ttl={TOKEN_TTL}"])
