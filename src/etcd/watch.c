@@ -589,6 +589,21 @@ int64_t etcdc_watch_revision(const etcdc_watcher *w)
     return rev;
 }
 
+bool etcdc_watch_stream_ready(etcdc_client *c)
+{
+    pthread_mutex_lock(&c->stream_mu);
+    struct etcdc_watch_hub *h = c->watch;
+    pthread_mutex_unlock(&c->stream_mu);
+    if (!h)
+        return false;
+    pthread_mutex_lock(&h->mu);
+    bool ready = etcdc__bidi_is_open(&h->stream);
+    for (etcdc_watcher *w = h->watchers; ready && w; w = w->next)
+        ready = w->state == W_ENDED || (w->state == W_ACTIVE && w->created);
+    pthread_mutex_unlock(&h->mu);
+    return ready;
+}
+
 void etcdc__watch_hub_stop(etcdc_client *c)
 {
     struct etcdc_watch_hub *h = c->watch;

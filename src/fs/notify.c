@@ -458,5 +458,7 @@ void notify_fence(int64_t revision)
 
 bool notify_watching(void)
 {
-    return __atomic_load_n(&watching, __ATOMIC_ACQUIRE);
+    /* A broken stream is resumed by the library without telling us; until then (and while
+     * etcd refuses it: a member cut off from its leader) events come late, possibly never. */
+    return __atomic_load_n(&watching, __ATOMIC_ACQUIRE) && etcdc_watch_stream_ready(g_fs.client);
 }
