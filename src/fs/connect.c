@@ -42,6 +42,15 @@ etcdc_client *connect_etcd(const etcdfs_opts *o, char *password, int report_fd)
     }
     etcdc_config_set_dial_timeout_ms(cfg, o->dial_timeout_ms);
     etcdc_config_set_request_timeout_ms(cfg, o->command_timeout_ms);
+    /* A member cut off by the network drops packets instead of refusing them: a request on its
+     * connection would wait for its whole deadline, and a guarded write cannot be cut short and
+     * sent elsewhere blindly. gRPC closes a connection whose data or keep-alive ping stays
+     * unanswered for the keep-alive timeout (it is also the socket's TCP_USER_TIMEOUT): a third
+     * of the command timeout (2 to 10 s) leaves time to send the request again on another. */
+    etcdc_config_set_keepalive_ms(cfg, 10000,
+                                  o->command_timeout_ms < 6000    ? 2000
+                                  : o->command_timeout_ms > 30000 ? 10000
+                                                                  : o->command_timeout_ms / 3);
     /* Send: one file plus a directory rename's worth; receive: large listing pages. */
     etcdc_config_set_max_message_size(cfg, 4u << 20, 64u << 20);
     if (o->cacert || o->cert || o->key) {
