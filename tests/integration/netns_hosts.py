@@ -5,7 +5,8 @@ bridge has the address .1 of a /24 made up for this lab, each host .10, .11, ...
 network namespace is entered (nsenter --net), never a mount namespace, so a FUSE mount made
 by an etcdfs daemon running "on" a host is visible to the test in the root namespace, while
 all of that daemon's traffic to etcd crosses its own namespace's link. Cutting a host's link
-(`host.cut()`) makes it unreachable, as when a machine drops off the network.
+(`host.cut()`) makes it unreachable, as when a machine drops off the network;
+`host.cut_from(other)` drops only the packets between two hosts, silently (a partition).
 
 Traffic stays on addresses of namespaces this module created; everything is removed at
 `destroy()` (the fixture calls it at teardown, and an atexit hook as a last resort).
@@ -25,6 +26,8 @@ from etcd_fixtures import EtcdCluster, EtcdError, EtcdMember, make_data_root
 
 IP = shutil.which("ip") or "/usr/sbin/ip"
 NSENTER = shutil.which("nsenter") or "/usr/bin/nsenter"
+# A locally administered unicast address that no lab host has: frames sent to it go nowhere.
+NOWHERE_MAC = "02:00:00:de:ad:01"
 
 _labs_lock = threading.Lock()
 _labs: list["NetnsLab"] = []
@@ -84,6 +87,19 @@ class Host:
 
     def heal(self) -> None:
         _ip("link", "set", self.veth, "up")
+
+    def cut_from(self, other: "Host") -> None:
+        """Drop every packet between this host and `other` only, silently: each side sends to
+        a hardware address no host has (a permanent neighbour entry, which no ARP answer
+        overrides), so nothing is refused or reported unreachable and open TCP connections
+        hang, as over a broken link. Both keep talking to everyone else."""
+        for a, b in ((self, other), (other, self)):
+            _ip("-n", a.name, "neigh", "replace", b.ip, "lladdr", NOWHERE_MAC, "dev", "eth0",
+                "nud", "permanent")
+
+    def heal_from(self, other: "Host") -> None:
+        for a, b in ((self, other), (other, self)):
+            _ip("-n", a.name, "neigh", "del", b.ip, "dev", "eth0", check=False)
 
     def destroy(self) -> None:
         _ip("link", "del", self.veth, check=False)
