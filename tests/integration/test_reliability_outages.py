@@ -284,8 +284,13 @@ def lock_keys(kv, name):
 
 
 def flock_nb(path):
-    return subprocess.run(["flock", "-n", str(path), "true"], stdin=subprocess.DEVNULL,
-                          timeout=HANG).returncode
+    """flock -n: 0 when taken, CONFLICT when another holder has it, anything else is an error
+    (so that a failing mount cannot pass for a held lock)."""
+    return subprocess.run(["flock", "-n", "-E", str(CONFLICT), str(path), "true"],
+                          stdin=subprocess.DEVNULL, timeout=HANG).returncode
+
+
+CONFLICT = 75
 
 
 def lock_fd(path):
@@ -311,13 +316,13 @@ def test_flock_survives_an_outage_shorter_than_the_lock_ttl(etcd, kv, mount):
         print(f"\netcd down {time.monotonic() - t0:.2f} s under a held flock (lock TTL 10 s)")
         kv = client_after_restart(etcd)  # the old client's connection died with etcd
         assert lock_keys(kv, "job") == keys  # the same holder key, never lost
-        assert flock_nb(b / "job") == 1
+        assert flock_nb(b / "job") == CONFLICT
         assert "lock session lost" not in a.log_text()
         # still the holder: a fenced write lands
         os.pwrite(fd, b"written under the lock after the outage", 0)
         os.fsync(fd)
         assert kv.get("/job")[0] == b"written under the lock after the outage"
-        assert flock_nb(b / "job") == 1
+        assert flock_nb(b / "job") == CONFLICT
     finally:
         os.close(fd)
     wait_for(lambda: flock_nb(b / "job") == 0, 30, "the lock free after a's close")
