@@ -488,11 +488,13 @@ etcdc_code etcdc_watch_request_progress(etcdc_client *c, etcdc_error *err);
 void etcdc_watch_cancel(etcdc_watcher *w);
 /* Highest revision delivered to this watcher (events or progress). */
 int64_t etcdc_watch_revision(const etcdc_watcher *w);
-/* Whether every watcher of c is registered on a connected Watch stream right now. False while
- * the stream is down or being created again, and while etcd refuses it (a member that has lost
- * its leader ends its watch streams): events then come late (none is lost), so a cache kept
- * current by a watch must not be trusted meanwhile. */
-bool etcdc_watch_stream_ready(etcdc_client *c);
+/* Whether every watcher of c is registered on a connected Watch stream right now: the stream's
+ * number (1 for the first, one more each time it is created again), or 0 while the stream is
+ * down or being created again, and while etcd refuses it (a member that has lost its leader
+ * ends its watch streams). Events then come late (none is lost), so a cache kept current by a
+ * watch must not be trusted meanwhile, nor right after a new stream resumed: the events it
+ * missed may still be on their way. */
+uint64_t etcdc_watch_stream_ready(etcdc_client *c);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Sessions and locks                                                                           */

@@ -53,6 +53,7 @@ struct etcdc_watch_hub {
     uint64_t create_seq;      /* creates sent on the current stream */
     uint64_t stream_auth_gen; /* auth generation whose token the current stream carries */
     bool restarting;          /* the stream is being replaced to carry a fresh token */
+    uint64_t stream_number;   /* streams opened so far, this one included */
 };
 
 /* ---- messages ---- */
@@ -119,6 +120,7 @@ static etcdc_code open_stream(struct etcdc_watch_hub *h, etcdc_error *err)
         return rc;
     h->restarting = false;
     h->create_seq = 0;
+    h->stream_number++;
     for (etcdc_watcher *w = h->watchers; w; w = w->next) {
         if (w->state == W_ENDED)
             continue;
@@ -589,19 +591,20 @@ int64_t etcdc_watch_revision(const etcdc_watcher *w)
     return rev;
 }
 
-bool etcdc_watch_stream_ready(etcdc_client *c)
+uint64_t etcdc_watch_stream_ready(etcdc_client *c)
 {
     pthread_mutex_lock(&c->stream_mu);
     struct etcdc_watch_hub *h = c->watch;
     pthread_mutex_unlock(&c->stream_mu);
     if (!h)
-        return false;
+        return 0;
     pthread_mutex_lock(&h->mu);
     bool ready = etcdc__bidi_is_open(&h->stream);
     for (etcdc_watcher *w = h->watchers; ready && w; w = w->next)
         ready = w->state == W_ENDED || (w->state == W_ACTIVE && w->created);
+    uint64_t number = ready ? h->stream_number : 0;
     pthread_mutex_unlock(&h->mu);
-    return ready;
+    return number;
 }
 
 void etcdc__watch_hub_stop(etcdc_client *c)

@@ -42,6 +42,8 @@ static bool q_stop;                   /* [q_mu] */
 static bool thread_running;
 static pthread_t thread;
 static bool watching; /* atomic: the watch delivers events (else trust only timeouts) */
+/* atomic: the watch stream (etcdc_watch_stream_ready) whose events the cache is current with */
+static uint64_t trusted_stream;
 static pthread_cond_t applied_cv = PTHREAD_COND_INITIALIZER;
 static int64_t applied_rev;   /* [q_mu] every change up to this revision is applied */
 static uint64_t resyncs_done; /* [q_mu] */
@@ -145,23 +147,52 @@ static void apply_event(const queued_event *e)
 
 static bool try_rewatch(void);
 
-/* Waits for the next event; with a re-watch pending, only until it is due. [q_mu] */
+/* The library resumed a broken watch stream on a new one: the events it missed are on their
+ * way, but until they are applied the cache may hold values replaced meanwhile (a partition
+ * can last long). Forget every cached answer once, as after a compaction, then trust the new
+ * stream. Notify thread, without q_mu. */
+static void trust_new_stream(void)
+{
+    uint64_t s = etcdc_watch_stream_ready(g_fs.client);
+    if (s == 0 || s == __atomic_load_n(&trusted_stream, __ATOMIC_ACQUIRE))
+        return;
+    node_for_each(forget_cached, NULL);
+    __atomic_store_n(&trusted_stream, s, __ATOMIC_RELEASE);
+    log_msg(LOG_NOTICE, "watch stream resumed; cached answers are confirmed with etcd again");
+}
+
+static bool stream_untrusted(void)
+{
+    return __atomic_load_n(&watching, __ATOMIC_ACQUIRE) &&
+           etcdc_watch_stream_ready(g_fs.client) !=
+               __atomic_load_n(&trusted_stream, __ATOMIC_ACQUIRE);
+}
+
+#define STREAM_POLL_NS (100 * 1000000LL)
+
+/* Waits for the next event; with a re-watch pending, only until it is due; while the watch
+ * stream is not trusted, at most STREAM_POLL_NS. [q_mu] */
 static void wait_for_work(bool rewatch_pending, int64_t rewatch_at_ns)
 {
     while (!q_head && !q_stop) {
-        if (!rewatch_pending) {
+        bool poll = stream_untrusted();
+        if (!rewatch_pending && !poll) {
             pthread_cond_wait(&q_cv, &q_mu);
             continue;
         }
-        int64_t left = rewatch_at_ns - now_ns();
+        int64_t left = rewatch_pending ? rewatch_at_ns - now_ns() : STREAM_POLL_NS;
         if (left <= 0)
             return;
+        if (poll && left > STREAM_POLL_NS)
+            left = STREAM_POLL_NS;
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         int64_t ns = until.tv_nsec + left % 1000000000;
         until.tv_sec += left / 1000000000 + ns / 1000000000;
         until.tv_nsec = ns % 1000000000;
         pthread_cond_timedwait(&q_cv, &q_mu, &until);
+        if (poll)
+            return; /* the caller looks at the stream again */
     }
 }
 
@@ -183,7 +214,10 @@ static void *notify_main(void *arg)
         pthread_mutex_unlock(&q_mu);
         if (stop)
             break;
-        if (!e) { /* a re-watch is due */
+        trust_new_stream();
+        if (!e && (!rewatch_pending || now_ns() < rewatch_at))
+            continue; /* woke up to look at the watch stream */
+        if (!e) {     /* a re-watch is due */
             if (try_rewatch()) {
                 rewatch_pending = false;
             } else {
@@ -361,6 +395,7 @@ static bool try_rewatch(void)
         etcdc_watch_cancel(w);
         return true;
     }
+    __atomic_store_n(&trusted_stream, etcdc_watch_stream_ready(g_fs.client), __ATOMIC_RELEASE);
     __atomic_store_n(&watching, true, __ATOMIC_RELEASE);
     log_msg(LOG_NOTICE, "watch re-established from revision %lld after a resync",
             (long long)rev + 1);
@@ -390,6 +425,7 @@ int notify_start(int64_t start_revision)
     pthread_mutex_lock(&q_mu);
     watcher = w;
     pthread_mutex_unlock(&q_mu);
+    __atomic_store_n(&trusted_stream, etcdc_watch_stream_ready(g_fs.client), __ATOMIC_RELEASE);
     __atomic_store_n(&watching, true, __ATOMIC_RELEASE);
     return 0;
 }
@@ -460,5 +496,8 @@ bool notify_watching(void)
 {
     /* A broken stream is resumed by the library without telling us; until then (and while
      * etcd refuses it: a member cut off from its leader) events come late, possibly never. */
-    return __atomic_load_n(&watching, __ATOMIC_ACQUIRE) && etcdc_watch_stream_ready(g_fs.client);
+    if (!__atomic_load_n(&watching, __ATOMIC_ACQUIRE))
+        return false;
+    uint64_t s = etcdc_watch_stream_ready(g_fs.client);
+    return s != 0 && s == __atomic_load_n(&trusted_stream, __ATOMIC_ACQUIRE);
 }

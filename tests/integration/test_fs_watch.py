@@ -54,6 +54,11 @@ def outage(cluster, mount, compact):
 def test_outage_of_the_watched_member_misses_no_change(etcd_cluster, mount, compact):
     m = outage(etcd_cluster, mount, compact)
     d = m.path / "w"
+    # The watch is back first (watch_active is 0 while its stream is being resumed, and reads
+    # then ask etcd): the checks below read the watch-coherent cache.
+    if compact:
+        wait_for(lambda: "watch re-established" in m.log_text(), 30, "the resync")
+    wait_for(lambda: m.stats().get("watch_active") == 1, 30, "the watch to be back")
     settles(lambda: read_or_errno(d / "changed"), b"new", "the changed value")
     settles(lambda: sorted(os.listdir(d)), ["changed", "created"], "the listing")
     assert read_or_errno(d / "created") == b"born"
