@@ -419,6 +419,10 @@ def test_all_members_restarted_with_compaction_resyncs_the_caches(make_etcd_clus
     t_up = time.monotonic()
     c.close()
 
+    # watch_active is 0 while the watch stream is being resumed (reads then ask etcd): wait for
+    # the resync, so that the checks below read the watch-coherent cache
+    wait_for(lambda: "watch re-established" in m.log_text(), HANG, "the resync")
+    wait_for(lambda: m.stats().get("watch_active") == 1, HANG, "the new watch")
     want = ["changed", "created", "moved", "newdir"]
     wait_for(lambda: listing_or_errno(d) == want, HANG, "the new listing", interval=0.05)
     t_sync = time.monotonic()
