@@ -781,13 +781,14 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
     }
     size_t from = (size_t)off < n->size ? (size_t)off : n->size;
     size_t count = n->size - from < size ? n->size - from : size;
+    /* Re-arms poll(2) for this open file description with the revision being read, before the
+     * reply: the reader's next poll may reach another worker before this one returns. */
+    if (off == 0)
+        poll_read_from_start(fi->fh, ino, n->known || n->pending || n->dirty ? n->mod_rev : 0);
     /* Replying under the lock copies the bytes before a writer can change them. */
     fuse_reply_buf(req, count ? n->data + from : NULL, count);
     n->used_ns = now_ns();
-    int64_t rev = n->known || n->pending || n->dirty ? n->mod_rev : 0;
     pthread_mutex_unlock(&n->mu);
-    if (off == 0) /* re-arms poll(2) for this open file description */
-        poll_read_from_start(fi->fh, ino, rev);
     node_put(n);
 }
 

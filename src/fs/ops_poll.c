@@ -114,9 +114,12 @@ void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct f
         p->ph = ph; /* fired by poll_key_changed */
         ph = NULL;
     }
+    int64_t seen = p ? p->seen_rev : -1;
     pthread_mutex_unlock(&poll_mu);
     if (ph)
         fuse_pollhandle_destroy(ph);
+    log_debug("poll %lu: seen revision %lld, now %lld -> %s", (unsigned long)ino, (long long)seen,
+              (long long)rev, ready ? "ready" : "waiting");
     fuse_reply_poll(req, ready ? POLLIN | POLLRDNORM | POLLPRI : 0);
 }
 

@@ -11,7 +11,8 @@
 #include "fs.h"
 
 void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct fuse_pollhandle *ph);
-/* op_read at offset 0 of fh returned the content of revision rev. */
+/* op_read at offset 0 of fh is returning the content of revision rev (called before the reply,
+ * with the node's mu held: poll's lock nests inside it, never the other way round). */
 void poll_read_from_start(uint64_t fh, fuse_ino_t ino, int64_t rev);
 /* The open file description is released. */
 void poll_released(uint64_t fh);

@@ -95,38 +95,48 @@ def write_file(path, data: bytes, flags=os.O_WRONLY | os.O_CREAT | os.O_TRUNC):
 # -- close-to-open between two mounts ----------------------------------------------------------
 
 def test_changes_seen_by_other_mount_at_once(mode, two, kv):
+    """At once in close-to-open and strict mode; within the watch delay in watch mode (seen)."""
     a, b = two
+
+    def cat(m, name):
+        return sh(f"cat {name}", m.path).stdout
+
+    def ls(m, d):
+        return sh(f"ls {d}", m.path).stdout.split()
+
     os.mkdir(a.path / "dir")
     assert os.listdir(b.path / "dir") == []  # b has looked (and cached) the empty listing
     assert not os.path.exists(b.path / "dir" / "f")  # ... and a negative lookup
     sh("echo x > dir/f", a.path)
-    assert sh("cat dir/f", b.path).stdout == "x\n"
-    assert sh("ls dir", b.path).stdout.split() == ["f"]
+    assert seen(mode, lambda: cat(b, "dir/f"), "x\n") == "x\n"
+    assert seen(mode, lambda: ls(b, "dir"), ["f"]) == ["f"]
     # rewrites, longer and shorter: b never shows a stale size
     sh("echo 'a much longer line than before' > dir/f", a.path)
-    assert sh("cat dir/f", b.path).stdout == "a much longer line than before\n"
+    longer = "a much longer line than before\n"
+    assert seen(mode, lambda: cat(b, "dir/f"), longer) == longer
     assert os.stat(b.path / "dir" / "f").st_size == 31
     sh("echo y > dir/f", a.path)
-    assert (b.path / "dir" / "f").read_bytes() == b"y\n"
+    assert seen(mode, lambda: read_or_errno(b.path / "dir" / "f"), b"y\n") == b"y\n"
     # and the other way round
     sh("echo from-b >> dir/f", b.path)
-    assert (a.path / "dir" / "f").read_bytes() == b"y\nfrom-b\n"
+    both = b"y\nfrom-b\n"
+    assert seen(mode, lambda: read_or_errno(a.path / "dir" / "f"), both) == both
     # a rename
     sh("mv dir/f dir/g", a.path)
-    assert sh("ls dir", b.path).stdout.split() == ["g"]
-    assert (b.path / "dir" / "g").read_bytes() == b"y\nfrom-b\n"
+    assert seen(mode, lambda: ls(b, "dir"), ["g"]) == ["g"]
+    assert (b.path / "dir" / "g").read_bytes() == both
     assert try_errno(open, b.path / "dir" / "f") == errno.ENOENT
     # a delete
     sh("rm dir/g", a.path)
-    assert sh("ls dir", b.path).stdout.split() == []
+    assert seen(mode, lambda: ls(b, "dir"), []) == []
     assert try_errno(open, b.path / "dir" / "g") == errno.ENOENT
     assert os.path.isdir(b.path / "dir")  # removing the last file kept the directory
     # a directory created, filled, renamed and removed on b is seen on a
     sh("mkdir -p x/y && echo z > x/y/z && mv x w", b.path)
-    assert sorted(os.listdir(a.path)) == ["dir", "w"]
+    assert seen(mode, lambda: sorted(os.listdir(a.path)), ["dir", "w"]) == ["dir", "w"]
     assert (a.path / "w" / "y" / "z").read_bytes() == b"z\n"
     sh("rm -r w", b.path)
-    assert sorted(os.listdir(a.path)) == ["dir"]
+    assert seen(mode, lambda: sorted(os.listdir(a.path)), ["dir"]) == ["dir"]
     assert keys(kv, "/w") == []
 
 
