@@ -277,8 +277,8 @@ def test_o_excl_create_race_one_winner(mode, two, kv):
         winner = "a" if ra is None else "b"
         assert get(kv, f"/{name}") == winner.encode(), f"round {i}"
         for m, who in ((a, "a"), (b, "b")):  # open after the winner's close: current
-            assert read_or_errno(m.path / name) == winner.encode(), \
-                f"round {i}: winner {winner}, read on mount {who}"
+            got = seen(mode, lambda: read_or_errno(m.path / name), winner.encode())
+            assert got == winner.encode(), f"round {i}: winner {winner}, read on mount {who}"
     assert len(keys(kv)) == rounds
 
 
