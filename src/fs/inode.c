@@ -210,6 +210,19 @@ node *node_find(const void *key, size_t len, node_type type)
     return n;
 }
 
+bool node_is_directory_value(const char *key, size_t key_len)
+{
+    char *dir_key = malloc(key_len + 1);
+    if (!dir_key)
+        return false;
+    memcpy(dir_key, key, key_len);
+    dir_key[key_len] = '/';
+    node *dir = node_find(dir_key, key_len + 1, NODE_DIR);
+    free(dir_key);
+    node_put(dir);
+    return dir != NULL;
+}
+
 node *node_obtain(const void *key, size_t len, node_type type)
 {
     pthread_mutex_lock(&table_mu);

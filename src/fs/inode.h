@@ -101,6 +101,9 @@ void node_put(node *n);
 node *node_obtain(const void *key, size_t key_len, node_type type);
 /* The indexed node (key, type) if it exists, with a reference. */
 node *node_find(const void *key, size_t key_len, node_type type);
+/* Whether a directory node is indexed at key + "/": the key is then that directory's own value
+ * (a key that is both a value and a prefix), shown as its "%value" entry. */
+bool node_is_directory_value(const char *key, size_t key_len);
 /* One more kernel reference (called right before replying with the entry). */
 void node_ref_kernel(node *n);
 /* The kernel dropped `count` references. */

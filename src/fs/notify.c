@@ -134,8 +134,11 @@ static void apply_event(const queued_event *e)
             bool known_dir = child != NULL;
             node_put(child);
             /* A directory the kernel already knows needs no new dentry; anything else may be a
-             * negative dentry (create) or a vanished name (delete). */
-            if (stale_dentry_possible && !known_dir && !(known_here && !deeper))
+             * negative dentry (create) or a vanished name (delete), except the value of a
+             * directory: its name stays the directory's (dropping that dentry would make the
+             * kernel forget the directory's inode while it lives on). */
+            if (stale_dentry_possible && !known_dir && !(known_here && !deeper) &&
+                !(!deeper && node_is_directory_value(kv->key, kv->key_len)))
                 inval_entry(dir, rest, clen);
             node_put(dir);
         }
