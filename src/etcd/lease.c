@@ -12,6 +12,9 @@
 
 #include "bidi.h"
 
+/* etcd's largest lease TTL (MaxLeaseTTL); answers above it are clamped. */
+#define MAX_TTL_S 9000000000LL
+
 #define TICK_MS 250
 
 struct etcdc_keepalive {
@@ -186,9 +189,10 @@ static void on_message(void *owner, grpc_byte_buffer *bb)
         if (m->ttl <= 0) {
             ka->ended = true;
         } else {
-            ka->ttl = m->ttl;
-            ka->expires = after_ms(m->ttl * 1000);
-            ka->next_send = after_ms(m->ttl * 1000 / 3);
+            /* etcd grants at most 9e9 s; a larger answer must not overflow the milliseconds */
+            ka->ttl = m->ttl < MAX_TTL_S ? m->ttl : MAX_TTL_S;
+            ka->expires = after_ms(ka->ttl * 1000);
+            ka->next_send = after_ms(ka->ttl * 1000 / 3);
         }
         deliver(h, ka, m->ttl);
     }
@@ -327,9 +331,9 @@ etcdc_keepalive *etcdc_lease_keepalive(etcdc_client *c, int64_t id, etcdc_keepal
     ka->id = id;
     ka->cb = cb;
     ka->arg = arg;
-    ka->ttl = ttl;
-    ka->expires = after_ms(ttl * 1000);
-    ka->next_send = after_ms(ttl * 1000 / 3);
+    ka->ttl = ttl < MAX_TTL_S ? ttl : MAX_TTL_S;
+    ka->expires = after_ms(ka->ttl * 1000);
+    ka->next_send = after_ms(ka->ttl * 1000 / 3);
     pthread_mutex_lock(&h->mu);
     ka->next = h->kas;
     h->kas = ka;

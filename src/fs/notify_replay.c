@@ -68,9 +68,6 @@ static bool r_stop;                  /* [r_mu] */
 static bool r_started;               /* [r_mu] */
 static bool r_finished;              /* [r_mu] the thread left its loop */
 static replay_item *r_current;       /* [r_mu] the item being replayed */
-/* [r_mu] renames through this mount whose nodes are not renamed yet: their own events, queued
- * meanwhile, would be replayed under names the node table does not know yet */
-static int local_renames;
 static pthread_t r_thread;
 static pid_t r_tid;   /* atomic: the replay thread's id, 0 before it runs */
 static char r_handle; /* its address is the replay thread's file handle */
@@ -113,7 +110,7 @@ static void replay_one(const replay_item *it)
     /* A directory's value (shown as "%value") replayed under the directory's own name: the
      * lookup answered for the replay would make the kernel take the directory for a file.
      * Checked again here: a rename through this mount renames its nodes only after its Txn,
-     * whose events may have been queued before (the thread waits for that, replay_main). */
+     * whose events may have been queued before. */
     if (it->key && node_is_directory_value(it->key, it->key_len))
         return;
     int root = root_open();
@@ -206,7 +203,7 @@ static void *replay_main(void *arg)
         for (;;) {
             if (r_stop)
                 break;
-            if (!r_head || local_renames > 0) {
+            if (!r_head) {
                 pthread_cond_wait(&r_cv, &r_mu);
                 continue;
             }
@@ -406,21 +403,6 @@ void replay_event(const etcdc_kv *kv, bool is_delete, bool known_here)
     if (it->kind == REPLAY_DELETE && pair_as_rename(it, kv->mod_revision))
         return;
     enqueue(it);
-}
-
-void replay_rename_begin(void)
-{
-    pthread_mutex_lock(&r_mu);
-    local_renames++;
-    pthread_mutex_unlock(&r_mu);
-}
-
-void replay_rename_end(void)
-{
-    pthread_mutex_lock(&r_mu);
-    if (--local_renames == 0)
-        pthread_cond_broadcast(&r_cv);
-    pthread_mutex_unlock(&r_mu);
 }
 
 void replay_stop(void)

@@ -19,10 +19,6 @@
  * kernel's dentries are invalidated. known_here: the kernel already got this version from us
  * (a change made through this mount): nothing to replay. */
 void replay_event(const etcdc_kv *kv, bool is_delete, bool known_here);
-/* Around a rename through this mount, from before its Txn until its nodes carry their new
- * keys: the replay thread waits meanwhile. */
-void replay_rename_begin(void);
-void replay_rename_end(void);
 /* Stops the replay thread (before the session ends; waits a bounded time). */
 void replay_stop(void);
 

@@ -491,23 +491,12 @@ static int exchange_trees(const resolved *ra, const resolved *rb)
     return rc;
 }
 
-static void rename_local(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-                         const char *newname, unsigned int flags);
-
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
                const char *newname, unsigned int flags)
 {
     stats_inc(STAT_OP_rename);
     if (!flags && replay_rename(req, parent, name, newparent, newname))
         return; /* the inotify replay of a rename made elsewhere: etcd has the result */
-    replay_rename_begin();
-    rename_local(req, parent, name, newparent, newname, flags);
-    replay_rename_end();
-}
-
-static void rename_local(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-                         const char *newname, unsigned int flags)
-{
     resolved rs = {0}, rd = {0};
     node *sp = node_get(parent), *dp = node_get(newparent);
     node *src = NULL, *dst = NULL;
