@@ -101,6 +101,22 @@ def try_errno(fn, *args, **kw):
     return None
 
 
+def read_or_errno(path):
+    """The content of path, or the errno number its open/read failed with."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        return exc.errno
+
+
+def listing_or_errno(path):
+    """The sorted names in directory path, or the errno number listing it failed with."""
+    try:
+        return sorted(os.listdir(path))
+    except OSError as exc:
+        return exc.errno
+
+
 def ename(e) -> str:
     if isinstance(e, (set, frozenset, tuple, list)):
         return "/".join(sorted(ename(x) for x in e))

@@ -25,24 +25,11 @@ import time
 import pytest
 
 from etcd_fixtures import wait_for
+from fs_tool_helpers import listing_or_errno, read_or_errno
 
 pytestmark = pytest.mark.needs_etcdfs
 
 HANG = 60  # seconds: longer than any honest answer, so only a hang reaches it
-
-
-def read_or_errno(path):
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        return exc.errno
-
-
-def listing_or_errno(path):
-    try:
-        return sorted(os.listdir(path))
-    except OSError as exc:
-        return exc.errno
 
 
 def client_after_restart(member):

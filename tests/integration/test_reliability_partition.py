@@ -32,6 +32,7 @@ import time
 import pytest
 
 from etcd_fixtures import wait_for
+from fs_tool_helpers import listing_or_errno, read_or_errno
 
 pytestmark = [pytest.mark.needs_etcdfs, pytest.mark.netns, pytest.mark.slow]
 
@@ -43,20 +44,6 @@ def start_cluster(netns, tmp_path):
     logs = tmp_path / "cluster-logs"
     logs.mkdir(exist_ok=True)
     return start_netns_cluster(netns, logs)
-
-
-def read_or_errno(path):
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        return exc.errno
-
-
-def listing_or_errno(path):
-    try:
-        return sorted(os.listdir(path))
-    except OSError as exc:
-        return exc.errno
 
 
 def majority_client(members):
