@@ -299,93 +299,22 @@ int node_rekey(node *n, const void *new_key, size_t new_len)
     return 0;
 }
 
-int node_rekey_prefix(const void *old_prefix, size_t old_len, const void *new_prefix,
-                      size_t new_len)
+/* [table_mu] Grows *out to hold one more node; false when out of memory (*out freed). */
+static bool push_node(node ***out, size_t *count, size_t *cap, node *n)
 {
-    int rc = 0;
-    pthread_mutex_lock(&table_mu);
-    /* Collect first: re-indexing while walking the chains would visit nodes twice. */
-    size_t cap = 16, count = 0;
-    node **moved = malloc(cap * sizeof *moved);
-    for (size_t b = 0; moved && b < buckets; b++) {
-        for (node *n = by_key[b]; n; n = n->next_key) {
-            if (n->key_len < old_len || memcmp(n->key, old_prefix, old_len))
-                continue;
-            if (count == cap) {
-                node **grown = realloc(moved, cap * 2 * sizeof *grown);
-                if (!grown) {
-                    free(moved);
-                    moved = NULL;
-                    break;
-                }
-                moved = grown;
-                cap *= 2;
-            }
-            moved[count++] = n;
+    if (*count == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        node **grown = realloc(*out, nc * sizeof *grown);
+        if (!grown) {
+            free(*out);
+            *out = NULL;
+            return false;
         }
+        *out = grown;
+        *cap = nc;
     }
-    if (!moved) {
-        rc = ENOMEM;
-        goto out;
-    }
-    /* Nodes already at the destination are replaced by the moved ones. */
-    for (size_t b = 0; b < buckets; b++) {
-        for (node *n = by_key[b], *next; n; n = next) {
-            next = n->next_key;
-            if (n->key_len >= new_len && !memcmp(n->key, new_prefix, new_len) &&
-                !(n->key_len >= old_len && !memcmp(n->key, old_prefix, old_len)))
-                unindex_key(n);
-        }
-    }
-    for (size_t i = 0; i < count; i++) {
-        node *n = moved[i];
-        size_t len = new_len + n->key_len - old_len;
-        char *k = malloc(len + 1);
-        if (!k) {
-            rc = ENOMEM;
-            unindex_key(n);
-            continue;
-        }
-        memcpy(k, new_prefix, new_len);
-        memcpy(k + new_len, n->key + old_len, n->key_len - old_len);
-        k[len] = 0;
-        unindex_key(n);
-        free(n->key);
-        n->key = k;
-        n->key_len = len;
-        index_key(n);
-    }
-    free(moved);
-out:
-    pthread_mutex_unlock(&table_mu);
-    return rc;
-}
-
-/* The nodes named `name` or lying below `name/` (table_mu held). NULL on allocation failure;
- * an empty result is an allocated array with *count 0. */
-static node **collect_named_locked(const char *name, size_t len, size_t *count)
-{
-    size_t cap = 8;
-    node **out = malloc(cap * sizeof *out);
-    *count = 0;
-    for (size_t b = 0; out && b < buckets; b++) {
-        for (node *n = by_key[b]; n; n = n->next_key) {
-            if (n->key_len < len || memcmp(n->key, name, len) ||
-                (n->key_len > len && n->key[len] != '/'))
-                continue;
-            if (*count == cap) {
-                node **grown = realloc(out, cap * 2 * sizeof *grown);
-                if (!grown) {
-                    free(out);
-                    return NULL;
-                }
-                out = grown;
-                cap *= 2;
-            }
-            out[(*count)++] = n;
-        }
-    }
-    return out;
+    (*out)[(*count)++] = n;
+    return true;
 }
 
 /* Replaces the first old_len bytes of n's key by base (table_mu held, n unindexed). */
@@ -404,53 +333,114 @@ static int rebase_locked(node *n, size_t old_len, const char *base, size_t base_
     return 0;
 }
 
-int node_swap_names(const char *a, size_t a_len, const char *b, size_t b_len)
+/* [table_mu] The indexed nodes whose key starts with p (name: p itself or below p/, when
+ * name is set). NULL on allocation failure; none found is an allocated array, *count 0. */
+static node **collect_locked(const char *p, size_t len, bool name, size_t *count)
 {
-    pthread_mutex_lock(&table_mu);
-    size_t na = 0, nb = 0;
-    node **under_a = collect_named_locked(a, a_len, &na);
-    node **under_b = under_a ? collect_named_locked(b, b_len, &nb) : NULL;
-    int rc = under_b ? 0 : ENOMEM;
-    /* Unindex all first: the two sets trade keys, so no moved node may find the other's. */
-    for (size_t i = 0; rc == 0 && i < na; i++)
-        unindex_key(under_a[i]);
-    for (size_t i = 0; rc == 0 && i < nb; i++)
-        unindex_key(under_b[i]);
-    for (size_t i = 0; rc == 0 && i < na; i++) {
-        if (rebase_locked(under_a[i], a_len, b, b_len) == 0)
-            index_key(under_a[i]);
-        else
-            rc = ENOMEM; /* left unindexed: looked up afresh */
+    size_t cap = 16;
+    node **out = malloc(cap * sizeof *out);
+    *count = 0;
+    for (size_t b = 0; out && b < buckets; b++) {
+        for (node *n = by_key[b]; n && out; n = n->next_key) {
+            if (n->key_len < len || memcmp(n->key, p, len) ||
+                (name && n->key_len > len && n->key[len] != '/'))
+                continue;
+            push_node(&out, count, &cap, n);
+        }
     }
-    for (size_t i = 0; under_b && i < nb; i++) {
-        if (rc == 0 && rebase_locked(under_b[i], b_len, a, a_len) == 0)
-            index_key(under_b[i]);
+    return out;
+}
+
+/* [table_mu] Unindexes every node whose key starts with p, without allocating. */
+static void unindex_prefix_locked(const char *p, size_t len)
+{
+    for (size_t b = 0; b < buckets; b++) {
+        for (node *n = by_key[b], *next; n; n = next) {
+            next = n->next_key;
+            if (n->key_len >= len && !memcmp(n->key, p, len))
+                unindex_key(n);
+        }
+    }
+}
+
+/* [table_mu] Moves every node of set (count of them, all unindexed) from prefix `from` to
+ * `to` and indexes it again; one that cannot be moved stays unindexed (looked up afresh). */
+static int rebase_all_locked(node **set, size_t count, size_t from_len, const char *to,
+                             size_t to_len)
+{
+    int rc = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (rebase_locked(set[i], from_len, to, to_len) == 0)
+            index_key(set[i]);
         else
             rc = ENOMEM;
     }
-    for (size_t i = 0; i < na + nb && under_b; i++)
-        (i < na ? under_a[i] : under_b[i - na])->refs++;
-    pthread_mutex_unlock(&table_mu);
-    /* Both names were written at one revision, and a watch event for one name may have been
-     * applied to the node that held it just before the swap: the cached values of the moved
-     * files cannot be trusted by revision. Forget them (the kernel's pages moved with their
-     * inodes and are right; the next open compares). */
-    for (size_t i = 0; i < na + nb && under_b; i++) {
-        node *n = i < na ? under_a[i] : under_b[i - na];
-        if (n->type == NODE_FILE) {
-            pthread_mutex_lock(&n->mu);
-            if (!n->dirty && !n->pending) {
-                n->known = false;
-                n->mod_rev = 0;
-                n->validated_ns = 0;
-            }
-            pthread_mutex_unlock(&n->mu);
-        }
-        node_put(n);
+    return rc;
+}
+
+/* [table_mu] A reference on each node of set, for the caller (node_put each). */
+static void ref_all_locked(node **set, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        set[i]->refs++;
+}
+
+node **node_rekey_prefix(const void *old_prefix, size_t old_len, const void *new_prefix,
+                         size_t new_len, size_t *count)
+{
+    pthread_mutex_lock(&table_mu);
+    /* Collect first: re-indexing while walking the chains would visit nodes twice. */
+    node **moved = collect_locked(old_prefix, old_len, false, count);
+    if (moved) {
+        /* Nodes already at the destination are replaced by the moved ones. */
+        size_t nd = 0;
+        node **there = collect_locked(new_prefix, new_len, false, &nd);
+        for (size_t i = 0; there && i < nd; i++)
+            if (there[i]->key_len < old_len || memcmp(there[i]->key, old_prefix, old_len))
+                unindex_key(there[i]);
+        free(there);
+        for (size_t i = 0; i < *count; i++)
+            unindex_key(moved[i]);
+        rebase_all_locked(moved, *count, old_len, new_prefix, new_len);
+        ref_all_locked(moved, *count);
+    } else {
+        /* Out of memory: no node may keep a key that etcd moved away; they are looked up
+         * afresh under their new names. */
+        *count = 0;
+        unindex_prefix_locked(old_prefix, old_len);
+        unindex_prefix_locked(new_prefix, new_len);
     }
+    pthread_mutex_unlock(&table_mu);
+    return moved;
+}
+
+node **node_swap_names(const char *a, size_t a_len, const char *b, size_t b_len, size_t *na,
+                       size_t *nb)
+{
+    pthread_mutex_lock(&table_mu);
+    node **under_a = collect_locked(a, a_len, true, na);
+    node **under_b = under_a ? collect_locked(b, b_len, true, nb) : NULL;
+    node **all = under_b ? malloc((*na + *nb + 1) * sizeof *all) : NULL;
+    if (all) {
+        /* Unindex all first: the two sets trade keys, so no moved node may find the other's. */
+        for (size_t i = 0; i < *na; i++)
+            unindex_key(under_a[i]);
+        for (size_t i = 0; i < *nb; i++)
+            unindex_key(under_b[i]);
+        rebase_all_locked(under_a, *na, a_len, b, b_len);
+        rebase_all_locked(under_b, *nb, b_len, a, a_len);
+        memcpy(all, under_a, *na * sizeof *all);
+        memcpy(all + *na, under_b, *nb * sizeof *all);
+        ref_all_locked(all, *na + *nb);
+    } else {
+        *na = *nb = 0;
+        unindex_prefix_locked(a, a_len);
+        unindex_prefix_locked(b, b_len);
+    }
+    pthread_mutex_unlock(&table_mu);
     free(under_a);
     free(under_b);
-    return rc;
+    return all;
 }
 
 node **node_all(size_t *count)
@@ -532,14 +522,15 @@ int node_resize_locked(node *n, size_t len)
     return 0;
 }
 
-bool node_apply_kv_locked(node *n, const etcdc_kv *kv, int64_t at_ns)
+bool node_apply_kv_locked(node *n, const etcdc_kv *kv, int64_t as_of, int64_t at_ns)
 {
-    if (n->dirty || n->pending)
+    if (n->dirty || n->pending || as_of < n->as_of)
         return false;
     /* mod_revision only grows: an older answer (a listing read before our own write) must not
      * replace newer content. */
     if (n->known && kv->mod_revision < n->mod_rev)
         return false;
+    n->as_of = as_of;
     if (kv->value_error) {
         /* An encrypted value that does not open: keep nothing, so that the next open asks
          * etcd again and fails with EIO (and one log line) instead of serving bytes. */
@@ -564,14 +555,46 @@ bool node_apply_kv_locked(node *n, const etcdc_kv *kv, int64_t at_ns)
     return changed;
 }
 
-void node_apply_absent_locked(node *n, int64_t at_ns)
+void node_apply_absent_locked(node *n, int64_t as_of, int64_t at_ns)
 {
-    if (n->dirty || n->pending)
+    if (n->dirty || n->pending || as_of < n->as_of)
         return;
+    n->as_of = as_of;
     n->known = true;
     n->mod_rev = 0;
     n->size = 0;
     n->validated_ns = at_ns;
+}
+
+void node_committed_locked(node *n, int64_t rev)
+{
+    n->known = true;
+    n->mod_rev = rev;
+    if (rev > n->as_of)
+        n->as_of = rev;
+    n->validated_ns = now_ns();
+}
+
+void node_moved_locked(node *n, int64_t old_mod, int64_t rev)
+{
+    if (n->type != NODE_FILE)
+        return;
+    if (rev > n->as_of)
+        n->as_of = rev;
+    if (n->dirty || n->pending) {
+        /* Local changes on top of what moved: based on the moved value from now on. */
+        if (n->mod_rev == old_mod && n->mod_rev > 0)
+            n->mod_rev = rev;
+        return;
+    }
+    if (n->known && n->mod_rev == old_mod && old_mod > 0) {
+        n->mod_rev = rev;
+        n->validated_ns = now_ns();
+    } else {
+        n->known = false;
+        n->mod_rev = 0;
+        n->validated_ns = 0;
+    }
 }
 
 void node_fill_attr(node *n, struct stat *st, bool locked)

@@ -69,6 +69,8 @@ typedef struct node {
     size_t size, cap;
     bool known;         /* data and mod_rev reflect etcd as of validated_ns, or local state */
     int64_t mod_rev;    /* of the cached content; 0 = not in etcd */
+    int64_t as_of;      /* the store revision that content (or absence) is known at: news
+                         * about the key at an older revision is old news (0 = none yet) */
     int64_t kernel_rev; /* mod_rev of the content the kernel was last given at an open (or
                          * wrote itself): when mod_rev differs at the next open (the watch
                          * updated the cache in between), the kernel's pages and size are
@@ -114,12 +116,16 @@ char *node_key(node *n, size_t *len);
 void node_unindex(node *n);
 /* The file node moved to new_key; a node previously indexed there is unindexed. */
 int node_rekey(node *n, const void *new_key, size_t new_len);
-/* Every indexed node whose key starts with old_prefix now starts with new_prefix. */
-int node_rekey_prefix(const void *old_prefix, size_t old_len, const void *new_prefix,
-                      size_t new_len);
+/* Every indexed node whose key starts with old_prefix now starts with new_prefix (nodes indexed
+ * at the new prefix before are unindexed). Returns the moved nodes, each with a reference
+ * (node_put them, free the array); NULL when out of memory (nothing moved). */
+node **node_rekey_prefix(const void *old_prefix, size_t old_len, const void *new_prefix,
+                         size_t new_len, size_t *count);
 /* The nodes of name a (key a, and every key below a/) and of name b trade places: after a
- * RENAME_EXCHANGE each inode keeps its content under the other name. */
-int node_swap_names(const char *a, size_t a_len, const char *b, size_t b_len);
+ * RENAME_EXCHANGE each inode keeps its content under the other name. Returns the *na nodes
+ * that were a's followed by the *nb that were b's, with references, as node_rekey_prefix. */
+node **node_swap_names(const char *a, size_t a_len, const char *b, size_t b_len, size_t *na,
+                       size_t *nb);
 /* Every indexed node, each with a reference (node_put them), in a malloc'ed array; NULL on
  * allocation failure. */
 node **node_all(size_t *count);
@@ -129,11 +135,19 @@ void node_for_each(void (*fn)(node *n, void *arg), void *arg);
 int node_pending_count(void);
 void node_pending_add(int delta);
 
-/* Applies a key/value read from etcd to a file node (under n->mu). Ignored while the node has
- * local changes. Returns true when the content changed. */
-bool node_apply_kv_locked(node *n, const etcdc_kv *kv, int64_t at_ns);
-/* The key is absent in etcd (under n->mu); ignored while the node has local changes. */
-void node_apply_absent_locked(node *n, int64_t at_ns);
+/* Applies a key/value that etcd reported as of store revision as_of (a read's header revision,
+ * or a watch event's own revision) to a file node (under n->mu). Ignored while the node has
+ * local changes, and when the node already reflects a later revision: results and events
+ * commute (docs/design-node-table.md). Returns true when the content changed. */
+bool node_apply_kv_locked(node *n, const etcdc_kv *kv, int64_t as_of, int64_t at_ns);
+/* The key is absent in etcd as of store revision as_of (under n->mu); same rules. */
+void node_apply_absent_locked(node *n, int64_t as_of, int64_t at_ns);
+/* This mount stored the node's current content at revision rev (under n->mu). */
+void node_committed_locked(node *n, int64_t rev);
+/* A subtree move committed at revision rev carried the key whose value was at old_mod to the
+ * node's new key (under n->mu): a node that reflected that value now reflects rev; one that
+ * did not forgets its content (the next access reads it). */
+void node_moved_locked(node *n, int64_t old_mod, int64_t rev);
 /* Replaces the file content (under n->mu). Returns 0 or ENOMEM. */
 int node_set_data_locked(node *n, const void *data, size_t len);
 /* Resizes (zero-filling) the content (under n->mu). Returns 0 or ENOMEM. */

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cache.h"
+#include "commit.h"
 #include "inode.h"
 #include "log.h"
 #include "names.h"
@@ -88,19 +89,25 @@ static void apply_event(const queued_event *e)
     if (kv->key_len < g_fs.prefix_len || memcmp(kv->key, g_fs.prefix, g_fs.prefix_len))
         return;
     bool changed = false;
-    bool known_here = false; /* the kernel got this very name and version from us already */
+    /* A change this mount made: the operation put its result in the node table before this
+     * event is looked at (commit.h), and the kernel learned it from the operation. */
+    bool own = commit_is_own(kv->mod_revision);
+    bool known_here = own; /* the kernel got this very name and version from us already */
     node *f = node_find(kv->key, kv->key_len, NODE_FILE);
     if (f) {
         pthread_mutex_lock(&f->mu);
         /* Our own write, or a lookup that raced ahead of the event, already gave the kernel
          * this file: invalidating its dentry would only cost a lookup and a new inode. */
-        known_here = !e->is_delete &&
-                     (f->pending || f->dirty || (f->known && f->mod_rev >= kv->mod_revision));
+        known_here = known_here ||
+                     (!e->is_delete &&
+                      (f->pending || f->dirty || (f->known && f->mod_rev >= kv->mod_revision)));
+        /* The event's own revision is what it is news of: a node that already reflects it or
+         * a later revision (a read, or this mount's own result) stays as it is. */
         if (!e->is_delete) {
-            changed = node_apply_kv_locked(f, kv, now_ns());
+            changed = node_apply_kv_locked(f, kv, kv->mod_revision, now_ns());
         } else if (!f->dirty && !f->pending && f->known && f->mod_rev > 0 &&
-                   f->mod_rev < kv->mod_revision) {
-            node_apply_absent_locked(f, now_ns());
+                   f->mod_rev < kv->mod_revision && f->as_of < kv->mod_revision) {
+            node_apply_absent_locked(f, kv->mod_revision, now_ns());
             changed = true;
         }
         int64_t rev = f->known || f->pending || f->dirty ? f->mod_rev : 0;
@@ -110,7 +117,8 @@ static void apply_event(const queued_event *e)
         poll_key_changed(f->ino, rev); /* after the pages went: a woken reader reads anew */
         node_put(f);
     }
-    replay_event(kv, e->is_delete, known_here); /* inotify events (notify_replay.h) */
+    if (!own)
+        replay_event(kv, e->is_delete, known_here); /* inotify events (notify_replay.h) */
     bool namespace_change = e->is_delete || kv->version == 1;
     if (!namespace_change)
         return;
@@ -119,7 +127,7 @@ static void apply_event(const queued_event *e)
      * would race with a lookup that already saw the new key and throw its fresh dentry (and
      * inode number) away. */
     bool stale_dentry_possible =
-        e->is_delete || g_fs.opts->consistency != CONSISTENCY_CLOSE_TO_OPEN;
+        !own && (e->is_delete || g_fs.opts->consistency != CONSISTENCY_CLOSE_TO_OPEN);
     /* Walk the directories from the root down to the key's own directory. */
     size_t at = g_fs.prefix_len;
     for (;;) {
@@ -203,7 +211,7 @@ static void *notify_main(void *arg)
 {
     (void)arg;
     bool rewatch_pending = false;
-    int64_t rewatch_at = 0, backoff_ns = 0;
+    int64_t rewatch_at = 0, backoff_ns = 0, quiesced_ns = 0;
     for (;;) {
         pthread_mutex_lock(&q_mu);
         wait_for_work(rewatch_pending, rewatch_at);
@@ -235,6 +243,12 @@ static void *notify_main(void *arg)
             rewatch_pending = true;
             rewatch_at = now_ns();
             backoff_ns = 0;
+        }
+        if (e->mark_rev == 0 && !e->resync && e->received_ns >= quiesced_ns) {
+            /* Changes of this mount begun before the event arrived put their results in the
+             * node table first (commit.h); later events of the same batch are covered. */
+            quiesced_ns = now_ns();
+            commit_quiesce();
         }
         if (e->resync)
             node_for_each(forget_cached, NULL);

@@ -552,13 +552,34 @@ bool replay_close(fuse_req_t req, struct fuse_file_info *fi)
     return true;
 }
 
+/* Whether the file n stands for is still absent from etcd, as the watch said, and no other node
+ * took its key meanwhile (a create, write or rename through this mount since the event): a
+ * replay must never take a live name away from the kernel. */
+static bool still_absent(node *n)
+{
+    pthread_mutex_lock(&n->mu);
+    bool absent = n->known && n->mod_rev == 0 && !n->dirty && !n->pending;
+    pthread_mutex_unlock(&n->mu);
+    size_t len;
+    char *key = absent ? node_key(n, &len) : NULL;
+    node *now = key ? node_find(key, len, NODE_FILE) : NULL;
+    if (now && now != n) {
+        pthread_mutex_lock(&now->mu);
+        absent = now->known && now->mod_rev == 0 && !now->dirty && !now->pending;
+        pthread_mutex_unlock(&now->mu);
+    }
+    node_put(now);
+    free(key);
+    return absent;
+}
+
 bool replay_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     if (!is_own(req))
         return false;
     node *n = replaying(REPLAY_DELETE, parent, name);
     /* etcd has no such key any more: the kernel only drops its name */
-    fuse_reply_err(req, n ? 0 : ENOENT);
+    fuse_reply_err(req, n && still_absent(n) ? 0 : ENOENT);
     node_put(n);
     return true;
 }
@@ -572,8 +593,9 @@ bool replay_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino
     node *to = replaying(REPLAY_CREATE, newparent, newname);
     char *key = NULL;
     size_t key_len = 0;
+    bool absent = n && to == n && still_absent(n);
     pthread_mutex_lock(&r_mu);
-    if (n && to == n && r_current && r_current->kind == REPLAY_RENAME &&
+    if (absent && r_current && r_current->kind == REPLAY_RENAME &&
         (key = malloc(r_current->key_len + 1)) != NULL) {
         memcpy(key, r_current->key, r_current->key_len + 1);
         key_len = r_current->key_len;

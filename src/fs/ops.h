@@ -29,6 +29,12 @@ typedef struct resolved {
  * ENOENT (no such name can exist), EINVAL (a name the mapping reserves), or another errno. */
 int resolve_name(node *dir, const char *name, resolved *r);
 void resolved_free(resolved *r);
+/* Whether r still names what it named when resolved: dir kept its key. Called inside a commit
+ * section (commit.h), where keys cannot move, a true answer stays true until commit_end; a
+ * false one means a directory above was renamed meanwhile (resolve again). */
+bool resolved_current(node *dir, const resolved *r);
+/* How often an operation resolves its names again after a directory above it moved. */
+#define RESOLVE_ATTEMPTS 8
 
 bool node_is_root(const node *n);
 /* Fills e for node n and takes a kernel reference (call right before fuse_reply_entry). */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "commit.h"
 #include "listing.h"
 #include "log.h"
 #include "notify_replay.h"
@@ -174,7 +175,7 @@ static bool entry_at(dir_handle *dh, size_t idx, const char **name, bool *is_dir
         if (key && (*out = node_obtain(key, klen, e->is_dir ? NODE_DIR : NODE_FILE)) &&
             !e->is_dir) {
             pthread_mutex_lock(&(*out)->mu);
-            node_apply_kv_locked(*out, &e->kv, dh->l->fetched_ns);
+            node_apply_kv_locked(*out, &e->kv, dh->l->revision, dh->l->fetched_ns);
             pthread_mutex_unlock(&(*out)->mu);
         }
         free(key);
@@ -195,7 +196,7 @@ static bool entry_at(dir_handle *dh, size_t idx, const char **name, bool *is_dir
         if (want_node && dh->dir_len > 0 &&
             (*out = node_obtain(dh->dir_key, dh->dir_len - 1, NODE_FILE))) {
             pthread_mutex_lock(&(*out)->mu);
-            node_apply_kv_locked(*out, &dh->l->self, dh->l->fetched_ns);
+            node_apply_kv_locked(*out, &dh->l->self, dh->l->revision, dh->l->fetched_ns);
             pthread_mutex_unlock(&(*out)->mu);
         }
         return true;
@@ -269,6 +270,9 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
     node *n = NULL;
     node *dir = node_get(parent);
     int rc = g_fs.opts->ro ? EROFS : !dir ? ENOENT : dir->type != NODE_DIR ? EACCES : 0;
+    commit cm; /* names resolved inside: they cannot move until the result is in the table */
+    commit_begin(&cm);
+    int64_t rev = 0;
     if (rc == 0)
         rc = resolve_name(dir, name, &r);
     if (rc == 0 && r.kind != NAMES_PLAIN && r.kind != NAMES_ESCAPED)
@@ -295,6 +299,7 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
         rc = code != ETCDC_OK ? fs_fail("mkdir", r.sub_key, r.sub_len, code, &err)
              : res.succeeded  ? 0
                               : EEXIST;
+        rev = rc == 0 ? res.revision : 0;
         etcdc_txn_result_free(&res);
     }
     if (rc == 0) {
@@ -305,6 +310,7 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
         else
             node_drop_listing(n);
     }
+    commit_end(&cm, rev);
     if (rc == 0) {
         struct fuse_entry_param e;
         entry_for(n, &e);
@@ -382,6 +388,9 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
     node *dir = node_get(parent);
     node *child = NULL;
     int rc = g_fs.opts->ro ? EROFS : !dir ? ENOENT : dir->type != NODE_DIR ? ENOTDIR : 0;
+    commit cm; /* names resolved inside: they cannot move until the result is in the table */
+    commit_begin(&cm);
+    int64_t rev = 0;
     if (rc == 0)
         rc = resolve_name(dir, name, &r);
     if (rc == 0 && r.kind == NAMES_SELF)
@@ -435,6 +444,7 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
         if (code != ETCDC_OK) {
             rc = fs_fail("rmdir", r.sub_key, r.sub_len, code, &err);
         } else if (res.succeeded) {
+            rev = res.revision;
             etcdc_txn_result_free(&res);
             etcdc_txn_free(t);
             break;
@@ -462,6 +472,7 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
             node_unindex(child);
         }
     }
+    commit_end(&cm, rev);
     fuse_reply_err(req, rc);
     log_debug("rmdir %lu '%s' -> %s", (unsigned long)parent, name, rc ? strerror(rc) : "ok");
     free(end);
@@ -471,8 +482,60 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
     resolved_free(&r);
 }
 
-/* unlink: one Txn. If(the directory holds nothing else) Then(delete, put marker)
- * Else(delete): the directory never vanishes with its last file. */
+/* Deletes r's key: one Txn, If(the directory d holds nothing else) Then(delete, put d's
+ * marker) Else(delete), so the directory never vanishes with its last file ("%", the marker
+ * holding data, is emptied instead). Returns 0, ENOENT (no such key) or an errno; *rev is the
+ * revision written. */
+static int unlink_txn(const resolved *r, bool keep_dir, int64_t *rev)
+{
+    etcdc_error err = {0};
+    *rev = 0;
+    if (r->file_len == r->dir_len) {
+        etcdc_code code = etcdc_put(g_fs.client, r->file_key, r->file_len, "", 0, rev, &err);
+        return code ? fs_fail("unlink", r->file_key, r->file_len, code, &err) : 0;
+    }
+    /* The directory that must survive: for "%value" the directory itself, else the parent. */
+    const char *d = r->dir_key;
+    size_t d_len = r->dir_len, end_len = 0, after_len = 0;
+    etcdc_txn *t = etcdc_txn_new();
+    etcdc_txn_result res = {0};
+    char *end = key_prefix_end(d, d_len, &end_len);
+    char *after = key_join(r->file_key, r->file_len, "", 1, NULL, 0, &after_len);
+    etcdc_code code = t && end && after ? ETCDC_OK : ETCDC_ERR_NO_MEMORY;
+    if (code == ETCDC_OK && keep_dir && r->kind == NAMES_SELF) {
+        /* the key "a" lies outside "a/": the directory is empty when nothing is below */
+        code = etcdc_txn_if_range(t, d, d_len, end, end_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+    } else if (code == ETCDC_OK && keep_dir) {
+        /* nothing in [dir/, key) and nothing in (key, end of dir) */
+        code = etcdc_txn_if_range(t, d, d_len, r->file_key, r->file_len, ETCDC_CMP_CREATE,
+                                  ETCDC_EQUAL, 0);
+        if (code == ETCDC_OK)
+            code = etcdc_txn_if_range(t, after, after_len, end, end_len, ETCDC_CMP_CREATE,
+                                      ETCDC_EQUAL, 0);
+    }
+    if (code == ETCDC_OK)
+        code = etcdc_txn_delete(t, ETCDC_THEN, r->file_key, r->file_len, NULL, 0, false);
+    if (code == ETCDC_OK && keep_dir)
+        code = etcdc_txn_put(t, ETCDC_THEN, d, d_len, "", 0, 0);
+    if (code == ETCDC_OK && keep_dir)
+        code = etcdc_txn_delete(t, ETCDC_ELSE, r->file_key, r->file_len, NULL, 0, false);
+    if (code == ETCDC_OK)
+        code = etcdc_txn_commit(g_fs.client, t, &res, &err);
+    int rc = 0;
+    if (code != ETCDC_OK)
+        rc = fs_fail("unlink", r->file_key, r->file_len, code, &err);
+    else if (res.op_count < 1 || res.ops[0].deleted == 0)
+        rc = ENOENT;
+    *rev = rc == 0 ? res.revision : 0;
+    etcdc_txn_result_free(&res);
+    etcdc_txn_free(t);
+    free(end);
+    free(after);
+    return rc;
+}
+
+/* unlink: the key goes (unlink_txn) and the node with it, in one commit section under the
+ * node's lock, so that no write-back of an open descriptor can land after the delete. */
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     stats_inc(STAT_OP_unlink);
@@ -480,99 +543,47 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
         return; /* the inotify replay of a remote delete: etcd has no key any more */
     resolved r = {0};
     node *dir = node_get(parent);
-    node *n = NULL;
-    size_t end_len = 0, after_len = 0;
-    char *end = NULL, *after = NULL;
-    etcdc_txn *t = NULL;
-    etcdc_txn_result res = {0};
-    const char *d = NULL;
-    size_t d_len = 0;
-    bool keep_dir = false;
-    int rc = g_fs.opts->ro ? EROFS : !dir ? ENOENT : dir->type != NODE_DIR ? ENOTDIR : 0;
-    if (rc == 0)
+    int rc = g_fs.opts->ro ? EROFS : !dir ? ENOENT : dir->type != NODE_DIR ? ENOTDIR : EAGAIN;
+    for (int attempt = 0; rc == EAGAIN && attempt < RESOLVE_ATTEMPTS; attempt++) {
+        resolved_free(&r);
         rc = resolve_name(dir, name, &r);
-    if (rc == 0 && r.kind == NAMES_STATS)
-        rc = EPERM;
-    if (rc == EINVAL)
-        rc = ENOENT;
-    if (rc == 0 && (n = node_find(r.file_key, r.file_len, NODE_FILE))) {
-        pthread_mutex_lock(&n->mu);
-        bool local_only = n->pending && n->mod_rev == 0;
-        if (local_only) {
-            /* Never reached etcd: forgetting it is the whole unlink. */
-            n->pending = n->dirty = false;
-            n->unlinked = true;
-            node_pending_add(-1);
-        }
-        pthread_mutex_unlock(&n->mu);
-        if (local_only) {
-            node_unindex(n);
-            goto reply;
-        }
-    }
-    /* The directory that must survive: for "%value" the directory itself, else the parent. */
-    d = r.dir_key;
-    d_len = r.dir_len;
-    keep_dir = rc == 0 && !(r.kind != NAMES_SELF && node_is_root(dir));
-    if (rc == 0 && r.file_len == r.dir_len) {
-        /* "%" is the marker key holding data: removing the file empties the marker. */
-        int64_t rev;
-        etcdc_error err = {0};
-        etcdc_code code = etcdc_put(g_fs.client, r.file_key, r.file_len, "", 0, &rev, &err);
-        rc = code ? fs_fail("unlink", r.file_key, r.file_len, code, &err) : 0;
-        goto done;
-    }
-    if (rc == 0) {
-        etcdc_error err = {0};
-        t = etcdc_txn_new();
-        end = key_prefix_end(d, d_len, &end_len);
-        after = key_join(r.file_key, r.file_len, "", 1, NULL, 0, &after_len);
-        etcdc_code code = t && end && after ? ETCDC_OK : ETCDC_ERR_NO_MEMORY;
-        if (code == ETCDC_OK && keep_dir && r.kind == NAMES_SELF) {
-            /* the key "a" lies outside "a/": the directory is empty when nothing is below */
-            code = etcdc_txn_if_range(t, d, d_len, end, end_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
-        } else if (code == ETCDC_OK && keep_dir) {
-            /* nothing in [dir/, key) and nothing in (key, end of dir) */
-            code = etcdc_txn_if_range(t, d, d_len, r.file_key, r.file_len, ETCDC_CMP_CREATE,
-                                      ETCDC_EQUAL, 0);
-            if (code == ETCDC_OK)
-                code = etcdc_txn_if_range(t, after, after_len, end, end_len, ETCDC_CMP_CREATE,
-                                          ETCDC_EQUAL, 0);
-        }
-        if (code == ETCDC_OK)
-            code = etcdc_txn_delete(t, ETCDC_THEN, r.file_key, r.file_len, NULL, 0, false);
-        if (code == ETCDC_OK && keep_dir)
-            code = etcdc_txn_put(t, ETCDC_THEN, d, d_len, "", 0, 0);
-        if (code == ETCDC_OK && keep_dir)
-            code = etcdc_txn_delete(t, ETCDC_ELSE, r.file_key, r.file_len, NULL, 0, false);
-        if (code == ETCDC_OK)
-            code = etcdc_txn_commit(g_fs.client, t, &res, &err);
-        if (code != ETCDC_OK)
-            rc = fs_fail("unlink", r.file_key, r.file_len, code, &err);
-        else if (res.op_count < 1 || res.ops[0].deleted == 0)
+        if (rc == 0 && r.kind == NAMES_STATS)
+            rc = EPERM;
+        if (rc == EINVAL)
             rc = ENOENT;
-    }
-done:
-    if ((rc == 0 || rc == ENOENT) && r.file_key)
-        witness_forget(r.file_key, r.file_len);
-    if (rc == 0 || rc == ENOENT) {
-        if (n) {
+        if (rc)
+            break;
+        node *n = node_find(r.file_key, r.file_len, NODE_FILE);
+        if (n)
             pthread_mutex_lock(&n->mu);
-            n->unlinked = true;
-            n->dirty = false;
-            pthread_mutex_unlock(&n->mu);
-            node_unindex(n);
+        commit cm;
+        commit_begin(&cm);
+        int64_t rev = 0;
+        bool keep_dir = !(r.kind != NAMES_SELF && node_is_root(dir));
+        rc = resolved_current(dir, &r) ? unlink_txn(&r, keep_dir, &rev) : EAGAIN;
+        /* A file created here and not yet written may also be a key in etcd (the cache's
+         * "absent" can be old): the delete is always sent; its absence is no error then. */
+        if (rc == ENOENT && n && n->pending)
+            rc = 0;
+        if (rc == 0 || rc == ENOENT) {
+            witness_forget(r.file_key, r.file_len);
+            if (n) {
+                if (n->pending)
+                    node_pending_add(-1);
+                n->unlinked = true;
+                n->dirty = n->pending = false;
+                node_unindex(n);
+            }
+            node_drop_listing(dir);
         }
-        node_drop_listing(dir);
+        commit_end(&cm, rev);
+        if (n)
+            pthread_mutex_unlock(&n->mu);
+        node_put(n);
     }
-reply:
+    rc = rc == EAGAIN ? ESTALE : rc;
     fuse_reply_err(req, rc);
     log_debug("unlink %lu '%s' -> %s", (unsigned long)parent, name, rc ? strerror(rc) : "ok");
-    etcdc_txn_result_free(&res);
-    etcdc_txn_free(t);
-    free(end);
-    free(after);
-    node_put(n);
     node_put(dir);
     resolved_free(&r);
 }

@@ -96,6 +96,15 @@ out:
     return rc;
 }
 
+bool resolved_current(node *dir, const resolved *r)
+{
+    size_t len;
+    char *key = node_key(dir, &len);
+    bool same = key && len == r->dir_len && !memcmp(key, r->dir_key, len);
+    free(key);
+    return same;
+}
+
 void entry_for(node *n, struct fuse_entry_param *e)
 {
     memset(e, 0, sizeof *e);
@@ -134,7 +143,7 @@ static int lookup_keys(node *dir, const resolved *r, node **out)
             n = node_obtain(r->file_key, r->file_len, NODE_FILE);
             if (n) {
                 pthread_mutex_lock(&n->mu);
-                node_apply_kv_locked(n, &l->self, l->fetched_ns);
+                node_apply_kv_locked(n, &l->self, l->revision, l->fetched_ns);
                 pthread_mutex_unlock(&n->mu);
             }
         } else {
@@ -191,7 +200,7 @@ static int lookup_keys(node *dir, const resolved *r, node **out)
             n = node_obtain(r->sub_key, r->sub_len, NODE_DIR);
         } else if ((n = node_obtain(r->file_key, r->file_len, NODE_FILE))) {
             pthread_mutex_lock(&n->mu);
-            node_apply_kv_locked(n, &e->kv, l->fetched_ns);
+            node_apply_kv_locked(n, &e->kv, l->revision, l->fetched_ns);
             pthread_mutex_unlock(&n->mu);
         }
         listing_unref(l);
@@ -229,7 +238,7 @@ static int lookup_keys(node *dir, const resolved *r, node **out)
         n = node_obtain(r->file_key, r->file_len, NODE_FILE);
         if (n) {
             pthread_mutex_lock(&n->mu);
-            node_apply_kv_locked(n, &res.ops[0].kvs.kvs[0], now);
+            node_apply_kv_locked(n, &res.ops[0].kvs.kvs[0], res.revision, now);
             pthread_mutex_unlock(&n->mu);
         }
         rc = n ? 0 : ENOMEM;

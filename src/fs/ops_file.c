@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cache.h"
+#include "commit.h"
 #include "locks.h"
 #include "log.h"
 #include "notify.h"
@@ -67,12 +68,14 @@ int file_revalidate_locked(node *n, bool *changed)
             code = etcdc_txn_commit(g_fs.client, t, &r, &err);
         if (code == ETCDC_OK && r.succeeded) {
             n->validated_ns = now;
+            if (r.revision > n->as_of)
+                n->as_of = r.revision;
         } else if (code == ETCDC_OK && r.op_count == 1 && r.ops[0].kvs.count == 1) {
-            *changed = node_apply_kv_locked(n, &r.ops[0].kvs.kvs[0], now);
+            *changed = node_apply_kv_locked(n, &r.ops[0].kvs.kvs[0], r.revision, now);
             if (r.ops[0].kvs.kvs[0].value_error) /* err names the key and why */
                 rc = fs_fail("open", key, len, ETCDC_ERR_CRYPTO, &err);
         } else if (code == ETCDC_OK) {
-            node_apply_absent_locked(n, now);
+            node_apply_absent_locked(n, r.revision, now);
             *changed = true;
             rc = ENOENT;
         } else {
@@ -81,17 +84,20 @@ int file_revalidate_locked(node *n, bool *changed)
         etcdc_txn_result_free(&r);
         etcdc_txn_free(t);
     } else {
-        etcdc_kv kv = {0};
-        code = etcdc_get(g_fs.client, key, len, &kv, &err);
-        if (code == ETCDC_OK) {
-            *changed = node_apply_kv_locked(n, &kv, now);
-        } else if (code == ETCDC_ERR_NOT_FOUND) {
-            node_apply_absent_locked(n, now);
+        etcdc_range_req get = {.key = key, .key_len = len};
+        etcdc_kvs kvs = {0};
+        code = etcdc_range(g_fs.client, &get, &kvs, &err);
+        if (code == ETCDC_OK && kvs.count == 1) {
+            *changed = node_apply_kv_locked(n, &kvs.kvs[0], kvs.revision, now);
+            if (kvs.kvs[0].value_error) /* err names the key and why */
+                rc = fs_fail("get", key, len, ETCDC_ERR_CRYPTO, &err);
+        } else if (code == ETCDC_OK) {
+            node_apply_absent_locked(n, kvs.revision, now);
             rc = ENOENT;
         } else {
             rc = fs_fail("get", key, len, code, &err);
         }
-        etcdc_kv_clear(&kv);
+        etcdc_kvs_free(&kvs);
     }
     free(key);
     return rc;
@@ -278,10 +284,15 @@ int file_writeback_locked(node *n, const char *why)
         drop_changes_locked(n);
         return EFBIG;
     }
+    /* The key cannot move between reading it and storing the result (commit.h). */
+    commit cm;
+    commit_begin(&cm);
     size_t len;
     char *key = node_key(n, &len);
-    if (!key)
+    if (!key) {
+        commit_end(&cm, 0);
         return ENOMEM;
+    }
     int rc = 0;
     int64_t rev = 0;
     etcdc_error err = {0};
@@ -326,10 +337,8 @@ int file_writeback_locked(node *n, const char *why)
             n->pending = false;
             node_pending_add(-1);
         }
-        n->known = true;
-        n->mod_rev = rev;
+        node_committed_locked(n, rev);
         n->kernel_rev = rev; /* the kernel's pages hold what was just written */
-        n->validated_ns = now_ns();
         drop_listings_for_key(key, len);
         char kb[LOG_KEY_BUF];
         log_debug("%s: put %s (%zu bytes) at revision %lld", why, log_key(key, len, kb, sizeof kb),
@@ -337,6 +346,7 @@ int file_writeback_locked(node *n, const char *why)
     } else {
         rc = fs_fail(why, key, len, code, &err);
     }
+    commit_end(&cm, rc == 0 && code == ETCDC_OK ? rev : 0);
     free(key);
     return rc;
 }
@@ -497,12 +507,15 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     if (rc == 0 && n->type != NODE_FILE)
         rc = EISDIR;
     bool writing = (fi->flags & O_ACCMODE) != O_RDONLY;
-    if (rc == 0 && writing && g_fs.opts->ro)
+    /* O_TRUNC truncates even with O_RDONLY, as on Linux's local filesystems (the kernel asked
+     * for write permission already). */
+    bool truncating = fi->flags & O_TRUNC;
+    if (rc == 0 && (writing || truncating) && g_fs.opts->ro)
         rc = EROFS;
     int64_t base = 0;
     if (rc == 0) {
         pthread_mutex_lock(&n->mu);
-        if (writing && (fi->flags & O_TRUNC)) {
+        if (truncating) {
             /* Atomic O_TRUNC: the old content is not needed, no round trip; except that
              * --conflict-check must know which revision the truncation replaces. */
             if (g_fs.opts->conflict_check && !n->known && !n->pending && !n->dirty) {
@@ -567,47 +580,78 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     cache_trim(); /* the value read may have passed --cache-size */
 }
 
-/* Creates the file atomically in etcd: If(no key, nothing below) Then(Put key ""). */
-static int create_exclusive(const resolved *r, int64_t *rev)
+/* Creates the empty file r names unless something is there, decided by etcd in one Txn:
+ * If(no key, the parent exists, nothing below name/) Then(Put key "") Else(read the parent, the
+ * key and name/). Returns 0 with *rev set when it created the key. Without exclusive, a key
+ * that exists is no error: 0 with *rev 0, its value in *found (etcdc_kv_clear it) as of store
+ * revision *found_as_of. EEXIST: exclusive and the key exists, or a directory of that name
+ * exists (EISDIR without exclusive); ENOENT: the parent directory is gone. */
+static int create_guarded(const resolved *r, bool exclusive, int64_t *rev, etcdc_kv *found,
+                          int64_t *found_as_of)
 {
     etcdc_txn *t = etcdc_txn_new();
     size_t end_len = 0;
     char *end = r->sub_key ? key_prefix_end(r->sub_key, r->sub_len, &end_len) : NULL;
-    etcdc_txn_result res = {0};
-    etcdc_error err = {0};
-    etcdc_code code = t ? ETCDC_OK : ETCDC_ERR_NO_MEMORY;
-    if (code == ETCDC_OK)
-        code = etcdc_txn_if(t, r->file_key, r->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
-    /* ... and the parent directory still exists (Else tells which compare failed). */
-    bool guard = r->dir_len > g_fs.prefix_len;
+    bool guard = r->dir_len > g_fs.prefix_len; /* the mount root always exists */
     size_t pend_len = 0;
     char *pend = guard ? key_prefix_end(r->dir_key, r->dir_len, &pend_len) : NULL;
-    etcdc_range_req probe = {.key = r->dir_key,
-                             .key_len = r->dir_len,
-                             .range_end = pend,
-                             .range_end_len = pend_len,
+    etcdc_range_req parent = {.key = r->dir_key,
+                              .key_len = r->dir_len,
+                              .range_end = pend,
+                              .range_end_len = pend_len,
+                              .limit = 1,
+                              .keys_only = true};
+    etcdc_range_req key = {.key = r->file_key, .key_len = r->file_len};
+    etcdc_range_req below = {.key = r->sub_key,
+                             .key_len = r->sub_len,
+                             .range_end = end,
+                             .range_end_len = end_len,
                              .limit = 1,
                              .keys_only = true};
-    if (code == ETCDC_OK && guard && !pend)
-        code = ETCDC_ERR_NO_MEMORY;
+    etcdc_txn_result res = {0};
+    etcdc_error err = {0};
+    etcdc_code code =
+        t && (pend || !guard) && (end || !r->sub_key) ? ETCDC_OK : ETCDC_ERR_NO_MEMORY;
+    if (code == ETCDC_OK)
+        code = etcdc_txn_if(t, r->file_key, r->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
     if (code == ETCDC_OK && guard)
         code = etcdc_txn_if_range(t, r->dir_key, r->dir_len, pend, pend_len, ETCDC_CMP_CREATE,
                                   ETCDC_GREATER, 0);
-    if (code == ETCDC_OK && guard)
-        code = etcdc_txn_get(t, ETCDC_ELSE, &probe);
     if (code == ETCDC_OK && end)
         code = etcdc_txn_if_range(t, r->sub_key, r->sub_len, end, end_len, ETCDC_CMP_CREATE,
                                   ETCDC_EQUAL, 0);
     if (code == ETCDC_OK)
         code = etcdc_txn_put(t, ETCDC_THEN, r->file_key, r->file_len, "", 0, 0);
+    /* Else: [parent probe], the key, [the probe below name/], in that order */
+    if (code == ETCDC_OK && guard)
+        code = etcdc_txn_get(t, ETCDC_ELSE, &parent);
+    if (code == ETCDC_OK)
+        code = etcdc_txn_get(t, ETCDC_ELSE, &key);
+    if (code == ETCDC_OK && end)
+        code = etcdc_txn_get(t, ETCDC_ELSE, &below);
     if (code == ETCDC_OK)
         code = etcdc_txn_commit(g_fs.client, t, &res, &err);
-    int rc = code == ETCDC_OK ? (res.succeeded ? 0 : EEXIST)
-                              : fs_fail("create", r->file_key, r->file_len, code, &err);
-    /* Lost: nothing lies below the parent any more -> it is gone, not the name taken. */
-    if (rc == EEXIST && guard && res.op_count == 1 && res.ops[0].kvs.count == 0)
-        rc = ENOENT;
-    *rev = res.revision;
+    int rc = code == ETCDC_OK ? 0 : fs_fail("create", r->file_key, r->file_len, code, &err);
+    *rev = 0;
+    size_t at = guard ? 1 : 0, want = at + 1 + (end ? 1 : 0);
+    if (rc == 0 && res.succeeded) {
+        *rev = res.revision;
+    } else if (rc == 0 && res.op_count != want) {
+        rc = EIO;
+    } else if (rc == 0 && guard && res.ops[0].kvs.count == 0) {
+        rc = ENOENT; /* nothing lies below the parent any more: it is gone */
+    } else if (rc == 0 && res.ops[at].kvs.count > 0) {
+        if (exclusive) {
+            rc = EEXIST;
+        } else {
+            /* There already: open what etcd holds (the create changes nothing). */
+            *found = res.ops[at].kvs.kvs[0];
+            memset(&res.ops[at].kvs.kvs[0], 0, sizeof res.ops[at].kvs.kvs[0]);
+            *found_as_of = res.revision;
+        }
+    } else if (rc == 0) {
+        rc = exclusive ? EEXIST : EISDIR; /* a directory of that name */
+    }
     etcdc_txn_result_free(&res);
     etcdc_txn_free(t);
     free(end);
@@ -629,6 +673,98 @@ static int check_new_name(node *dir, const char *name, resolved *r)
     return rc;
 }
 
+/* The file is truncated here; it reaches etcd (created, if it was not there) with its content
+ * in one write at flush/release: O_TRUNC replaces whatever etcd holds then (caller holds
+ * n->mu). */
+static int truncate_locally_locked(node *n)
+{
+    if (!n->pending && (!n->known || n->mod_rev == 0)) {
+        n->pending = true;
+        node_pending_add(1);
+        n->mod_rev = 0; /* based on "no key" */
+    }
+    note_change_base_locked(n, NULL);
+    n->dirty = true;
+    n->known = true;
+    return node_resize_locked(n, 0);
+}
+
+/* The node holds what etcd holds after a create-if-absent (caller holds n->mu). */
+static int take_created_locked(node *n, int64_t rev, const etcdc_kv *found, int64_t found_as_of)
+{
+    if (rev == 0) {
+        node_apply_kv_locked(n, found, found_as_of, now_ns());
+        return 0;
+    }
+    if (n->pending)
+        node_pending_add(-1);
+    n->pending = n->dirty = n->written = n->has_base = false;
+    int rc = node_resize_locked(n, 0);
+    node_committed_locked(n, rev);
+    return rc;
+}
+
+/* O_CREAT: a name this mount has no local changes for is created in etcd at once, with a
+ * create-if-absent guard (never decided by the cache, so a value that appeared meanwhile is
+ * opened, not overwritten); O_TRUNC defers the creation to the write-back, which replaces
+ * whatever is there (docs/design-node-table.md). Caller holds n->mu. */
+static int create_locked(node *n, node *dir, const resolved *r, int flags, bool *created)
+{
+    *created = false;
+    bool local = n->pending || n->dirty;
+    if ((flags & O_EXCL) && local)
+        return EEXIST; /* exists here, not yet in etcd */
+    if (!(flags & O_EXCL) && (local || (flags & O_TRUNC)))
+        return flags & O_TRUNC ? truncate_locally_locked(n) : 0;
+    int64_t rev = 0, found_as_of = 0;
+    etcdc_kv found = {0};
+    commit cm;
+    commit_begin(&cm);
+    if (!resolved_current(dir, r)) {
+        commit_end(&cm, 0);
+        return EAGAIN; /* a directory above moved since the name was resolved */
+    }
+    int rc = create_guarded(r, flags & O_EXCL, &rev, &found, &found_as_of);
+    if (rc == 0)
+        rc = take_created_locked(n, rev, &found, found_as_of);
+    commit_end(&cm, rc == 0 ? rev : 0);
+    etcdc_kv_clear(&found);
+    *created = rc == 0 && rev > 0;
+    return rc;
+}
+
+/* Resolves name in dir, creates it (create_locked) and counts one more open, resolving again
+ * when a directory above moves meanwhile. *out: the node (with a reference, also on failure:
+ * node_put it); *base: the revision the new handle sees. */
+static int create_and_open(node *dir, const char *name, int flags, resolved *r, node **out,
+                           bool *created, int64_t *base)
+{
+    int rc = EAGAIN;
+    for (int attempt = 0; rc == EAGAIN && attempt < RESOLVE_ATTEMPTS; attempt++) {
+        node_put(*out);
+        *out = NULL;
+        resolved_free(r);
+        rc = check_new_name(dir, name, r);
+        node *n = rc == 0 ? node_obtain(r->file_key, r->file_len, NODE_FILE) : NULL;
+        if (rc == 0 && !n)
+            rc = ENOMEM;
+        if (rc)
+            break;
+        *out = n;
+        pthread_mutex_lock(&n->mu);
+        rc = create_locked(n, dir, r, flags, created);
+        if (rc == 0) {
+            if (*created || (flags & O_TRUNC))
+                clock_gettime(CLOCK_REALTIME, &n->mtime);
+            n->open_count++;
+            n->kernel_rev = n->mod_rev;
+            *base = open_base_locked(n);
+        }
+        pthread_mutex_unlock(&n->mu);
+    }
+    return rc == EAGAIN ? ESTALE : rc;
+}
+
 void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                struct fuse_file_info *fi)
 {
@@ -639,43 +775,10 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
     resolved r = {0};
     node *n = NULL;
     node *dir = node_get(parent);
-    int rc = check_new_name(dir, name, &r);
-    int64_t rev = 0, base = 0;
-    if (rc == 0 && (fi->flags & O_EXCL))
-        rc = create_exclusive(&r, &rev);
-    if (rc == 0 && !(n = node_obtain(r.file_key, r.file_len, NODE_FILE)))
-        rc = ENOMEM;
-    if (rc == 0) {
-        pthread_mutex_lock(&n->mu);
-        if (fi->flags & O_EXCL) {
-            /* Exists in etcd now, empty. */
-            n->dirty = false;
-            n->known = true;
-            n->mod_rev = rev;
-            n->validated_ns = now_ns();
-            rc = node_resize_locked(n, 0);
-        } else if (!n->known || n->mod_rev == 0 || (fi->flags & O_TRUNC)) {
-            /* Nothing is written now: the file exists here as pending and reaches etcd with
-             * its content in one Put at flush/release. */
-            if (!n->pending && n->mod_rev == 0) {
-                n->pending = true;
-                node_pending_add(1);
-            }
-            if (!n->known)
-                n->mod_rev = 0; /* the kernel saw no such name: based on "no key" */
-            note_change_base_locked(n, NULL);
-            n->dirty = true;
-            n->known = true;
-            rc = node_resize_locked(n, 0);
-        }
-        clock_gettime(CLOCK_REALTIME, &n->mtime);
-        if (rc == 0) {
-            n->open_count++;
-            base = open_base_locked(n);
-        }
-        pthread_mutex_unlock(&n->mu);
-    }
-    if (rc == 0 && dir && (fi->flags & O_EXCL))
+    int64_t base = 0;
+    bool created = false;
+    int rc = create_and_open(dir, name, fi->flags, &r, &n, &created, &base);
+    if (created)
         node_drop_listing(dir);
     open_file *fh = rc == 0 ? open_file_new(n->ino, base) : NULL;
     if (rc == 0 && !fh) {
@@ -698,7 +801,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
             open_file_free(fh);
         }
     } else {
-        fuse_reply_err(req, rc == EINVAL ? EINVAL : rc);
+        fuse_reply_err(req, rc);
     }
     log_debug("create %lu '%s' flags 0x%x -> %s", (unsigned long)parent, name, fi->flags,
               rc ? strerror(rc) : "ok");
@@ -714,23 +817,25 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, 
     resolved r = {0};
     node *n = NULL;
     node *dir = node_get(parent);
-    int rc = S_ISREG(mode) ? check_new_name(dir, name, &r) : EPERM;
-    int64_t rev = 0;
+    bool created = false;
+    int rc = EAGAIN;
     /* No open follows a mknod: the file must exist in etcd at once. */
-    if (rc == 0)
-        rc = create_exclusive(&r, &rev);
-    if (rc == 0 && !(n = node_obtain(r.file_key, r.file_len, NODE_FILE)))
-        rc = ENOMEM;
-    if (rc == 0) {
-        pthread_mutex_lock(&n->mu);
-        n->known = true;
-        n->dirty = false;
-        n->mod_rev = rev;
-        n->validated_ns = now_ns();
-        rc = node_resize_locked(n, 0);
-        pthread_mutex_unlock(&n->mu);
-        node_drop_listing(dir);
+    for (int attempt = 0; rc == EAGAIN && attempt < RESOLVE_ATTEMPTS; attempt++) {
+        node_put(n);
+        n = NULL;
+        resolved_free(&r);
+        rc = S_ISREG(mode) ? check_new_name(dir, name, &r) : EPERM;
+        if (rc == 0 && !(n = node_obtain(r.file_key, r.file_len, NODE_FILE)))
+            rc = ENOMEM;
+        if (rc == 0) {
+            pthread_mutex_lock(&n->mu);
+            rc = create_locked(n, dir, &r, O_EXCL, &created);
+            pthread_mutex_unlock(&n->mu);
+        }
     }
+    rc = rc == EAGAIN ? ESTALE : rc;
+    if (created)
+        node_drop_listing(dir);
     if (rc == 0) {
         struct fuse_entry_param e;
         entry_for(n, &e);

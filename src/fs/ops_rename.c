@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "commit.h"
 #include "listing.h"
 #include "log.h"
 #include "notify_replay.h"
@@ -49,16 +50,111 @@ static int ensure_data_locked(node *n)
     return file_revalidate_locked(n, &changed);
 }
 
-static int rename_file(node *src, node *dst, const resolved *rs, const resolved *rd, bool same_dir,
-                       unsigned flags)
+/* The two names of a rename and the directories they were resolved in. */
+typedef struct names2 {
+    node *sp, *dp;
+    const resolved *rs, *rd;
+} names2;
+
+/* Inside a commit section: whether neither name moved since it was resolved. */
+static bool names_current(const names2 *nm)
 {
+    return resolved_current(nm->sp, nm->rs) && resolved_current(nm->dp, nm->rd);
+}
+
+/* Whether key lies at name (the key itself) or below name/. */
+static bool key_under_name(const char *key, size_t len, const char *name, size_t name_len)
+{
+    return len >= name_len && !memcmp(key, name, name_len) &&
+           (len == name_len || key[name_len] == '/');
+}
+
+/* Before a subtree moves: the local changes of its files go to etcd first, so that the move
+ * carries them (a move carries what etcd holds). A failure leaves them local, where they stay
+ * with their node under its new name. */
+static void flush_under(const char *name, size_t name_len)
+{
+    size_t count = 0;
+    node **all = node_all(&count);
+    for (size_t i = 0; all && i < count; i++) {
+        node *n = all[i];
+        size_t len;
+        char *key = n->type == NODE_FILE ? node_key(n, &len) : NULL;
+        if (key && key_under_name(key, len, name, name_len)) {
+            pthread_mutex_lock(&n->mu);
+            if (n->dirty)
+                file_writeback_locked(n, "rename");
+            pthread_mutex_unlock(&n->mu);
+        }
+        free(key);
+        node_put(n);
+    }
+    free(all);
+}
+
+/* The mod_revision the snapshot (own key + keys below) had for key, 0 when it had none. */
+static int64_t snapshot_mod(const etcdc_kv *own, const etcdc_kvs *below, const char *key,
+                            size_t len)
+{
+    if (own && own->key_len == len && !memcmp(own->key, key, len))
+        return own->mod_revision;
+    for (size_t i = 0; below && i < below->count; i++)
+        if (below->kvs[i].key_len == len && !memcmp(below->kvs[i].key, key, len))
+            return below->kvs[i].mod_revision;
+    return 0;
+}
+
+/* After a subtree move committed at rev: each moved file node (now under `to`, formerly under
+ * `from`) reflects rev if it held the value that moved, else forgets its content. Runs after
+ * the names were released (it takes node locks), before commit_end (so before the watch). */
+static void settle_moved(node **moved, size_t count, const char *from, size_t from_len,
+                         const char *to, size_t to_len, const etcdc_kv *own, const etcdc_kvs *below,
+                         int64_t rev)
+{
+    for (size_t i = 0; i < count; i++) {
+        node *n = moved[i];
+        size_t len;
+        char *key = n->type == NODE_FILE ? node_key(n, &len) : NULL;
+        char *old = key && len >= to_len && !memcmp(key, to, to_len)
+                        ? key_join(from, from_len, key + to_len, len - to_len, NULL, 0, &len)
+                        : NULL;
+        if (old) {
+            int64_t old_mod = snapshot_mod(own, below, old, len);
+            pthread_mutex_lock(&n->mu);
+            if (old_mod > 0 && n->mod_rev == old_mod)
+                file_replaced_locked(n, rev); /* our own move: no conflict for handles */
+            node_moved_locked(n, old_mod, rev);
+            pthread_mutex_unlock(&n->mu);
+        } else if (n->type == NODE_DIR) {
+            node_drop_listing(n); /* its entries name keys of the old place */
+        }
+        free(key);
+        free(old);
+    }
+}
+
+static void put_all(node **set, size_t count)
+{
+    for (size_t i = 0; set && i < count; i++)
+        node_put(set[i]);
+    free(set);
+}
+
+static int rename_file(node *src, node *dst, const names2 *nm, unsigned flags)
+{
+    const resolved *rs = nm->rs, *rd = nm->rd;
+    bool same_dir = nm->sp == nm->dp;
     int rc = 0;
     /* One mutex at a time is the rule; src and dst are locked in address order. */
     node *first = dst && dst < src ? dst : src, *second = dst && dst < src ? src : dst;
     pthread_mutex_lock(&first->mu);
     if (second && second != first)
         pthread_mutex_lock(&second->mu);
-    rc = ensure_data_locked(src);
+    commit cm;
+    commit_begin(&cm);
+    rc = names_current(nm) ? 0 : EAGAIN;
+    if (rc == 0)
+        rc = ensure_data_locked(src);
     if (rc == 0 && dst && (flags & RENAME_EXCHANGE))
         rc = ensure_data_locked(dst);
     bool src_in_etcd = src->mod_rev > 0;
@@ -122,13 +218,13 @@ static int rename_file(node *src, node *dst, const resolved *rs, const resolved 
                 if (src->dirty)
                     rc = ESTALE;
                 else
-                    node_apply_kv_locked(src, &s->kvs[0], now_ns());
+                    node_apply_kv_locked(src, &s->kvs[0], res.revision, now_ns());
             }
             if (rc == 0 && dst) {
                 if (d->count > 0 && !dst->dirty)
-                    node_apply_kv_locked(dst, &d->kvs[0], now_ns());
+                    node_apply_kv_locked(dst, &d->kvs[0], res.revision, now_ns());
                 else if (d->count == 0 && !dst->dirty)
-                    node_apply_absent_locked(dst, now_ns());
+                    node_apply_absent_locked(dst, res.revision, now_ns());
                 dst_exists = dst->known && dst->mod_rev > 0;
                 if ((flags & RENAME_EXCHANGE) && !dst_exists)
                     rc = ENOENT;
@@ -143,38 +239,64 @@ static int rename_file(node *src, node *dst, const resolved *rs, const resolved 
         /* The src node is now the file at dst, holding what it held. */
         if (src->pending)
             node_pending_add(-1);
-        src->pending = src->dirty = false;
-        src->known = true;
+        src->pending = src->dirty = src->written = false;
         file_replaced_locked(src, revision); /* our own change: no conflict for open handles */
-        src->mod_rev = revision;
-        src->validated_ns = now_ns();
+        node_committed_locked(src, revision);
         if (dst && (flags & RENAME_EXCHANGE)) {
             file_replaced_locked(dst, revision);
-            dst->mod_rev = revision;
-            dst->validated_ns = now_ns();
+            node_committed_locked(dst, revision);
         } else if (dst) {
             if (dst->pending)
                 node_pending_add(-1);
             dst->unlinked = true; /* replaced: open handles keep reading what they had */
             dst->pending = dst->dirty = false;
         }
-    }
-    if (second && second != first)
-        pthread_mutex_unlock(&second->mu);
-    pthread_mutex_unlock(&first->mu);
-    if (rc == 0) {
+        /* New keys before anyone can write these nodes back again (their locks are held). */
         node_rekey(src, rd->file_key, rd->file_len);
         if (dst && (flags & RENAME_EXCHANGE))
             node_rekey(dst, rs->file_key, rs->file_len);
     }
+    commit_end(&cm, rc == 0 ? revision : 0);
+    if (second && second != first)
+        pthread_mutex_unlock(&second->mu);
+    pthread_mutex_unlock(&first->mu);
     return rc;
 }
 
-static int rename_dir(node *src, const resolved *rs, const resolved *rd, bool same_dir,
-                      unsigned flags)
+/* The node table after a directory rename committed at rev (snap: its snapshot, the keys below
+ * and the directory's own key): nodes take their new keys while the names are held, then take
+ * the revision the move gave them. */
+static void moved_dir(const names2 *nm, commit *cm, const etcdc_txn_result *snap, int64_t rev)
 {
-    (void)src;
+    const resolved *rs = nm->rs, *rd = nm->rd;
+    const etcdc_kvs *below = &snap->ops[0].kvs;
+    const etcdc_kv *own = snap->ops[1].kvs.count ? &snap->ops[1].kvs.kvs[0] : NULL;
+    size_t count = 0;
+    node **moved = node_rekey_prefix(rs->sub_key, rs->sub_len, rd->sub_key, rd->sub_len, &count);
+    node *own_node = node_find(rs->file_key, rs->file_len, NODE_FILE);
+    if (own_node)
+        node_rekey(own_node, rd->file_key, rd->file_len);
+    commit_release_names(cm);
+    settle_moved(moved, count, rs->sub_key, rs->sub_len, rd->sub_key, rd->sub_len, NULL, below,
+                 rev);
+    if (own_node)
+        settle_moved(&own_node, 1, rs->file_key, rs->file_len, rd->file_key, rd->file_len, own,
+                     NULL, rev);
+    node_put(own_node);
+    put_all(moved, count);
+}
+
+static int rename_dir(const names2 *nm, unsigned flags)
+{
+    const resolved *rs = nm->rs, *rd = nm->rd;
+    bool same_dir = nm->sp == nm->dp;
     int rc = 0;
+    int64_t revision = 0;
+    flush_under(rs->file_key, rs->file_len);
+    commit cm;
+    commit_begin_move(&cm);
+    if (!names_current(nm))
+        rc = EAGAIN;
     size_t send_len, dend_len, dafter_len;
     char *send = key_prefix_end(rs->sub_key, rs->sub_len, &send_len);
     char *dend = key_prefix_end(rd->sub_key, rd->sub_len, &dend_len);
@@ -307,20 +429,17 @@ static int rename_dir(node *src, const resolved *rs, const resolved *rd, bool sa
             rc = EIO;
         }
         bool done = rc != 0 || res.succeeded;
+        if (rc == 0 && res.succeeded) {
+            revision = res.revision;
+            moved_dir(nm, &cm, &snap, revision);
+        }
         etcdc_txn_result_free(&res);
         etcdc_txn_free(t);
         etcdc_txn_result_free(&snap);
         if (done)
             break;
     }
-    if (rc == 0) {
-        node_rekey_prefix(rs->sub_key, rs->sub_len, rd->sub_key, rd->sub_len);
-        node *own = node_find(rs->file_key, rs->file_len, NODE_FILE);
-        if (own) {
-            node_rekey(own, rd->file_key, rd->file_len);
-            node_put(own);
-        }
-    }
+    commit_end(&cm, revision);
     free(send);
     free(dend);
     free(dafter);
@@ -404,12 +523,37 @@ static bool side_unreadable(const side *x)
     return false;
 }
 
+/* The node table after an exchange committed at rev: the two names' nodes trade keys while the
+ * names are held, then take the revision the exchange gave them. */
+static void exchanged(commit *cm, const side *a, const side *b, int64_t rev)
+{
+    const resolved *ra = a->r, *rb = b->r;
+    size_t na = 0, nb = 0;
+    node **moved =
+        node_swap_names(ra->file_key, ra->file_len, rb->file_key, rb->file_len, &na, &nb);
+    commit_release_names(cm);
+    settle_moved(moved, na, ra->file_key, ra->file_len, rb->file_key, rb->file_len, a->own,
+                 a->below, rev);
+    if (moved)
+        settle_moved(moved + na, nb, rb->file_key, rb->file_len, ra->file_key, ra->file_len, b->own,
+                     b->below, rev);
+    put_all(moved, na + nb);
+}
+
 /* RENAME_EXCHANGE where a directory is involved: a snapshot of both names' keys, then one Txn
  * that swaps them, guarded by that snapshot. EXDEV when it does not fit in one Txn. */
-static int exchange_trees(const resolved *ra, const resolved *rb)
+static int exchange_trees(const names2 *nm)
 {
+    const resolved *ra = nm->rs, *rb = nm->rd;
     size_t max_ops = etcdc_max_txn_ops();
     int rc = 0;
+    int64_t revision = 0;
+    flush_under(ra->file_key, ra->file_len);
+    flush_under(rb->file_key, rb->file_len);
+    commit cm;
+    commit_begin_move(&cm);
+    if (!names_current(nm))
+        rc = EAGAIN;
     for (int attempt = 0; rc == 0; attempt++) {
         etcdc_txn *rt = etcdc_txn_new();
         etcdc_txn_result snap = {0};
@@ -480,14 +624,66 @@ static int exchange_trees(const resolved *ra, const resolved *rb)
         else if (rc == 0 && !res.succeeded && attempt + 1 >= MAX_ATTEMPTS)
             rc = ESTALE; /* the trees kept changing under us */
         bool done = rc != 0 || res.succeeded;
+        if (rc == 0 && res.succeeded) {
+            revision = res.revision;
+            exchanged(&cm, &a, &b, revision);
+        }
         etcdc_txn_result_free(&res);
         etcdc_txn_free(t);
         etcdc_txn_result_free(&snap);
         if (done)
             break;
     }
+    commit_end(&cm, revision);
+    return rc;
+}
+
+/* One attempt at a rename: resolve both names, find the nodes, move. EAGAIN when a directory
+ * above either name moved meanwhile (resolve again). *src_dir: the source was a directory. */
+static int rename_once(node *sp, const char *name, node *dp, const char *newname,
+                       unsigned int flags, resolved *rs, resolved *rd, bool *src_dir)
+{
+    node *src = NULL, *dst = NULL;
+    bool dst_dir = false;
+    names2 nm = {sp, dp, rs, rd};
+    *src_dir = false;
+    int rc = resolve_name(sp, name, rs);
     if (rc == 0)
-        node_swap_names(ra->file_key, ra->file_len, rb->file_key, rb->file_len);
+        rc = resolve_name(dp, newname, rd);
+    if (rc == 0 && (rs->kind == NAMES_STATS || rd->kind == NAMES_STATS))
+        rc = EPERM;
+    if (rc == 0 && rs->kind != NAMES_SELF && (src = node_find(rs->sub_key, rs->sub_len, NODE_DIR)))
+        *src_dir = true;
+    if (rc == 0 && !src && !(src = node_obtain(rs->file_key, rs->file_len, NODE_FILE)))
+        rc = ENOMEM;
+    if (rc == 0 && *src_dir && (rd->kind == NAMES_SELF || rd->file_len == rd->dir_len))
+        rc = ENOTDIR; /* %value and % are files */
+    if (rc == 0 && !*src_dir)
+        dst = node_find(rd->file_key, rd->file_len, NODE_FILE);
+    if (rc == 0 && rs->file_len == rd->file_len &&
+        !memcmp(rs->file_key, rd->file_key, rs->file_len))
+        goto out; /* same name: nothing to do */
+    if (rc == 0 && (flags & RENAME_EXCHANGE) && rd->kind != NAMES_SELF) {
+        /* the kernel looked the destination up, so a directory there has a node */
+        node *d = node_find(rd->sub_key, rd->sub_len, NODE_DIR);
+        dst_dir = d != NULL;
+        node_put(d);
+    }
+    if (rc == 0 && (flags & RENAME_EXCHANGE) && (*src_dir || dst_dir)) {
+        /* %value names a key beside a directory, and "%" a marker: neither trades places
+         * with a directory */
+        bool plain = rs->kind != NAMES_SELF && rd->kind != NAMES_SELF &&
+                     rs->file_len != rs->dir_len && rd->file_len != rd->dir_len;
+        rc = plain ? exchange_trees(&nm) : EINVAL;
+        *src_dir = true; /* the tree's nodes moved: no witness bookkeeping */
+    } else if (rc == 0 && *src_dir) {
+        rc = rename_dir(&nm, flags);
+    } else if (rc == 0) {
+        rc = rename_file(src, dst, &nm, flags);
+    }
+out:
+    node_put(src);
+    node_put(dst);
     return rc;
 }
 
@@ -499,8 +695,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
         return; /* the inotify replay of a rename made elsewhere: etcd has the result */
     resolved rs = {0}, rd = {0};
     node *sp = node_get(parent), *dp = node_get(newparent);
-    node *src = NULL, *dst = NULL;
-    bool src_dir = false, dst_dir = false, same_dir = sp == dp;
+    bool src_dir = false;
     int rc = g_fs.opts->ro ? EROFS : (!sp || !dp) ? ENOENT : 0;
     if (rc == 0 && (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)))
         rc = EINVAL;
@@ -508,41 +703,15 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
         rc = EINVAL;
     if (rc == 0 && (sp->type != NODE_DIR || dp->type != NODE_DIR))
         rc = EPERM;
-    if (rc == 0)
-        rc = resolve_name(sp, name, &rs);
-    if (rc == 0)
-        rc = resolve_name(dp, newname, &rd);
-    if (rc == 0 && (rs.kind == NAMES_STATS || rd.kind == NAMES_STATS))
-        rc = EPERM;
-    if (rc == 0 && rs.kind != NAMES_SELF && (src = node_find(rs.sub_key, rs.sub_len, NODE_DIR)))
-        src_dir = true;
-    if (rc == 0 && !src && !(src = node_obtain(rs.file_key, rs.file_len, NODE_FILE)))
-        rc = ENOMEM;
-    if (rc == 0 && src_dir && (rd.kind == NAMES_SELF || rd.file_len == rd.dir_len))
-        rc = ENOTDIR; /* %value and % are files */
-    if (rc == 0 && !src_dir)
-        dst = node_find(rd.file_key, rd.file_len, NODE_FILE);
-    if (rc == 0 && rs.file_len == rd.file_len && !memcmp(rs.file_key, rd.file_key, rs.file_len))
-        goto reply; /* same name: nothing to do */
-    if (rc == 0 && (flags & RENAME_EXCHANGE) && rd.kind != NAMES_SELF) {
-        /* the kernel looked the destination up, so a directory there has a node */
-        node *d = node_find(rd.sub_key, rd.sub_len, NODE_DIR);
-        dst_dir = d != NULL;
-        node_put(d);
+    for (int attempt = 0; rc == 0 || rc == EAGAIN; attempt++) {
+        resolved_free(&rs);
+        resolved_free(&rd);
+        rc = attempt < RESOLVE_ATTEMPTS
+                 ? rename_once(sp, name, dp, newname, flags, &rs, &rd, &src_dir)
+                 : ESTALE;
+        if (rc != EAGAIN)
+            break;
     }
-    if (rc == 0 && (flags & RENAME_EXCHANGE) && (src_dir || dst_dir)) {
-        /* %value names a key beside a directory, and "%" a marker: neither trades places
-         * with a directory */
-        bool plain = rs.kind != NAMES_SELF && rd.kind != NAMES_SELF && rs.file_len != rs.dir_len &&
-                     rd.file_len != rd.dir_len;
-        rc = plain ? exchange_trees(&rs, &rd) : EINVAL;
-        goto done;
-    }
-    if (rc == 0 && src_dir)
-        rc = rename_dir(src, &rs, &rd, same_dir, flags);
-    else if (rc == 0)
-        rc = rename_file(src, dst, &rs, &rd, same_dir, flags);
-done:
     if (rc == 0 && !src_dir && !(flags & RENAME_EXCHANGE)) {
         witness_forget(rs.file_key, rs.file_len);
         witness_note(rd.file_key, rd.file_len);
@@ -551,12 +720,9 @@ done:
         node_drop_listing(sp);
         node_drop_listing(dp);
     }
-reply:
     fuse_reply_err(req, rc);
     log_debug("rename %lu '%s' -> %lu '%s' flags %u -> %s", (unsigned long)parent, name,
               (unsigned long)newparent, newname, flags, rc ? strerror(rc) : "ok");
-    node_put(src);
-    node_put(dst);
     node_put(sp);
     node_put(dp);
     resolved_free(&rs);

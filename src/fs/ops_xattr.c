@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/xattr.h>
 
+#include "commit.h"
 #include "locks.h"
 #include "log.h"
 #include "ops.h"
@@ -294,7 +295,7 @@ static int set_cas(const xattr_ctx *c, const char *v, size_t size, bool *content
          * open drops the kernel's pages (the cache's revision is not the one it was given). */
         etcdc_kv kv = {
             .value = (char *)content, .value_len = content_len, .mod_revision = res.revision};
-        node_apply_kv_locked(c->n, &kv, now_ns());
+        node_apply_kv_locked(c->n, &kv, res.revision, now_ns());
         *content_changed = true;
     }
     etcdc_txn_result_free(&res);
@@ -331,6 +332,14 @@ static const xattr_def *find_xattr(const node *n, const char *name)
 }
 
 /* The node's key (files) or prefix (directories); NULL for the statistics nodes. */
+/* The node's key read again (inside a commit section, where it cannot change). */
+static int ctx_rekey(xattr_ctx *c)
+{
+    free((char *)c->key);
+    c->key = node_key(c->n, &c->key_len);
+    return c->key ? 0 : ENOMEM;
+}
+
 static int ctx_open(fuse_ino_t ino, xattr_ctx *c)
 {
     memset(c, 0, sizeof *c);
@@ -451,7 +460,12 @@ static void set_reply(fuse_req_t req, fuse_ino_t ino, const char *name, const ch
         rc = EROFS;
     if (rc == 0) {
         pthread_mutex_lock(&c.n->mu);
-        rc = set_locked(&c, d, value, size, &content_changed);
+        commit cm;
+        commit_begin(&cm);
+        rc = ctx_rekey(&c); /* the name cannot move from here to commit_end */
+        if (rc == 0)
+            rc = set_locked(&c, d, value, size, &content_changed);
+        commit_end(&cm, 0); /* the node took its result itself (by revision) */
         pthread_mutex_unlock(&c.n->mu);
     }
     fuse_reply_err(req, rc);

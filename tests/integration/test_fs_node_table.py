@@ -1,0 +1,134 @@
+"""The node table under races between this mount's own results and its watch's events.
+
+Each test is one of the bugs of the correctness issue, in the shape it was reported: a mount that
+wrote under a wrong key, answered from a node that stood for another key, refused a rename with a
+false ESTALE, or ignored O_TRUNC. Each checks etcd itself (python etcd3), not only the mount, and
+runs in the three consistency modes: the watch is what races with the operations, and the modes
+differ in how much the cache is trusted. docs/design-node-table.md says what the node table
+promises; difftest.py and histcheck.py look for the same class of bug at random."""
+
+import errno
+import os
+
+import pytest
+
+from fs_tool_helpers import MODES, RENAME_EXCHANGE, get, mode_args, renameat2, require_mode
+
+pytestmark = pytest.mark.needs_etcdfs
+
+
+@pytest.fixture(params=MODES)
+def mode(request, etcdfs_bin):
+    require_mode(etcdfs_bin, request.param)
+    return request.param
+
+
+def test_write_after_exchanging_a_file_and_a_directory_lands_under_the_new_name(
+        etcd, kv, mount, mode):
+    """mv R/e R/c, then RENAME_EXCHANGE of file R/d and directory R/c: a write to R/d/e must land
+    at R/d/e. The moved nodes used to be renamed after the events of the moves had been replayed
+    under their old names, so a third of the runs wrote R/c/e (c both a file and a directory)."""
+    m = mount(etcd, extra_args=mode_args(mode))
+    for i in range(25):
+        root = m.path / f"R{i}"
+        os.mkdir(root)
+        os.mkdir(root / "e")
+        (root / "e" / "e").write_bytes(b"OLD")
+        os.rename(root / "e", root / "c")
+        (root / "d").write_bytes(b"FILE-D")
+        renameat2(root / "d", root / "c", RENAME_EXCHANGE)
+        (root / "d" / "e").write_bytes(b"NEW")
+        p = f"/R{i}/"
+        assert get(kv, p + "d/e") == b"NEW", i
+        assert get(kv, p + "c") == b"FILE-D", i
+        assert get(kv, p + "c/e") is None, i
+        assert (root / "d" / "e").read_bytes() == b"NEW"
+        assert (root / "c").read_bytes() == b"FILE-D"
+
+
+def test_rename_loop_never_reads_the_old_name(etcd, kv, mount, mode):
+    """write a; rename a b; write b; read a (ENOENT), many times on one thread: reading a once
+    returned b's new content, and rename once gave ENOENT right after a's close."""
+    m = mount(etcd, extra_args=mode_args(mode))
+    a, b = m.path / "a", m.path / "b"
+    for i in range(400):
+        a.write_bytes(b"A%d" % i)
+        os.rename(a, b)
+        b.write_bytes(b"B%d" % i)
+        with pytest.raises(FileNotFoundError):
+            a.read_bytes()
+    assert get(kv, "/a") is None
+    assert get(kv, "/b") == b"B399"
+
+
+def test_exchange_after_truncating_an_open_file_then_rename_is_not_stale(
+        etcd, kv, mount, mode):
+    """A file truncated through a descriptor kept open, its directory exchanged with a file,
+    then the file renamed: that rename failed with ESTALE every time (the exchange moved etcd's
+    value, not the local one, and the node kept the revision of its old key)."""
+    m = mount(etcd, extra_args=mode_args(mode))
+    p = m.path
+    os.mkdir(p / "d")
+    fd = os.open(p / "d" / "a", os.O_RDWR | os.O_CREAT | os.O_TRUNC)
+    try:
+        os.fsync(fd)
+        (p / "e").write_bytes(b"x\n")
+        os.rename(p / "e", p / "c")
+        os.ftruncate(fd, 4060)
+        renameat2(p / "d", p / "c", RENAME_EXCHANGE)
+        os.rename(p / "c" / "a", p / "e")
+    finally:
+        os.close(fd)
+    assert get(kv, "/e") == b"\0" * 4060
+    assert get(kv, "/d") == b"x\n"
+    assert get(kv, "/c/a") is None
+    assert (p / "e").read_bytes() == b"\0" * 4060
+
+
+def test_read_only_open_with_o_trunc_truncates(etcd, kv, mount, mode):
+    """open(O_RDONLY | O_TRUNC) truncates, as on Linux's local filesystems."""
+    m = mount(etcd, extra_args=mode_args(mode))
+    f = m.path / "f"
+    f.write_bytes(b"content")
+    fd = os.open(f, os.O_RDONLY | os.O_TRUNC)
+    try:
+        assert os.read(fd, 100) == b""
+    finally:
+        os.close(fd)
+    assert get(kv, "/f") == b""
+    assert f.stat().st_size == 0
+
+
+def test_create_without_o_trunc_opens_what_another_client_wrote_meanwhile(
+        etcd, kv, mount, mode):
+    """A name this mount found absent is created with a guard decided by etcd: a value another
+    client stored between the lookup and the create is opened, never overwritten."""
+    m = mount(etcd, extra_args=mode_args(mode))
+    for i in range(10):
+        name = f"f{i}"
+        with pytest.raises(FileNotFoundError):
+            (m.path / name).stat()  # the mount looked: absent
+        kv.put("/" + name, b"IMPORTANT DATA")
+        fd = os.open(m.path / name, os.O_RDWR | os.O_CREAT)
+        try:
+            assert os.read(fd, 100) == b"IMPORTANT DATA"
+        finally:
+            os.close(fd)
+        assert get(kv, "/" + name) == b"IMPORTANT DATA"
+
+
+def test_unlink_of_a_file_created_here_but_known_to_etcd_deletes_it(etcd, kv, mount, mode):
+    """O_CREAT|O_TRUNC on a name that another client created meanwhile, then unlink before the
+    close: the key must go (the unlink used to skip etcd for a file it believed only local)."""
+    m = mount(etcd, extra_args=mode_args(mode))
+    with pytest.raises(FileNotFoundError):
+        (m.path / "t").stat()
+    kv.put("/t", b"theirs")
+    fd = os.open(m.path / "t", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        os.unlink(m.path / "t")
+        os.write(fd, b"mine")
+    finally:
+        os.close(fd)
+    assert get(kv, "/t") is None
+    assert errno.ENOENT == pytest.raises(OSError, (m.path / "t").stat).value.errno
