@@ -21,8 +21,8 @@ static pthread_once_t names_once = PTHREAD_ONCE_INIT;
 
 static pthread_mutex_t gen_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t gen_cv = PTHREAD_COND_INITIALIZER;
-static unsigned gen;       /* [gen_mu] */
-static int in_flight[2];   /* [gen_mu] changes begun in each generation, not ended */
+static unsigned gen;         /* [gen_mu] */
+static int in_flight[2];     /* [gen_mu] changes begun in each generation, not ended */
 static int64_t own[OWN_MAX]; /* [gen_mu] ascending */
 static size_t own_n;         /* [gen_mu] */
 

@@ -25,8 +25,8 @@
 #include <stdint.h>
 
 typedef struct commit {
-    unsigned slot;     /* the generation it was counted in */
-    bool names_held;   /* the names lock is held (shared, or exclusive for a move) */
+    unsigned slot;   /* the generation it was counted in */
+    bool names_held; /* the names lock is held (shared, or exclusive for a move) */
 } commit;
 
 /* A change of named keys: the names stay put until commit_end. */

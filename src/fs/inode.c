@@ -487,6 +487,7 @@ void node_pending_add(int delta)
 
 int node_set_data_locked(node *n, const void *data, size_t len)
 {
+    n->trunc_len = 0;
     if (len > n->cap || !n->data) {
         size_t cap = len < 64 ? 64 : len;
         char *d = malloc(cap);
@@ -505,6 +506,7 @@ int node_set_data_locked(node *n, const void *data, size_t len)
 
 int node_resize_locked(node *n, size_t len)
 {
+    n->trunc_len = 0;
     if (len > n->cap || !n->data) {
         size_t cap = n->cap ? n->cap : 64;
         while (cap < len)

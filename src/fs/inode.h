@@ -81,6 +81,8 @@ typedef struct node {
                          * (the oldest one seen at open by a handle that changed them); the
                          * write-back requires etcd to still hold it (0: no key) */
     bool written;       /* write() or truncate since the last write-back, not just O_TRUNC */
+    size_t trunc_len;   /* after an O_TRUNC open, until the first write or truncate: the length
+                         * of the content it replaced, still in data (see op_read) */
     bool too_big;       /* a write failed with EFBIG: the changes are dropped, not stored cut */
     bool pending;       /* created here (O_CREAT), not yet in etcd */
     bool unlinked;      /* removed: buffered data is discarded at release */

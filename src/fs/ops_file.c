@@ -370,6 +370,7 @@ void file_writeback_all(void)
 typedef struct open_file {
     unsigned flushes; /* atomic: close() calls seen so far */
     fuse_ino_t ino;
+    bool truncated;   /* immutable: opened with O_TRUNC (it reads its truncation at once) */
     int64_t base_rev; /* [handles_mu] mod_revision seen at open (or written since through
                        * this host): --conflict-check's base for changes made through it */
     struct open_file *prev, *next; /* [handles_mu] every handle not released yet */
@@ -522,9 +523,11 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
                 rc = file_revalidate_locked(n, &changed);
                 rc = rc == ENOENT ? 0 : rc; /* gone: created again, if still absent */
             }
+            size_t replaced = n->known && !n->written ? n->size : 0;
             if (rc == 0)
                 rc = node_resize_locked(n, 0);
             if (rc == 0) {
+                n->trunc_len = replaced;
                 note_change_base_locked(n, NULL);
                 n->dirty = true;
                 n->known = true;
@@ -555,6 +558,8 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         pthread_mutex_unlock(&n->mu);
     }
     open_file *fh = rc == 0 ? open_file_new(ino, base) : NULL;
+    if (fh)
+        fh->truncated = truncating;
     if (rc == 0 && !fh) {
         pthread_mutex_lock(&n->mu);
         n->open_count--;
@@ -884,8 +889,15 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
             return;
         }
     }
-    size_t from = (size_t)off < n->size ? (size_t)off : n->size;
-    size_t count = n->size - from < size ? n->size - from : size;
+    /* An O_TRUNC open not yet followed by a write: a read that another descriptor's reader sent
+     * with the old size before the kernel learned of the truncation is answered with the whole
+     * old version, not cut short (the kernel fills what a short read leaves with NULs). The
+     * truncating descriptor reads its truncation; attributes tell the truth. */
+    const open_file *fh = (const open_file *)(uintptr_t)fi->fh;
+    bool before_trunc = n->dirty && !n->written && n->trunc_len > n->size && !fh->truncated;
+    size_t len = before_trunc ? n->trunc_len : n->size;
+    size_t from = (size_t)off < len ? (size_t)off : len;
+    size_t count = len - from < size ? len - from : size;
     /* Re-arms poll(2) for this open file description with the revision being read, before the
      * reply: the reader's next poll may reach another worker before this one returns. */
     if (off == 0)
@@ -938,6 +950,26 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
     node_put(n);
 }
 
+/* The write-back, with the one rule for failures (docs/reliability.md): a write reported as
+ * failed is not kept. Whatever failed (a refusal such as EFBIG, EACCES, ENOSPC, or an
+ * unreachable etcd), the changes are dropped there and then, never retried behind the
+ * application's back at release or unmount, nor shown to readers as if stored (caller holds
+ * n->mu). A timed-out request's outcome alone is unknown: etcd may have applied it. */
+static int writeback_or_drop_locked(node *n, const char *why)
+{
+    int rc = file_writeback_locked(n, why);
+    if (rc != 0 && (n->dirty || n->pending)) {
+        drop_changes_locked(n);
+        char kb[LOG_KEY_BUF];
+        size_t len;
+        char *key = node_key(n, &len);
+        log_msg(LOG_WARNING, "%s: %s not stored (%s): the changes are dropped", why,
+                key ? log_key(key, len, kb, sizeof kb) : "?", strerror(rc));
+        free(key);
+    }
+    return rc;
+}
+
 static void writeback_reply(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
                             const char *why, bool is_flush)
 {
@@ -952,7 +984,7 @@ static void writeback_reply(fuse_req_t req, fuse_ino_t ino, struct fuse_file_inf
          * flush of an open with nothing written yet (only created or O_TRUNC'ed) waits for the
          * next flush or the release, so that `echo x > f` stays one etcd write. */
         if (!is_flush || n->written || flushes >= 2)
-            rc = file_writeback_locked(n, why);
+            rc = writeback_or_drop_locked(n, why);
         log_debug("%s %lu -> %s", why, (unsigned long)ino, rc ? strerror(rc) : "ok");
         pthread_mutex_unlock(&n->mu);
         /* Any close by a process ends its fcntl locks on the file (after its data landed). */
@@ -998,20 +1030,9 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
                 node_pending_add(-1);
             n->pending = n->dirty = false;
         }
-        /* Pages written through a shared mapping arrive before release: write them now. */
-        int rc = file_writeback_locked(n, "release");
-        if (rc != 0) {
-            /* The writer was told its close failed (or its fsync), so the content must not land
-             * later behind its back, nor show to readers, nor fail their close. That holds for a
-             * refusal (EFBIG, EACCES, EINVAL, ENOSPC: retrying would fail the same way) and for
-             * an unreachable etcd too: kept dirty, the content hid every newer value from this
-             * host's readers and overwrote it at unmount. (Pages of a shared mapping first
-             * written here are dropped with the logged error, as a failed page write-back.) */
-            if (n->pending)
-                node_pending_add(-1);
-            n->dirty = n->pending = false;
-            n->known = false;
-        }
+        /* Pages written through a shared mapping arrive before release: write them now (a
+         * failure drops them with a log line, as a failed page write-back). */
+        writeback_or_drop_locked(n, "release");
         pthread_mutex_unlock(&n->mu);
         poll_released(fi->fh);
         /* The last close of an open file description ends its flock and its OFD locks, after

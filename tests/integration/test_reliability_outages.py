@@ -248,8 +248,8 @@ def test_a_write_whose_close_failed_never_lands_later(etcd, kv, mount):
     etcd.stop()
     err, secs = timed_op("overwrite", m / "f")
     assert err == errno.EIO
-    # the release's write-back fails too (deterministic: etcd stays down until it did)
-    wait_for(lambda: failed_requests(m) >= 2, HANG, "the release's failed write-back")
+    # the failed close dropped the changes: the release that follows has nothing to write
+    # (docs/reliability.md, one rule for failed writes), so etcd may come back at once
     etcd.start()
     kv = client_after_restart(etcd)
     kv.put("/f", b"v2 from another host")
