@@ -475,6 +475,32 @@ void node_for_each(void (*fn)(node *n, void *arg), void *arg)
     free(all);
 }
 
+bool node_pending_below(const char *prefix, size_t len)
+{
+    if (node_pending_count() == 0)
+        return false;
+    size_t count = 0;
+    node **all = node_all(&count);
+    bool found = false;
+    for (size_t i = 0; all && i < count; i++) {
+        node *n = all[i];
+        if (!found && n->type == NODE_FILE) {
+            size_t klen;
+            char *key = node_key(n, &klen);
+            bool below = key && klen > len && !memcmp(key, prefix, len) && n->indexed;
+            free(key);
+            if (below) {
+                pthread_mutex_lock(&n->mu);
+                found = n->pending && !n->unlinked;
+                pthread_mutex_unlock(&n->mu);
+            }
+        }
+        node_put(n);
+    }
+    free(all);
+    return found;
+}
+
 int node_pending_count(void)
 {
     return __atomic_load_n(&pending_nodes, __ATOMIC_RELAXED);

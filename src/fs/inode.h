@@ -133,6 +133,9 @@ node **node_swap_names(const char *a, size_t a_len, const char *b, size_t b_len,
 node **node_all(size_t *count);
 /* Calls fn for every indexed node (with a reference held during the call; no lock held). */
 void node_for_each(void (*fn)(node *n, void *arg), void *arg);
+/* Whether a file created here and not yet written to etcd lies below prefix (a directory
+ * holding one is not empty, though etcd has no key of it). */
+bool node_pending_below(const char *prefix, size_t len);
 /* Number of file nodes created here and not yet written to etcd. */
 int node_pending_count(void);
 void node_pending_add(int delta);

@@ -397,6 +397,8 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
         rc = ENOTDIR;
     if (rc == 0 && r.kind == NAMES_STATS)
         rc = EBUSY;
+    if (rc == 0 && node_pending_below(r.sub_key, r.sub_len))
+        rc = ENOTEMPTY; /* a file created here, not yet stored */
     size_t end_len = 0, after_len = 0;
     char *end = NULL, *after = NULL;
     if (rc == 0) {
