@@ -293,6 +293,9 @@ static int rename_dir(const names2 *nm, unsigned flags)
     int rc = 0;
     int64_t revision = 0;
     flush_under(rs->file_key, rs->file_len);
+    /* A destination directory holding a file created here, not yet stored, is not empty. */
+    if (node_pending_below(rd->sub_key, rd->sub_len))
+        return flags & RENAME_NOREPLACE ? EEXIST : ENOTEMPTY;
     commit cm;
     commit_begin_move(&cm);
     if (!names_current(nm))
