@@ -693,18 +693,36 @@ listing *node_fresh_listing(node *dir)
     return l;
 }
 
-void node_set_listing(node *dir, listing *l)
+void node_drop_listing(node *dir)
 {
     pthread_mutex_lock(&dir->mu);
     listing *old = dir->list;
-    dir->list = l;
+    dir->list = NULL;
+    dir->list_gen++;
     pthread_mutex_unlock(&dir->mu);
     listing_unref(old);
 }
 
-void node_drop_listing(node *dir)
+uint64_t node_listing_gen(node *dir)
 {
-    node_set_listing(dir, NULL);
+    pthread_mutex_lock(&dir->mu);
+    uint64_t gen = dir->list_gen;
+    pthread_mutex_unlock(&dir->mu);
+    return gen;
+}
+
+void node_offer_listing(node *dir, listing *l, uint64_t gen)
+{
+    pthread_mutex_lock(&dir->mu);
+    listing *old = NULL;
+    if (dir->list_gen == gen) {
+        old = dir->list;
+        dir->list = l;
+        l = NULL;
+    }
+    pthread_mutex_unlock(&dir->mu);
+    listing_unref(old);
+    listing_unref(l);
 }
 
 static int comp_cmp(const void *a, size_t alen, const void *b, size_t blen)

@@ -91,7 +91,9 @@ typedef struct node {
     int64_t used_ns;       /* last open or read: what the value cache evicts first (cache.c) */
     struct timespec mtime; /* synthesized, see docs/semantics.md */
     /* directories [mu] */
-    listing *list; /* last listing, may be NULL */
+    listing *list;     /* last listing, may be NULL */
+    uint64_t list_gen; /* changes at every node_drop_listing: a listing read before a change
+                        * in the directory is not kept after it */
 } node;
 
 void table_init(const char *root_key, size_t root_len);
@@ -166,8 +168,11 @@ listing *listing_ref(listing *l);
 void listing_unref(listing *l);
 /* The directory's listing if it was read within the cache timeout (with a reference). */
 listing *node_fresh_listing(node *dir);
-/* Replaces the directory's listing (takes over the caller's reference). */
-void node_set_listing(node *dir, listing *l);
+/* The directory's listing generation, read before fetching a listing. */
+uint64_t node_listing_gen(node *dir);
+/* Keeps l (takes over the caller's reference) as the directory's listing unless the directory
+ * changed since generation gen was read (then l is dropped: it may predate the change). */
+void node_offer_listing(node *dir, listing *l, uint64_t gen);
 /* Forget the directory's listing (after a local change in it). */
 void node_drop_listing(node *dir);
 /* The entry with this component, or NULL. */

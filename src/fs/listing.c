@@ -335,9 +335,12 @@ int listing_refresh(node *dir, bool is_root, listing **out)
     char *key = node_key(dir, &len);
     if (!key)
         return ENOMEM;
+    /* A change in the directory while this listing is read (this mount's own, or the
+     * watch's) may be missing from it: then it serves this call only. */
+    uint64_t gen = node_listing_gen(dir);
     int rc = listing_fetch(key, len, is_root, out);
     free(key);
     if (rc == 0)
-        node_set_listing(dir, listing_ref(*out));
+        node_offer_listing(dir, listing_ref(*out), gen);
     return rc;
 }

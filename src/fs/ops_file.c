@@ -371,6 +371,8 @@ typedef struct open_file {
     unsigned flushes; /* atomic: close() calls seen so far */
     fuse_ino_t ino;
     bool truncated;   /* immutable: opened with O_TRUNC (it reads its truncation at once) */
+    bool changed;     /* [node mu] it changed the content (created, truncated, wrote) since
+                       * its last flush or fsync: its release stores those changes */
     int64_t base_rev; /* [handles_mu] mod_revision seen at open (or written since through
                        * this host): --conflict-check's base for changes made through it */
     struct open_file *prev, *next; /* [handles_mu] every handle not released yet */
@@ -445,6 +447,8 @@ static void note_change_base_locked(node *n, open_file *fh)
 
 void file_note_change_locked(node *n, struct fuse_file_info *fi)
 {
+    if (fi && n->type == NODE_FILE)
+        ((open_file *)(uintptr_t)fi->fh)->changed = true;
     note_change_base_locked(n, fi && n->type == NODE_FILE ? (open_file *)(uintptr_t)fi->fh : NULL);
 }
 
@@ -542,6 +546,11 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
             rc = file_revalidate_locked(n, &changed);
             if (rc == 0 && !changed)
                 stats_inc(STAT_cache_open_hit);
+            /* The kernel's name outlived the key (deleted elsewhere): ESTALE makes it look
+             * the name up again and retry once, so open(O_CREAT) creates the file and a plain
+             * open fails with ENOENT from that lookup, as on a local filesystem. */
+            if (rc == ENOENT)
+                rc = ESTALE;
         }
         /* Unchanged in etcd since the cache was filled, but the cache may have been filled
          * (by the watch or a listing) after the kernel last learned size and content: then
@@ -559,7 +568,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     open_file *fh = rc == 0 ? open_file_new(ino, base) : NULL;
     if (fh)
-        fh->truncated = truncating;
+        fh->truncated = fh->changed = truncating;
     if (rc == 0 && !fh) {
         pthread_mutex_lock(&n->mu);
         n->open_count--;
@@ -786,6 +795,8 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
     if (created)
         node_drop_listing(dir);
     open_file *fh = rc == 0 ? open_file_new(n->ino, base) : NULL;
+    if (fh)
+        fh->truncated = fh->changed = fi->flags & O_TRUNC;
     if (rc == 0 && !fh) {
         pthread_mutex_lock(&n->mu);
         n->open_count--;
@@ -928,6 +939,7 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
             rc = node_resize_locked(n, end); /* zero-fills a gap past the old end */
         if (rc == 0) {
             memcpy(n->data + off, buf, size);
+            ((open_file *)(uintptr_t)fi->fh)->changed = true;
             note_change_base_locked(n, (open_file *)(uintptr_t)fi->fh);
             n->dirty = true;
             n->written = true;
@@ -983,8 +995,11 @@ static void writeback_reply(fuse_req_t req, fuse_ino_t ino, struct fuse_file_inf
         /* A shell redirection closes a dup of the new descriptor before writing: the first
          * flush of an open with nothing written yet (only created or O_TRUNC'ed) waits for the
          * next flush or the release, so that `echo x > f` stays one etcd write. */
-        if (!is_flush || n->written || flushes >= 2)
+        if (!is_flush || n->written || flushes >= 2) {
             rc = writeback_or_drop_locked(n, why);
+            if (fh)
+                fh->changed = false; /* stored, or dropped and reported */
+        }
         log_debug("%s %lu -> %s", why, (unsigned long)ino, rc ? strerror(rc) : "ok");
         pthread_mutex_unlock(&n->mu);
         /* Any close by a process ends its fcntl locks on the file (after its data landed). */
@@ -1030,9 +1045,14 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
                 node_pending_add(-1);
             n->pending = n->dirty = false;
         }
-        /* Pages written through a shared mapping arrive before release: write them now (a
-         * failure drops them with a log line, as a failed page write-back). */
-        writeback_or_drop_locked(n, "release");
+        /* What this descriptor changed and did not store yet (a create or truncation closed
+         * without a write; pages written through a shared mapping arrive before release) is
+         * stored now, and what no descriptor is left to store at the last release. Never
+         * the changes of another descriptor still open: the release of an earlier open
+         * comes asynchronously and may follow the next open's O_TRUNC (storing ''). A
+         * failure drops them with a log line, as a failed page write-back. */
+        if (((open_file *)(uintptr_t)fi->fh)->changed || n->open_count == 0)
+            writeback_or_drop_locked(n, "release");
         pthread_mutex_unlock(&n->mu);
         poll_released(fi->fh);
         /* The last close of an open file description ends its flock and its OFD locks, after

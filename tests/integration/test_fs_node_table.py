@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from etcd_fixtures import wait_for
 from fs_tool_helpers import MODES, RENAME_EXCHANGE, get, mode_args, renameat2, require_mode
 
 pytestmark = pytest.mark.needs_etcdfs
@@ -97,7 +98,8 @@ def test_read_only_open_with_o_trunc_truncates(etcd, kv, mount, mode):
         assert os.read(fd, 100) == b""
     finally:
         os.close(fd)
-    assert get(kv, "/f") == b""
+    # stored at release, which the kernel sends just after close returns (docs/semantics.md)
+    wait_for(lambda: get(kv, "/f") == b"", 10, "the truncation in etcd")
     assert f.stat().st_size == 0
 
 
