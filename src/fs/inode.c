@@ -272,6 +272,14 @@ char *node_key(node *n, size_t *len)
     return k;
 }
 
+bool node_indexed(node *n)
+{
+    pthread_mutex_lock(&table_mu);
+    bool indexed = n->indexed;
+    pthread_mutex_unlock(&table_mu);
+    return indexed;
+}
+
 void node_unindex(node *n)
 {
     pthread_mutex_lock(&table_mu);

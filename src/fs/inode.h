@@ -116,6 +116,8 @@ void node_ref_kernel(node *n);
 void node_forget(fuse_ino_t ino, uint64_t count);
 /* A malloc'ed copy of the node's current key. */
 char *node_key(node *n, size_t *len);
+/* Whether lookups by key find the node (false once unlinked, replaced or moved away). */
+bool node_indexed(node *n);
 /* The node is gone from etcd's namespace: lookups by key no longer find it. */
 void node_unindex(node *n);
 /* The file node moved to new_key; a node previously indexed there is unindexed. */

@@ -455,6 +455,24 @@ static node *replaying(replay_kind kind, fuse_ino_t parent, const char *name)
     return n;
 }
 
+/* Whether the file n stands for is still absent from etcd, as the watch said, and n still
+ * stands for its key (no create, write, unlink or rename through this mount since the event
+ * took or gave the name away): a replay must never hand the kernel a node for a name it no
+ * longer holds, nor take a live name away from it. */
+static bool still_absent(node *n)
+{
+    pthread_mutex_lock(&n->mu);
+    bool absent = n->known && n->mod_rev == 0 && !n->dirty && !n->pending && !n->unlinked;
+    pthread_mutex_unlock(&n->mu);
+    size_t len;
+    char *key = absent ? node_key(n, &len) : NULL;
+    node *now = key ? node_find(key, len, NODE_FILE) : NULL;
+    absent = absent && now == n;
+    node_put(now);
+    free(key);
+    return absent;
+}
+
 bool replay_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     if (!is_own(req))
@@ -462,6 +480,11 @@ bool replay_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     struct fuse_entry_param e;
     memset(&e, 0, sizeof e);
     node *n = replaying(REPLAY_DELETE, parent, name);
+    if (n && !still_absent(n)) {
+        node_put(n);
+        fuse_reply_entry(req, &e); /* gone or taken again meanwhile: nothing to replay */
+        return true;
+    }
     if (n) {
         /* Still there for this lookup (the kernel forgot the name at the invalidation): the
          * kernel then removes the name itself, which is what emits IN_DELETE. */
@@ -550,27 +573,6 @@ bool replay_close(fuse_req_t req, struct fuse_file_info *fi)
         return false;
     fuse_reply_err(req, 0);
     return true;
-}
-
-/* Whether the file n stands for is still absent from etcd, as the watch said, and no other node
- * took its key meanwhile (a create, write or rename through this mount since the event): a
- * replay must never take a live name away from the kernel. */
-static bool still_absent(node *n)
-{
-    pthread_mutex_lock(&n->mu);
-    bool absent = n->known && n->mod_rev == 0 && !n->dirty && !n->pending;
-    pthread_mutex_unlock(&n->mu);
-    size_t len;
-    char *key = absent ? node_key(n, &len) : NULL;
-    node *now = key ? node_find(key, len, NODE_FILE) : NULL;
-    if (now && now != n) {
-        pthread_mutex_lock(&now->mu);
-        absent = now->known && now->mod_rev == 0 && !now->dirty && !now->pending;
-        pthread_mutex_unlock(&now->mu);
-    }
-    node_put(now);
-    free(key);
-    return absent;
 }
 
 bool replay_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)

@@ -520,7 +520,14 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     int64_t base = 0;
     if (rc == 0) {
         pthread_mutex_lock(&n->mu);
-        if (truncating) {
+        /* Removed or replaced through this mount: a kernel name that still leads here is one
+         * a revalidation raced with the unlink or rename (FUSE revalidates names without the
+         * directory's lock). ESTALE makes the kernel look the name up again: O_CREAT then
+         * creates a new file instead of writing into the removed one, and no open serves a
+         * value that this mount replaced under that name. */
+        if (n->unlinked || !node_indexed(n))
+            rc = ESTALE;
+        else if (truncating) {
             /* Atomic O_TRUNC: the old content is not needed, no round trip; except that
              * --conflict-check must know which revision the truncation replaces. */
             if (g_fs.opts->conflict_check && !n->known && !n->pending && !n->dirty) {
