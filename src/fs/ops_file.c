@@ -19,6 +19,7 @@
 #include "notify_replay.h"
 #include "ops.h"
 #include "pollers.h"
+#include "read_view.h"
 #include "stats.h"
 #include "witness.h"
 
@@ -273,6 +274,7 @@ static void drop_changes_locked(node *n)
 }
 
 static void advance_handle_bases(fuse_ino_t ino, int64_t from, int64_t to);
+static void clear_handle_changes(fuse_ino_t ino);
 
 int file_writeback_locked(node *n, const char *why)
 {
@@ -330,6 +332,9 @@ int file_writeback_locked(node *n, const char *why)
          * conflict for them. */
         if (g_fs.opts->conflict_check)
             advance_handle_bases(n->ino, base, rev);
+        /* Every descriptor's changes are stored now, whichever close stored them: a later
+         * release of one of them must not store the file again (a newer O_TRUNC's '') */
+        clear_handle_changes(n->ino);
         n->dirty = false;
         n->written = false;
         n->has_base = false;
@@ -375,6 +380,7 @@ typedef struct open_file {
                        * its last flush or fsync: its release stores those changes */
     int64_t base_rev; /* [handles_mu] mod_revision seen at open (or written since through
                        * this host): --conflict-check's base for changes made through it */
+    read_view view;   /* [node mu] read-only opens: the version it reads (read_view.h) */
     struct open_file *prev, *next; /* [handles_mu] every handle not released yet */
 } open_file;
 
@@ -411,6 +417,7 @@ static void open_file_free(open_file *fh)
     if (fh->next)
         fh->next->prev = fh->prev;
     pthread_mutex_unlock(&handles_mu);
+    read_view_clear(&fh->view);
     free(fh);
 }
 
@@ -420,6 +427,16 @@ static void advance_handle_bases(fuse_ino_t ino, int64_t from, int64_t to)
     for (open_file *fh = handles; fh; fh = fh->next)
         if (fh->ino == ino && fh->base_rev == from)
             fh->base_rev = to;
+    pthread_mutex_unlock(&handles_mu);
+}
+
+/* Caller holds the node's mu (open_file.changed is [node mu]). */
+static void clear_handle_changes(fuse_ino_t ino)
+{
+    pthread_mutex_lock(&handles_mu);
+    for (open_file *fh = handles; fh; fh = fh->next)
+        if (fh->ino == ino)
+            fh->changed = false;
     pthread_mutex_unlock(&handles_mu);
 }
 
@@ -466,6 +483,7 @@ void file_handles_free_all(void)
     pthread_mutex_unlock(&handles_mu);
     while (fh) {
         open_file *next = fh->next;
+        read_view_clear(&fh->view);
         free(fh);
         fh = next;
     }
@@ -517,6 +535,9 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     bool truncating = fi->flags & O_TRUNC;
     if (rc == 0 && (writing || truncating) && g_fs.opts->ro)
         rc = EROFS;
+    /* A read-only open reads the version it opened, whole (read_view.h). */
+    bool viewing = !writing && !truncating && !g_fs.opts->page_cache_reads;
+    read_view view = {0};
     int64_t base = 0;
     if (rc == 0) {
         pthread_mutex_lock(&n->mu);
@@ -565,6 +586,8 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
          * read return nothing) and must be dropped too. */
         if (rc == 0 && !changed && !n->pending && !n->dirty && n->mod_rev != n->kernel_rev)
             changed = true;
+        if (rc == 0 && viewing)
+            rc = read_view_take_locked(&view, n);
         if (rc == 0) {
             n->kernel_rev = n->mod_rev;
             n->used_ns = now_ns();
@@ -574,8 +597,12 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         pthread_mutex_unlock(&n->mu);
     }
     open_file *fh = rc == 0 ? open_file_new(ino, base) : NULL;
-    if (fh)
+    if (fh) {
         fh->truncated = fh->changed = truncating;
+        fh->view = view;
+    } else {
+        read_view_clear(&view);
+    }
     if (rc == 0 && !fh) {
         pthread_mutex_lock(&n->mu);
         n->open_count--;
@@ -587,6 +614,10 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         /* strict: every open starts without the kernel's pages (mmap still works, which
          * direct_io would forbid); reads within one open share what it read */
         fi->keep_cache = !changed && !consistency_strict();
+        /* a view is read whole: the kernel must not cut its reads at an inode size another
+         * version set meanwhile (costs shared mappings of read-only descriptors: ENODEV;
+         * private ones, as exec and most readers use, work) */
+        fi->direct_io = viewing;
         /* The kernel may still hold the old size: invalidate its attributes (offset -1 touches
          * no page and takes no inode lock, so this is safe inside open). */
         if (changed)
@@ -897,9 +928,12 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
         return;
     }
     log_debug("read %lu %zu bytes at %lld", (unsigned long)ino, size, (long long)off);
+    open_file *fh = (open_file *)(uintptr_t)fi->fh;
     pthread_mutex_lock(&n->mu);
     if (off == 0 && consistency_strict() && !n->pending && !n->dirty && !n->unlinked) {
         int rc = file_revalidate_locked(n, &(bool){0}); /* a linearizable read per read */
+        if (rc == 0 && fh->view.set)
+            rc = read_view_take_locked(&fh->view, n);
         if (rc && rc != ENOENT) { /* deleted meanwhile: reads what this descriptor had */
             pthread_mutex_unlock(&n->mu);
             fuse_reply_err(req, rc);
@@ -907,21 +941,31 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
             return;
         }
     }
-    /* An O_TRUNC open not yet followed by a write: a read that another descriptor's reader sent
-     * with the old size before the kernel learned of the truncation is answered with the whole
-     * old version, not cut short (the kernel fills what a short read leaves with NULs). The
-     * truncating descriptor reads its truncation; attributes tell the truth. */
-    const open_file *fh = (const open_file *)(uintptr_t)fi->fh;
-    bool before_trunc = n->dirty && !n->written && n->trunc_len > n->size && !fh->truncated;
-    size_t len = before_trunc ? n->trunc_len : n->size;
-    size_t from = (size_t)off < len ? (size_t)off : len;
-    size_t count = len - from < size ? len - from : size;
+    /* A read from the start takes the file as it is now (what poll(2) woke the reader for);
+     * reads further on keep to the version that read started. */
+    if (off == 0 && fh->view.set && (n->dirty || n->pending || fh->view.mod_rev != n->mod_rev)) {
+        int rc = read_view_take_locked(&fh->view, n);
+        if (rc) {
+            pthread_mutex_unlock(&n->mu);
+            fuse_reply_err(req, rc);
+            node_put(n);
+            return;
+        }
+    }
+    /* A writable descriptor reads the shared content (the kernel's pages of it, mostly) */
+    read_view shared = {.set = true,
+                        .data = n->data,
+                        .len = read_view_visible_len(n, fh->truncated),
+                        .mod_rev = n->known || n->pending || n->dirty ? n->mod_rev : 0};
+    const read_view *v = fh->view.set ? &fh->view : &shared;
+    size_t count;
+    const char *bytes = read_view_slice(v, size, (uint64_t)off, &count);
     /* Re-arms poll(2) for this open file description with the revision being read, before the
      * reply: the reader's next poll may reach another worker before this one returns. */
     if (off == 0)
-        poll_read_from_start(fi->fh, ino, n->known || n->pending || n->dirty ? n->mod_rev : 0);
+        poll_read_from_start(fi->fh, ino, v->mod_rev);
     /* Replying under the lock copies the bytes before a writer can change them. */
-    fuse_reply_buf(req, count ? n->data + from : NULL, count);
+    fuse_reply_buf(req, bytes, count);
     n->used_ns = now_ns();
     pthread_mutex_unlock(&n->mu);
     node_put(n);

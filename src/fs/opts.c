@@ -77,6 +77,9 @@ static const opt_spec option_table[] = {
     {"allow-other", T_FLAG, F(allow_other), NULL, "let other users access the mount"},
     {"ro", T_FLAG, F(ro), NULL, "read-only mount"},
     {"quiet", T_FLAG, F(quiet), NULL, "chmod/chown succeed without effect instead of EPERM"},
+    {"page-cache-reads", T_FLAG, F(page_cache_reads), NULL,
+     "read-only opens read through the kernel's page cache: shared mmap of them works, but a "
+     "read racing a change can be torn (default: each reads the version it opened, whole)"},
     {"conflict-check", T_FLAG, F(conflict_check), NULL,
      "close/fsync fail with ESTALE, not overwriting, if changed in etcd since open"},
     {"uid", T_UID, F(uid), "N", "owner of every file (default: the mounting user)"},

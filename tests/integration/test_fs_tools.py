@@ -476,11 +476,25 @@ def test_mmap_read_and_shared_write_msync(mode, fs, kv):
 
 
 def test_mmap_read_only_sees_file(fs0, kv):
+    """A read-only descriptor reads one whole version (direct I/O): a private mapping works (as
+    exec and most mmap readers use), a shared one is refused with ENODEV (documented;
+    --page-cache-reads allows it)."""
     kv.put("/r", b"0123456789" * 1000)
     with open(fs0.path / "r", "rb") as f:
-        with mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as mm:
+        with mmap.mmap(f.fileno(), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ) as mm:
             assert len(mm) == 10000 and mm[9995:] == b"56789"
             assert mm.find(b"789012") == 7
+        with pytest.raises(OSError) as e:
+            mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+        assert e.value.errno == errno.ENODEV
+
+
+def test_mmap_shared_read_only_with_page_cache_reads(etcd, kv, mount):
+    kv.put("/r", b"0123456789" * 1000)
+    m = mount(etcd, extra_args=("--page-cache-reads",))
+    with open(m / "r", "rb") as f:
+        with mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as mm:
+            assert len(mm) == 10000 and mm.find(b"789012") == 7
 
 
 # -- stat / chmod / chown ----------------------------------------------------------------------
