@@ -42,9 +42,9 @@ typedef struct etcdfs_opts {
     bool check;      /* `etcdfs --check [OPTIONS] [MOUNTPOINT]`: diagnose, do not mount */
     /* filesystem (-o) */
     bool allow_other, ro, quiet;
-    bool allow_plaintext; /* --allow-plaintext: migration to encryption */
+    bool allow_plaintext;  /* --allow-plaintext: migration to encryption */
     bool page_cache_reads; /* --page-cache-reads: no read views (read_view.h) */
-    bool conflict_check;  /* --conflict-check: write-back guarded by the revision seen at open */
+    bool conflict_check;   /* --conflict-check: write-back guarded by the revision seen at open */
     bool uid_set, gid_set;
     uid_t uid;
     gid_t gid;

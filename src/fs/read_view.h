@@ -18,8 +18,8 @@
 #include "inode.h"
 
 typedef struct read_view {
-    bool set;        /* the descriptor reads through this view */
-    char *data;      /* malloc'ed copy of the version (NULL when empty) */
+    bool set;   /* the descriptor reads through this view */
+    char *data; /* malloc'ed copy of the version (NULL when empty) */
     size_t len;
     int64_t mod_rev; /* that version's mod_revision (0: not stored in etcd yet) */
 } read_view;
