@@ -344,6 +344,7 @@ int file_writeback_locked(node *n, const char *why)
         }
         node_committed_locked(n, rev);
         n->kernel_rev = rev; /* the kernel's pages hold what was just written */
+        n->local_rev = rev;
         drop_listings_for_key(key, len);
         char kb[LOG_KEY_BUF];
         log_debug("%s: put %s (%zu bytes) at revision %lld", why, log_key(key, len, kb, sizeof kb),
@@ -753,6 +754,7 @@ static int take_created_locked(node *n, int64_t rev, const etcdc_kv *found, int6
     n->pending = n->dirty = n->written = n->has_base = false;
     int rc = node_resize_locked(n, 0);
     node_committed_locked(n, rev);
+    n->local_rev = rev;
     return rc;
 }
 
@@ -942,8 +944,11 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
         }
     }
     /* A read from the start takes the file as it is now (what poll(2) woke the reader for);
-     * reads further on keep to the version that read started. */
-    if (off == 0 && fh->view.set && (n->dirty || n->pending || fh->view.mod_rev != n->mod_rev)) {
+     * reads further on keep to the version that read started, unless this mount changed the
+     * file: its own changes are seen at once by every descriptor, as on a local filesystem. */
+    bool local = n->dirty || n->pending || n->mod_rev == n->local_rev;
+    bool same = !n->dirty && !n->pending && fh->view.mod_rev == n->mod_rev;
+    if (fh->view.set && (off == 0 || local) && !same) {
         int rc = read_view_take_locked(&fh->view, n);
         if (rc) {
             pthread_mutex_unlock(&n->mu);

@@ -16,7 +16,7 @@ size_t read_view_visible_len(const node *n, bool truncated)
 
 int read_view_take_locked(read_view *v, const node *n)
 {
-    size_t len = read_view_visible_len(n, false);
+    size_t len = n->size; /* direct I/O: no size in the kernel to outguess (trunc_len) */
     char *copy = NULL;
     if (len > 0) {
         copy = malloc(len);

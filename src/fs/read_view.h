@@ -29,7 +29,9 @@ typedef struct read_view {
  * descriptor that truncated passes truncated=true and sees its truncation. */
 size_t read_view_visible_len(const node *n, bool truncated);
 
-/* Replaces v with n's current content (caller holds n->mu). ENOMEM leaves v as it was. */
+/* Replaces v with n's current content (caller holds n->mu). ENOMEM leaves v as it was. A
+ * view only holds off changes from other hosts: op_read re-takes it when this mount changed
+ * the file (dirty, pending, or holding the version it stored itself). */
 int read_view_take_locked(read_view *v, const node *n);
 
 /* Bytes of the view from off, at most size: *count of them at the returned address. */
