@@ -515,7 +515,10 @@ bool replay_create(fuse_req_t req, fuse_ino_t parent, const char *name, struct f
     bool exists = false;
     if (n) {
         pthread_mutex_lock(&n->mu);
-        exists = n->type == NODE_FILE && !(n->known && n->mod_rev == 0 && !n->pending);
+        /* removed through this mount meanwhile (unlinked or renamed over): a name the kernel
+         * was told is gone must not come back with this node */
+        exists = n->type == NODE_FILE && !(n->known && n->mod_rev == 0 && !n->pending) &&
+                 !n->unlinked && node_indexed(n);
         pthread_mutex_unlock(&n->mu);
     }
     if (!exists) {
