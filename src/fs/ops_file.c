@@ -934,8 +934,6 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
     pthread_mutex_lock(&n->mu);
     if (off == 0 && consistency_strict() && !n->pending && !n->dirty && !n->unlinked) {
         int rc = file_revalidate_locked(n, &(bool){0}); /* a linearizable read per read */
-        if (rc == 0 && fh->view.set)
-            rc = read_view_take_locked(&fh->view, n);
         if (rc && rc != ENOENT) { /* deleted meanwhile: reads what this descriptor had */
             pthread_mutex_unlock(&n->mu);
             fuse_reply_err(req, rc);
@@ -958,10 +956,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
         }
     }
     /* A writable descriptor reads the shared content (the kernel's pages of it, mostly) */
-    read_view shared = {.set = true,
-                        .data = n->data,
-                        .len = read_view_visible_len(n, fh->truncated),
-                        .mod_rev = n->known || n->pending || n->dirty ? n->mod_rev : 0};
+    read_view shared = read_view_borrow(n, fh->truncated);
     const read_view *v = fh->view.set ? &fh->view : &shared;
     size_t count;
     const char *bytes = read_view_slice(v, size, (uint64_t)off, &count);

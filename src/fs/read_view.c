@@ -5,30 +5,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-size_t read_view_visible_len(const node *n, bool truncated)
+read_view read_view_borrow(const node *n, bool truncated)
 {
-    /* An O_TRUNC open not yet followed by a write: a reader that got the old size before the
-     * kernel learned of the truncation is answered with the whole old version, not a cut one
-     * (the kernel fills what a short read leaves with NULs). */
     bool before_trunc = n->dirty && !n->written && n->trunc_len > n->size && !truncated;
-    return before_trunc ? n->trunc_len : n->size;
+    return (read_view){.set = true,
+                       .data = n->data,
+                       .len = before_trunc ? n->trunc_len : n->size,
+                       .mod_rev = n->known || n->pending || n->dirty ? n->mod_rev : 0};
 }
 
 int read_view_take_locked(read_view *v, const node *n)
 {
-    size_t len = n->size; /* direct I/O: no size in the kernel to outguess (trunc_len) */
+    /* direct I/O: no kernel size to outguess, so the truncation itself (no trunc_len) */
+    read_view now = read_view_borrow(n, true);
     char *copy = NULL;
-    if (len > 0) {
-        copy = malloc(len);
+    if (now.len > 0) {
+        copy = malloc(now.len);
         if (!copy)
             return ENOMEM;
-        memcpy(copy, n->data, len);
+        memcpy(copy, now.data, now.len);
     }
     free(v->data);
+    *v = now;
     v->data = copy;
-    v->len = len;
-    v->mod_rev = n->known || n->pending || n->dirty ? n->mod_rev : 0;
-    v->set = true;
     return 0;
 }
 
