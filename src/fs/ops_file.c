@@ -944,9 +944,12 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
     /* A read from the start takes the file as it is now (what poll(2) woke the reader for);
      * reads further on keep to the version that read started, unless this mount changed the
      * file: its own changes are seen at once by every descriptor, as on a local filesystem. */
-    bool local = n->dirty || n->pending || n->mod_rev == n->local_rev;
-    bool same = !n->dirty && !n->pending && fh->view.mod_rev == n->mod_rev;
-    if (fh->view.set && (off == 0 || local) && !same) {
+    /* Changed in place here (no revision tells one state from the next): local changes not
+     * stored yet, or a removed file, which only this mount's descriptors still change. */
+    bool in_place = n->dirty || n->pending || n->unlinked;
+    bool local = in_place || n->mod_rev == n->local_rev;
+    bool current = !in_place && fh->view.mod_rev == n->mod_rev;
+    if (fh->view.set && (off == 0 || local) && !current) {
         int rc = read_view_take_locked(&fh->view, n);
         if (rc) {
             pthread_mutex_unlock(&n->mu);
