@@ -572,6 +572,7 @@ bool node_apply_kv_locked(node *n, const etcdc_kv *kv, int64_t as_of, int64_t at
          * etcd again and fails with EIO (and one log line) instead of serving bytes. */
         node_set_data_locked(n, "", 0);
         n->known = false;
+        n->local_content = false;
         n->mod_rev = kv->mod_revision;
         n->validated_ns = at_ns;
         return true;
@@ -586,6 +587,7 @@ bool node_apply_kv_locked(node *n, const etcdc_kv *kv, int64_t as_of, int64_t at
             clock_gettime(CLOCK_REALTIME, &n->mtime);
         n->mod_rev = kv->mod_revision;
         n->known = true;
+        n->local_content = false;
     }
     n->validated_ns = at_ns;
     return changed;
@@ -599,6 +601,7 @@ void node_apply_absent_locked(node *n, int64_t as_of, int64_t at_ns)
     n->known = true;
     n->mod_rev = 0;
     n->size = 0;
+    n->local_content = false;
     n->validated_ns = at_ns;
 }
 

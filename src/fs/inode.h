@@ -75,8 +75,9 @@ typedef struct node {
                          * wrote itself): when mod_rev differs at the next open (the watch
                          * updated the cache in between), the kernel's pages and size are
                          * stale and open drops them */
-    int64_t local_rev;  /* mod_revision of the last version this mount stored itself: reads
-                         * through read views see it at once, as on a local filesystem */
+    bool local_content; /* the content is what this mount wrote (stored since), not a version
+                         * read from etcd: read views see it at once, as on a local filesystem
+                         * (a revision cannot tell: a rename gives the same content a new one) */
     bool dirty;         /* local changes not yet written to etcd */
     bool has_base;      /* base_rev is set (while dirty; otherwise the base is mod_rev) */
     int64_t base_rev;   /* --conflict-check: the mod_revision the local changes are based on

@@ -344,7 +344,7 @@ int file_writeback_locked(node *n, const char *why)
         }
         node_committed_locked(n, rev);
         n->kernel_rev = rev; /* the kernel's pages hold what was just written */
-        n->local_rev = rev;
+        n->local_content = true;
         drop_listings_for_key(key, len);
         char kb[LOG_KEY_BUF];
         log_debug("%s: put %s (%zu bytes) at revision %lld", why, log_key(key, len, kb, sizeof kb),
@@ -754,7 +754,7 @@ static int take_created_locked(node *n, int64_t rev, const etcdc_kv *found, int6
     n->pending = n->dirty = n->written = n->has_base = false;
     int rc = node_resize_locked(n, 0);
     node_committed_locked(n, rev);
-    n->local_rev = rev;
+    n->local_content = true;
     return rc;
 }
 
@@ -947,7 +947,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
     /* Changed in place here (no revision tells one state from the next): local changes not
      * stored yet, or a removed file, which only this mount's descriptors still change. */
     bool in_place = n->dirty || n->pending || n->unlinked;
-    bool local = in_place || n->mod_rev == n->local_rev;
+    bool local = in_place || n->local_content;
     bool current = !in_place && fh->view.mod_rev == n->mod_rev;
     if (fh->view.set && (off == 0 || local) && !current) {
         int rc = read_view_take_locked(&fh->view, n);
