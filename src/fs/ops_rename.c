@@ -159,7 +159,10 @@ static int rename_file(node *src, node *dst, const names2 *nm, unsigned flags)
         rc = ensure_data_locked(dst);
     bool src_in_etcd = src->mod_rev > 0;
     bool dst_exists = dst && dst->known && dst->mod_rev > 0;
-    if (rc == 0 && (flags & RENAME_EXCHANGE) && !dst_exists)
+    /* created here and not stored yet: it exists, and the exchange stores it (if etcd has no
+     * key there meanwhile) */
+    bool dst_pending = dst && dst->pending && !dst_exists;
+    if (rc == 0 && (flags & RENAME_EXCHANGE) && !dst_exists && !dst_pending)
         rc = ENOENT;
     bool src_is_marker = rs->file_len == rs->dir_len; /* "%": the marker holding data */
     bool keep_parent = !same_dir && !src_is_marker && !(flags & RENAME_EXCHANGE);
@@ -177,7 +180,7 @@ static int rename_file(node *src, node *dst, const names2 *nm, unsigned flags)
         if (code == ETCDC_OK && dst_exists)
             code = etcdc_txn_if(t, rd->file_key, rd->file_len, ETCDC_CMP_MOD, ETCDC_EQUAL,
                                 dst->mod_rev);
-        else if (code == ETCDC_OK && (flags & RENAME_NOREPLACE))
+        else if (code == ETCDC_OK && ((flags & RENAME_NOREPLACE) || dst_pending))
             code = etcdc_txn_if(t, rd->file_key, rd->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
         if (code == ETCDC_OK)
             code = etcdc_txn_put(t, ETCDC_THEN, rd->file_key, rd->file_len,
@@ -226,7 +229,8 @@ static int rename_file(node *src, node *dst, const names2 *nm, unsigned flags)
                 else if (d->count == 0 && !dst->dirty)
                     node_apply_absent_locked(dst, res.revision, now_ns());
                 dst_exists = dst->known && dst->mod_rev > 0;
-                if ((flags & RENAME_EXCHANGE) && !dst_exists)
+                dst_pending = dst->pending && !dst_exists;
+                if ((flags & RENAME_EXCHANGE) && !dst_exists && !dst_pending)
                     rc = ENOENT;
             }
         } else {
