@@ -712,7 +712,6 @@ class HistoryRun:
         self.epoch = 0
         # per shared name: the state at the last barrier (value id) and its bytes
         self.shared_state = {n: (ABSENT, None) for n in self.shared}
-        self.shared_state_prev = {n: None for n in self.shared}
         self.events = None
         self.registry: dict[bytes, str] = {}     # digest of every shared value -> op summary
         self.counts = {"ops": 0, "failed": 0, "epochs": 0, "failed_kept": 0,
@@ -1325,7 +1324,6 @@ class HistoryRun:
         # etcd's value at the barrier
         if final is not None and final not in values:
             self.bad_final(name, final, ops)
-            self.shared_state_prev[name] = init_bytes
             self.shared_state[name] = (-1000 - self.epoch, final)
             return
         fid = ABSENT if final is None else values[final]
@@ -1347,7 +1345,6 @@ class HistoryRun:
                    "not a timeout: docs/reliability.md says such a write is not kept")
             self.notes.append(f"epoch {self.epoch} {name}: etcd keeps the value of a write "
                               f"reported as failed, {why}: {f.fmt(self.t0).strip()}")
-        self.shared_state_prev[name] = self.shared_state[name][1]
         self.shared_state[name] = (fid, final)
 
     def check_events(self, name, ops, final) -> None:
@@ -1358,7 +1355,9 @@ class HistoryRun:
         for rev, val in evs:
             if val is not None:
                 rev_of.setdefault(val, rev)
-        last = evs[-1][1] if evs else self.shared_state_prev.get(name)
+        # runs before check_shared moves shared_state on: it still holds the epoch's start
+        start = self.shared_state[name][1]
+        last = evs[-1][1] if evs else start
         if evs and last != final:
             self.findings.append(Finding("etcd", f"{name}: etcd's value at the barrier is not "
                                                  f"the last event of its history",
@@ -1366,7 +1365,7 @@ class HistoryRun:
                                           f"{describe_bytes(last)}"]))
         # only an O_CREAT open that wrote nothing (s.touch) can store "": it must create an
         # absent key, never replace a value (the erase bug of the counter test)
-        prev = self.shared_state_prev.get(name)
+        prev = start
         by_val = {o.value: o for o in ops if o.value is not None}
         for i, (rev, val) in enumerate(evs):
             if val == b"" and prev:
