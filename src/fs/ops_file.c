@@ -943,9 +943,9 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
     }
     /* A read from the start takes the file as it is now (what poll(2) woke the reader for);
      * reads further on keep to the version that read started, unless this mount changed the
-     * file: its own changes are seen at once by every descriptor, as on a local filesystem. */
-    /* Changed in place here (no revision tells one state from the next): local changes not
-     * stored yet, or a removed file, which only this mount's descriptors still change. */
+     * file: its own changes are seen at once by every descriptor, as on a local filesystem.
+     * Changed in place here (unstored changes, or a removed file, which only this mount's
+     * descriptors still change), no revision tells one state from the next. */
     bool in_place = n->dirty || n->pending || n->unlinked;
     bool local = in_place || n->local_content;
     bool current = !in_place && fh->view.mod_rev == n->mod_rev;

@@ -180,7 +180,8 @@ static int rename_file(node *src, node *dst, const names2 *nm, unsigned flags)
         if (code == ETCDC_OK && dst_exists)
             code = etcdc_txn_if(t, rd->file_key, rd->file_len, ETCDC_CMP_MOD, ETCDC_EQUAL,
                                 dst->mod_rev);
-        else if (code == ETCDC_OK && ((flags & RENAME_NOREPLACE) || dst_pending))
+        else if (code == ETCDC_OK &&
+                 ((flags & RENAME_NOREPLACE) || ((flags & RENAME_EXCHANGE) && dst_pending)))
             code = etcdc_txn_if(t, rd->file_key, rd->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
         if (code == ETCDC_OK)
             code = etcdc_txn_put(t, ETCDC_THEN, rd->file_key, rd->file_len,
