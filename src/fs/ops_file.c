@@ -949,7 +949,11 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
     bool in_place = n->dirty || n->pending || n->unlinked;
     bool local = in_place || n->local_content;
     bool current = !in_place && fh->view.mod_rev == n->mod_rev;
-    if (fh->view.set && (off == 0 || local) && !current) {
+    /* Deleted elsewhere (or not known until the next open revalidates): the descriptor keeps
+     * the version it has, as an open file outlives its name on a local filesystem; an empty
+     * read would be a value nobody wrote. */
+    bool settled = in_place || (n->known && n->mod_rev > 0);
+    if (fh->view.set && (off == 0 || local) && !current && settled) {
         int rc = read_view_take_locked(&fh->view, n);
         if (rc) {
             pthread_mutex_unlock(&n->mu);
