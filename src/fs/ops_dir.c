@@ -32,6 +32,7 @@ typedef struct dir_handle {
     size_t n_extra, cap_extra;
     char *dir_key;
     size_t dir_len;
+    uint64_t gen; /* the directory's listing generation before the listing was read */
 } dir_handle;
 
 typedef struct pending_scan {
@@ -112,6 +113,7 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         rc = ENOTDIR;
     else if (rc == 0) {
         dh->dir_key = node_key(n, &dh->dir_len);
+        dh->gen = node_listing_gen(n);
         /* Close-to-open for names: every opendir reads the directory from etcd; in watch
          * mode the watch-coherent listing serves it while it is fresh. */
         rc = !dh->dir_key                  ? ENOMEM
@@ -204,9 +206,27 @@ static bool entry_at(dir_handle *dh, size_t idx, const char **name, bool *is_dir
     return false;
 }
 
-static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi, bool plus)
+/* Whether the handle's listing still shows the directory as it is: no name in it was created
+ * or removed (here, or by an applied watch event) since the listing was read. */
+static bool handle_current(fuse_ino_t ino, const dir_handle *dh)
+{
+    if (dh->stats_dir)
+        return true;
+    node *dir = node_get(ino);
+    bool current = dir && node_listing_gen(dir) == dh->gen;
+    node_put(dir);
+    return current;
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi, bool plus)
 {
     dir_handle *dh = (dir_handle *)(uintptr_t)fi->fh;
+    /* Entries of an outdated listing are names only: an entry with attributes gives the
+     * kernel a name and an inode, and one for a name removed since would stand for a key
+     * that is gone (a later open would serve the removed value, a mkdir say EEXIST). The
+     * kernel looks such names up when they are used. */
+    bool with_nodes = plus && handle_current(ino, dh);
     char *buf = malloc(size);
     log_debug("readdir%s at %lld", plus ? "plus" : "", (long long)off);
     if (!buf) {
@@ -217,7 +237,7 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_
     const char *name;
     bool is_dir;
     node *n;
-    for (size_t i = (size_t)off; entry_at(dh, i, &name, &is_dir, &n, plus); i++) {
+    for (size_t i = (size_t)off; entry_at(dh, i, &name, &is_dir, &n, with_nodes); i++) {
         if (plus) {
             size_t need = fuse_add_direntry_plus(req, NULL, 0, name, NULL, 0);
             if (pos + need > size) {
@@ -227,6 +247,9 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_
             struct fuse_entry_param e = {0};
             if (n) {
                 entry_for(n, &e); /* the kernel takes a reference for every entry but . and .. */
+            } else if (i >= 2) {
+                e.attr.st_ino = (ino_t)(names_hash(name, strlen(name)) | 1); /* e.ino 0: no entry */
+                e.attr.st_mode = is_dir ? S_IFDIR : S_IFREG;
             } else {
                 e.attr.st_ino = FUSE_ROOT_ID;
                 e.attr.st_mode = S_IFDIR;
@@ -249,17 +272,15 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_
 
 void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-    (void)ino;
     stats_inc(STAT_OP_readdir);
-    do_readdir(req, size, off, fi, false);
+    do_readdir(req, ino, size, off, fi, false);
 }
 
 void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
-    (void)ino;
     stats_inc(STAT_OP_readdirplus);
-    do_readdir(req, size, off, fi, true);
+    do_readdir(req, ino, size, off, fi, true);
 }
 
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
