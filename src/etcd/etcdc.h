@@ -361,11 +361,12 @@ etcdc_code etcdc_txn_delete(etcdc_txn *t, etcdc_branch b, const void *key, size_
 etcdc_code etcdc_txn_nest(etcdc_txn *t, etcdc_branch b, etcdc_txn *inner);
 /* Number of operations in the larger branch (of this level; etcd limits each level). */
 size_t etcdc_txn_op_count(const etcdc_txn *t);
-/* Declares that applying t twice has the effect of applying it once: no compare reads a key
- * that its operations write (e.g. If(parent exists) Then(Put file)). The commit then retries it
- * as it retries a read or a Put (on any UNAVAILABLE, and after an attempt's own share of the
- * timeout: a proposal lost with a killed leader), instead of only when it was surely not sent.
- * A retry after an applied attempt may report the revision of the second application. */
+/* Declares that an attempt of t landing late, after later changes by anyone, changes nothing:
+ * its compares fail once anything it depends on changed (e.g. If(mod revision of k == R)
+ * Then(Put k)). A compare on a key that may be deleted and created again is not enough: "k is
+ * absent" holds again after a later delete. The commit then retries t like a read (on any
+ * UNAVAILABLE, and after an attempt's own share of the timeout: a proposal lost with a killed
+ * leader, or a request held by a paused member) instead of only when it was surely not sent. */
 void etcdc_txn_set_resend_safe(etcdc_txn *t);
 
 typedef enum etcdc_op_type {

@@ -1,7 +1,9 @@
 /*
  * test_cluster.c - a 3-member cluster (run_with_etcd.sh --members 3): member list and status,
  * then the leader is killed (SIGKILL) while another thread keeps reading and writing through a
- * client that lists all three endpoints: every call must still succeed.
+ * client that lists all three endpoints: every read succeeds; a put in flight at the kill may
+ * fail with TIMEOUT or UNAVAILABLE (not sent twice: a late landing could follow later writes),
+ * nothing else fails.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -59,6 +61,7 @@ typedef struct worker {
     atomic_int done;
     atomic_bool stop;
     int failures;
+    int put_failures; /* timed out or unavailable: the outcome of such a put is unknown */
     char last_error[400];
     char prefix[200];
 } worker;
@@ -73,6 +76,13 @@ static void *work(void *p)
         int vl = snprintf(val, sizeof val, "v%d", i);
         etcdc_kv kv;
         etcdc_code rc = etcdc_put(C, key, strlen(key), val, (size_t)vl, NULL, &err);
+        if (rc == ETCDC_ERR_TIMEOUT || rc == ETCDC_ERR_UNAVAILABLE) {
+            /* in flight when the leader died: not sent again (a late landing could follow
+             * later writes), so the caller sees the error */
+            w->put_failures++;
+            atomic_fetch_add(&w->done, 1);
+            continue;
+        }
         if (rc == ETCDC_OK) {
             rc = etcdc_get(C, key, strlen(key), &kv, &err);
             if (rc == ETCDC_OK) {
@@ -86,10 +96,11 @@ static void *work(void *p)
         if (rc == ETCDC_OK && i % 50 == 0) {
             etcdc_kvs kvs;
             rc = etcdc_list_keys(C, w->prefix, strlen(w->prefix), 0, &kvs, &err);
-            if (rc == ETCDC_OK && kvs.count != (size_t)i + 1) {
+            if (rc == ETCDC_OK &&
+                (kvs.count > (size_t)i + 1 || kvs.count < (size_t)(i + 1 - w->put_failures))) {
                 rc = ETCDC_ERR_INTERNAL;
-                snprintf(err.message, sizeof err.message, "listed %zu keys, expected %d", kvs.count,
-                         i + 1);
+                snprintf(err.message, sizeof err.message, "listed %zu keys, expected %d-%d",
+                         kvs.count, i + 1 - w->put_failures, i + 1);
             }
             etcdc_kvs_free(&kvs);
         }
@@ -123,8 +134,10 @@ static void test_leader_killed_mid_test(void)
     int at_kill = atomic_load(&w.done);
     REQUIRE(th_member("kill", leader) == 0);
     pthread_join(th, NULL);
-    printf("  killed leader m%d after %d ops; %d ops in total; %d failed%s%s\n", leader, at_kill,
-           atomic_load(&w.done), w.failures, w.failures ? ": " : "", w.last_error);
+    printf("  killed leader m%d after %d ops; %d ops in total; %d puts timed out; %d other "
+           "failures%s%s\n",
+           leader, at_kill, atomic_load(&w.done), w.put_failures, w.failures,
+           w.failures ? ": " : "", w.last_error);
     CHECK_INT(w.failures, 0);
     CHECK_INT(atomic_load(&w.done), 600);
 
@@ -154,10 +167,10 @@ static void test_leader_killed_mid_test(void)
     etcdc_config_free(cfg);
     int64_t count = 0;
     CHECK_OK(etcdc_count_prefix(c2, th_prefix(), strlen(th_prefix()), &count, &err), &err);
-    CHECK_INT(count, 600);
+    CHECK(count >= 600 - w.put_failures && count <= 600);
     int64_t deleted = 0;
     CHECK_OK(etcdc_delete_prefix(c2, th_prefix(), strlen(th_prefix()), &deleted, &err), &err);
-    CHECK_INT(deleted, 600);
+    CHECK_INT(deleted, count);
     etcdc_client_free(c2);
 
     /* Bring the member back; it rejoins. */
