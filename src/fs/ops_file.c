@@ -17,6 +17,7 @@
 #include "log.h"
 #include "notify.h"
 #include "notify_replay.h"
+#include "open_retry.h"
 #include "ops.h"
 #include "pollers.h"
 #include "read_view.h"
@@ -270,6 +271,17 @@ static void drop_changes_locked(node *n)
 
 static void advance_handle_bases(fuse_ino_t ino, int64_t from, int64_t to);
 static void clear_handle_changes(fuse_ino_t ino);
+
+/* The answer to an open whose key was deleted since the kernel looked the name up: ESTALE, so
+ * the kernel looks it up again and retries (open_retry.h); ENOENT to that retry. */
+static int deleted_key_answer(node *n)
+{
+    size_t len;
+    char *key = node_key(n, &len);
+    bool retry = key && open_retry_is_retry(key, len);
+    free(key);
+    return retry ? ENOENT : ESTALE;
+}
 
 int file_writeback_locked(node *n, const char *why)
 {
@@ -565,16 +577,21 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         } else if (n->pending || n->dirty) {
             stats_inc(STAT_cache_open_hit); /* local changes are the newest content */
         } else if (consistency_watch_trusted() && n->known && n->validated_ns > 0) {
-            stats_inc(STAT_cache_open_hit); /* watch mode: the watch keeps it current */
+            /* watch mode: the watch keeps it current, a deletion included (the kernel may
+             * still hold the name: see the ESTALE below) */
+            stats_inc(STAT_cache_open_hit);
+            if (n->mod_rev == 0)
+                rc = deleted_key_answer(n);
         } else {
             rc = file_revalidate_locked(n, &changed);
             if (rc == 0 && !changed)
                 stats_inc(STAT_cache_open_hit);
             /* The kernel's name outlived the key (deleted elsewhere): ESTALE makes it look
              * the name up again and retry once, so open(O_CREAT) creates the file and a plain
-             * open fails with ENOENT from that lookup, as on a local filesystem. */
+             * open fails with ENOENT from that lookup, as on a local filesystem; the retry
+             * itself, if the key is gone again, gets ENOENT (open_retry.h). */
             if (rc == ENOENT)
-                rc = ESTALE;
+                rc = deleted_key_answer(n);
         }
         /* Unchanged in etcd since the cache was filled, but the cache may have been filled
          * (by the watch or a listing) after the kernel last learned size and content: then
@@ -829,6 +846,8 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
     int rc = create_and_open(dir, name, fi->flags, &r, &n, &created, &base);
     if (created)
         node_drop_listing(dir);
+    if (rc == 0)
+        open_retry_created(r.file_key, r.file_len);
     open_file *fh = rc == 0 ? open_file_new(n->ino, base) : NULL;
     if (fh)
         fh->truncated = fh->changed = fi->flags & O_TRUNC;

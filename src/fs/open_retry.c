@@ -1,0 +1,47 @@
+/* open_retry.c - telling the kernel's retry of an open from a new open (open_retry.h). */
+#include "open_retry.h"
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "fs.h"
+#include "names.h"
+
+/* The kernel retries at once; an entry older than this belongs to no retry any more. */
+#define RETRY_WINDOW_NS (1000 * 1000000LL)
+#define SLOTS 64
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    uint64_t hash;
+    int64_t at_ns;            /* when an open of the key answered ESTALE; 0: created here since */
+} slots[SLOTS];               /* [mu] direct-mapped by the key's hash */
+static int64_t last_stale_ns; /* atomic: lookups skip the table when no ESTALE is recent */
+
+bool open_retry_is_retry(const char *key, size_t len)
+{
+    uint64_t h = names_hash(key, len);
+    int64_t now = now_ns();
+    pthread_mutex_lock(&mu);
+    size_t i = (size_t)(h % SLOTS);
+    bool retry = slots[i].hash == h && slots[i].at_ns && now - slots[i].at_ns < RETRY_WINDOW_NS;
+    if (!retry) {
+        slots[i].hash = h;
+        slots[i].at_ns = now;
+        __atomic_store_n(&last_stale_ns, now, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&mu);
+    return retry;
+}
+
+void open_retry_created(const char *key, size_t len)
+{
+    if (now_ns() - __atomic_load_n(&last_stale_ns, __ATOMIC_ACQUIRE) >= RETRY_WINDOW_NS)
+        return;
+    uint64_t h = names_hash(key, len);
+    pthread_mutex_lock(&mu);
+    size_t i = (size_t)(h % SLOTS);
+    if (slots[i].hash == h)
+        slots[i].at_ns = 0;
+    pthread_mutex_unlock(&mu);
+}
