@@ -555,7 +555,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
          * creates a new file instead of writing into the removed one, and no open serves a
          * value that this mount replaced under that name. */
         if (n->unlinked || !node_indexed(n))
-            rc = deleted_key_answer(n);
+            rc = ESTALE; /* not ENOENT on a retry: the key may well exist, as another node */
         else if (truncating) {
             /* Atomic O_TRUNC: the old content is not needed, no round trip; except that
              * --conflict-check must know which revision the truncation replaces. */
