@@ -361,12 +361,10 @@ etcdc_code etcdc_txn_delete(etcdc_txn *t, etcdc_branch b, const void *key, size_
 etcdc_code etcdc_txn_nest(etcdc_txn *t, etcdc_branch b, etcdc_txn *inner);
 /* Number of operations in the larger branch (of this level; etcd limits each level). */
 size_t etcdc_txn_op_count(const etcdc_txn *t);
-/* Declares that an attempt of t landing late, after later changes by anyone, changes nothing:
- * its compares fail once anything it depends on changed (e.g. If(mod revision of k == R)
- * Then(Put k)). A compare on a key that may be deleted and created again is not enough: "k is
- * absent" holds again after a later delete. The commit then retries t like a read (on any
- * UNAVAILABLE, and after an attempt's own share of the timeout: a proposal lost with a killed
- * leader, or a request held by a paused member) instead of only when it was surely not sent. */
+/* Declares that applying t twice in a row has the effect of applying it once: no compare reads
+ * a key that its operations write (e.g. If(parent exists) Then(Put file)). The commit then
+ * retries it as it retries a Put: when the connection broke (UNAVAILABLE), not only when it was
+ * surely not sent; never after an attempt timed out (that attempt may still land later). */
 void etcdc_txn_set_resend_safe(etcdc_txn *t);
 
 typedef enum etcdc_op_type {

@@ -71,10 +71,12 @@ etcdc_code etcdc__code_from_status(int grpc_status, const char *message);
 
 /* ---- transport (transport.c) ---- */
 enum etcdc_retry_class {
-    ETCDC_RETRY_IDEMPOTENT, /* reads, and writes whose late landing changes nothing: retry on
-                             * any UNAVAILABLE and after an attempt's own timeout */
-    ETCDC_RETRY_UNSENT,     /* other writes: retry only when the request was surely not sent (a
-                             * timed-out attempt may still land later, after what follows it) */
+    ETCDC_RETRY_IDEMPOTENT, /* reads: retry on any UNAVAILABLE and after an attempt's own
+                             * timeout (a third of the request timeout) */
+    ETCDC_RETRY_WRITE,      /* puts, deletes, resend-safe txns: retry on any UNAVAILABLE (the
+                             * connection broke), never after a timed-out attempt, which may
+                             * still land later, after what follows it */
+    ETCDC_RETRY_UNSENT,     /* guarded writes: retry only when the request was surely not sent */
 };
 enum etcdc_stat_kind {
     ETCDC_STAT_RANGE,

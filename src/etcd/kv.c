@@ -134,7 +134,7 @@ etcdc_code etcdc_put_with_lease(etcdc_client *c, const void *key, size_t key_len
     pb.lease = lease;
     Etcdserverpb__PutResponse *resp = NULL;
     etcdc_code rc =
-        etcdc__unary(c, "/etcdserverpb.KV/Put", ETCDC_STAT_PUT, ETCDC_RETRY_UNSENT, &pb.base,
+        etcdc__unary(c, "/etcdserverpb.KV/Put", ETCDC_STAT_PUT, ETCDC_RETRY_WRITE, &pb.base,
                      &etcdserverpb__put_response__descriptor, (ProtobufCMessage **)&resp, err);
     free(sealed);
     if (rc == ETCDC_OK) {
@@ -156,7 +156,7 @@ etcdc_code etcdc_attach_lease(etcdc_client *c, const void *key, size_t key_len, 
     pb.ignore_value = true;
     Etcdserverpb__PutResponse *resp = NULL;
     etcdc_code rc =
-        etcdc__unary(c, "/etcdserverpb.KV/Put", ETCDC_STAT_PUT, ETCDC_RETRY_UNSENT, &pb.base,
+        etcdc__unary(c, "/etcdserverpb.KV/Put", ETCDC_STAT_PUT, ETCDC_RETRY_WRITE, &pb.base,
                      &etcdserverpb__put_response__descriptor, (ProtobufCMessage **)&resp, err);
     if (rc == ETCDC_ERR_INVALID_ARGUMENT && err && strstr(err->message, "key not found"))
         rc = etcdc__set_error(err, ETCDC_ERR_NOT_FOUND, err->grpc_status, "key not found");
@@ -182,7 +182,7 @@ etcdc_code etcdc_delete_range(etcdc_client *c, const void *start, size_t start_l
     pb.range_end = PB_BYTES(end, end_len);
     Etcdserverpb__DeleteRangeResponse *resp = NULL;
     etcdc_code rc = etcdc__unary(
-        c, "/etcdserverpb.KV/DeleteRange", ETCDC_STAT_DELETE, ETCDC_RETRY_UNSENT, &pb.base,
+        c, "/etcdserverpb.KV/DeleteRange", ETCDC_STAT_DELETE, ETCDC_RETRY_WRITE, &pb.base,
         &etcdserverpb__delete_range_response__descriptor, (ProtobufCMessage **)&resp, err);
     if (rc == ETCDC_OK) {
         if (out_deleted)

@@ -312,16 +312,21 @@ static bool token_rejected(const call_outcome *o)
 
 static bool should_retry(enum etcdc_retry_class retry, const call_outcome *o)
 {
-    if (retry == ETCDC_RETRY_IDEMPOTENT)
+    switch (retry) {
+    case ETCDC_RETRY_IDEMPOTENT:
         return o->status == GRPC_STATUS_UNAVAILABLE || o->status == GRPC_STATUS_DEADLINE_EXCEEDED;
-    return o->status == GRPC_STATUS_UNAVAILABLE && surely_unsent(o->message);
+    case ETCDC_RETRY_WRITE: return o->status == GRPC_STATUS_UNAVAILABLE;
+    case ETCDC_RETRY_UNSENT:
+    default: return o->status == GRPC_STATUS_UNAVAILABLE && surely_unsent(o->message);
+    }
 }
 
 /* The deadline of one attempt. A request sent to a member whose proposal died with a killed
  * leader gets no answer until etcd's own timeout (about 7 s), longer than a whole request
- * timeout: idempotent requests therefore give each attempt a third of the request timeout (at
- * least a second) and try again, usually on another member. Guarded writes cannot be sent twice
- * blindly and keep the whole deadline. */
+ * timeout: reads therefore give each attempt a third of the request timeout (at least a second)
+ * and try again, usually on another member. Writes keep the whole deadline: an attempt that
+ * timed out may still be held by a paused member, which handles it as new when it resumes, after
+ * whatever the caller did next. */
 static gpr_timespec attempt_deadline(etcdc_client *c, enum etcdc_retry_class retry,
                                      gpr_timespec deadline)
 {

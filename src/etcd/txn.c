@@ -542,7 +542,9 @@ etcdc_code etcdc_txn_commit(etcdc_client *c, const etcdc_txn *t, etcdc_txn_resul
     Etcdserverpb__TxnResponse *resp = NULL;
     if (rc == ETCDC_OK)
         rc = etcdc__unary(c, "/etcdserverpb.KV/Txn", ETCDC_STAT_TXN,
-                          read_only || t->resend_safe ? ETCDC_RETRY_IDEMPOTENT : ETCDC_RETRY_UNSENT,
+                          read_only        ? ETCDC_RETRY_IDEMPOTENT
+                          : t->resend_safe ? ETCDC_RETRY_WRITE
+                                           : ETCDC_RETRY_UNSENT,
                           &pb.base, &etcdserverpb__txn_response__descriptor,
                           (ProtobufCMessage **)&resp, err);
     arena_free(&sealed);

@@ -240,6 +240,11 @@ static int put_content_txn(node *n, const char *key, size_t len, bool *use_witne
     int rc = *code == ETCDC_OK && fencing ? fence_guard(t, &fence_key, &fence_len) : 0;
     if (rc == 0 && *code == ETCDC_OK)
         *code = etcdc_txn_put(t, ETCDC_THEN, key, len, data, n->size, 0);
+    /* Without --conflict-check the compares read only keys the Txn does not write (the parent,
+     * the lock): sent again when the connection broke (a member restarted or cut off), it
+     * writes the same content under the same guards, as a retried Put would. */
+    if (rc == 0 && *code == ETCDC_OK && !guarded)
+        etcdc_txn_set_resend_safe(t);
     if (rc == 0 && *code == ETCDC_OK)
         *code = etcdc_txn_commit(g_fs.client, t, &res, err);
     size_t fence_op = guarded ? 1 : 0;
