@@ -16,7 +16,7 @@ static struct {
     uint64_t hash;
     int64_t at_ns;            /* when an open of the key answered ESTALE; 0: created here since */
 } slots[SLOTS];               /* [mu] direct-mapped by the key's hash */
-static int64_t last_stale_ns; /* atomic: lookups skip the table when no ESTALE is recent */
+static int64_t last_stale_ns; /* atomic: creates skip the table when no ESTALE is recent */
 
 bool open_retry_is_retry(const char *key, size_t len)
 {

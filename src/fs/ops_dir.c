@@ -218,6 +218,13 @@ static bool handle_current(fuse_ino_t ino, const dir_handle *dh)
     return current;
 }
 
+/* What a directory entry without a node says: a stable inode number and the type. */
+static void name_only_attr(const char *name, bool is_dir, struct stat *st)
+{
+    st->st_ino = (ino_t)(names_hash(name, strlen(name)) | 1);
+    st->st_mode = is_dir ? S_IFDIR : S_IFREG;
+}
+
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi, bool plus)
 {
@@ -248,8 +255,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
             if (n) {
                 entry_for(n, &e); /* the kernel takes a reference for every entry but . and .. */
             } else if (i >= 2) {
-                e.attr.st_ino = (ino_t)(names_hash(name, strlen(name)) | 1); /* e.ino 0: no entry */
-                e.attr.st_mode = is_dir ? S_IFDIR : S_IFREG;
+                name_only_attr(name, is_dir, &e.attr); /* e.ino 0: the kernel makes no entry */
             } else {
                 e.attr.st_ino = FUSE_ROOT_ID;
                 e.attr.st_mode = S_IFDIR;
@@ -258,8 +264,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
             node_put(n);
         } else {
             struct stat st = {0};
-            st.st_ino = (ino_t)(names_hash(name, strlen(name)) | 1);
-            st.st_mode = is_dir ? S_IFDIR : S_IFREG;
+            name_only_attr(name, is_dir, &st);
             size_t need = fuse_add_direntry(req, buf + pos, size - pos, name, &st, (off_t)i + 1);
             if (pos + need > size)
                 break;

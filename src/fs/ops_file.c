@@ -584,9 +584,10 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         } else if (consistency_watch_trusted() && n->known && n->validated_ns > 0) {
             /* watch mode: the watch keeps it current, a deletion included (the kernel may
              * still hold the name: see the ESTALE below) */
-            stats_inc(STAT_cache_open_hit);
             if (n->mod_rev == 0)
                 rc = deleted_key_answer(n);
+            else
+                stats_inc(STAT_cache_open_hit);
         } else {
             rc = file_revalidate_locked(n, &changed);
             if (rc == 0 && !changed)
