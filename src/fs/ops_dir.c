@@ -35,16 +35,18 @@ typedef struct dir_handle {
     uint64_t gen; /* the directory's listing generation before the listing was read */
 } dir_handle;
 
+/* Files created here whose keys the listing may not show yet. */
 typedef struct pending_scan {
     dir_handle *dh;
+    node **early; /* pending before the listing was read, with references */
+    size_t n_early, cap_early;
     int rc;
 } pending_scan;
 
-/* Adds a pending file of this directory that the listing does not show. */
-static void collect_pending(node *n, void *arg)
+/* Keeps a reference to a file that is pending now (before the listing is read). */
+static void note_early_pending(node *n, void *arg)
 {
     pending_scan *ps = arg;
-    dir_handle *dh = ps->dh;
     if (n->type != NODE_FILE || ps->rc)
         return;
     pthread_mutex_lock(&n->mu);
@@ -52,18 +54,36 @@ static void collect_pending(node *n, void *arg)
     pthread_mutex_unlock(&n->mu);
     if (!pending)
         return;
+    if (ps->n_early == ps->cap_early) {
+        size_t cap = ps->cap_early ? ps->cap_early * 2 : 8;
+        node **grown = realloc(ps->early, cap * sizeof *grown);
+        if (!grown) {
+            ps->rc = ENOMEM;
+            return;
+        }
+        ps->early = grown;
+        ps->cap_early = cap;
+    }
+    ps->early[ps->n_early++] = node_get(n->ino);
+}
+
+/* Adds file n as an extra entry when it is a direct child of the directory that the listing
+ * does not show and no extra entry holds it yet. Returns 0 or ENOMEM. */
+static int add_unlisted_file(dir_handle *dh, node *n)
+{
+    for (size_t i = 0; i < dh->n_extra; i++)
+        if (dh->extra[i].n == n)
+            return 0;
     size_t len;
     char *key = node_key(n, &len);
-    if (!key) {
-        ps->rc = ENOMEM;
-        return;
-    }
+    if (!key)
+        return ENOMEM;
     const char *comp = key + dh->dir_len;
     size_t comp_len = len - dh->dir_len;
     if (len <= dh->dir_len || memcmp(key, dh->dir_key, dh->dir_len) ||
         memchr(comp, '/', comp_len) || (dh->l && listing_find(dh->l, comp, comp_len))) {
         free(key);
-        return;
+        return 0;
     }
     char name[NAMES_MAX + 1];
     names_to_display(comp, comp_len, dh->dir_len == g_fs.prefix_len, name);
@@ -71,20 +91,53 @@ static void collect_pending(node *n, void *arg)
     if (dh->n_extra == dh->cap_extra) {
         size_t cap = dh->cap_extra ? dh->cap_extra * 2 : 8;
         extra_entry *grown = realloc(dh->extra, cap * sizeof *grown);
-        if (!grown) {
-            ps->rc = ENOMEM;
-            return;
-        }
+        if (!grown)
+            return ENOMEM;
         dh->extra = grown;
         dh->cap_extra = cap;
     }
     extra_entry *x = &dh->extra[dh->n_extra];
-    if (!(x->name = strdup(name))) {
-        ps->rc = ENOMEM;
-        return;
-    }
+    if (!(x->name = strdup(name)))
+        return ENOMEM;
     x->n = node_get(n->ino);
     dh->n_extra++;
+    return 0;
+}
+
+/* Adds a file of this directory that is still pending after the listing was read. */
+static void collect_pending(node *n, void *arg)
+{
+    pending_scan *ps = arg;
+    if (n->type != NODE_FILE || ps->rc)
+        return;
+    pthread_mutex_lock(&n->mu);
+    bool pending = n->pending && !n->unlinked;
+    pthread_mutex_unlock(&n->mu);
+    if (pending)
+        ps->rc = add_unlisted_file(ps->dh, n);
+}
+
+/* Adds the files that were pending before the listing was read and were stored after its
+ * revision: their release stored them while the listing was being read (the kernel sends it
+ * after close returned), so the listing may miss a file whose close already succeeded. */
+static void collect_stored_meanwhile(pending_scan *ps)
+{
+    int64_t listed_at = ps->dh->l ? ps->dh->l->revision : 0;
+    for (size_t i = 0; i < ps->n_early; i++) {
+        node *n = ps->early[i];
+        pthread_mutex_lock(&n->mu);
+        bool show = !n->unlinked && (n->pending || n->mod_rev > listed_at);
+        pthread_mutex_unlock(&n->mu);
+        if (show && !ps->rc && node_indexed(n))
+            ps->rc = add_unlisted_file(ps->dh, n);
+    }
+}
+
+static void pending_scan_done(pending_scan *ps)
+{
+    for (size_t i = 0; i < ps->n_early; i++)
+        node_put(ps->early[i]);
+    free(ps->early);
 }
 
 static void dir_handle_free(dir_handle *dh)
@@ -114,16 +167,22 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     else if (rc == 0) {
         dh->dir_key = node_key(n, &dh->dir_len);
         dh->gen = node_listing_gen(n);
+        pending_scan ps = {.dh = dh};
+        if (node_pending_count() > 0)
+            node_for_each(note_early_pending, &ps);
         /* Close-to-open for names: every opendir reads the directory from etcd; in watch
          * mode the watch-coherent listing serves it while it is fresh. */
         rc = !dh->dir_key                  ? ENOMEM
+             : ps.rc                       ? ps.rc
              : consistency_watch_trusted() ? listing_get(n, node_is_root(n), &dh->l)
                                            : listing_refresh(n, node_is_root(n), &dh->l);
-        pending_scan ps = {dh, 0};
-        if (rc == 0 && node_pending_count() > 0) {
-            node_for_each(collect_pending, &ps);
+        if (rc == 0) {
+            collect_stored_meanwhile(&ps);
+            if (node_pending_count() > 0)
+                node_for_each(collect_pending, &ps);
             rc = ps.rc;
         }
+        pending_scan_done(&ps);
     }
     if (rc == 0) {
         fi->fh = (uint64_t)(uintptr_t)dh;
