@@ -1281,6 +1281,7 @@ class HistoryRun:
         reg: list[RegOp] = []
         weak: list[Op] = []
         mods = [o for o in ops if o.kind in MODIFIERS]
+
         for o in ops:
             ok = o.err == 0
             failed = o.err != 0 and not (o.err == errno.ENOENT and o.kind == "s.unlink")
@@ -1295,6 +1296,12 @@ class HistoryRun:
             elif o.kind == "s.unlink":
                 if ok:
                     reg.append(RegOp(o.start, o.end, "U0", None, True, o))
+                elif not failed and cfg.mode == "watch":
+                    # The kernel's lookup before the unlink is answered from the watch-coherent
+                    # cache, so ENOENT says the name was absent as of the watch's delay, like a
+                    # watch-mode read of ENOENT (docs/consistency.md): it changes nothing and
+                    # orders nothing.
+                    continue
                 elif not failed:
                     reg.append(RegOp(o.start, o.end, "UE", None, True, o))
                 else:
@@ -1562,6 +1569,7 @@ class HistoryRun:
 
     def final_excerpt(self, ops, fid) -> list:
         mods = [o for o in ops if o.kind in MODIFIERS]
+
         s = next((o for o in ops if o.id == fid), None)
         out = ["  the write of the final value:" if s else "  (final value: not written in "
                "this epoch)"]
