@@ -263,10 +263,14 @@ static int put_content_txn(node *n, const char *key, size_t len, bool *use_witne
     return rc;
 }
 
-/* Forgets the local changes of a write-back that must not happen (nothing was written): the
- * next open reads etcd again. */
-static void drop_changes_locked(node *n)
+static void lose_handle_changes(fuse_ino_t ino, int rc);
+
+/* Forgets the local changes of a write-back that failed with rc (nothing was written): the
+ * next open reads etcd again, and every descriptor whose changes they held reports rc at its
+ * next flush or fsync (lose_handle_changes). */
+static void drop_changes_locked(node *n, int rc)
 {
+    lose_handle_changes(n->ino, rc);
     if (n->pending)
         node_pending_add(-1);
     n->dirty = n->written = n->pending = n->too_big = n->has_base = false;
@@ -295,7 +299,7 @@ int file_writeback_locked(node *n, const char *why)
     if (n->too_big) {
         /* A write failed with EFBIG: storing what came before it would keep a cut-off file.
          * The changes are dropped; etcd keeps the previous value (or no key for a new file). */
-        drop_changes_locked(n);
+        drop_changes_locked(n, EFBIG);
         return EFBIG;
     }
     /* The key cannot move between reading it and storing the result (commit.h). */
@@ -319,7 +323,7 @@ int file_writeback_locked(node *n, const char *why)
         char kb[LOG_KEY_BUF];
         log_msg(LOG_WARNING, "%s: %s not written: the lock held by this mount was lost (EIO)", why,
                 log_key(key, len, kb, sizeof kb));
-        drop_changes_locked(n);
+        drop_changes_locked(n, rc);
     } else if (rc == ESTALE) {
         /* --conflict-check: another writer changed the key since this host's view; etcd keeps
          * their content and ours is dropped (close/fsync report ESTALE). */
@@ -328,7 +332,7 @@ int file_writeback_locked(node *n, const char *why)
                 "%s: %s changed in etcd since it was opened (base revision %lld): "
                 "not overwritten, local changes dropped (ESTALE)",
                 why, log_key(key, len, kb, sizeof kb), (long long)base);
-        drop_changes_locked(n);
+        drop_changes_locked(n, rc);
         drop_listings_for_key(key, len);
     } else if (rc == ENOENT) {
         /* The parent directory was removed (by another host): the file is not created, and
@@ -336,7 +340,7 @@ int file_writeback_locked(node *n, const char *why)
         char kb[LOG_KEY_BUF];
         log_debug("%s: %s not created, its directory is gone", why,
                   log_key(key, len, kb, sizeof kb));
-        drop_changes_locked(n);
+        drop_changes_locked(n, rc);
         drop_listings_for_key(key, len);
     } else if (code == ETCDC_OK) {
         stats_inc(STAT_write_back);
@@ -391,6 +395,9 @@ typedef struct open_file {
     bool truncated;   /* immutable: opened with O_TRUNC (it reads its truncation at once) */
     bool changed;     /* [node mu] it changed the content (created, truncated, wrote) since
                        * its last flush or fsync: its release stores those changes */
+    int lost;         /* [node mu] an errno: its changes were dropped by a write-back that
+                       * failed elsewhere (another descriptor's close or fsync); every flush
+                       * and fsync of it reports that, so that no close acknowledges them */
     int64_t base_rev; /* [handles_mu] mod_revision seen at open (or written since through
                        * this host): --conflict-check's base for changes made through it */
     read_view view;   /* [node mu] read-only opens: the version it reads (read_view.h) */
@@ -450,6 +457,19 @@ static void clear_handle_changes(fuse_ino_t ino)
     for (open_file *fh = handles; fh; fh = fh->next)
         if (fh->ino == ino)
             fh->changed = false;
+    pthread_mutex_unlock(&handles_mu);
+}
+
+/* A failed write-back dropped the node's changes: each descriptor that had made some of them
+ * learns rc (caller holds the node's mu). */
+static void lose_handle_changes(fuse_ino_t ino, int rc)
+{
+    pthread_mutex_lock(&handles_mu);
+    for (open_file *fh = handles; fh; fh = fh->next)
+        if (fh->ino == ino && fh->changed) {
+            fh->changed = false;
+            fh->lost = rc;
+        }
     pthread_mutex_unlock(&handles_mu);
 }
 
@@ -1049,7 +1069,7 @@ static int writeback_or_drop_locked(node *n, const char *why)
 {
     int rc = file_writeback_locked(n, why);
     if (rc != 0 && (n->dirty || n->pending)) {
-        drop_changes_locked(n);
+        drop_changes_locked(n, rc);
         char kb[LOG_KEY_BUF];
         size_t len;
         char *key = node_key(n, &len);
@@ -1070,13 +1090,28 @@ static void writeback_reply(fuse_req_t req, fuse_ino_t ino, struct fuse_file_inf
         unsigned flushes =
             is_flush && fh ? __atomic_add_fetch(&fh->flushes, 1, __ATOMIC_RELAXED) : 0;
         pthread_mutex_lock(&n->mu);
-        /* A shell redirection closes a dup of the new descriptor before writing: the first
-         * flush of an open with nothing written yet (only created or O_TRUNC'ed) waits for the
-         * next flush or the release, so that `echo x > f` stays one etcd write. */
-        if (!is_flush || n->written || flushes >= 2) {
+        if (fh && fh->lost) {
+            /* What it changed was dropped by a write-back that failed elsewhere. Every close
+             * of it says so until its release (a forked child's close of an inherited copy
+             * must not take the error from its owner's close), and whatever it wrote since
+             * goes too: a close that reports a failure keeps nothing (the other writers of
+             * those changes learn rc in turn). A descriptor whose own write-back failed was
+             * told by that call, as fsync tells once on Linux. */
+            rc = fh->lost;
+            if (fh->changed && (n->dirty || n->pending))
+                drop_changes_locked(n, rc);
+            fh->changed = false;
+        } else if (!is_flush || (fh && fh->changed && (n->written || flushes >= 2))) {
+            /* A close stores what its descriptor changed, never another's changes: their own
+             * close stores them and reports the outcome to the one who wrote them. A shell
+             * redirection closes a dup of the new descriptor before writing: the first flush
+             * of an open with nothing written yet (only created or O_TRUNC'ed) waits for the
+             * next flush or the release, so that `echo x > f` stays one etcd write. */
             rc = writeback_or_drop_locked(n, why);
-            if (fh)
-                fh->changed = false; /* stored, or dropped and reported */
+            if (fh) {
+                fh->changed = false; /* stored, or dropped and reported now */
+                fh->lost = 0;        /* its own failure is reported once, here (as fsync) */
+            }
         }
         log_debug("%s %lu -> %s", why, (unsigned long)ino, rc ? strerror(rc) : "ok");
         pthread_mutex_unlock(&n->mu);
