@@ -392,15 +392,18 @@ void file_writeback_all(void)
 typedef struct open_file {
     unsigned flushes; /* atomic: close() calls seen so far */
     fuse_ino_t ino;
-    bool truncated;   /* immutable: opened with O_TRUNC (it reads its truncation at once) */
-    bool changed;     /* [node mu] it changed the content (created, truncated, wrote) since
-                       * its last flush or fsync: its release stores those changes */
-    int lost;         /* [node mu] an errno: its changes were dropped by a write-back that
-                       * failed elsewhere (another descriptor's close or fsync); every flush
-                       * and fsync of it reports that, so that no close acknowledges them */
-    int64_t base_rev; /* [handles_mu] mod_revision seen at open (or written since through
-                       * this host): --conflict-check's base for changes made through it */
-    read_view view;   /* [node mu] read-only opens: the version it reads (read_view.h) */
+    bool truncated;      /* immutable: opened with O_TRUNC (it reads its truncation at once) */
+    bool changed;        /* [node mu] it changed the content (created, truncated, wrote) since
+                          * its last flush or fsync: its release stores those changes */
+    int lost;            /* [node mu] an errno: its changes were dropped by a write-back that
+                          * failed elsewhere (another descriptor's close or fsync); every flush
+                          * and fsync of it reports that, so that no close acknowledges them */
+    int64_t base_rev;    /* [handles_mu] mod_revision seen at open (or written since through
+                          * this host): --conflict-check's base for changes made through it */
+    read_view view;      /* [node mu] read-only opens: the version it reads (read_view.h) */
+    struct node *source; /* immutable, owns a reference: the node a read-only open of a name
+                          * this mount had just replaced reads (view_successor), else NULL:
+                          * its view is that node's, under that node's mu */
     struct open_file *prev, *next; /* [handles_mu] every handle not released yet */
 } open_file;
 
@@ -438,6 +441,7 @@ static void open_file_free(open_file *fh)
         fh->next->prev = fh->prev;
     pthread_mutex_unlock(&handles_mu);
     read_view_clear(&fh->view);
+    node_put(fh->source);
     free(fh);
 }
 
@@ -547,6 +551,63 @@ static void open_stats(fuse_req_t req, struct fuse_file_info *fi)
     fuse_reply_open(req, fi);
 }
 
+/* An open of a node that is not being truncated: makes sure it reflects etcd as the mode
+ * promises (local changes, the watch, or one revalidation). Caller holds n->mu. */
+static int open_current_locked(node *n, bool *changed)
+{
+    if (n->pending || n->dirty) {
+        stats_inc(STAT_cache_open_hit); /* local changes are the newest content */
+        return 0;
+    }
+    if (consistency_watch_trusted() && n->known && n->validated_ns > 0) {
+        /* watch mode: the watch keeps it current, a deletion included (the kernel may still
+         * hold the name: see the ESTALE in op_open) */
+        if (n->mod_rev == 0)
+            return deleted_key_answer(n);
+        stats_inc(STAT_cache_open_hit);
+        return 0;
+    }
+    int rc = file_revalidate_locked(n, changed);
+    if (rc == 0 && !*changed)
+        stats_inc(STAT_cache_open_hit);
+    /* The kernel's name outlived the key (deleted elsewhere): ESTALE makes it look the name
+     * up again and retry once, so open(O_CREAT) creates the file and a plain open fails with
+     * ENOENT from that lookup, as on a local filesystem; the retry itself, if the key is gone
+     * again, gets ENOENT (open_retry.h). */
+    return rc == ENOENT ? deleted_key_answer(n) : rc;
+}
+
+/* A read-only open reached a node this mount removed or replaced (the kernel's lookup raced
+ * the unlink or rename). When the name now leads to another node of this mount (a rename put
+ * it there, or a create), the open reads that node, as a local open would have found it: no
+ * ESTALE, which a second rename within the kernel's single retry would pass on to the
+ * application. Returns that node (a reference, for open_file.source) with *view taken from it
+ * and *rc 0, or NULL with *rc left as it was. */
+static node *view_successor(node *n, read_view *view, int *rc)
+{
+    size_t len;
+    char *key = node_key(n, &len);
+    node *s = key ? node_find(key, len, NODE_FILE) : NULL;
+    free(key);
+    if (!s || s == n) {
+        node_put(s);
+        return NULL;
+    }
+    bool changed = false;
+    pthread_mutex_lock(&s->mu);
+    int got = s->unlinked ? ESTALE : open_current_locked(s, &changed);
+    if (got == 0)
+        got = read_view_take_locked(view, s);
+    pthread_mutex_unlock(&s->mu);
+    if (got) {
+        read_view_clear(view);
+        node_put(s);
+        return NULL;
+    }
+    *rc = 0;
+    return s;
+}
+
 void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     stats_inc(STAT_OP_open);
@@ -571,6 +632,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     /* A read-only open reads the version it opened, whole (read_view.h). */
     bool viewing = !writing && !truncating && !g_fs.opts->page_cache_reads;
     read_view view = {0};
+    node *source = NULL;
     int64_t base = 0;
     if (rc == 0) {
         pthread_mutex_lock(&n->mu);
@@ -579,9 +641,14 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
          * directory's lock). ESTALE makes the kernel look the name up again: O_CREAT then
          * creates a new file instead of writing into the removed one, and no open serves a
          * value that this mount replaced under that name. */
-        if (n->unlinked || !node_indexed(n))
+        if (n->unlinked || !node_indexed(n)) {
             rc = ESTALE; /* not ENOENT on a retry: the key may well exist, as another node */
-        else if (truncating) {
+            if (viewing) {
+                pthread_mutex_unlock(&n->mu);
+                source = view_successor(n, &view, &rc);
+                pthread_mutex_lock(&n->mu);
+            }
+        } else if (truncating) {
             /* Atomic O_TRUNC: the old content is not needed, no round trip; except that
              * --conflict-check must know which revision the truncation replaces. */
             if (g_fs.opts->conflict_check && !n->known && !n->pending && !n->dirty) {
@@ -599,25 +666,8 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
                 changed = true;
                 clock_gettime(CLOCK_REALTIME, &n->mtime);
             }
-        } else if (n->pending || n->dirty) {
-            stats_inc(STAT_cache_open_hit); /* local changes are the newest content */
-        } else if (consistency_watch_trusted() && n->known && n->validated_ns > 0) {
-            /* watch mode: the watch keeps it current, a deletion included (the kernel may
-             * still hold the name: see the ESTALE below) */
-            if (n->mod_rev == 0)
-                rc = deleted_key_answer(n);
-            else
-                stats_inc(STAT_cache_open_hit);
         } else {
-            rc = file_revalidate_locked(n, &changed);
-            if (rc == 0 && !changed)
-                stats_inc(STAT_cache_open_hit);
-            /* The kernel's name outlived the key (deleted elsewhere): ESTALE makes it look
-             * the name up again and retry once, so open(O_CREAT) creates the file and a plain
-             * open fails with ENOENT from that lookup, as on a local filesystem; the retry
-             * itself, if the key is gone again, gets ENOENT (open_retry.h). */
-            if (rc == ENOENT)
-                rc = deleted_key_answer(n);
+            rc = open_current_locked(n, &changed);
         }
         /* Unchanged in etcd since the cache was filled, but the cache may have been filled
          * (by the watch or a listing) after the kernel last learned size and content: then
@@ -625,7 +675,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
          * read return nothing) and must be dropped too. */
         if (rc == 0 && !changed && !n->pending && !n->dirty && n->mod_rev != n->kernel_rev)
             changed = true;
-        if (rc == 0 && viewing)
+        if (rc == 0 && viewing && !source)
             rc = read_view_take_locked(&view, n);
         if (rc == 0) {
             n->kernel_rev = n->mod_rev;
@@ -639,8 +689,10 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     if (fh) {
         fh->truncated = fh->changed = truncating;
         fh->view = view;
+        fh->source = source;
     } else {
         read_view_clear(&view);
+        node_put(source);
     }
     if (rc == 0 && !fh) {
         pthread_mutex_lock(&n->mu);
@@ -971,6 +1023,14 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
     }
     log_debug("read %lu %zu bytes at %lld", (unsigned long)ino, size, (long long)off);
     open_file *fh = (open_file *)(uintptr_t)fi->fh;
+    if (fh->source) {
+        /* a read-only open of a name this mount had just replaced reads the node now there */
+        node *s = node_get(fh->source->ino);
+        if (s) {
+            node_put(n);
+            n = s;
+        }
+    }
     pthread_mutex_lock(&n->mu);
     if (off == 0 && consistency_strict() && !n->pending && !n->dirty && !n->unlinked) {
         int rc = file_revalidate_locked(n, &(bool){0}); /* a linearizable read per read */
