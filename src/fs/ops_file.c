@@ -551,6 +551,18 @@ static void open_stats(fuse_req_t req, struct fuse_file_info *fi)
     fuse_reply_open(req, fi);
 }
 
+/* An open answers ESTALE for a node this mount removed or replaced: should the kernel's retry
+ * find the key deleted (by another host, after it came back), that is ENOENT, not a second
+ * ESTALE (open_retry.h). */
+static void note_stale_answer(node *n)
+{
+    size_t len;
+    char *key = node_key(n, &len);
+    if (key)
+        (void)open_retry_is_retry(key, len);
+    free(key);
+}
+
 /* An open of a node that is not being truncated: makes sure it reflects etcd as the mode
  * promises (local changes, the watch, or one revalidation). Caller holds n->mu. */
 static int open_current_locked(node *n, bool *changed)
@@ -648,6 +660,8 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
                 source = view_successor(n, &view, &rc);
                 pthread_mutex_lock(&n->mu);
             }
+            if (rc == ESTALE)
+                note_stale_answer(n);
         } else if (truncating) {
             /* Atomic O_TRUNC: the old content is not needed, no round trip; except that
              * --conflict-check must know which revision the truncation replaces. */
