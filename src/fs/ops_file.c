@@ -594,7 +594,8 @@ static int open_current_locked(node *n, bool *changed)
  * it there, or a create), the open reads that node, as a local open would have found it: no
  * ESTALE, which a second rename within the kernel's single retry would pass on to the
  * application. Returns that node (a reference, for open_file.source) with *view taken from it
- * and *rc 0, or NULL with *rc left as it was. */
+ * and *rc 0; or NULL, with *rc the successor's answer (ESTALE, or ENOENT on the kernel's
+ * retry) or left as it was when there is none. */
 static node *view_successor(node *n, read_view *view, int *rc)
 {
     size_t len;
@@ -611,12 +612,12 @@ static node *view_successor(node *n, read_view *view, int *rc)
     if (got == 0)
         got = read_view_take_locked(view, s);
     pthread_mutex_unlock(&s->mu);
+    *rc = got; /* e.g. ENOENT: the kernel's retry found the key deleted (open_retry.h) */
     if (got) {
         read_view_clear(view);
         node_put(s);
         return NULL;
     }
-    *rc = 0;
     return s;
 }
 
@@ -1059,8 +1060,11 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
      * reads further on keep to the version that read started, unless this mount changed the
      * file: its own changes are seen at once by every descriptor, as on a local filesystem.
      * Changed in place here (unstored changes, or a removed file, which only this mount's
-     * descriptors still change), no revision tells one state from the next. */
-    bool in_place = n->dirty || n->pending || n->unlinked;
+     * descriptors still change), no revision tells one state from the next. A removed file
+     * found deleted elsewhere before (nothing written here, no version) holds nothing: its
+     * readers keep what they read (they read '' before, a value nobody wrote). */
+    bool removed_holding = n->unlinked && (n->written || n->mod_rev > 0 || n->local_content);
+    bool in_place = n->dirty || n->pending || removed_holding;
     bool local = in_place || n->local_content;
     bool current = !in_place && fh->view.mod_rev == n->mod_rev;
     /* Deleted elsewhere (or not known until the next open revalidates): the descriptor keeps
