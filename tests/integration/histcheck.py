@@ -152,9 +152,9 @@ def short(data) -> str:
     return repr(data)
 
 
-# Kinds of violation still open on shared names (issue 14): stale reads, reads no order
-# explains, an errno a local filesystem would not give. test_fs_history.py reports them and
-# fails on them only with ETCDFS_HIST_STRICT=1; a run goes on past them.
+# Kinds of violation on shared names that CI reports without failing (docs/testing.md): stale
+# reads, reads no order explains, an errno a local filesystem would not give.
+# test_fs_history.py fails on them only with ETCDFS_HIST_STRICT=1; a run goes on past them.
 KNOWN_WEAK = frozenset({"read", "linearizability", "errno"})
 
 
