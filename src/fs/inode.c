@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cache.h"
+#include "name_set.h"
 #include "names.h"
 
 static pthread_mutex_t table_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -118,6 +119,7 @@ static void node_free(node *n)
 {
     if (n->list)
         listing_unref(n->list);
+    name_set_free(n->changed_names);
     pthread_mutex_destroy(&n->mu);
     cache_account(-(int64_t)n->cap);
     free(n->data);
@@ -692,24 +694,82 @@ void listing_unref(listing *l)
     free(l);
 }
 
+/* A listing read within the cache timeout (under dir->mu). */
+static listing *fresh_listing_locked(node *dir)
+{
+    listing *l = dir->list;
+    return l && now_ns() - l->fetched_ns <= cache_trust_ns() ? l : NULL;
+}
+
 listing *node_fresh_listing(node *dir)
 {
     pthread_mutex_lock(&dir->mu);
-    listing *l = dir->list;
-    if (l && now_ns() - l->fetched_ns <= cache_trust_ns())
-        listing_ref(l);
-    else
-        l = NULL;
+    listing *l = name_set_count(dir->changed_names) ? NULL : listing_ref(fresh_listing_locked(dir));
     pthread_mutex_unlock(&dir->mu);
     return l;
+}
+
+bool node_listing_proves_absent(node *dir, const void *comp, size_t comp_len)
+{
+    pthread_mutex_lock(&dir->mu);
+    listing *l = fresh_listing_locked(dir);
+    bool absent =
+        l && !listing_find(l, comp, comp_len) && !name_set_has(dir->changed_names, comp, comp_len);
+    pthread_mutex_unlock(&dir->mu);
+    return absent;
+}
+
+/* Forgets the listing (under dir->mu); returns it for listing_unref outside the lock. */
+static listing *drop_listing_locked(node *dir)
+{
+    listing *old = dir->list;
+    dir->list = NULL;
+    dir->list_gen++;
+    name_set_free(dir->changed_names);
+    dir->changed_names = NULL;
+    return old;
+}
+
+void node_listing_name_changed(node *dir, const void *comp, size_t comp_len)
+{
+    pthread_mutex_lock(&dir->mu);
+    listing *old = NULL;
+    dir->list_gen++; /* a listing being read now may predate the change: not kept */
+    if (dir->list && name_set_add(&dir->changed_names, comp, comp_len))
+        old = drop_listing_locked(dir);
+    pthread_mutex_unlock(&dir->mu);
+    listing_unref(old);
+}
+
+bool node_listing_reflects(node *dir, const void *comp, size_t comp_len, int64_t rev, bool own)
+{
+    pthread_mutex_lock(&dir->mu);
+    bool known = dir->list && (dir->list->revision >= rev ||
+                               (own && name_set_has(dir->changed_names, comp, comp_len)));
+    pthread_mutex_unlock(&dir->mu);
+    return known;
+}
+
+void node_listing_set_empty(node *dir, int64_t rev)
+{
+    listing *l = calloc(1, sizeof *l);
+    if (l) {
+        l->refs = 1;
+        l->revision = rev;
+        l->fetched_ns = now_ns();
+        l->marker_mod = rev;
+    }
+    pthread_mutex_lock(&dir->mu);
+    listing *old = drop_listing_locked(dir);
+    dir->list = l;
+    pthread_mutex_unlock(&dir->mu);
+    listing_unref(old);
 }
 
 void node_drop_listing(node *dir)
 {
     pthread_mutex_lock(&dir->mu);
-    listing *old = dir->list;
-    dir->list = NULL;
-    dir->list_gen++;
+    listing *old = drop_listing_locked(dir);
     pthread_mutex_unlock(&dir->mu);
     listing_unref(old);
 }
@@ -726,10 +786,15 @@ void node_offer_listing(node *dir, listing *l, uint64_t gen)
 {
     pthread_mutex_lock(&dir->mu);
     listing *old = NULL;
-    if (dir->list_gen == gen) {
+    /* Kept only when read after every change this mount made in the directory (it shows them
+     * all), and not older than the listing it replaces: an event that listing already
+     * reflected did not drop it (node_listing_reflects), so an older one would miss it. */
+    if (dir->list_gen == gen && (!dir->list || l->revision >= dir->list->revision)) {
         old = dir->list;
         dir->list = l;
         l = NULL;
+        name_set_free(dir->changed_names);
+        dir->changed_names = NULL;
     }
     pthread_mutex_unlock(&dir->mu);
     listing_unref(old);

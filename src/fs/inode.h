@@ -94,7 +94,11 @@ typedef struct node {
     int64_t used_ns;       /* last open or read: what the value cache evicts first (cache.c) */
     struct timespec mtime; /* synthesized, see docs/semantics.md */
     /* directories [mu] */
-    listing *list;     /* last listing, may be NULL */
+    listing *list;                  /* last listing, may be NULL */
+    struct name_set *changed_names; /* names this mount created or rewrote in the directory
+                                     * since `list` was read: `list` no longer shows the
+                                     * directory as it is, but it and these names together
+                                     * still prove every other name absent */
     uint64_t list_gen; /* changes at every node_drop_listing: a listing read before a change
                         * in the directory is not kept after it */
 } node;
@@ -171,8 +175,24 @@ void node_fill_attr(node *n, struct stat *st, bool locked);
 /* Directory listings. */
 listing *listing_ref(listing *l);
 void listing_unref(listing *l);
-/* The directory's listing if it was read within the cache timeout (with a reference). */
+/* The directory's listing if it was read within the cache timeout and still shows the
+ * directory as it is (with a reference). */
 listing *node_fresh_listing(node *dir);
+/* Whether the directory's listing, read within the cache timeout, proves the name absent: it
+ * does not show it and this mount changed no such name since (the caller knows that the watch
+ * runs, so that another host's change in the directory has dropped the listing). */
+bool node_listing_proves_absent(node *dir, const void *comp, size_t comp_len);
+/* This mount created the name in the directory, or rewrote its key, at a known revision: the
+ * listing stops serving as a snapshot but keeps proving other names absent (instead of being
+ * dropped). Call inside the change's commit section, so the watch sees it before the event. */
+void node_listing_name_changed(node *dir, const void *comp, size_t comp_len);
+/* Whether the directory's listing already accounts for an event of store revision rev about
+ * the name: it was read at rev or later, or (own: this mount made that change) the name is one
+ * this mount changed since. The event then needs not drop it. */
+bool node_listing_reflects(node *dir, const void *comp, size_t comp_len, int64_t rev, bool own);
+/* The directory was just created empty by this mount at store revision rev (its marker only):
+ * its listing is known without asking. */
+void node_listing_set_empty(node *dir, int64_t rev);
 /* The directory's listing generation, read before fetching a listing. */
 uint64_t node_listing_gen(node *dir);
 /* Keeps l (takes over the caller's reference) as the directory's listing unless the directory

@@ -137,7 +137,8 @@ static void apply_event(const queued_event *e)
         bool deeper;
         size_t clen = names_first_component(rest, rest_len, &deeper);
         if (dir) {
-            node_drop_listing(dir);
+            if (!node_listing_reflects(dir, rest, clen, kv->mod_revision, own))
+                node_drop_listing(dir);
             node *child = deeper ? node_find(kv->key, at + clen + 1, NODE_DIR) : NULL;
             bool known_dir = child != NULL;
             node_put(child);

@@ -389,11 +389,11 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
     }
     if (rc == 0) {
         witness_note(r.sub_key, r.sub_len); /* its marker proves it exists to later creates */
-        node_drop_listing(dir);
+        node_listing_name_changed(dir, r.comp, r.comp_len);
         if (!(n = node_obtain(r.sub_key, r.sub_len, NODE_DIR)))
             rc = ENOMEM;
         else
-            node_drop_listing(n);
+            node_listing_set_empty(n, rev); /* etcd checked: nothing below it but the marker */
     }
     commit_end(&cm, rev);
     if (rc == 0) {

@@ -176,22 +176,17 @@ static int lookup_keys(node *dir, const resolved *r, node **out)
         node_put(n);
         n = NULL; /* the paths below hand out n: never this unreferenced one */
     }
+    /* watch mode: a listing kept current by the watch proves the name absent. (Close-to-open
+     * asks etcd: a name another host created must show at once, docs/consistency.md.) */
+    if (consistency_watch_trusted() && node_listing_proves_absent(dir, r->comp, r->comp_len)) {
+        stats_inc(STAT_cache_lookup_hit);
+        *out = NULL;
+        return ENOENT;
+    }
     listing *l = consistency_strict() ? NULL : node_fresh_listing(dir);
-    if (l) {
-        const listing_entry *e = listing_find(l, r->comp, r->comp_len);
-        if (!e && consistency_watch_trusted()) {
-            /* watch mode: the watch keeps the listing current; the name does not exist */
-            stats_inc(STAT_cache_lookup_hit);
-            listing_unref(l);
-            *out = NULL;
-            return ENOENT;
-        }
-        if (!e) {
-            /* Close-to-open for names (docs/consistency.md): a name the cached listing does
-             * not show may have been created on another host since; ask etcd below. */
-            listing_unref(l);
-            l = NULL;
-        }
+    if (l && !listing_find(l, r->comp, r->comp_len)) {
+        listing_unref(l); /* the watch is not running: a miss is asked of etcd */
+        l = NULL;
     }
     if (l) {
         stats_inc(STAT_cache_lookup_hit);

@@ -46,6 +46,27 @@ static void drop_listings_for_key(const char *key, size_t len)
     free(sub);
 }
 
+/* This mount stored key (inside the commit section): its directory's listing keeps proving
+ * other names absent (inode.h); the directory whose own key it is shows it no more. */
+static void note_key_stored(const char *key, size_t len)
+{
+    size_t dir_len = len;
+    while (dir_len > 0 && key[dir_len - 1] != '/')
+        dir_len--;
+    node *d = dir_len >= g_fs.prefix_len ? node_find(key, dir_len, NODE_DIR) : NULL;
+    if (d) {
+        node_listing_name_changed(d, key + dir_len, len - dir_len);
+        node_put(d);
+    }
+    size_t sub_len;
+    char *sub = key_join(key, len, "/", 1, NULL, 0, &sub_len);
+    if (sub && (d = node_find(sub, sub_len, NODE_DIR))) {
+        node_drop_listing(d);
+        node_put(d);
+    }
+    free(sub);
+}
+
 int file_revalidate_locked(node *n, bool *changed)
 {
     *changed = false;
@@ -361,7 +382,7 @@ int file_writeback_locked(node *n, const char *why)
         node_committed_locked(n, rev);
         n->kernel_rev = rev; /* the kernel's pages hold what was just written */
         n->local_content = true;
-        drop_listings_for_key(key, len);
+        note_key_stored(key, len);
         char kb[LOG_KEY_BUF];
         log_debug("%s: put %s (%zu bytes) at revision %lld", why, log_key(key, len, kb, sizeof kb),
                   n->size, (long long)rev);
@@ -739,22 +760,46 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 }
 
 /* Creates the empty file r names unless something is there, decided by etcd in one Txn:
- * If(no key, the parent exists, nothing below name/) Then(Put key "") Else(read the parent, the
- * key and name/). Returns 0 with *rev set when it created the key. Without exclusive, a key
- * that exists is no error: 0 with *rev 0, its value in *found (etcdc_kv_clear it) as of store
+ * If(no key, the parent exists, nothing below name/) Then(Put key "") Else(read the parent's
+ * probe, the key and name/). The parent is proved by its witness (witness.h) when this mount
+ * knows one, else by a compare over its whole range (which makes etcd read every key in the
+ * directory). Returns 0 with *rev set when it created the key. Without exclusive, a key that
+ * exists is no error: 0 with *rev 0, its value in *found (etcdc_kv_clear it) as of store
  * revision *found_as_of. EEXIST: exclusive and the key exists, or a directory of that name
  * exists (EISDIR without exclusive); ENOENT: the parent directory is gone. */
+static int create_guarded_txn(const resolved *r, bool exclusive, bool *use_witness, int64_t *rev,
+                              etcdc_kv *found, int64_t *found_as_of);
+
 static int create_guarded(const resolved *r, bool exclusive, int64_t *rev, etcdc_kv *found,
                           int64_t *found_as_of)
+{
+    bool witnessed = true;
+    int rc = create_guarded_txn(r, exclusive, &witnessed, rev, found, found_as_of);
+    if (rc == ENOENT && witnessed) {
+        /* the witness was deleted; the directory may live on: ask over its whole range */
+        witness_forget_dir(r->file_key, r->file_len);
+        witnessed = false;
+        rc = create_guarded_txn(r, exclusive, &witnessed, rev, found, found_as_of);
+    }
+    if (rc == 0 && *rev > 0)
+        witness_note(r->file_key, r->file_len);
+    return rc;
+}
+
+/* create_guarded's Txn; *use_witness as in put_content_txn. */
+static int create_guarded_txn(const resolved *r, bool exclusive, bool *use_witness, int64_t *rev,
+                              etcdc_kv *found, int64_t *found_as_of)
 {
     etcdc_txn *t = etcdc_txn_new();
     size_t end_len = 0;
     char *end = r->sub_key ? key_prefix_end(r->sub_key, r->sub_len, &end_len) : NULL;
     bool guard = r->dir_len > g_fs.prefix_len; /* the mount root always exists */
-    size_t pend_len = 0;
-    char *pend = guard ? key_prefix_end(r->dir_key, r->dir_len, &pend_len) : NULL;
-    etcdc_range_req parent = {.key = r->dir_key,
-                              .key_len = r->dir_len,
+    size_t wlen = 0, pend_len = 0;
+    char *w = guard && *use_witness ? witness_get(r->dir_key, r->dir_len, &wlen) : NULL;
+    char *pend = guard && !w ? key_prefix_end(r->dir_key, r->dir_len, &pend_len) : NULL;
+    *use_witness = w != NULL;
+    etcdc_range_req parent = {.key = w ? w : r->dir_key,
+                              .key_len = w ? wlen : r->dir_len,
                               .range_end = pend,
                               .range_end_len = pend_len,
                               .limit = 1,
@@ -769,10 +814,12 @@ static int create_guarded(const resolved *r, bool exclusive, int64_t *rev, etcdc
     etcdc_txn_result res = {0};
     etcdc_error err = {0};
     etcdc_code code =
-        t && (pend || !guard) && (end || !r->sub_key) ? ETCDC_OK : ETCDC_ERR_NO_MEMORY;
+        t && (w || pend || !guard) && (end || !r->sub_key) ? ETCDC_OK : ETCDC_ERR_NO_MEMORY;
     if (code == ETCDC_OK)
         code = etcdc_txn_if(t, r->file_key, r->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
-    if (code == ETCDC_OK && guard)
+    if (code == ETCDC_OK && w)
+        code = etcdc_txn_if(t, w, wlen, ETCDC_CMP_CREATE, ETCDC_GREATER, 0);
+    else if (code == ETCDC_OK && guard)
         code = etcdc_txn_if_range(t, r->dir_key, r->dir_len, pend, pend_len, ETCDC_CMP_CREATE,
                                   ETCDC_GREATER, 0);
     if (code == ETCDC_OK && end)
@@ -796,8 +843,6 @@ static int create_guarded(const resolved *r, bool exclusive, int64_t *rev, etcdc
         *rev = res.revision;
     } else if (rc == 0 && res.op_count != want) {
         rc = EIO;
-    } else if (rc == 0 && guard && res.ops[0].kvs.count == 0) {
-        rc = ENOENT; /* nothing lies below the parent any more: it is gone */
     } else if (rc == 0 && res.ops[at].kvs.count > 0) {
         if (exclusive) {
             rc = EEXIST;
@@ -807,13 +852,18 @@ static int create_guarded(const resolved *r, bool exclusive, int64_t *rev, etcdc
             memset(&res.ops[at].kvs.kvs[0], 0, sizeof res.ops[at].kvs.kvs[0]);
             *found_as_of = res.revision;
         }
-    } else if (rc == 0) {
+    } else if (rc == 0 && end && res.ops[at + 1].kvs.count > 0) {
         rc = exclusive ? EEXIST : EISDIR; /* a directory of that name */
+    } else if (rc == 0 && guard && res.ops[0].kvs.count == 0) {
+        rc = ENOENT; /* nothing lies below the parent any more (or its witness is gone) */
+    } else if (rc == 0) {
+        rc = EIO; /* the guard failed, yet every probe says it held */
     }
     etcdc_txn_result_free(&res);
     etcdc_txn_free(t);
     free(end);
     free(pend);
+    free(w);
     return rc;
 }
 
@@ -886,6 +936,8 @@ static int create_locked(node *n, node *dir, const resolved *r, int flags, bool 
     int rc = create_guarded(r, flags & O_EXCL, &rev, &found, &found_as_of);
     if (rc == 0)
         rc = take_created_locked(n, rev, &found, found_as_of);
+    if (rc == 0 && rev > 0)
+        node_listing_name_changed(dir, r->comp, r->comp_len);
     commit_end(&cm, rc == 0 ? rev : 0);
     etcdc_kv_clear(&found);
     *created = rc == 0 && rev > 0;
@@ -937,8 +989,6 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
     int64_t base = 0;
     bool created = false;
     int rc = create_and_open(dir, name, fi->flags, &r, &n, &created, &base);
-    if (created)
-        node_drop_listing(dir);
     if (rc == 0)
         open_retry_created(r.file_key, r.file_len);
     open_file *fh = rc == 0 ? open_file_new(n->ino, base) : NULL;
@@ -997,8 +1047,6 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, 
         }
     }
     rc = rc == EAGAIN ? ESTALE : rc;
-    if (created)
-        node_drop_listing(dir);
     if (rc == 0) {
         struct fuse_entry_param e;
         entry_for(n, &e);

@@ -417,3 +417,24 @@ def test_cluster_new_names_across_members(mode, etcd_cluster, cluster_kv, two_on
         if got != b"n%d" % i or not listed:
             bad.append((i, got, listed))
     assert not bad, f"{len(bad)}/40 rounds: (round, read of the new file, in listing) {bad[:8]}"
+
+
+def test_create_where_another_host_removed_the_file_this_mount_wrote_last(etcd, two):
+    """A create proves its directory exists by one key this mount wrote there (not by reading
+    the whole directory). When another host removed that key but the directory lives on, the
+    create still succeeds; when the whole directory is gone, it fails with ENOENT."""
+    a, b = two
+    os.mkdir(a.path / "d")
+    (a.path / "d" / "first").write_bytes(b"1")  # the key a's creates in d rely on
+    (b.path / "d" / "other").write_bytes(b"2")
+    os.unlink(b.path / "d" / "first")
+    fd = os.open(a.path / "d" / "second", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.write(fd, b"3")
+    os.close(fd)
+    assert etcd.ctl("get", "--print-value-only", "/d/second") == "3\n"
+    for name in ("other", "second"):
+        os.unlink(b.path / "d" / name)
+    etcd.ctl("del", "--prefix", "/d/")  # the marker too: the directory is gone
+    with pytest.raises(FileNotFoundError):
+        os.open(a.path / "d" / "third", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    assert etcd.ctl("get", "--prefix", "--keys-only", "/d/") == ""

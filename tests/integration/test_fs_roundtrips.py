@@ -182,3 +182,50 @@ def test_create_write_close_of_many_files_is_one_write_each(etcd, mount):
         assert c.get("/many/f3")[0] == b"chunk " * 5
     finally:
         c.close()
+
+
+WATCH = LONG_CACHE + ("consistency=watch",)
+
+
+@pytest.mark.parametrize("made_here", [True, False], ids=["mkdir", "listed"])
+def test_new_files_cost_one_round_trip_each_in_watch_mode(etcd, mount, made_here):
+    """In watch mode the directory's listing, kept by the watch and by this mount's own
+    creates, proves a new name absent: `echo > new` is the write alone, file after file."""
+    if not made_here:
+        etcd.ctl("put", "/w/other", "1")
+    m = mount(etcd, options=WATCH)
+    if made_here:
+        os.mkdir(m.path / "w")  # created empty: its listing is known without asking
+    else:
+        os.listdir(m.path / "w")
+    rev0, s0 = revision(etcd), m.stats()
+    for i in range(20):
+        sh(f"echo {i} > w/f{i}", m.path)
+    s1 = m.stats()
+    assert revision(etcd) - rev0 == 20
+    d = delta(s0, s1, *RT)
+    assert d["rt_total"] == 20 and d["rt_delete_range"] == 0, d
+    assert etcd.ctl("get", "--print-value-only", "/w/f7") == "7\n\n"
+
+
+def test_cp_of_new_files_is_a_create_and_a_put_each_in_watch_mode(etcd, mount, tmp_path):
+    """cp creates each file with O_EXCL (a Txn decided by etcd, exclusive across hosts), then
+    writes it: two round trips per file, however many files the directory holds."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(30):
+        (src / f"f{i}").write_bytes(b"%d" % i * 100)
+    m = mount(etcd, options=WATCH)
+    os.listdir(m.path)  # the root is known: the name "copy" is proved absent too
+    rev0, s0 = revision(etcd), m.stats()
+    subprocess.run(["cp", "-r", str(src), str(m.path / "copy")], check=True)
+    s1 = m.stats()
+    d = delta(s0, s1, *RT)
+    # mkdir: one Txn; each file: the exclusive create and the Put of its content
+    assert revision(etcd) - rev0 == 1 + 2 * 30
+    assert d["rt_total"] == 1 + 2 * 30, d
+    c = etcd.client()
+    try:
+        assert c.get("/copy/f29")[0] == b"29" * 100
+    finally:
+        c.close()
