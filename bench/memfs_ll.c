@@ -6,8 +6,9 @@
  *
  * It makes the same choices towards the kernel as etcdfs (bench/fs_bench.py compares the two):
  * 1 s entry and attribute timeouts, readdirplus, no writeback cache, keep_cache on open, the
- * multi-threaded session loop. Files, directories, create/write/truncate/unlink/rmdir; no
- * rename, links or xattrs (the benchmark does not use them). One mutex guards everything.
+ * multi-threaded session loop, extended attribute requests answered "none" (as etcdfs answers
+ * those outside user.*). Files, directories, create/write/truncate/unlink/rmdir; no rename or
+ * links (the benchmark does not use them). One mutex guards everything.
  */
 #define FUSE_USE_VERSION 34
 #include <errno.h>
@@ -398,6 +399,31 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
     fuse_reply_statfs(req, &st);
 }
 
+/* Extended attributes are answered as etcdfs answers the ones `ls -l` and the kernel ask for
+ * (security.selinux, system.posix_acl_*): "none" for every name in a namespace Linux knows,
+ * EOPNOTSUPP outside them, an empty list. Not implementing them (ENOSYS) would make the kernel
+ * stop sending them, and the floor would then leave out requests etcdfs must answer. */
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+    (void)ino;
+    (void)size;
+    static const char *const known[] = {"user.", "trusted.", "security.", "system."};
+    int rc = EOPNOTSUPP;
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (!strncmp(name, known[i], strlen(known[i])))
+            rc = ENODATA;
+    fuse_reply_err(req, rc);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+    (void)ino;
+    if (size == 0)
+        fuse_reply_xattr(req, 0);
+    else
+        fuse_reply_buf(req, NULL, 0);
+}
+
 static const struct fuse_lowlevel_ops memfs_ops = {
     .init = op_init,
     .lookup = op_lookup,
@@ -415,6 +441,8 @@ static const struct fuse_lowlevel_ops memfs_ops = {
     .readdirplus = op_readdirplus,
     .releasedir = op_releasedir,
     .statfs = op_statfs,
+    .getxattr = op_getxattr,
+    .listxattr = op_listxattr,
 };
 
 int main(int argc, char *argv[])
