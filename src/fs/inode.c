@@ -14,6 +14,7 @@
 #include "cache.h"
 #include "name_set.h"
 #include "names.h"
+#include "prefetch.h"
 
 static pthread_mutex_t table_mu = PTHREAD_MUTEX_INITIALIZER;
 static node **by_ino, **by_key;                /* [table_mu] */
@@ -398,6 +399,7 @@ static void ref_all_locked(node **set, size_t count)
 node **node_rekey_prefix(const void *old_prefix, size_t old_len, const void *new_prefix,
                          size_t new_len, size_t *count)
 {
+    prefetch_clear(); /* listings read ahead name keys of the old places */
     pthread_mutex_lock(&table_mu);
     /* Collect first: re-indexing while walking the chains would visit nodes twice. */
     node **moved = collect_locked(old_prefix, old_len, false, count);
@@ -427,6 +429,7 @@ node **node_rekey_prefix(const void *old_prefix, size_t old_len, const void *new
 node **node_swap_names(const char *a, size_t a_len, const char *b, size_t b_len, size_t *na,
                        size_t *nb)
 {
+    prefetch_clear(); /* listings read ahead name keys of the old places */
     pthread_mutex_lock(&table_mu);
     node **under_a = collect_locked(a, a_len, true, na);
     node **under_b = under_a ? collect_locked(b, b_len, true, nb) : NULL;
@@ -694,6 +697,18 @@ void listing_unref(listing *l)
     free(l);
 }
 
+/* An own operation changed the directory: a listing read ahead for it is out of date too. */
+static void tell_prefetch(node *dir)
+{
+    size_t len;
+    char *key = node_key(dir, &len);
+    if (key)
+        prefetch_dir_changed(key, len);
+    else
+        prefetch_clear();
+    free(key);
+}
+
 /* A listing read within the cache timeout (under dir->mu). */
 static listing *fresh_listing_locked(node *dir)
 {
@@ -739,6 +754,7 @@ void node_listing_name_changed(node *dir, const void *comp, size_t comp_len)
         old = drop_listing_locked(dir);
     pthread_mutex_unlock(&dir->mu);
     listing_unref(old);
+    tell_prefetch(dir);
 }
 
 bool node_listing_reflects(node *dir, const void *comp, size_t comp_len, int64_t rev, bool own)
@@ -764,14 +780,21 @@ void node_listing_set_empty(node *dir, int64_t rev)
     dir->list = l;
     pthread_mutex_unlock(&dir->mu);
     listing_unref(old);
+    tell_prefetch(dir);
 }
 
-void node_drop_listing(node *dir)
+void node_drop_listing_for_event(node *dir)
 {
     pthread_mutex_lock(&dir->mu);
     listing *old = drop_listing_locked(dir);
     pthread_mutex_unlock(&dir->mu);
     listing_unref(old);
+}
+
+void node_drop_listing(node *dir)
+{
+    node_drop_listing_for_event(dir);
+    tell_prefetch(dir);
 }
 
 uint64_t node_listing_gen(node *dir)

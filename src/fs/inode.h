@@ -198,8 +198,12 @@ uint64_t node_listing_gen(node *dir);
 /* Keeps l (takes over the caller's reference) as the directory's listing unless the directory
  * changed since generation gen was read (then l is dropped: it may predate the change). */
 void node_offer_listing(node *dir, listing *l, uint64_t gen);
-/* Forget the directory's listing (after a local change in it). */
+/* Forget the directory's listing (after a local change in it; also what was read ahead for
+ * it, prefetch.h). */
 void node_drop_listing(node *dir);
+/* Forget the directory's listing because a watch event changed the directory (the notify
+ * thread tells prefetch.h itself). */
+void node_drop_listing_for_event(node *dir);
 /* The entry with this component, or NULL. */
 const listing_entry *listing_find(const listing *l, const void *comp, size_t comp_len);
 

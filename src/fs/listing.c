@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "names.h"
+#include "prefetch.h"
 #include "stats.h"
 
 typedef struct builder {
@@ -326,7 +327,16 @@ out:
 int listing_get(node *dir, bool is_root, listing **out)
 {
     *out = node_fresh_listing(dir);
-    return *out ? 0 : listing_refresh(dir, is_root, out);
+    if (*out)
+        return 0;
+    if (consistency_watch_trusted()) {
+        uint64_t gen = node_listing_gen(dir);
+        if ((*out = prefetch_take(dir))) {
+            node_offer_listing(dir, listing_ref(*out), gen);
+            return 0;
+        }
+    }
+    return listing_refresh(dir, is_root, out);
 }
 
 int listing_refresh(node *dir, bool is_root, listing **out)
@@ -343,5 +353,209 @@ int listing_refresh(node *dir, bool is_root, listing **out)
     free(key);
     if (rc == 0)
         node_offer_listing(dir, listing_ref(*out), gen);
+    return rc;
+}
+
+/* --- whole subtrees (prefetch.h) ------------------------------------------------------------ */
+
+/* A copy of kv's bytes and revisions, for a directory's own value (its "%value"), which its
+ * parent's listing keeps as well. */
+static int kv_copy(etcdc_kv *dst, const etcdc_kv *src)
+{
+    *dst = *src;
+    dst->key = malloc(src->key_len + 1);
+    dst->value = malloc(src->value_len + 1);
+    if (!dst->key || !dst->value) {
+        free(dst->key);
+        free(dst->value);
+        memset(dst, 0, sizeof *dst);
+        return ENOMEM;
+    }
+    memcpy(dst->key, src->key, src->key_len + 1);
+    memcpy(dst->value, src->value, src->value_len + 1);
+    return 0;
+}
+
+/* The directories on the path of the key being fed, outermost first: every key of a subtree
+ * comes in key order, so a directory's keys are contiguous and one stack suffices. */
+typedef struct subtree {
+    builder *stack;
+    size_t depth, cap;
+    int64_t revision;
+    subtree_emit emit;
+    void *arg;
+    size_t emitted;
+} subtree;
+
+static void subtree_pop(subtree *st)
+{
+    builder *b = &st->stack[--st->depth];
+    if (st->depth > 0 && b->l) {
+        finish(b->l);
+        b->l->revision = st->revision;
+        b->l->fetched_ns = now_ns();
+        st->emit(b->l, b->dir, b->dir_len, st->arg); /* takes the reference */
+        st->emitted++;
+    } else {
+        listing_unref(b->l);
+    }
+    free((char *)b->dir);
+}
+
+/* Opens the builder of child directory comp of the top builder; its own value (the file of the
+ * same name, just before it in key order) comes along. */
+static int subtree_push(subtree *st, const char *comp, size_t comp_len)
+{
+    builder *top = &st->stack[st->depth - 1];
+    if (st->depth == st->cap) {
+        size_t cap = st->cap * 2;
+        builder *grown = realloc(st->stack, cap * sizeof *grown);
+        if (!grown)
+            return ENOMEM;
+        st->stack = grown;
+        st->cap = cap;
+        top = &st->stack[st->depth - 1];
+    }
+    size_t len;
+    char *dir = key_join(top->dir, top->dir_len, comp, comp_len, "/", 1, &len);
+    listing *l = calloc(1, sizeof *l);
+    if (!dir || !l) {
+        free(dir);
+        free(l);
+        return ENOMEM;
+    }
+    l->refs = 1;
+    for (size_t i = top->l->n; i-- > 0;) {
+        const listing_entry *e = &top->l->e[i];
+        if (e->comp_len < comp_len || memcmp(e->comp, comp, comp_len))
+            break; /* before every name starting with comp: no value of that name */
+        if (!e->is_dir && e->comp_len == comp_len && e->has_kv) {
+            if (kv_copy(&l->self, &e->kv)) {
+                free(dir);
+                listing_unref(l);
+                return ENOMEM;
+            }
+            l->self_present = true;
+            break;
+        }
+    }
+    st->stack[st->depth++] = (builder){.l = l, .dir = dir, .dir_len = len};
+    return 0;
+}
+
+/* Adds one key to the builder of its own directory, opening the builders of the directories
+ * between the top one and it. */
+static int subtree_feed(subtree *st, etcdc_kv *kv)
+{
+    while (st->depth > 1) {
+        builder *top = &st->stack[st->depth - 1];
+        if (kv->key_len >= top->dir_len && !memcmp(kv->key, top->dir, top->dir_len))
+            break;
+        subtree_pop(st);
+    }
+    for (;;) {
+        builder *top = &st->stack[st->depth - 1];
+        const char *rel = kv->key + top->dir_len;
+        size_t rel_len = kv->key_len - top->dir_len;
+        if (rel_len == 0) {
+            top->l->marker_mod = kv->mod_revision;
+            return kv->value_len > 0 ? add_entry(top, rel, 0, false, kv) : 0;
+        }
+        bool deeper;
+        size_t clen = names_first_component(rel, rel_len, &deeper);
+        if (!deeper)
+            return add_entry(top, rel, clen, false, kv);
+        const listing_entry *last = top->l->n ? &top->l->e[top->l->n - 1] : NULL;
+        bool added =
+            last && last->is_dir && last->comp_len == clen && !memcmp(last->comp, rel, clen);
+        int rc = added ? 0 : add_entry(top, rel, clen, true, NULL);
+        if (rc == 0)
+            rc = subtree_push(st, rel, clen);
+        if (rc)
+            return rc;
+    }
+}
+
+int listing_fetch_subtree(const char *dir_key, size_t dir_len, bool is_root, size_t max_keys,
+                          size_t max_bytes, subtree_emit emit, void *arg, int64_t *revision)
+{
+    size_t end_len, start_len = dir_len ? dir_len : 1;
+    char *end = key_prefix_end(dir_key, dir_len, &end_len);
+    char *start = malloc(start_len + 1);
+    subtree st = {.cap = 16, .emit = emit, .arg = arg};
+    st.stack = malloc(st.cap * sizeof *st.stack);
+    listing *root = calloc(1, sizeof *root);
+    char *root_dir = malloc(dir_len + 1);
+    int rc = end && start && st.stack && root && root_dir ? 0 : ENOMEM;
+    if (rc == 0) {
+        memcpy(start, dir_key, dir_len);
+        start[dir_len] = 0; /* dir_len 0: the whole key space starts at "\0" */
+        memcpy(root_dir, dir_key, dir_len);
+        root->refs = 1;
+        st.stack[st.depth++] =
+            (builder){.l = root, .dir = root_dir, .dir_len = dir_len, .at_root = is_root};
+        root = NULL;
+        root_dir = NULL;
+    }
+    int64_t limit = PAGE_MAX_KEYS;
+    size_t keys = 0, bytes = 0;
+    etcdc_error err = {0};
+    bool more = true;
+    while (rc == 0 && more) {
+        etcdc_range_req req = {.key = start,
+                               .key_len = start_len,
+                               .range_end = end,
+                               .range_end_len = end_len,
+                               .limit = limit,
+                               .revision = st.revision};
+        etcdc_kvs page = {0};
+        etcdc_code code = etcdc_range(g_fs.client, &req, &page, &err);
+        stats_inc(STAT_listing_pages);
+        if (code == ETCDC_ERR_TOO_LARGE && limit > 1) {
+            limit /= 2;
+            continue;
+        }
+        if (code != ETCDC_OK) {
+            rc = code == ETCDC_ERR_NO_MEMORY ? ENOMEM : EIO; /* the caller lists the usual way */
+            break;
+        }
+        if (!st.revision) {
+            st.revision = page.revision;
+            if (page.total > 0 && (size_t)page.total > max_keys)
+                rc = EFBIG; /* too big to hold: list one directory at a time */
+        }
+        keys += page.count;
+        bytes += page_bytes(&page);
+        if (rc == 0 && (keys > max_keys || bytes > max_bytes))
+            rc = EFBIG;
+        more = page.more && page.count > 0;
+        if (rc == 0 && more) {
+            const etcdc_kv *last = &page.kvs[page.count - 1];
+            free(start);
+            start = key_join(last->key, last->key_len, "", 1, NULL, 0, &start_len);
+            if (!start)
+                rc = ENOMEM;
+        }
+        for (size_t i = 0; rc == 0 && i < page.count; i++)
+            rc = subtree_feed(&st, &page.kvs[i]);
+        etcdc_kvs_free(&page);
+    }
+    /* On failure the directories still open are dropped; those already left were complete
+     * (a directory's keys are contiguous) and have been emitted. */
+    while (st.depth > 0) {
+        if (rc) {
+            builder *b = &st.stack[--st.depth];
+            listing_unref(b->l);
+            free((char *)b->dir);
+        } else {
+            subtree_pop(&st);
+        }
+    }
+    *revision = st.revision;
+    free(st.stack);
+    free(root_dir);
+    listing_unref(root);
+    free(start);
+    free(end);
     return rc;
 }

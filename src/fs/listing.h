@@ -24,4 +24,15 @@ int listing_get(node *dir, bool is_root, listing **out);
  * the cache. Returns 0 or an errno; *out holds a reference. */
 int listing_refresh(node *dir, bool is_root, listing **out);
 
+/* Receives one directory of a subtree (dir_key, ending in '/') and its listing (the caller's
+ * reference, with revision and fetched_ns set). */
+typedef void (*subtree_emit)(listing *l, const char *dir_key, size_t dir_len, void *arg);
+
+/* Reads every key below dir_key at one revision (*revision), in pages of up to 8192 keys, and
+ * emits the listing of every directory strictly below it, each as soon as the keys passed it.
+ * Stops with EFBIG beyond max_keys keys or max_bytes of keys and values (the subtree's size is
+ * known from the first page), or with another errno; directories emitted before stay valid. */
+int listing_fetch_subtree(const char *dir_key, size_t dir_len, bool is_root, size_t max_keys,
+                          size_t max_bytes, subtree_emit emit, void *arg, int64_t *revision);
+
 #endif

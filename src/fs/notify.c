@@ -20,6 +20,7 @@
 #include "names.h"
 #include "notify_replay.h"
 #include "pollers.h"
+#include "prefetch.h"
 #include "stats.h"
 
 /* How long a fence waits for the watch to confirm a revision before it forgets the cache
@@ -72,7 +73,7 @@ static void forget_cached(node *n, void *arg)
 {
     (void)arg;
     if (n->type == NODE_DIR)
-        node_drop_listing(n);
+        node_drop_listing_for_event(n);
     if (n->type == NODE_FILE) {
         pthread_mutex_lock(&n->mu);
         n->validated_ns = 0;
@@ -86,6 +87,7 @@ static void apply_event(const queued_event *e)
 {
     stats_watch_applied(e->kv.mod_revision, e->received_ns);
     const etcdc_kv *kv = &e->kv;
+    prefetch_event(kv->key, kv->key_len, kv->mod_revision); /* before any listing is read */
     if (kv->key_len < g_fs.prefix_len || memcmp(kv->key, g_fs.prefix, g_fs.prefix_len))
         return;
     bool changed = false;
@@ -138,7 +140,7 @@ static void apply_event(const queued_event *e)
         size_t clen = names_first_component(rest, rest_len, &deeper);
         if (dir) {
             if (!node_listing_reflects(dir, rest, clen, kv->mod_revision, own))
-                node_drop_listing(dir);
+                node_drop_listing_for_event(dir);
             node *child = deeper ? node_find(kv->key, at + clen + 1, NODE_DIR) : NULL;
             bool known_dir = child != NULL;
             node_put(child);
@@ -168,6 +170,7 @@ static void trust_new_stream(void)
     uint64_t s = etcdc_watch_stream_ready(g_fs.client);
     if (s == 0 || s == __atomic_load_n(&trusted_stream, __ATOMIC_ACQUIRE))
         return;
+    prefetch_clear();
     node_for_each(forget_cached, NULL);
     __atomic_store_n(&trusted_stream, s, __ATOMIC_RELEASE);
     log_msg(LOG_NOTICE, "watch stream resumed; cached answers are confirmed with etcd again");
@@ -251,10 +254,12 @@ static void *notify_main(void *arg)
             quiesced_ns = now_ns();
             commit_quiesce();
         }
-        if (e->resync)
+        if (e->resync) {
+            prefetch_clear();
             node_for_each(forget_cached, NULL);
-        else if (e->mark_rev == 0)
+        } else if (e->mark_rev == 0) {
             apply_event(e);
+        }
         if (e->mark_rev == 0 && !e->resync)
             cache_trim(); /* a value the watch brought may have passed --cache-size */
         if (e->resync || e->mark_rev) {
@@ -395,6 +400,7 @@ static bool try_rewatch(void)
     int64_t rev = 0;
     if (stop || current_revision(&rev) != 0)
         return stop;
+    prefetch_clear();
     node_for_each(forget_cached, NULL);
     etcdc_error err = {0};
     etcdc_watcher *w = start_watch(rev + 1, &err);

@@ -95,3 +95,76 @@ def test_cache_size_caps_values_and_evicted_files_read_again(etcd, kv, mount, mo
         assert keep.read() == b"A" * 4096
     finally:
         keep.close()
+
+
+def load_tree(kv, children=4, subdirs=10, files=15):
+    """/t/c<i>/d<j>/f<k> = b"<i>.<j>.<k>", with a file beside one subdirectory (a directory's
+    own value) and a marker; returns {path below /t: value} as the mount must show it."""
+    want = {}
+    for i in range(children):
+        for j in range(subdirs):
+            for k in range(files):
+                key, value = f"c{i}/d{j}/f{k}", f"{i}.{j}.{k}".encode()
+                kv.put("/t/" + key, value)
+                want[key] = value
+    kv.put("/t/c1/d2", b"own value")  # shown inside d2 as %value
+    want["c1/d2/%value"] = b"own value"
+    kv.put("/t/c3/empty/", b"")  # an empty directory's marker
+    return want
+
+
+def tree(root):
+    got, dirs = {}, set()
+    for d, subdirs, files in os.walk(root):
+        rel = os.path.relpath(d, root)
+        if rel != ".":
+            dirs.add(rel)
+        for f in files:
+            p = os.path.join(d, f)
+            got[os.path.relpath(p, root)] = open(p, "rb").read()
+    return got, dirs
+
+
+def test_a_tree_walk_reads_subtrees_ahead_in_a_few_pages(etcd, kv, mount):
+    """find over 4 x 10 directories: the second child listed of a parent makes the mount read
+    the parent's whole subtree in large pages; the walk then costs a few round trips, not one
+    per directory, and shows exactly what etcd holds."""
+    want = load_tree(kv)
+    m = mount(etcd, extra_args=WATCH)
+    s0 = m.stats()
+    got, dirs = tree(m.path / "t")
+    s1 = m.stats()
+    assert got == want
+    assert "c3/empty" in dirs and len(dirs) == 4 + 40 + 1
+    rts = s1["rt_total"] - s0["rt_total"]
+    # without reading ahead: one request per directory (45) plus the lookups on the way
+    assert rts <= 15, rts
+
+
+def test_listings_read_ahead_follow_every_later_change(etcd, kv, mount):
+    """Listings read ahead and not yet used by an opendir must not outlive a change: another
+    host's (through the watch) or this mount's own (at once)."""
+    load_tree(kv, children=2, subdirs=6, files=3)
+    m = mount(etcd, extra_args=WATCH)
+    t = m.path / "t"
+    os.listdir(t / "c0")
+    os.listdir(t / "c0" / "d0")
+    os.listdir(t / "c0" / "d1")  # a walk: c0's whole subtree is read ahead
+    # this mount's own changes, in directories whose listings wait unused
+    (t / "c0" / "d2" / "mine").write_bytes(b"1")
+    os.unlink(t / "c0" / "d3" / "f0")
+    os.mkdir(t / "c0" / "d4" / "sub")
+    assert sorted(os.listdir(t / "c0" / "d2")) == ["f0", "f1", "f2", "mine"]
+    assert sorted(os.listdir(t / "c0" / "d3")) == ["f1", "f2"]
+    assert sorted(os.listdir(t / "c0" / "d4")) == ["f0", "f1", "f2", "sub"]
+    # another host's changes, seen once the watch brought them
+    kv.put("/t/c0/d5/theirs", b"2")
+    kv.delete("/t/c0/d5/f1")
+    settles(lambda: sorted(os.listdir(t / "c0" / "d5")), ["f0", "f2", "theirs"],
+            "the watch to bring the other host's changes")
+    # a rename of a directory moves every key: nothing read ahead for the old place is used
+    os.listdir(t / "c1" / "d0")
+    os.listdir(t / "c1" / "d1")
+    os.rename(t / "c1", t / "moved")
+    assert sorted(os.listdir(t / "moved" / "d3")) == ["f0", "f1", "f2"]
+    assert not (t / "c1").exists()
