@@ -97,6 +97,12 @@ def test_cache_size_caps_values_and_evicted_files_read_again(etcd, kv, mount, mo
         keep.close()
 
 
+def soon(fn, want, what):
+    """Within the watch's delay, generously bounded, but well inside the 60 s a listing is
+    trusted for while the watch runs: a listing that outlived a change fails here."""
+    wait_for(lambda: fn() == want, 10, what)
+
+
 def load_tree(kv, children=4, subdirs=10, files=15):
     """/t/c<i>/d<j>/f<k> = b"<i>.<j>.<k>", with a file beside one subdirectory (a directory's
     own value) and a marker; returns {path below /t: value} as the mount must show it."""
@@ -160,7 +166,7 @@ def test_listings_read_ahead_follow_every_later_change(etcd, kv, mount):
     # another host's changes, seen once the watch brought them
     kv.put("/t/c0/d5/theirs", b"2")
     kv.delete("/t/c0/d5/f1")
-    settles(lambda: sorted(os.listdir(t / "c0" / "d5")), ["f0", "f2", "theirs"],
+    soon(lambda: sorted(os.listdir(t / "c0" / "d5")), ["f0", "f2", "theirs"],
             "the watch to bring the other host's changes")
     # a rename of a directory moves every key: nothing read ahead for the old place is used
     os.listdir(t / "c1" / "d0")
@@ -168,3 +174,72 @@ def test_listings_read_ahead_follow_every_later_change(etcd, kv, mount):
     os.rename(t / "c1", t / "moved")
     assert sorted(os.listdir(t / "moved" / "d3")) == ["f0", "f1", "f2"]
     assert not (t / "c1").exists()
+
+
+def etcd_tree(kv, prefix=b"/t/"):
+    """What a mount must show of the keys under prefix: {file path: value} and directories."""
+    files, dirs = {}, set()
+    for value, meta in kv.get_prefix(prefix):
+        rel = meta.key[len(prefix):].decode()
+        parts = rel.split("/")
+        for i in range(1, len(parts)):
+            dirs.add("/".join(parts[:i]))
+        if parts[-1]:
+            files[rel] = value
+    # a key that is also a directory shows as that directory's %value
+    return {(f + "/%value" if f in dirs else f): v for f, v in files.items()}, dirs
+
+
+def test_walks_that_read_ahead_converge_under_random_changes(etcd, kv, mount):
+    """Seeded: mount a walks and lists sibling directories (reading subtrees ahead) while
+    another mount, a plain etcd client and a itself create and remove files all over the tree.
+    a's own changes show in its listings at once; everything shows once the watch delivered
+    it (never a listing read ahead that outlives a change)."""
+    import random
+    import time
+    seed = int(os.environ.get("ETCDFS_WALK_SEED", time.time_ns() % 10**6))
+    print(f"walk seed {seed} (ETCDFS_WALK_SEED={seed} replays it)")
+    rng = random.Random(seed)
+    load_tree(kv, children=3, subdirs=6, files=4)
+    a = mount(etcd, name="a", extra_args=WATCH)
+    b = mount(etcd, name="b", extra_args=WATCH)
+    subdir = lambda: f"c{rng.randrange(3)}/d{rng.randrange(6)}"  # noqa: E731
+    for rnd in range(25):
+        parent = f"c{rng.randrange(3)}"
+        for j in rng.sample(range(6), 3):  # siblings: a walk, as far as a can tell
+            try:
+                os.listdir(a.path / "t" / parent / f"d{j}")
+            except FileNotFoundError:
+                pass  # emptied by an outside client: the directory is gone
+        for _ in range(rng.randrange(1, 5)):
+            who, d = rng.choice(("etcd", "b", "a")), subdir()
+            name = f"n{rnd}_{rng.randrange(1000)}"
+            if rng.random() < 0.6:
+                if who == "etcd":
+                    kv.put(f"/t/{d}/{name}", name.encode())
+                else:
+                    m = a if who == "a" else b
+                    os.makedirs(m.path / "t" / d, exist_ok=True)
+                    (m.path / "t" / d / name).write_bytes(name.encode())
+                    if who == "a":  # its own change: at once, in its own listing
+                        assert name in os.listdir(a.path / "t" / d), (seed, rnd, d, name)
+            else:
+                files, _ = etcd_tree(kv)
+                victims = [f for f in files if f.startswith(d + "/") and "%" not in f]
+                if victims:
+                    victim = rng.choice(victims)
+                    if who == "etcd":
+                        kv.delete(f"/t/{victim}")
+                    else:
+                        m = a if who == "a" else b
+                        try:
+                            os.unlink(m.path / "t" / victim)
+                        except FileNotFoundError:
+                            continue  # b's watch had not shown it yet
+                        if who == "a":
+                            assert victim.rsplit("/", 1)[1] not in os.listdir(
+                                a.path / "t" / d), (seed, rnd, victim)
+        if rnd % 5 == 4 or rnd == 24:
+            want_files, want_dirs = etcd_tree(kv)
+            soon(lambda: tree(a.path / "t"), (want_files, want_dirs),
+                    f"mount a's walk to show etcd's tree (seed {seed}, round {rnd})")
