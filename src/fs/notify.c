@@ -96,6 +96,7 @@ static void apply_event(const queued_event *e)
     bool own = commit_is_own(kv->mod_revision);
     bool known_here = own; /* the kernel got this very name and version from us already */
     node *f = node_find(kv->key, kv->key_len, NODE_FILE);
+    bool reborn = false;
     if (f) {
         pthread_mutex_lock(&f->mu);
         /* Our own write, or a lookup that raced ahead of the event, already gave the kernel
@@ -112,6 +113,16 @@ static void apply_event(const queued_event *e)
             node_apply_absent_locked(f, kv->mod_revision, now_ns());
             changed = true;
         }
+        /* This mount's own delete unindexed its node before this event: a node indexed here
+         * now that reflects nothing newer was obtained since from older news (the inotify
+         * replay of a create applied late, notify_replay.h), and the kernel may hold its name:
+         * stale, as another host's delete would make it. */
+        reborn = own && e->is_delete && !f->dirty && !f->pending &&
+                 !(f->known && f->mod_rev >= kv->mod_revision);
+        if (reborn && !changed) {
+            node_apply_absent_locked(f, kv->mod_revision, now_ns());
+            changed = true;
+        }
         int64_t rev = f->known || f->pending || f->dirty ? f->mod_rev : 0;
         pthread_mutex_unlock(&f->mu);
         if (changed)
@@ -124,12 +135,13 @@ static void apply_event(const queued_event *e)
     bool namespace_change = e->is_delete || kv->version == 1;
     if (!namespace_change)
         return;
+    known_here = known_here && !reborn;
     /* A created name can only be stale in the kernel as a negative dentry, and close-to-open
      * never lets the kernel keep those (negative entries get timeout 0). Invalidating anyway
      * would race with a lookup that already saw the new key and throw its fresh dentry (and
      * inode number) away. */
     bool stale_dentry_possible =
-        !own && (e->is_delete || g_fs.opts->consistency != CONSISTENCY_CLOSE_TO_OPEN);
+        (!own || reborn) && (e->is_delete || g_fs.opts->consistency != CONSISTENCY_CLOSE_TO_OPEN);
     /* Walk the directories from the root down to the key's own directory. */
     size_t at = g_fs.prefix_len;
     for (;;) {
