@@ -3,10 +3,12 @@
 #
 #   sudo bash scripts/test.sh
 #
-# Stages: install deps; build build/ and, with -DETCDFS_SANITIZE=ON, build-asan/; ctest in
-# both; the pytest integration suite against build/, then again against build-asan/ (there only
-# the tests that use something from the build: the others ran already and would learn
-# nothing new); the benchmark harness in quick mode (bench/run_fs_bench.sh --quick, < 60 s);
+# Stages: install deps; fetch etcd 3.5 (scripts/fetch-etcd.sh); build build/ and, with
+# -DETCDFS_SANITIZE=ON, build-asan/; ctest in both; the pytest integration suite against
+# build/, then again against build-asan/ (there only the tests that use something from the
+# build: the others ran already and would learn nothing new). Two etcd versions: the build/
+# runs (and valgrind) use Debian 12's etcd 3.4, the build-asan/ runs etcd 3.5 from Debian 13,
+# so every C test and every integration test that uses the build runs against both; the benchmark harness in quick mode (bench/run_fs_bench.sh --quick, < 60 s);
 # the libFuzzer targets for 20 s each (tests/fuzz/run_fuzzers.sh, build-fuzz/, clang); the C
 # client tests under valgrind (tests/c/run_valgrind.sh).
 # Exits non-zero if any stage fails; later test stages still run after a failed
@@ -21,6 +23,8 @@
 #                          "-DCMAKE_BUILD_TYPE=Debug"; by default both builds are
 #                          RelWithDebInfo, as in CI, whatever a build dir was configured with
 #   ETCDFS_SKIP_INSTALL=1  do not run scripts/install-deps.sh
+#   ETCDFS_ETCD_35=PATH    the etcd 3.5 binary for the build-asan/ runs (default: fetched by
+#                          scripts/fetch-etcd.sh into .cache/); with ETCDFS_TEST_QUICK=1 not used
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -110,6 +114,20 @@ fi
 
 run_stage "clang-format" bash scripts/check-format.sh || true
 
+# etcd 3.5 for the sanitizer runs. Without it those runs would silently test 3.4 twice, so a
+# failed fetch fails the run (and the runs use 3.4 rather than not running at all).
+ETCD_35=""
+fetch_etcd_35() {
+  ETCD_35=${ETCDFS_ETCD_35:-$(bash scripts/fetch-etcd.sh)} && "$ETCD_35" --version | head -n 1
+}
+if [[ $QUICK == 1 ]]; then
+  skip_stage "fetch etcd 3.5" "ETCDFS_TEST_QUICK=1"
+else
+  run_stage "fetch etcd 3.5" fetch_etcd_35 || ETCD_35=""
+fi
+ETCD_35_ENV=()
+[[ -n $ETCD_35 ]] && ETCD_35_ENV=("ETCDFS_ETCD=$ETCD_35")
+
 build_ok=1
 run_stage "build build/" bash scripts/build.sh build "${CMAKE_EXTRA[@]}" || build_ok=0
 asan_ok=0
@@ -127,8 +145,8 @@ else
   skip_stage "ctest build/" "build failed"
 fi
 if [[ $asan_ok == 1 ]]; then
-  run_stage "ctest build-asan/" run_ctest "$ROOT/build-asan" "$RESULTS/ctest-build-asan.xml" \
-    "${SANITIZER_ENV[@]}" || true
+  run_stage "ctest build-asan/ (etcd 3.5)" run_ctest "$ROOT/build-asan" \
+    "$RESULTS/ctest-build-asan.xml" "${SANITIZER_ENV[@]}" "${ETCD_35_ENV[@]}" || true
 elif [[ $QUICK != 1 ]]; then
   skip_stage "ctest build-asan/" "sanitizer build failed"
 fi
@@ -146,8 +164,9 @@ else
   skip_stage "bench (quick)" "build failed"
 fi
 if [[ $asan_ok == 1 ]]; then
-  run_stage "pytest build-asan/" run_pytest "$ROOT/build-asan" "$RESULTS/pytest-build-asan.xml" \
-    ETCDFS_BUILD_TESTS_ONLY=1 "${SANITIZER_ENV[@]}" || true
+  run_stage "pytest build-asan/ (etcd 3.5)" run_pytest "$ROOT/build-asan" \
+    "$RESULTS/pytest-build-asan.xml" ETCDFS_BUILD_TESTS_ONLY=1 "${SANITIZER_ENV[@]}" \
+    "${ETCD_35_ENV[@]}" || true
 elif [[ $QUICK != 1 ]]; then
   skip_stage "pytest build-asan/" "sanitizer build failed"
 fi

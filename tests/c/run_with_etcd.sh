@@ -20,6 +20,8 @@
 #   ETCDC_TEST_USER / ETCDC_TEST_PASSWORD (--auth only)
 #   ETCDC_TEST_WRAP         if set in the caller's environment, prefixed to COMMAND (for example
 #                           "valgrind --leak-check=full --error-exitcode=1")
+# ETCDFS_ETCD, if set in the caller's environment, is the etcd binary to start (default: etcd
+# on PATH); scripts/fetch-etcd.sh provides etcd 3.5 that way (docs/testing.md).
 # Data lives under /dev/shm when it exists. The exit status is the command's.
 set -eu
 
@@ -38,6 +40,9 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ $# -gt 0 ] || { echo "usage: run_with_etcd.sh [options] -- command..." >&2; exit 2; }
+
+etcd_bin=${ETCDFS_ETCD:-etcd}
+command -v "$etcd_bin" >/dev/null || { echo "run_with_etcd.sh: no etcd binary $etcd_bin" >&2; exit 2; }
 
 base=/dev/shm
 [ -d "$base" ] && [ -w "$base" ] || base=${TMPDIR:-/tmp}
@@ -119,7 +124,7 @@ while [ "$i" -le "$members" ]; do
     ttlargs=""
     [ -n "$token_ttl" ] && ttlargs="--auth-token simple --auth-token-ttl $token_ttl"
     cat >"$work/m$i.cmd" <<EOF
-exec etcd --name m$i --data-dir $work/m$i.data \
+exec "$etcd_bin" --name m$i --data-dir $work/m$i.data \
   --listen-client-urls $scheme://127.0.0.1:$cport --advertise-client-urls $scheme://127.0.0.1:$cport \
   --listen-peer-urls http://127.0.0.1:$pport --initial-advertise-peer-urls http://127.0.0.1:$pport \
   --initial-cluster $cluster --initial-cluster-state new --initial-cluster-token etcdc-$$ \

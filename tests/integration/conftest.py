@@ -32,6 +32,7 @@ from pathlib import Path
 import pytest
 
 from etcd_fixtures import (  # noqa: F401  (re-exported for tests)
+    ETCD_BIN,
     EtcdCluster,
     EtcdctlError,
     EtcdError,
@@ -67,6 +68,18 @@ def pytest_configure(config):
         def _term(signum, frame):
             raise KeyboardInterrupt("SIGTERM")
         signal.signal(signal.SIGTERM, _term)
+
+
+def pytest_report_header(config):
+    """Which etcd the fixtures start (ETCDFS_ETCD picks another one: docs/testing.md)."""
+    import subprocess
+    try:
+        out = subprocess.run([ETCD_BIN, "--version"], capture_output=True, text=True,
+                             timeout=10).stdout.splitlines()
+        version = out[0] if out else "no version printed"
+    except OSError as e:
+        version = f"cannot run: {e}"
+    return f"etcd: {ETCD_BIN} ({version})"
 
 
 def pytest_collection_modifyitems(config, items):

@@ -38,7 +38,8 @@ from typing import Callable, Iterable, Optional, Sequence, TypeVar
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-ETCD_BIN = shutil.which("etcd") or "/usr/bin/etcd"
+# ETCDFS_ETCD: another etcd binary to test against (scripts/fetch-etcd.sh fetches etcd 3.5).
+ETCD_BIN = os.environ.get("ETCDFS_ETCD") or shutil.which("etcd") or "/usr/bin/etcd"
 ETCDCTL_BIN = shutil.which("etcdctl") or "/usr/bin/etcdctl"
 FUSERMOUNT = shutil.which("fusermount3") or "/usr/bin/fusermount3"
 
