@@ -18,6 +18,14 @@ case "$cflags $libs" in
 *) echo "FAIL: pkg-config flags do not point into the install prefix $prefix" >&2; exit 1 ;;
 esac
 libdir=$(pkg-config --variable=libdir etcdc)
+# The shared library exports its API and nothing else (no protobuf-c or gRPC helper symbols).
+foreign=$(nm -D --defined-only "$libdir/libetcdc.so" | awk '{print $3}' | grep -v '^etcdc_' || true)
+if [ -n "$foreign" ]; then
+    echo "FAIL: libetcdc.so exports symbols outside etcdc_*:" >&2
+    echo "$foreign" | head -20 >&2
+    exit 1
+fi
+echo "libetcdc.so exports $(nm -D --defined-only "$libdir/libetcdc.so" | grep -c ' T etcdc_') functions, all etcdc_*"
 # shellcheck disable=SC2086
 cc -std=c11 -Wall -Wextra -Werror -o "$prefix/crud_example" "$src/examples/crud_example.c" \
     $cflags $libs -Wl,-rpath,"$libdir"
