@@ -345,7 +345,7 @@ static int range(const char *kprefix)
     }
     double lat = now_us() - t0;
     report("lib_range", &lat, 1);
-    etcdc_kvs_free(&kvs);
+    etcdc_kvs_clear(&kvs);
     etcdc_client_free(c);
     return 0;
 }
@@ -448,13 +448,14 @@ static int liblock(const char *name, int n)
     double *lat = malloc(sizeof(double) * (size_t)n);
     for (int i = 0; i < n; i++) {
         etcdc_lock *l = NULL;
-        etcdc_lock_opts lo = {.mode = ETCDC_LOCK_EXCLUSIVE, .timeout_ms = -1};
+        etcdc_lock_opts lo = {.mode = ETCDC_LOCK_EXCLUSIVE}; /* wait until granted */
         double t0 = now_us();
         if (etcdc_lock_acquire(s, name, strlen(name), &lo, &l, &err) != ETCDC_OK ||
             etcdc_lock_release(l, &err) != ETCDC_OK) {
             fprintf(stderr, "fs_load: lock: %s\n", err.message);
             return 1;
         }
+        etcdc_lock_free(l);
         lat[i] = now_us() - t0;
     }
     report("lib_lock", lat, n);

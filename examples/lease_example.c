@@ -68,7 +68,7 @@ int main(void)
            "time_to_live");
     printf("lease %llx: ttl %lld of %lld s, %zu key attached\n", (unsigned long long)lease,
            (long long)ttl, (long long)granted, keys.count);
-    etcdc_kvs_free(&keys);
+    etcdc_kvs_clear(&keys);
 
     /* 2. Keep it alive in the background (renewed at a third of its TTL on one shared stream),
      *    for longer than the TTL: the key must still be there. */

@@ -53,21 +53,24 @@ int main(void)
     printf("alice holds %s (key %s, fencing token %lld)\n", name, etcdc_lock_key(la, &klen),
            (long long)etcdc_lock_revision(la));
 
-    /* Bob only tries (timeout 0): the lock is taken, he is told so at once. */
-    etcdc_lock_opts try_once = {.mode = ETCDC_LOCK_EXCLUSIVE, .timeout_ms = 0};
+    /* Bob only tries (TryLock): the lock is taken, he is told so at once. */
+    etcdc_lock_opts try_once = {.mode = ETCDC_LOCK_EXCLUSIVE, .try_once = true};
     etcdc_lock *lb = NULL;
     EXPECT(etcdc_lock_acquire(bob, name, strlen(name), &try_once, &lb, &err) ==
                ETCDC_ERR_WOULD_BLOCK,
            "bob's trylock is refused");
-    printf("bob's TryLock: %s\n", etcdc_strerror(err.code));
+    printf("bob's TryLock: %s (%s)\n", etcdc_strerror(err.code), err.message);
 
     /* Alice releases; now Bob gets it, with a larger fencing token. */
     int64_t alice_token = etcdc_lock_revision(la);
     EXPECT(etcdc_lock_release(la, &err) == ETCDC_OK, "alice releases");
+    EXPECT(etcdc_lock_release(la, &err) == ETCDC_OK, "releasing twice is harmless");
+    etcdc_lock_free(la);
     EXPECT(etcdc_lock_acquire(bob, name, strlen(name), &wait5, &lb, &err) == ETCDC_OK, "bob locks");
     EXPECT(etcdc_lock_revision(lb) > alice_token, "fencing token grows");
     printf("bob holds it now (fencing token %lld)\n", (long long)etcdc_lock_revision(lb));
     EXPECT(etcdc_lock_release(lb, &err) == ETCDC_OK, "bob releases");
+    etcdc_lock_free(lb);
 
     /* Freeing a session revokes its lease (and with it any lock still held). */
     etcdc_session_free(alice);

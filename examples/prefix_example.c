@@ -54,14 +54,14 @@ int main(void)
     EXPECT(etcdc_get_prefix(c, prefix, strlen(prefix), &all, &err) == ETCDC_OK && all.count == 11,
            "get_prefix");
     printf("%zu keys under %s at revision %lld\n", all.count, prefix, (long long)all.revision);
-    etcdc_kvs_free(&all);
+    etcdc_kvs_clear(&all);
 
     /* Keys only, at most 4: `more` says the server had more. */
     etcdc_kvs some;
     EXPECT(etcdc_list_keys(c, prefix, strlen(prefix), 4, &some, &err) == ETCDC_OK &&
                some.count == 4 && some.more && some.total == 11,
            "list_keys");
-    etcdc_kvs_free(&some);
+    etcdc_kvs_clear(&some);
 
     /* Manual pagination with the raw Range: pages of 3, each starting just after the last key
      * of the previous page (key + "\0"), all pinned to one revision. */
@@ -93,7 +93,7 @@ int main(void)
             cursor[last->key_len] = 0; /* next page starts right after the last key */
             cursor_len = last->key_len + 1;
         }
-        etcdc_kvs_free(&page);
+        etcdc_kvs_clear(&page);
         if (!more)
             break;
     }
@@ -110,7 +110,7 @@ int main(void)
                    ETCDC_OK &&
                range.count == 3 && strcmp(range.kvs[0].value, "v3") == 0,
            "get_range");
-    etcdc_kvs_free(&range);
+    etcdc_kvs_clear(&range);
 
     /* Keys containing a substring (filtered on the client). */
     etcdc_kvs match;
@@ -118,7 +118,7 @@ int main(void)
                    ETCDC_OK &&
                match.count == 1,
            "list_keys_matching");
-    etcdc_kvs_free(&match);
+    etcdc_kvs_clear(&match);
 
     /* History: overwrite fruit/00, then read it as it was at first_rev. */
     snprintf(key, sizeof key, "%sfruit/00", prefix);

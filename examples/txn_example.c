@@ -103,12 +103,12 @@ int main(void)
            "then branch");
     printf("txn #1: succeeded=%d at revision %lld, counter=%s\n", r.succeeded,
            (long long)r.revision, r.ops[1].kvs.kvs[0].value);
-    etcdc_txn_result_free(&r);
+    etcdc_txn_result_clear(&r);
     /* Run the same transaction again: lock/alice exists now, so Else runs. */
     EXPECT(etcdc_txn_commit(c, t, &r, &err) == ETCDC_OK && !r.succeeded && r.op_count == 1,
            "else branch");
     printf("txn #2: succeeded=%d (else branch ran)\n", r.succeeded);
-    etcdc_txn_result_free(&r);
+    etcdc_txn_result_clear(&r);
     etcdc_txn_free(t);
 
     /* --- Move a key atomically (one guarded Txn: put new + delete old). --- */

@@ -237,12 +237,25 @@ static void client_destroy(etcdc_client *c)
     grpc_shutdown();
 }
 
+static etcdc_client *client_new(const etcdc_config *cfg, etcdc_error *err);
+
 etcdc_client *etcdc_client_new(const etcdc_config *cfg, etcdc_error *err)
 {
-    if (!cfg) {
-        etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0, "no configuration");
+    etcdc__clear_error(err);
+    if (cfg)
+        return client_new(cfg, err);
+    etcdc_config *defaults = etcdc_config_new();
+    if (!defaults) {
+        etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
         return NULL;
     }
+    etcdc_client *c = client_new(defaults, err);
+    etcdc_config_free(defaults);
+    return c;
+}
+
+static etcdc_client *client_new(const etcdc_config *cfg, etcdc_error *err)
+{
     etcdc_client *c = calloc(1, sizeof *c);
     if (!c) {
         etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
@@ -269,24 +282,11 @@ etcdc_client *etcdc_client_new(const etcdc_config *cfg, etcdc_error *err)
         return NULL;
     }
     if (!wait_connected(c->channel, c->cfg.dial_timeout_ms)) {
-        /* One fail-fast probe turns "not ready" into gRPC's own reason (refused, TLS
-         * handshake failure, ...). */
-        Etcdserverpb__StatusRequest req = ETCDSERVERPB__STATUS_REQUEST__INIT;
-        ProtobufCMessage *resp = NULL;
-        etcdc_error probe = {0};
-        int64_t probe_ms = c->cfg.dial_timeout_ms / 4;
-        etcdc__unary_ex(c, "/etcdserverpb.Maintenance/Status", ETCDC_STAT_STATUS,
-                        ETCDC_RETRY_UNSENT, true,
-                        probe_ms < 200    ? 200
-                        : probe_ms > 1000 ? 1000
-                                          : probe_ms,
-                        &req.base, &etcdserverpb__status_response__descriptor, &resp, &probe);
-        if (resp)
-            protobuf_c_message_free_unpacked(resp, NULL);
-        etcdc__set_error(err, ETCDC_ERR_UNAVAILABLE, probe.grpc_status,
-                         "cannot connect to etcd at %s within %lld ms%s%s", c->cfg.endpoints,
-                         (long long)c->cfg.dial_timeout_ms, probe.code ? ": " : "",
-                         probe.code ? probe.message : "");
+        char cause[200];
+        int status = etcdc__unreachable_cause(c, c->cfg.dial_timeout_ms / 4, cause, sizeof cause);
+        etcdc__set_error(err, ETCDC_ERR_UNAVAILABLE, status,
+                         "cannot connect to etcd at %s within %lld ms: %s", c->cfg.endpoints,
+                         (long long)c->cfg.dial_timeout_ms, cause);
         client_destroy(c);
         return NULL;
     }

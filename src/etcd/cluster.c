@@ -7,6 +7,7 @@
 
 etcdc_code etcdc_status_get(etcdc_client *c, etcdc_status *out, etcdc_error *err)
 {
+    etcdc__clear_error(err);
     memset(out, 0, sizeof *out);
     Etcdserverpb__StatusRequest pb = ETCDSERVERPB__STATUS_REQUEST__INIT;
     Etcdserverpb__StatusResponse *resp = NULL;
@@ -53,7 +54,7 @@ static void free_strings(char **s, size_t n)
     free(s);
 }
 
-void etcdc_members_free(etcdc_members *m)
+void etcdc_members_clear(etcdc_members *m)
 {
     if (!m)
         return;
@@ -68,6 +69,7 @@ void etcdc_members_free(etcdc_members *m)
 
 etcdc_code etcdc_member_list(etcdc_client *c, etcdc_members *out, etcdc_error *err)
 {
+    etcdc__clear_error(err);
     memset(out, 0, sizeof *out);
     Etcdserverpb__MemberListRequest pb = ETCDSERVERPB__MEMBER_LIST_REQUEST__INIT;
     Etcdserverpb__MemberListResponse *resp = NULL;
@@ -95,7 +97,7 @@ etcdc_code etcdc_member_list(etcdc_client *c, etcdc_members *out, etcdc_error *e
     }
     protobuf_c_message_free_unpacked(&resp->base, NULL);
     if (oom) {
-        etcdc_members_free(out);
+        etcdc_members_clear(out);
         return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
     }
     return ETCDC_OK;

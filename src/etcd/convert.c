@@ -24,7 +24,7 @@ void etcdc_kv_clear(etcdc_kv *kv)
     memset(kv, 0, sizeof *kv);
 }
 
-void etcdc_kvs_free(etcdc_kvs *kvs)
+void etcdc_kvs_clear(etcdc_kvs *kvs)
 {
     if (!kvs)
         return;

@@ -47,6 +47,24 @@ etcdc_code etcdc__set_error(etcdc_error *err, etcdc_code code, int grpc_status, 
     return code;
 }
 
+void etcdc__clear_error(etcdc_error *err)
+{
+    if (err) {
+        err->code = ETCDC_OK;
+        err->grpc_status = 0;
+        err->message[0] = '\0';
+    }
+}
+
+etcdc_code etcdc__ok_with_note(etcdc_error *err, etcdc_code rc)
+{
+    if (rc == ETCDC_OK && err) {
+        err->code = ETCDC_OK;
+        err->grpc_status = 0;
+    }
+    return rc;
+}
+
 static bool has(const char *message, const char *needle)
 {
     return message && strstr(message, needle) != NULL;

@@ -11,9 +11,17 @@
  *   contain any byte. Results are NUL-terminated as a convenience (the terminator is not counted
  *   in the length).
  * - Every call that talks to etcd returns an etcdc_code (ETCDC_OK == 0) and, when `err` is not
- *   NULL, fills it with the code, the gRPC status and the server's message. `err` may be NULL.
- * - Result objects are owned by the caller and released with the matching *_free function, which
- *   accepts NULL. On failure, result objects are left empty (safe to free).
+ *   NULL, fills it with the code, the gRPC status and a message naming the operation and key (or
+ *   endpoints) and the cause. `err` may be NULL. A call that succeeds sets err->code to ETCDC_OK
+ *   and clears the message, so nothing of an earlier failure remains; the one exception is a
+ *   multi-key read with entries whose value did not open (value_error), where the message
+ *   names one such key and why while the code is ETCDC_OK.
+ * - Releasing memory, one rule: etcdc_X_free(p) frees an object the library allocated and
+ *   returned by pointer (client, config, txn, session, lock, cancel token; a watcher and a
+ *   keep-alive are stopped and freed by etcdc_watch_cancel / etcdc_keepalive_stop);
+ *   etcdc_X_clear(&s) frees what the library put into a struct the caller owns (etcdc_kv,
+ *   etcdc_kvs, etcdc_txn_result, etcdc_members) and zeroes it, leaving the struct reusable. Both
+ *   accept NULL. On failure, result structs are left empty (safe to clear).
  * - One client may be used by any number of threads at once. Callbacks (watch, keep-alive,
  *   session loss) run on the client's stream thread: they must not block and must not call
  *   etcdc_watch_cancel / etcdc_keepalive_stop for their own handle.
@@ -34,7 +42,7 @@ extern "C" {
 /* Only the functions declared here are exported from the shared library. */
 #pragma GCC visibility push(default)
 
-#define ETCDC_VERSION "0.1.0"
+#define ETCDC_VERSION "0.2.0"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Errors                                                                                       */
@@ -67,7 +75,7 @@ typedef enum etcdc_code {
 typedef struct etcdc_error {
     etcdc_code code;
     int grpc_status; /* grpc_status_code, 0 when the error was detected locally */
-    char message[256];
+    char message[512];
 } etcdc_error;
 
 /* Short, stable, human-readable name of a code ("not found", "compare failed", ...). */
@@ -135,8 +143,9 @@ size_t etcdc_envelope_overhead(void);
 typedef struct etcdc_client etcdc_client;
 
 /* Connects (waiting up to the dial timeout for a first healthy endpoint) and authenticates
- * when a user is configured. The config is copied; the caller still owns it.
- * On failure returns NULL and fills err (unreachable -> ETCDC_ERR_UNAVAILABLE, bad password
+ * when a user is configured. The config is copied; the caller still owns it. A NULL cfg means
+ * the defaults of etcdc_config_new (127.0.0.1:2379, 5 s timeouts, no TLS, no auth). On failure
+ * returns NULL and fills err (unreachable -> ETCDC_ERR_UNAVAILABLE, bad password
  * -> ETCDC_ERR_AUTH_FAILED, unreadable certificate -> ETCDC_ERR_TLS). */
 etcdc_client *etcdc_client_new(const etcdc_config *cfg, etcdc_error *err);
 /* Cancels every stream, watch and keep-alive, waits for callbacks to finish, and frees.
@@ -177,8 +186,8 @@ typedef struct etcdc_kvs {
     int64_t total;    /* number of keys in the range on the server (may exceed count) */
     bool more;        /* the server had more keys than returned (limit reached) */
 } etcdc_kvs;
-void etcdc_kvs_free(etcdc_kvs *kvs);
-/* Frees the fields of a single kv (not the struct). */
+/* Free the fields of a caller's kvs / kv (not the struct itself) and zero it. */
+void etcdc_kvs_clear(etcdc_kvs *kvs);
 void etcdc_kv_clear(etcdc_kv *kv);
 
 /* The range end that selects every key starting with `prefix`. Writes it to out (at most
@@ -387,7 +396,7 @@ typedef struct etcdc_txn_result {
     etcdc_op_result *ops; /* one per operation of the branch that ran, in order */
     size_t op_count;
 } etcdc_txn_result;
-void etcdc_txn_result_free(etcdc_txn_result *r);
+void etcdc_txn_result_clear(etcdc_txn_result *r);
 
 /* Sends the transaction (one round trip). ETCDC_OK whether or not the compares held: look at
  * out->succeeded. A request over etcd's operation limit fails before sending: etcd counts,
@@ -473,7 +482,10 @@ typedef struct etcdc_watcher etcdc_watcher;
 
 /* Start a watch on the client's single Watch stream. When the stream breaks, it is re-created
  * and every watcher resumes from its last delivered revision + 1: no event is lost or repeated.
- * Returns NULL and fills err when the stream cannot be opened. */
+ * Returns once etcd confirmed the watch; NULL with err filled when it could not be created
+ * within the request timeout: ETCDC_ERR_UNAVAILABLE when no endpoint is reachable (as for any
+ * call), ETCDC_ERR_TIMEOUT when a connected member did not confirm, or etcd's refusal
+ * (e.g. ETCDC_ERR_COMPACTED for a compacted start revision). */
 etcdc_watcher *etcdc_watch(etcdc_client *c, const etcdc_watch_opts *opts, etcdc_watch_cb cb,
                            void *arg, etcdc_error *err);
 /* Watch every key under prefix. */
@@ -524,15 +536,18 @@ void etcdc_cancel_fire(etcdc_cancel *tok);
 bool etcdc_cancel_fired(etcdc_cancel *tok);
 void etcdc_cancel_free(etcdc_cancel *tok);
 
+/* Options of etcdc_lock_acquire. The zero value (or NULL) asks for an exclusive lock, waiting
+ * as long as it takes. */
 typedef struct etcdc_lock_opts {
     etcdc_lock_mode mode;
-    int64_t timeout_ms;      /* < 0: wait until granted; 0: try once (TryLock); > 0: deadline */
+    int64_t timeout_ms;      /* 0 (or < 0): wait until granted; > 0: give up after this long */
+    bool try_once;           /* don't wait (TryLock): ETCDC_ERR_WOULD_BLOCK when held */
     etcdc_cancel *cancel;    /* may be NULL */
     const void *holder_info; /* stored as the lock key's value (e.g. "host pid"); may be NULL */
     size_t holder_info_len;
 } etcdc_lock_opts;
 
-/* Acquire the lock `name` through session s.
+/* Acquire the lock `name` through session s; opts may be NULL (exclusive, wait until granted).
  * Key layout (docs/library.md): an exclusive holder or waiter owns the key
  * `name/<session lease id in lowercase hex>` (etcdctl's layout, so `etcdctl lock name` and
  * this lock exclude each other); a shared one owns `name/<lease hex>.shared`; a second
@@ -544,9 +559,14 @@ typedef struct etcdc_lock_opts {
  * before returning, so no stale waiter delays later lockers. */
 etcdc_code etcdc_lock_acquire(etcdc_session *s, const void *name, size_t name_len,
                               const etcdc_lock_opts *opts, etcdc_lock **out_lock, etcdc_error *err);
-/* Release (delete the lock key) and free. When the session is already lost the key is gone
- * with its lease, and this still frees and returns ETCDC_OK. */
+/* Release: delete the lock key. Idempotent: a second call (from any thread) does nothing and
+ * returns ETCDC_OK, so it can never delete a later lock that reuses the same key. When the
+ * session is already lost the key is gone with its lease, and this returns ETCDC_OK. On
+ * failure (etcd unreachable) the lock is still held, until its session's lease runs out, and
+ * the call may be repeated. Does not free: see etcdc_lock_free. */
 etcdc_code etcdc_lock_release(etcdc_lock *l, etcdc_error *err);
+/* Releases (best effort) if not yet released, then frees. Accepts NULL. */
+void etcdc_lock_free(etcdc_lock *l);
 /* The lock key (NUL-terminated, owned by the lock). */
 const char *etcdc_lock_key(const etcdc_lock *l, size_t *len);
 /* The lock key's create revision: a fencing token that grows with every new holder. */
@@ -607,10 +627,26 @@ typedef struct etcdc_members {
     uint64_t cluster_id;
 } etcdc_members;
 etcdc_code etcdc_member_list(etcdc_client *c, etcdc_members *out, etcdc_error *err);
-void etcdc_members_free(etcdc_members *m);
+void etcdc_members_clear(etcdc_members *m);
 
 /* Compact the key history up to rev. physical: wait until the compaction is applied. */
 etcdc_code etcdc_compact(etcdc_client *c, int64_t rev, bool physical, etcdc_error *err);
+
+/* Names of libetcdc 0.1, kept for source compatibility; they follow neither rule above. */
+__attribute__((deprecated("use etcdc_kvs_clear"))) static inline void etcdc_kvs_free(etcdc_kvs *kvs)
+{
+    etcdc_kvs_clear(kvs);
+}
+__attribute__((deprecated("use etcdc_txn_result_clear"))) static inline void
+etcdc_txn_result_free(etcdc_txn_result *r)
+{
+    etcdc_txn_result_clear(r);
+}
+__attribute__((deprecated("use etcdc_members_clear"))) static inline void
+etcdc_members_free(etcdc_members *m)
+{
+    etcdc_members_clear(m);
+}
 
 #pragma GCC visibility pop
 

@@ -67,6 +67,14 @@ struct etcdc_client {
 /* ---- errors (error.c) ---- */
 etcdc_code etcdc__set_error(etcdc_error *err, etcdc_code code, int grpc_status, const char *fmt,
                             ...) __attribute__((format(printf, 4, 5)));
+/* printf arguments for a key in an error message ("%.*s"): at most 200 bytes of it. */
+#define ETCDC_KEYF(k, n) (int)((n) > 200 ? 200 : (n)), (const char *)(k)
+/* Every public call that takes an etcdc_error starts with this: a success leaves no trace of an
+ * earlier failure in the caller's struct. */
+void etcdc__clear_error(etcdc_error *err);
+/* A multi-key read that succeeded although some values did not open: the code says OK, the
+ * message (set while converting) still names the key and why, for the caller's log. */
+etcdc_code etcdc__ok_with_note(etcdc_error *err, etcdc_code rc);
 etcdc_code etcdc__code_from_status(int grpc_status, const char *message);
 
 /* ---- transport (transport.c) ---- */
@@ -110,6 +118,12 @@ etcdc_code etcdc__reauthenticate(etcdc_client *c, uint64_t gen, etcdc_error *err
 uint64_t etcdc__auth_gen(etcdc_client *c);
 void etcdc__count(etcdc_client *c, enum etcdc_stat_kind kind);
 gpr_timespec etcdc__deadline_ms(int64_t ms);
+/* The channel is in TRANSIENT_FAILURE: no endpoint accepts a connection (etcd down or cut off),
+ * as opposed to a member too slow to answer. */
+bool etcdc__no_endpoint_reachable(etcdc_client *c);
+/* Why no endpoint is reachable, in gRPC's words, from one fail-fast probe of at most probe_ms
+ * (200..1000). Writes it to cause and returns the probe's gRPC status. */
+int etcdc__unreachable_cause(etcdc_client *c, int64_t probe_ms, char *cause, size_t n);
 grpc_byte_buffer *etcdc__pack(const ProtobufCMessage *msg);
 /* NULL when bb does not decode as desc, or nests messages more than 512 deep (transport.c). */
 ProtobufCMessage *etcdc__unpack(const ProtobufCMessageDescriptor *desc, grpc_byte_buffer *bb);
@@ -135,7 +149,7 @@ etcdc_code etcdc__kvs_from_range(etcdc_client *c, const Etcdserverpb__RangeRespo
 /* Puts of this txn store values unsealed even with encryption on. */
 void etcdc__txn_set_raw(etcdc_txn *t);
 /* Converts a decoded TxnResponse (nested txns included) into out, which the caller frees with
- * etcdc_txn_result_free on success and failure alike. Not static so that the fuzz target
+ * etcdc_txn_result_clear on success and failure alike. Not static so that the fuzz target
  * tests/fuzz/fuzz_response.c can feed it arbitrary server answers. */
 etcdc_code etcdc__txn_result_from_pb(etcdc_client *c, const Etcdserverpb__TxnResponse *resp,
                                      etcdc_txn_result *out, etcdc_error *err);

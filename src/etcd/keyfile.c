@@ -79,6 +79,7 @@ static etcdc_code parse_text(etcdc_config *cfg, char *text, const char *path, et
 
 etcdc_code etcdc_config_load_key_file(etcdc_config *cfg, const char *path, etcdc_error *err)
 {
+    etcdc__clear_error(err);
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0, "cannot open key file %s: %s",

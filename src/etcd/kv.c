@@ -65,6 +65,7 @@ etcdc_code etcdc__range_raw(etcdc_client *c, const etcdc_range_req *req,
 etcdc_code etcdc_range(etcdc_client *c, const etcdc_range_req *req, etcdc_kvs *out,
                        etcdc_error *err)
 {
+    etcdc__clear_error(err);
     memset(out, 0, sizeof *out);
     Etcdserverpb__RangeResponse *resp = NULL;
     etcdc_code rc = etcdc__range_raw(c, req, &resp, err);
@@ -73,8 +74,8 @@ etcdc_code etcdc_range(etcdc_client *c, const etcdc_range_req *req, etcdc_kvs *o
         protobuf_c_message_free_unpacked(&resp->base, NULL);
     }
     if (rc != ETCDC_OK)
-        etcdc_kvs_free(out);
-    return rc;
+        etcdc_kvs_clear(out);
+    return etcdc__ok_with_note(err, rc);
 }
 
 static etcdc_code get_one(etcdc_client *c, const void *key, size_t key_len, int64_t rev,
@@ -87,28 +88,37 @@ static etcdc_code get_one(etcdc_client *c, const void *key, size_t key_len, int6
     if (rc != ETCDC_OK)
         return rc;
     if (kvs.count == 0) {
-        etcdc_kvs_free(&kvs);
-        return etcdc__set_error(err, ETCDC_ERR_NOT_FOUND, 0, "key not found");
+        etcdc_kvs_clear(&kvs);
+        if (rev)
+            return etcdc__set_error(err, ETCDC_ERR_NOT_FOUND, 0,
+                                    "get '%.*s' at revision %lld: key not found",
+                                    ETCDC_KEYF(key, key_len), (long long)rev);
+        return etcdc__set_error(err, ETCDC_ERR_NOT_FOUND, 0, "get '%.*s': key not found",
+                                ETCDC_KEYF(key, key_len));
     }
-    if (kvs.kvs[0].value_error) { /* err already names the key */
-        etcdc_kvs_free(&kvs);
+    if (kvs.kvs[0].value_error) { /* the range's note names the key and why */
+        etcdc_kvs_clear(&kvs);
+        if (err)
+            err->code = ETCDC_ERR_CRYPTO;
         return ETCDC_ERR_CRYPTO;
     }
     *out = kvs.kvs[0];
     memset(&kvs.kvs[0], 0, sizeof kvs.kvs[0]);
-    etcdc_kvs_free(&kvs);
+    etcdc_kvs_clear(&kvs);
     return ETCDC_OK;
 }
 
 etcdc_code etcdc_get(etcdc_client *c, const void *key, size_t key_len, etcdc_kv *out,
                      etcdc_error *err)
 {
+    etcdc__clear_error(err);
     return get_one(c, key, key_len, 0, out, err);
 }
 
 etcdc_code etcdc_get_at_revision(etcdc_client *c, const void *key, size_t key_len, int64_t rev,
                                  etcdc_kv *out, etcdc_error *err)
 {
+    etcdc__clear_error(err);
     if (rev <= 0)
         return etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0, "revision must be > 0");
     return get_one(c, key, key_len, rev, out, err);
@@ -118,6 +128,7 @@ etcdc_code etcdc_put_with_lease(etcdc_client *c, const void *key, size_t key_len
                                 size_t value_len, int64_t lease, int64_t *out_revision,
                                 etcdc_error *err)
 {
+    etcdc__clear_error(err);
     if (key_len == 0)
         return etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0, "empty key");
     uint8_t *sealed = NULL;
@@ -148,6 +159,7 @@ etcdc_code etcdc_put_with_lease(etcdc_client *c, const void *key, size_t key_len
 etcdc_code etcdc_attach_lease(etcdc_client *c, const void *key, size_t key_len, int64_t lease,
                               int64_t *out_revision, etcdc_error *err)
 {
+    etcdc__clear_error(err);
     if (key_len == 0)
         return etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0, "empty key");
     Etcdserverpb__PutRequest pb = ETCDSERVERPB__PUT_REQUEST__INIT;
@@ -159,7 +171,8 @@ etcdc_code etcdc_attach_lease(etcdc_client *c, const void *key, size_t key_len, 
         etcdc__unary(c, "/etcdserverpb.KV/Put", ETCDC_STAT_PUT, ETCDC_RETRY_WRITE, &pb.base,
                      &etcdserverpb__put_response__descriptor, (ProtobufCMessage **)&resp, err);
     if (rc == ETCDC_ERR_INVALID_ARGUMENT && err && strstr(err->message, "key not found"))
-        rc = etcdc__set_error(err, ETCDC_ERR_NOT_FOUND, err->grpc_status, "key not found");
+        rc = etcdc__set_error(err, ETCDC_ERR_NOT_FOUND, err->grpc_status,
+                              "attach lease to '%.*s': key not found", ETCDC_KEYF(key, key_len));
     if (rc == ETCDC_OK) {
         if (out_revision)
             *out_revision = resp->header ? resp->header->revision : 0;
@@ -171,12 +184,14 @@ etcdc_code etcdc_attach_lease(etcdc_client *c, const void *key, size_t key_len, 
 etcdc_code etcdc_put(etcdc_client *c, const void *key, size_t key_len, const void *value,
                      size_t value_len, int64_t *out_revision, etcdc_error *err)
 {
+    etcdc__clear_error(err);
     return etcdc_put_with_lease(c, key, key_len, value, value_len, 0, out_revision, err);
 }
 
 etcdc_code etcdc_delete_range(etcdc_client *c, const void *start, size_t start_len, const void *end,
                               size_t end_len, int64_t *out_deleted, etcdc_error *err)
 {
+    etcdc__clear_error(err);
     Etcdserverpb__DeleteRangeRequest pb = ETCDSERVERPB__DELETE_RANGE_REQUEST__INIT;
     pb.key = PB_BYTES(start, start_len);
     pb.range_end = PB_BYTES(end, end_len);
@@ -195,6 +210,7 @@ etcdc_code etcdc_delete_range(etcdc_client *c, const void *start, size_t start_l
 etcdc_code etcdc_delete(etcdc_client *c, const void *key, size_t key_len, int64_t *out_deleted,
                         etcdc_error *err)
 {
+    etcdc__clear_error(err);
     if (key_len == 0)
         return etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0, "empty key");
     return etcdc_delete_range(c, key, key_len, NULL, 0, out_deleted, err);
@@ -203,6 +219,7 @@ etcdc_code etcdc_delete(etcdc_client *c, const void *key, size_t key_len, int64_
 etcdc_code etcdc_delete_prefix(etcdc_client *c, const void *prefix, size_t prefix_len,
                                int64_t *out_deleted, etcdc_error *err)
 {
+    etcdc__clear_error(err);
     if (prefix_len == 0)
         return etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0,
                                 "refusing to delete with an empty prefix (every key)");
@@ -228,13 +245,14 @@ static etcdc_code count_range(etcdc_client *c, const void *key, size_t key_len, 
     etcdc_code rc = etcdc_range(c, &req, &kvs, err);
     if (rc == ETCDC_OK)
         *out_count = kvs.total;
-    etcdc_kvs_free(&kvs);
+    etcdc_kvs_clear(&kvs);
     return rc;
 }
 
 etcdc_code etcdc_exists(etcdc_client *c, const void *key, size_t key_len, bool *out_exists,
                         etcdc_error *err)
 {
+    etcdc__clear_error(err);
     int64_t n = 0;
     etcdc_code rc = count_range(c, key, key_len, NULL, 0, &n, err);
     *out_exists = n > 0;
@@ -244,6 +262,7 @@ etcdc_code etcdc_exists(etcdc_client *c, const void *key, size_t key_len, bool *
 etcdc_code etcdc_count_prefix(etcdc_client *c, const void *prefix, size_t prefix_len,
                               int64_t *out_count, etcdc_error *err)
 {
+    etcdc__clear_error(err);
     char *end = malloc(prefix_len + 1);
     if (!end)
         return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
@@ -324,7 +343,7 @@ static etcdc_code walk_range(etcdc_client *c, const void *start, size_t start_le
         size_t before = out->count;
         if (part.more && part.count == 0) {
             /* "more" with an empty page would never move the cursor: a broken server. */
-            etcdc_kvs_free(&part);
+            etcdc_kvs_clear(&part);
             rc = etcdc__set_error(err, ETCDC_ERR_INTERNAL, 0,
                                   "etcd answered a range page with more=true and no keys");
             break;
@@ -333,7 +352,7 @@ static etcdc_code walk_range(etcdc_client *c, const void *start, size_t start_le
             etcdc_kv *last = &part.kvs[part.count - 1];
             char *next = etcdc__dup_bytes(last->key, last->key_len + 1); /* key + "\0" */
             if (!next) {
-                etcdc_kvs_free(&part);
+                etcdc_kvs_clear(&part);
                 rc = etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
                 break;
             }
@@ -345,7 +364,7 @@ static etcdc_code walk_range(etcdc_client *c, const void *start, size_t start_le
         etcdc_kv *grown =
             part.count ? realloc(out->kvs, (out->count + part.count) * sizeof *grown) : out->kvs;
         if (part.count && !grown) {
-            etcdc_kvs_free(&part);
+            etcdc_kvs_clear(&part);
             rc = etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
             break;
         }
@@ -368,13 +387,14 @@ static etcdc_code walk_range(etcdc_client *c, const void *start, size_t start_le
     }
     free(cursor);
     if (rc != ETCDC_OK)
-        etcdc_kvs_free(out);
+        etcdc_kvs_clear(out);
     return rc;
 }
 
 etcdc_code etcdc_get_range(etcdc_client *c, const void *start, size_t start_len, const void *end,
                            size_t end_len, bool keys_only, etcdc_kvs *out, etcdc_error *err)
 {
+    etcdc__clear_error(err);
     range_walk w = {.end = end, .end_len = end ? end_len : 0, .keys_only = keys_only};
     return walk_range(c, start, start_len, &w, out, err);
 }
@@ -400,6 +420,7 @@ static etcdc_code walk_prefix(etcdc_client *c, const void *prefix, size_t prefix
 etcdc_code etcdc_get_prefix(etcdc_client *c, const void *prefix, size_t prefix_len, etcdc_kvs *out,
                             etcdc_error *err)
 {
+    etcdc__clear_error(err);
     range_walk w = {0};
     return walk_prefix(c, prefix, prefix_len, &w, out, err);
 }
@@ -407,6 +428,7 @@ etcdc_code etcdc_get_prefix(etcdc_client *c, const void *prefix, size_t prefix_l
 etcdc_code etcdc_list_keys(etcdc_client *c, const void *prefix, size_t prefix_len, int64_t limit,
                            etcdc_kvs *out, etcdc_error *err)
 {
+    etcdc__clear_error(err);
     range_walk w = {.keys_only = true, .max_keys = limit};
     return walk_prefix(c, prefix, prefix_len, &w, out, err);
 }
@@ -415,12 +437,14 @@ etcdc_code etcdc_list_keys_matching(etcdc_client *c, const void *prefix, size_t 
                                     const void *substring, size_t substring_len, etcdc_kvs *out,
                                     etcdc_error *err)
 {
+    etcdc__clear_error(err);
     range_walk w = {.keys_only = true, .substring = substring, .substring_len = substring_len};
     return walk_prefix(c, prefix, prefix_len, &w, out, err);
 }
 
 etcdc_code etcdc_compact(etcdc_client *c, int64_t rev, bool physical, etcdc_error *err)
 {
+    etcdc__clear_error(err);
     Etcdserverpb__CompactionRequest pb = ETCDSERVERPB__COMPACTION_REQUEST__INIT;
     pb.revision = rev;
     pb.physical = physical;

@@ -74,11 +74,13 @@ static etcdc_code grant(etcdc_client *c, int64_t ttl_s, int64_t id, int64_t *out
 
 etcdc_code etcdc_lease_grant(etcdc_client *c, int64_t ttl_s, int64_t *out_id, etcdc_error *err)
 {
+    etcdc__clear_error(err);
     return grant(c, ttl_s, 0, out_id, err);
 }
 
 etcdc_code etcdc_lease_grant_id(etcdc_client *c, int64_t ttl_s, int64_t id, etcdc_error *err)
 {
+    etcdc__clear_error(err);
     if (id <= 0)
         return etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0, "lease id must be > 0");
     return grant(c, ttl_s, id, NULL, err);
@@ -86,6 +88,7 @@ etcdc_code etcdc_lease_grant_id(etcdc_client *c, int64_t ttl_s, int64_t id, etcd
 
 etcdc_code etcdc_lease_revoke(etcdc_client *c, int64_t id, etcdc_error *err)
 {
+    etcdc__clear_error(err);
     Etcdserverpb__LeaseRevokeRequest pb = ETCDSERVERPB__LEASE_REVOKE_REQUEST__INIT;
     pb.id = id;
     Etcdserverpb__LeaseRevokeResponse *resp = NULL;
@@ -100,6 +103,7 @@ etcdc_code etcdc_lease_revoke(etcdc_client *c, int64_t id, etcdc_error *err)
 etcdc_code etcdc_lease_time_to_live(etcdc_client *c, int64_t id, int64_t *out_ttl,
                                     int64_t *out_granted_ttl, etcdc_kvs *keys, etcdc_error *err)
 {
+    etcdc__clear_error(err);
     if (keys)
         memset(keys, 0, sizeof *keys);
     Etcdserverpb__LeaseTimeToLiveRequest pb = ETCDSERVERPB__LEASE_TIME_TO_LIVE_REQUEST__INIT;
@@ -128,7 +132,7 @@ etcdc_code etcdc_lease_time_to_live(etcdc_client *c, int64_t id, int64_t *out_tt
     }
     protobuf_c_message_free_unpacked(&resp->base, NULL);
     if (rc != ETCDC_OK && keys)
-        etcdc_kvs_free(keys);
+        etcdc_kvs_clear(keys);
     return rc;
 }
 
@@ -280,6 +284,7 @@ static etcdc_code ensure_open(struct etcdc_lease_hub *h, etcdc_error *err)
 etcdc_code etcdc_lease_keepalive_once(etcdc_client *c, int64_t id, int64_t *out_ttl,
                                       etcdc_error *err)
 {
+    etcdc__clear_error(err);
     struct etcdc_lease_hub *h = get_hub(c, err);
     if (!h)
         return err ? err->code : ETCDC_ERR_NO_MEMORY;
@@ -317,6 +322,7 @@ etcdc_code etcdc_lease_keepalive_once(etcdc_client *c, int64_t id, int64_t *out_
 etcdc_keepalive *etcdc_lease_keepalive(etcdc_client *c, int64_t id, etcdc_keepalive_cb cb,
                                        void *arg, etcdc_error *err)
 {
+    etcdc__clear_error(err);
     /* The first renewal is synchronous: it proves the lease exists and gives its TTL. */
     int64_t ttl = 0;
     if (etcdc_lease_keepalive_once(c, id, &ttl, err) != ETCDC_OK)

@@ -150,6 +150,7 @@ static void on_renewal(void *arg, int64_t lease_id, int64_t ttl)
 etcdc_session *etcdc_session_new(etcdc_client *c, int64_t ttl_s, etcdc_session_lost_cb lost_cb,
                                  void *arg, etcdc_error *err)
 {
+    etcdc__clear_error(err);
     etcdc_session *s = calloc(1, sizeof *s);
     if (!s) {
         etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
@@ -227,6 +228,8 @@ struct etcdc_lock {
     size_t key_len;
     int64_t revision;
     int64_t granted_revision;
+    pthread_mutex_t mu; /* serialises releases, so the key is deleted at most once */
+    bool released;
 };
 
 static bool is_shared_key(const etcdc_kv *kv)
@@ -298,7 +301,7 @@ static etcdc_code enqueue_key(etcdc_session *s, const char *key, size_t key_len,
         keys->revision = r.revision;
         memset(&r.ops[1].kvs, 0, sizeof r.ops[1].kvs);
     }
-    etcdc_txn_result_free(&r);
+    etcdc_txn_result_clear(&r);
     return ETCDC_OK;
 }
 
@@ -320,7 +323,8 @@ static etcdc_code wait_turn(etcdc_session *s, const char *key, size_t key_len, i
                             int64_t *granted, etcdc_error *err)
 {
     etcdc_client *c = s->client;
-    gpr_timespec deadline = etcdc__deadline_ms(o->timeout_ms > 0 ? o->timeout_ms : 0);
+    bool timed = o->timeout_ms > 0 && !o->try_once;
+    gpr_timespec deadline = etcdc__deadline_ms(timed ? o->timeout_ms : 0);
     lock_wait wait;
     wait_init(&wait);
     pred_watch pw = {&wait};
@@ -347,8 +351,9 @@ static etcdc_code wait_turn(etcdc_session *s, const char *key, size_t key_len, i
             *granted = keys->revision;
             break;
         }
-        if (o->timeout_ms == 0) {
-            rc = etcdc__set_error(err, ETCDC_ERR_WOULD_BLOCK, 0, "lock is held");
+        if (o->try_once) {
+            rc = etcdc__set_error(err, ETCDC_ERR_WOULD_BLOCK, 0, "lock '%.*s' is held by '%.*s'",
+                                  (int)(queue->key_len - 1), key, (int)pred->key_len, pred->key);
             break;
         }
         etcdc_watch_opts wo = {.key = pred->key,
@@ -360,14 +365,16 @@ static etcdc_code wait_turn(etcdc_session *s, const char *key, size_t key_len, i
             rc = err ? err->code : ETCDC_ERR_UNAVAILABLE;
             break;
         }
-        bool woken = wait_block(&wait, o->timeout_ms > 0 ? &deadline : NULL);
+        bool woken = wait_block(&wait, timed ? &deadline : NULL);
         etcdc_watch_cancel(w);
         if (!woken) {
-            rc = etcdc__set_error(err, ETCDC_ERR_TIMEOUT, 0, "lock not granted within %lld ms",
-                                  (long long)o->timeout_ms);
+            rc = etcdc__set_error(err, ETCDC_ERR_TIMEOUT, 0,
+                                  "lock '%.*s' not granted within %lld ms (held by '%.*s')",
+                                  (int)(queue->key_len - 1), key, (long long)o->timeout_ms,
+                                  (int)pred->key_len, pred->key);
             break;
         }
-        etcdc_kvs_free(keys);
+        etcdc_kvs_clear(keys);
         rc = etcdc_range(c, queue, keys, err);
         if (rc != ETCDC_OK)
             break;
@@ -381,7 +388,8 @@ static etcdc_code wait_turn(etcdc_session *s, const char *key, size_t key_len, i
 etcdc_code etcdc_lock_acquire(etcdc_session *s, const void *name, size_t name_len,
                               const etcdc_lock_opts *opts, etcdc_lock **out_lock, etcdc_error *err)
 {
-    static const etcdc_lock_opts defaults = {.timeout_ms = -1};
+    etcdc__clear_error(err);
+    static const etcdc_lock_opts defaults = {0};
     const etcdc_lock_opts *o = opts ? opts : &defaults;
     *out_lock = NULL;
     if (name_len == 0)
@@ -417,12 +425,17 @@ etcdc_code etcdc_lock_acquire(etcdc_session *s, const void *name, size_t name_le
     }
     if (rc == ETCDC_OK)
         rc = wait_turn(s, key, key_len, my_rev, &queue, o, &keys, &granted, err);
-    etcdc_kvs_free(&keys);
+    etcdc_kvs_clear(&keys);
     free(end);
     if (rc == ETCDC_OK) {
         etcdc_lock *l = malloc(sizeof *l);
         if (l) {
-            *l = (etcdc_lock){s, key, key_len, my_rev, granted};
+            *l = (etcdc_lock){.session = s,
+                              .key = key,
+                              .key_len = key_len,
+                              .revision = my_rev,
+                              .granted_revision = granted};
+            pthread_mutex_init(&l->mu, NULL);
             *out_lock = l;
             return ETCDC_OK;
         }
@@ -436,14 +449,27 @@ etcdc_code etcdc_lock_acquire(etcdc_session *s, const void *name, size_t name_le
 
 etcdc_code etcdc_lock_release(etcdc_lock *l, etcdc_error *err)
 {
+    etcdc__clear_error(err);
     if (!l)
         return ETCDC_OK;
     etcdc_code rc = ETCDC_OK;
-    if (etcdc_session_alive(l->session))
+    pthread_mutex_lock(&l->mu);
+    if (!l->released && etcdc_session_alive(l->session))
         rc = etcdc_delete(l->session->client, l->key, l->key_len, NULL, err);
+    if (rc == ETCDC_OK)
+        l->released = true;
+    pthread_mutex_unlock(&l->mu);
+    return rc;
+}
+
+void etcdc_lock_free(etcdc_lock *l)
+{
+    if (!l)
+        return;
+    etcdc_lock_release(l, NULL); /* on failure the session's lease still ends the lock */
+    pthread_mutex_destroy(&l->mu);
     free(l->key);
     free(l);
-    return rc;
 }
 
 const char *etcdc_lock_key(const etcdc_lock *l, size_t *len)

@@ -49,7 +49,7 @@ static etcdc_code reseal_one(etcdc_client *c, Mvccpb__KeyValue *kv, etcdc_rekey_
         if (rc != ETCDC_OK)
             break;
         bool done = r.succeeded;
-        etcdc_txn_result_free(&r);
+        etcdc_txn_result_clear(&r);
         if (done) {
             st->resealed++;
             break;
@@ -80,6 +80,7 @@ etcdc_code etcdc_rekey_prefix(etcdc_client *c, const void *prefix, size_t prefix
                               etcdc_rekey_progress_cb cb, void *arg, etcdc_rekey_stats *out,
                               etcdc_error *err)
 {
+    etcdc__clear_error(err);
     etcdc_rekey_stats st = {0};
     if (err)
         memset(err, 0, sizeof *err);

@@ -211,7 +211,7 @@ bool etcdc__wait_or_closing(etcdc_client *c, int64_t ms)
 
 typedef struct call_outcome {
     grpc_status_code status;
-    char message[200];
+    char message[300];
     grpc_byte_buffer *response;
 } call_outcome;
 
@@ -340,9 +340,34 @@ static gpr_timespec attempt_deadline(etcdc_client *c, enum etcdc_retry_class ret
 /* Requests wait for a connection (wait-for-ready), so that a failover delays them instead of
  * failing them. A deadline that passes while no endpoint accepts a connection at all therefore
  * means an unreachable cluster (UNAVAILABLE), not a member too slow to answer (TIMEOUT). */
-static bool no_endpoint_reachable(etcdc_client *c)
+bool etcdc__no_endpoint_reachable(etcdc_client *c)
 {
     return grpc_channel_check_connectivity_state(c->channel, 0) == GRPC_CHANNEL_TRANSIENT_FAILURE;
+}
+
+int etcdc__unreachable_cause(etcdc_client *c, int64_t probe_ms, char *cause, size_t n)
+{
+    /* A fail-fast call is refused at once while no connection is up, with gRPC's own reason
+     * (refused, no route, TLS handshake failure, ...); waiting calls only see their deadline. */
+    Etcdserverpb__StatusRequest req = ETCDSERVERPB__STATUS_REQUEST__INIT;
+    grpc_byte_buffer *request = etcdc__pack(&req.base);
+    probe_ms = probe_ms < 200 ? 200 : probe_ms > 1000 ? 1000 : probe_ms;
+    call_outcome o;
+    call_once(c, "/etcdserverpb.Maintenance/Status", false, true, request,
+              etcdc__deadline_ms(probe_ms), &o);
+    grpc_byte_buffer_destroy(request);
+    if (o.response)
+        grpc_byte_buffer_destroy(o.response);
+    const char *why = o.status == GRPC_STATUS_OK ? "the endpoint answers again"
+                      : o.message[0]             ? o.message
+                                                 : "no answer";
+    static const char *const noise[] = {"connections to all backends failing; last error: ",
+                                        "UNKNOWN: "};
+    for (size_t i = 0; i < sizeof noise / sizeof noise[0]; i++)
+        if (strncmp(why, noise[i], strlen(noise[i])) == 0)
+            why += strlen(noise[i]);
+    snprintf(cause, n, "%s", why);
+    return (int)o.status;
 }
 
 static int64_t ms_left(gpr_timespec deadline)
@@ -415,11 +440,14 @@ etcdc_code etcdc__unary_ex(etcdc_client *c, const char *method, enum etcdc_stat_
             continue;
         }
         rc = etcdc__code_from_status(o.status, o.message);
-        if (rc == ETCDC_ERR_TIMEOUT && no_endpoint_reachable(c))
+        if (rc == ETCDC_ERR_TIMEOUT && !fail_fast && etcdc__no_endpoint_reachable(c)) {
+            char cause[200];
+            etcdc__unreachable_cause(c, 0, cause, sizeof cause);
             rc = etcdc__set_error(err, ETCDC_ERR_UNAVAILABLE, o.status,
-                                  "%s: no etcd endpoint reachable within %lld ms", method,
-                                  (long long)timeout_ms);
-        else if (rc == ETCDC_ERR_TIMEOUT || (rc == ETCDC_ERR_UNAVAILABLE && left <= backoff_ms))
+                                  "%s: no etcd endpoint reachable within %lld ms (endpoints %s): "
+                                  "%s",
+                                  method, (long long)timeout_ms, c->cfg.endpoints, cause);
+        } else if (rc == ETCDC_ERR_TIMEOUT || (rc == ETCDC_ERR_UNAVAILABLE && left <= backoff_ms))
             etcdc__set_error(err, rc, o.status, "%s: no answer within %lld ms (%s)", method,
                              (long long)timeout_ms, o.message[0] ? o.message : "deadline exceeded");
         else

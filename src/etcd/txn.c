@@ -4,6 +4,7 @@
  *
  * The builder owns copies of every key and value, so callers may pass temporaries.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -319,13 +320,13 @@ size_t etcdc_txn_op_count(const etcdc_txn *t)
     return a > b ? a : b;
 }
 
-void etcdc_txn_result_free(etcdc_txn_result *r)
+void etcdc_txn_result_clear(etcdc_txn_result *r)
 {
     if (!r)
         return;
     for (size_t i = 0; i < r->op_count; i++) {
-        etcdc_kvs_free(&r->ops[i].kvs);
-        etcdc_txn_result_free(r->ops[i].txn);
+        etcdc_kvs_clear(&r->ops[i].kvs);
+        etcdc_txn_result_clear(r->ops[i].txn);
         free(r->ops[i].txn);
     }
     free(r->ops);
@@ -510,6 +511,7 @@ static bool only_reads(const Etcdserverpb__TxnRequest *pb)
 etcdc_code etcdc_txn_commit(etcdc_client *c, const etcdc_txn *t, etcdc_txn_result *out,
                             etcdc_error *err)
 {
+    etcdc__clear_error(err);
     memset(out, 0, sizeof *out);
     if (t->oom)
         return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory building the txn");
@@ -552,16 +554,17 @@ etcdc_code etcdc_txn_commit(etcdc_client *c, const etcdc_txn *t, etcdc_txn_resul
         rc = convert_response(c, resp, out, err);
         protobuf_c_message_free_unpacked(&resp->base, NULL);
         if (rc != ETCDC_OK)
-            etcdc_txn_result_free(out);
+            etcdc_txn_result_clear(out);
     }
-    return rc;
+    return etcdc__ok_with_note(err, rc);
 }
 
 /* ---- guarded operations ---- */
 
-/* Commits t; ETCDC_ERR_COMPARE_FAILED when the compares did not hold. */
+/* Commits t; ETCDC_ERR_COMPARE_FAILED when the compares did not hold, with `lost` (what the
+ * failed compare means, naming the operation and key) as the message. */
 static etcdc_code commit_guarded(etcdc_client *c, etcdc_txn *t, int64_t *out_revision,
-                                 etcdc_txn_result *keep, etcdc_error *err)
+                                 etcdc_txn_result *keep, const char *lost, etcdc_error *err)
 {
     etcdc_txn_result r;
     etcdc_code rc = etcdc_txn_commit(c, t, &r, err);
@@ -571,17 +574,19 @@ static etcdc_code commit_guarded(etcdc_client *c, etcdc_txn *t, int64_t *out_rev
     if (out_revision)
         *out_revision = r.revision;
     if (!r.succeeded)
-        rc = etcdc__set_error(err, ETCDC_ERR_COMPARE_FAILED, 0, "compare failed");
+        rc = etcdc__set_error(err, ETCDC_ERR_COMPARE_FAILED, 0, "%s",
+                              lost ? lost : "compare failed");
     if (keep)
         *keep = r;
     else
-        etcdc_txn_result_free(&r);
+        etcdc_txn_result_clear(&r);
     return rc;
 }
 
 etcdc_code etcdc_put_if_absent(etcdc_client *c, const void *key, size_t key_len, const void *value,
                                size_t value_len, int64_t *out_revision, etcdc_error *err)
 {
+    etcdc__clear_error(err);
     return etcdc_cas_revision(c, key, key_len, 0, value, value_len, out_revision, err);
 }
 
@@ -589,6 +594,7 @@ etcdc_code etcdc_cas_revision(etcdc_client *c, const void *key, size_t key_len,
                               int64_t mod_revision, const void *value, size_t value_len,
                               int64_t *out_revision, etcdc_error *err)
 {
+    etcdc__clear_error(err);
     if (key_len == 0)
         return etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0, "empty key");
     etcdc_txn *t = etcdc_txn_new();
@@ -596,13 +602,22 @@ etcdc_code etcdc_cas_revision(etcdc_client *c, const void *key, size_t key_len,
         return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
     etcdc_txn_if(t, key, key_len, ETCDC_CMP_MOD, ETCDC_EQUAL, mod_revision);
     etcdc_txn_put(t, ETCDC_THEN, key, key_len, value, value_len, 0);
-    return commit_guarded(c, t, out_revision, NULL, err);
+    char lost[300];
+    if (mod_revision == 0)
+        snprintf(lost, sizeof lost, "put-if-absent '%.*s': the key exists",
+                 ETCDC_KEYF(key, key_len));
+    else
+        snprintf(lost, sizeof lost,
+                 "compare-and-swap '%.*s': the key's mod revision is no longer %lld",
+                 ETCDC_KEYF(key, key_len), (long long)mod_revision);
+    return commit_guarded(c, t, out_revision, NULL, lost, err);
 }
 
 etcdc_code etcdc_cas_value(etcdc_client *c, const void *key, size_t key_len, const void *expected,
                            size_t expected_len, const void *value, size_t value_len,
                            int64_t *out_revision, etcdc_error *err)
 {
+    etcdc__clear_error(err);
     /* Compare on the client, then guard the write by the revision we compared: this works
      * unchanged when values are encrypted (ciphertexts of equal plaintexts differ). */
     etcdc_kv cur;
@@ -614,13 +629,16 @@ etcdc_code etcdc_cas_value(etcdc_client *c, const void *key, size_t key_len, con
     int64_t rev = cur.mod_revision;
     etcdc_kv_clear(&cur);
     if (!equal)
-        return etcdc__set_error(err, ETCDC_ERR_COMPARE_FAILED, 0, "value differs");
+        return etcdc__set_error(err, ETCDC_ERR_COMPARE_FAILED, 0,
+                                "compare-and-swap '%.*s': the value differs from the expected one",
+                                ETCDC_KEYF(key, key_len));
     return etcdc_cas_revision(c, key, key_len, rev, value, value_len, out_revision, err);
 }
 
 etcdc_code etcdc_move_key(etcdc_client *c, const void *from, size_t from_len, const void *to,
                           size_t to_len, bool overwrite, int64_t *out_revision, etcdc_error *err)
 {
+    etcdc__clear_error(err);
     if (from_len == 0 || to_len == 0)
         return etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0, "empty key");
     if (from_len == to_len && memcmp(from, to, from_len) == 0)
@@ -640,12 +658,18 @@ etcdc_code etcdc_move_key(etcdc_client *c, const void *from, size_t from_len, co
     etcdc_txn_put(t, ETCDC_THEN, to, to_len, cur.value, cur.value_len, cur.lease);
     etcdc_txn_delete(t, ETCDC_THEN, from, from_len, NULL, 0, false);
     etcdc_kv_clear(&cur);
-    return commit_guarded(c, t, out_revision, NULL, err);
+    char lost[500];
+    snprintf(lost, sizeof lost, "move '%.*s' to '%.*s': %s", ETCDC_KEYF(from, from_len),
+             ETCDC_KEYF(to, to_len),
+             overwrite ? "the source changed meanwhile"
+                       : "the target exists, or the source changed meanwhile");
+    return commit_guarded(c, t, out_revision, NULL, lost, err);
 }
 
 etcdc_code etcdc_bulk_put(etcdc_client *c, const etcdc_pair *pairs, size_t n, int64_t *out_revision,
                           etcdc_error *err)
 {
+    etcdc__clear_error(err);
     if (n > MAX_TXN_OPS)
         return etcdc__set_error(err, ETCDC_ERR_TOO_MANY_OPS, 0,
                                 "bulk put of %zu keys; one transaction holds at most %d", n,
@@ -661,12 +685,13 @@ etcdc_code etcdc_bulk_put(etcdc_client *c, const etcdc_pair *pairs, size_t n, in
         etcdc_txn_put(t, ETCDC_THEN, pairs[i].key, pairs[i].key_len, pairs[i].value,
                       pairs[i].value_len, 0);
     }
-    return commit_guarded(c, t, out_revision, NULL, err);
+    return commit_guarded(c, t, out_revision, NULL, NULL, err);
 }
 
 etcdc_code etcdc_bulk_delete(etcdc_client *c, const void *const *keys, const size_t *key_lens,
                              size_t n, int64_t *out_deleted, etcdc_error *err)
 {
+    etcdc__clear_error(err);
     if (n > MAX_TXN_OPS)
         return etcdc__set_error(err, ETCDC_ERR_TOO_MANY_OPS, 0,
                                 "bulk delete of %zu keys; one transaction holds at most %d", n,
@@ -677,20 +702,21 @@ etcdc_code etcdc_bulk_delete(etcdc_client *c, const void *const *keys, const siz
     for (size_t i = 0; i < n; i++)
         etcdc_txn_delete(t, ETCDC_THEN, keys[i], key_lens[i], NULL, 0, false);
     etcdc_txn_result r;
-    etcdc_code rc = commit_guarded(c, t, NULL, &r, err);
+    etcdc_code rc = commit_guarded(c, t, NULL, &r, NULL, err);
     if (rc == ETCDC_OK && out_deleted) {
         *out_deleted = 0;
         for (size_t i = 0; i < r.op_count; i++)
             *out_deleted += r.ops[i].deleted;
     }
     if (rc == ETCDC_OK)
-        etcdc_txn_result_free(&r);
+        etcdc_txn_result_clear(&r);
     return rc;
 }
 
 etcdc_code etcdc_get_multiple(etcdc_client *c, const void *const *keys, const size_t *key_lens,
                               size_t n, etcdc_kvs *out, etcdc_error *err)
 {
+    etcdc__clear_error(err);
     memset(out, 0, sizeof *out);
     if (n > MAX_TXN_OPS)
         return etcdc__set_error(err, ETCDC_ERR_TOO_MANY_OPS, 0,
@@ -704,7 +730,7 @@ etcdc_code etcdc_get_multiple(etcdc_client *c, const void *const *keys, const si
         etcdc_txn_get(t, ETCDC_THEN, &req);
     }
     etcdc_txn_result r;
-    etcdc_code rc = commit_guarded(c, t, NULL, &r, err);
+    etcdc_code rc = commit_guarded(c, t, NULL, &r, NULL, err);
     if (rc != ETCDC_OK)
         return rc;
     out->revision = r.revision;
@@ -722,8 +748,8 @@ etcdc_code etcdc_get_multiple(etcdc_client *c, const void *const *keys, const si
         memset(&k->kvs[0], 0, sizeof k->kvs[0]);
     }
     out->total = (int64_t)out->count;
-    etcdc_txn_result_free(&r);
+    etcdc_txn_result_clear(&r);
     if (rc != ETCDC_OK)
-        etcdc_kvs_free(out);
+        etcdc_kvs_clear(out);
     return rc;
 }

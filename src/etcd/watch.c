@@ -466,6 +466,7 @@ static bool wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, gpr_timespec dea
 etcdc_watcher *etcdc_watch(etcdc_client *c, const etcdc_watch_opts *opts, etcdc_watch_cb cb,
                            void *arg, etcdc_error *err)
 {
+    etcdc__clear_error(err);
     if (!opts || !cb || opts->key_len == 0) {
         etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0, "watch needs a key and a callback");
         return NULL;
@@ -509,10 +510,23 @@ etcdc_watcher *etcdc_watch(etcdc_client *c, const etcdc_watch_opts *opts, etcdc_
         while (!w->created && !w->create_error.code && w->state != W_ENDED &&
                wait_until(&h->cv, &h->mu, deadline)) {
         }
-        if (!w->created && !w->create_error.code && w->state != W_ENDED)
-            rc = etcdc__set_error(err, ETCDC_ERR_TIMEOUT, 0,
-                                  "watch not confirmed by etcd within %lld ms",
-                                  (long long)c->cfg.request_timeout_ms);
+        /* Same condition, same code as a unary call: no connection is UNAVAILABLE, a
+         * connected member that does not answer is TIMEOUT. */
+        if (!w->created && !w->create_error.code && w->state != W_ENDED &&
+            (!etcdc__bidi_is_open(&h->stream) || etcdc__no_endpoint_reachable(c))) {
+            char cause[200];
+            pthread_mutex_unlock(&h->mu); /* the probe is a unary call of its own */
+            int status = etcdc__unreachable_cause(c, 0, cause, sizeof cause);
+            pthread_mutex_lock(&h->mu);
+            rc = etcdc__set_error(err, ETCDC_ERR_UNAVAILABLE, status,
+                                  "watch on '%.*s': no etcd endpoint reachable within %lld ms "
+                                  "(endpoints %s): %s",
+                                  ETCDC_KEYF(w->key, w->key_len),
+                                  (long long)c->cfg.request_timeout_ms, c->cfg.endpoints, cause);
+        } else if (!w->created && !w->create_error.code && w->state != W_ENDED)
+            rc = etcdc__set_error(
+                err, ETCDC_ERR_TIMEOUT, 0, "watch on '%.*s' not confirmed by etcd within %lld ms",
+                ETCDC_KEYF(w->key, w->key_len), (long long)c->cfg.request_timeout_ms);
         else if (w->create_error.code) {
             rc = w->create_error.code;
             if (err)
@@ -535,6 +549,7 @@ etcdc_watcher *etcdc_watch_prefix(etcdc_client *c, const void *prefix, size_t pr
                                   int64_t start_revision, bool prev_kv, etcdc_watch_cb cb,
                                   void *arg, etcdc_error *err)
 {
+    etcdc__clear_error(err);
     char *end = malloc(prefix_len + 1);
     if (!end) {
         etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
@@ -554,6 +569,7 @@ etcdc_watcher *etcdc_watch_prefix(etcdc_client *c, const void *prefix, size_t pr
 
 etcdc_code etcdc_watch_request_progress(etcdc_client *c, etcdc_error *err)
 {
+    etcdc__clear_error(err);
     struct etcdc_watch_hub *h = get_hub(c, err);
     if (!h)
         return err ? err->code : ETCDC_ERR_NO_MEMORY;

@@ -293,7 +293,7 @@ static void check_cluster(checker *ck, etcdc_client *c, const etcdfs_opts *o, co
                st.version, leader, st.leader, st.revision, st.raft_term);
         ok("database %s (%s in use)", db, used);
     }
-    etcdc_members_free(&ms);
+    etcdc_members_clear(&ms);
 }
 
 static void check_prefix(checker *ck, etcdc_client *c, const etcdfs_opts *o, const char *prefix,
@@ -341,7 +341,7 @@ static void check_prefix(checker *ck, etcdc_client *c, const etcdfs_opts *o, con
         else
             ok("the value of '%s' opens with the key file", kb);
     }
-    etcdc_kvs_free(&kvs);
+    etcdc_kvs_clear(&kvs);
     free(end);
 }
 

@@ -220,7 +220,7 @@ int listing_fetch(const char *dir_key, size_t dir_len, bool is_root, listing **o
                 memset(&r.ops[1].kvs, 0, sizeof r.ops[1].kvs);
                 page.revision = r.revision;
             }
-            etcdc_txn_result_free(&r);
+            etcdc_txn_result_clear(&r);
             etcdc_txn_free(t);
         } else {
             code = etcdc_range(g_fs.client, &req, &page, &err);
@@ -288,7 +288,7 @@ int listing_fetch(const char *dir_key, size_t dir_len, bool is_root, listing **o
                 more = false;
         }
         free(skip);
-        etcdc_kvs_free(&page);
+        etcdc_kvs_clear(&page);
         listed = b.l->n;
         if (rc == 0 && more && listed >= PROGRESS_AFTER_ENTRIES) {
             progress = true;
@@ -538,7 +538,7 @@ int listing_fetch_subtree(const char *dir_key, size_t dir_len, bool is_root, siz
         }
         for (size_t i = 0; rc == 0 && i < page.count; i++)
             rc = subtree_feed(&st, &page.kvs[i]);
-        etcdc_kvs_free(&page);
+        etcdc_kvs_clear(&page);
     }
     /* On failure the directories still open are dropped; those already left were complete
      * (a directory's keys are contiguous) and have been emitted. */

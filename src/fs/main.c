@@ -124,7 +124,7 @@ static int check_prefix(int report_fd, int64_t *revision)
         report(report_fd, "cannot read prefix '%s': %s", g_fs.prefix,
                err.message[0] ? err.message : etcdc_strerror(code));
     *revision = kvs.revision;
-    etcdc_kvs_free(&kvs);
+    etcdc_kvs_clear(&kvs);
     free(end);
     return code ? -1 : 0;
 }

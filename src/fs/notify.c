@@ -393,7 +393,7 @@ static int current_revision(int64_t *rev)
     etcdc_error err = {0};
     etcdc_code code = end ? etcdc_range(g_fs.client, &req, &kvs, &err) : ETCDC_ERR_NO_MEMORY;
     *rev = kvs.revision;
-    etcdc_kvs_free(&kvs);
+    etcdc_kvs_clear(&kvs);
     free(end);
     return code == ETCDC_OK ? 0 : -1;
 }

@@ -385,7 +385,7 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
              : res.succeeded  ? 0
                               : EEXIST;
         rev = rc == 0 ? res.revision : 0;
-        etcdc_txn_result_free(&res);
+        etcdc_txn_result_clear(&res);
     }
     if (rc == 0) {
         witness_note(r.sub_key, r.sub_len); /* its marker proves it exists to later creates */
@@ -532,7 +532,7 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
             rc = fs_fail("rmdir", r.sub_key, r.sub_len, code, &err);
         } else if (res.succeeded) {
             rev = res.revision;
-            etcdc_txn_result_free(&res);
+            etcdc_txn_result_clear(&res);
             etcdc_txn_free(t);
             break;
         } else if (res.op_count >= 2) {
@@ -549,7 +549,7 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
         } else {
             rc = EIO;
         }
-        etcdc_txn_result_free(&res);
+        etcdc_txn_result_clear(&res);
         etcdc_txn_free(t);
     }
     if (rc == 0) {
@@ -614,7 +614,7 @@ static int unlink_txn(const resolved *r, bool keep_dir, int64_t *rev)
     else if (res.op_count < 1 || res.ops[0].deleted == 0)
         rc = ENOENT;
     *rev = rc == 0 ? res.revision : 0;
-    etcdc_txn_result_free(&res);
+    etcdc_txn_result_clear(&res);
     etcdc_txn_free(t);
     free(end);
     free(after);

@@ -240,7 +240,7 @@ static int lookup_keys(node *dir, const resolved *r, node **out)
     } else {
         rc = ENOENT;
     }
-    etcdc_txn_result_free(&res);
+    etcdc_txn_result_clear(&res);
     etcdc_txn_free(t);
     free(end);
     *out = n;

@@ -104,7 +104,7 @@ int file_revalidate_locked(node *n, bool *changed)
         } else {
             rc = fs_fail("revalidate", key, len, code, &err);
         }
-        etcdc_txn_result_free(&r);
+        etcdc_txn_result_clear(&r);
         etcdc_txn_free(t);
     } else {
         etcdc_range_req get = {.key = key, .key_len = len};
@@ -120,7 +120,7 @@ int file_revalidate_locked(node *n, bool *changed)
         } else {
             rc = fs_fail("get", key, len, code, &err);
         }
-        etcdc_kvs_free(&kvs);
+        etcdc_kvs_clear(&kvs);
     }
     free(key);
     return rc;
@@ -279,7 +279,7 @@ static int put_content_txn(node *n, const char *key, size_t len, bool *use_witne
     }
     *rev = res.revision;
     free(fence_key);
-    etcdc_txn_result_free(&res);
+    etcdc_txn_result_clear(&res);
     etcdc_txn_free(t);
     return rc;
 }
@@ -859,7 +859,7 @@ static int create_guarded_txn(const resolved *r, bool exclusive, bool *use_witne
     } else if (rc == 0) {
         rc = EIO; /* the guard failed, yet every probe says it held */
     }
-    etcdc_txn_result_free(&res);
+    etcdc_txn_result_clear(&res);
     etcdc_txn_free(t);
     free(end);
     free(pend);

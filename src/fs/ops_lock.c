@@ -183,8 +183,9 @@ static void release_detached(etcdc_lock *l, lock_session *ls)
     const char *k = etcdc_lock_key(l, &klen);
     char kb[LOG_KEY_BUF];
     log_debug("unlock %s", log_key(k, klen, kb, sizeof kb));
-    if (etcdc_lock_release(l, &err) != ETCDC_OK) /* frees l, key included */
+    if (etcdc_lock_release(l, &err) != ETCDC_OK)
         log_msg(LOG_WARNING, "unlock: %s (the key goes with the session lease)", err.message);
+    etcdc_lock_free(l);
     pthread_mutex_lock(&locks_mu);
     session_unref_locked(ls);
     pthread_mutex_unlock(&locks_mu);
@@ -259,11 +260,11 @@ static int errno_for_lock(etcdc_code code, bool posix)
 
 /* Acquires for w (blocking or not), applies the revision fence, records the result and
  * replies. Frees w. */
-static void acquire_and_reply(waiter *w, int64_t timeout_ms)
+static void acquire_and_reply(waiter *w, bool try_once)
 {
     held_lock *h = w->h;
     etcdc_lock_opts o = {.mode = h->shared ? ETCDC_LOCK_SHARED : ETCDC_LOCK_EXCLUSIVE,
-                         .timeout_ms = timeout_ms,
+                         .try_once = try_once,
                          .cancel = h->cancel,
                          .holder_info = w->info,
                          .holder_info_len = strlen(w->info)};
@@ -274,7 +275,7 @@ static void acquire_and_reply(waiter *w, int64_t timeout_ms)
     if (code == ETCDC_OK)
         notify_fence(etcdc_lock_granted_revision(l));
     pthread_mutex_lock(&locks_mu);
-    stats_locks_waiting(timeout_ms != 0 ? -1 : 0);
+    stats_locks_waiting(try_once ? 0 : -1);
     bool orphaned = h->abandoned;
     if (code == ETCDC_OK && !orphaned) {
         h->lock = l;
@@ -311,7 +312,7 @@ static void acquire_and_reply(waiter *w, int64_t timeout_ms)
 
 static void *waiter_main(void *arg)
 {
-    acquire_and_reply(arg, -1);
+    acquire_and_reply(arg, false);
     return NULL;
 }
 
@@ -385,7 +386,7 @@ static void lock_request(fuse_req_t req, fuse_ino_t ino, uint64_t owner, uint64_
     }
     stats_inc(block ? STAT_lock_wait : STAT_lock_try);
     if (!block) {
-        acquire_and_reply(w, 0);
+        acquire_and_reply(w, true);
         return;
     }
     fuse_req_interrupt_func(req, on_interrupt, (void *)(uintptr_t)h->id);
@@ -395,7 +396,7 @@ static void lock_request(fuse_req_t req, fuse_ino_t ino, uint64_t owner, uint64_
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 256 * 1024);
     if (pthread_create(&t, &attr, waiter_main, w) != 0)
-        acquire_and_reply(w, -1); /* no thread to spare: wait on this one */
+        acquire_and_reply(w, false); /* no thread to spare: wait on this one */
     pthread_attr_destroy(&attr);
 }
 
@@ -474,7 +475,7 @@ void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct 
         }
     }
     pthread_mutex_unlock(&locks_mu);
-    etcdc_kvs_free(&kvs);
+    etcdc_kvs_clear(&kvs);
     free(name);
     free(dir);
     free(end);
@@ -592,7 +593,7 @@ int locks_describe(const char *key, size_t key_len, char *out, size_t out_size, 
         used += (size_t)w;
     }
     *out_len = rc == 0 ? used : 0;
-    etcdc_kvs_free(&kvs);
+    etcdc_kvs_clear(&kvs);
     free(dir);
     free(end);
     return rc;

@@ -205,7 +205,7 @@ static int rename_file(node *src, node *dst, const names2 *nm, unsigned flags)
             rc = fs_fail("rename", rs->file_key, rs->file_len, code, &err);
         } else if (res.succeeded) {
             revision = res.revision;
-            etcdc_txn_result_free(&res);
+            etcdc_txn_result_clear(&res);
             etcdc_txn_free(t);
             break;
         } else if (res.op_count == 2) {
@@ -237,7 +237,7 @@ static int rename_file(node *src, node *dst, const names2 *nm, unsigned flags)
         } else {
             rc = EIO;
         }
-        etcdc_txn_result_free(&res);
+        etcdc_txn_result_clear(&res);
         etcdc_txn_free(t);
     }
     if (rc == 0) {
@@ -331,12 +331,12 @@ static int rename_dir(const names2 *nm, unsigned flags)
         etcdc_txn_free(rt);
         if (code == ETCDC_ERR_TOO_LARGE) {
             rc = exdev_refused("rename", rs->sub_key, rs->sub_len, code, &err);
-            etcdc_txn_result_free(&snap);
+            etcdc_txn_result_clear(&snap);
             break;
         }
         if (code != ETCDC_OK || snap.op_count != 2) {
             rc = code ? fs_fail("rename", rs->sub_key, rs->sub_len, code, &err) : EIO;
-            etcdc_txn_result_free(&snap);
+            etcdc_txn_result_clear(&snap);
             break;
         }
         const etcdc_kvs *keys = &snap.ops[0].kvs;
@@ -441,9 +441,9 @@ static int rename_dir(const names2 *nm, unsigned flags)
             revision = res.revision;
             moved_dir(nm, &cm, &snap, revision);
         }
-        etcdc_txn_result_free(&res);
+        etcdc_txn_result_clear(&res);
         etcdc_txn_free(t);
-        etcdc_txn_result_free(&snap);
+        etcdc_txn_result_clear(&snap);
         if (done)
             break;
     }
@@ -636,9 +636,9 @@ static int exchange_trees(const names2 *nm)
             revision = res.revision;
             exchanged(&cm, &a, &b, revision);
         }
-        etcdc_txn_result_free(&res);
+        etcdc_txn_result_clear(&res);
         etcdc_txn_free(t);
-        etcdc_txn_result_free(&snap);
+        etcdc_txn_result_clear(&snap);
         if (done)
             break;
     }

@@ -78,7 +78,7 @@ static int file_meta(const xattr_ctx *c, etcdc_kv *out)
         rc = c->n->pending || c->n->dirty ? 0 : ENOENT;
         pthread_mutex_unlock(&c->n->mu);
     }
-    etcdc_kvs_free(&kvs);
+    etcdc_kvs_clear(&kvs);
     return rc;
 }
 
@@ -153,7 +153,7 @@ static int get_dir_keys(const xattr_ctx *c, char *out, size_t *out_len)
     etcdc_code code = end ? etcdc_range(g_fs.client, &req, &kvs, &err) : ETCDC_ERR_NO_MEMORY;
     int rc = code == ETCDC_OK ? put_number(kvs.total, out, out_len)
                               : fs_fail("getxattr keys", c->key, c->key_len, code, &err);
-    etcdc_kvs_free(&kvs);
+    etcdc_kvs_clear(&kvs);
     free(end);
     return rc;
 }
@@ -178,7 +178,7 @@ static int get_dir_revision(const xattr_ctx *c, char *out, size_t *out_len)
     etcdc_code code = end ? etcdc_range(g_fs.client, &req, &kvs, &err) : ETCDC_ERR_NO_MEMORY;
     int rc = code == ETCDC_OK ? put_number(kvs.count ? kvs.kvs[0].mod_revision : 0, out, out_len)
                               : fs_fail("getxattr revision", c->key, c->key_len, code, &err);
-    etcdc_kvs_free(&kvs);
+    etcdc_kvs_clear(&kvs);
     free(end);
     return rc;
 }
@@ -298,7 +298,7 @@ static int set_cas(const xattr_ctx *c, const char *v, size_t size, bool *content
         node_apply_kv_locked(c->n, &kv, res.revision, now_ns());
         *content_changed = true;
     }
-    etcdc_txn_result_free(&res);
+    etcdc_txn_result_clear(&res);
     etcdc_txn_free(t);
     return rc;
 }

@@ -134,7 +134,7 @@ int main(int argc, char **argv)
                 print_bytes(kvs.kvs[i].value, kvs.kvs[i].value_len);
                 putchar('\n');
             }
-            etcdc_kvs_free(&kvs);
+            etcdc_kvs_clear(&kvs);
         }
     } else if (strcmp(cmd, "del") == 0 && nargs == 1) {
         if ((rc = etcdc_delete(c, k, kl, &n, &err)) == ETCDC_OK)

@@ -81,7 +81,7 @@ static void test_permissions(void)
     etcdc_kvs kvs;
     CHECK_OK(etcdc_get_prefix(r, "pub/", 4, &kvs, &err), &err);
     CHECK_INT(kvs.count, 1);
-    etcdc_kvs_free(&kvs);
+    etcdc_kvs_clear(&kvs);
     etcdc_client_free(r);
     CHECK_OK(etcdc_delete(root, "pub/readme", 10, NULL, &err), &err);
     etcdc_client_free(root);
@@ -116,7 +116,7 @@ static void test_token_expiry(void)
 typedef struct tok_arg {
     etcdc_client *c;
     int id, failures;
-    char msg[256];
+    char msg[512];
 } tok_arg;
 
 static void *tok_body(void *p)
@@ -290,7 +290,7 @@ typedef struct busy_arg {
     etcdc_client *c;
     int id, ops, failures;
     atomic_bool *stop;
-    char msg[300];
+    char msg[600];
 } busy_arg;
 
 static void *busy_body(void *p)

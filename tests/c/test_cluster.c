@@ -39,7 +39,7 @@ static void test_members_and_status(void)
     REQUIRE_OK(etcdc_status_get(C, &st, &err), &err);
     CHECK(st.leader != 0);
     CHECK(st.cluster_id == m.cluster_id);
-    etcdc_members_free(&m);
+    etcdc_members_clear(&m);
 }
 
 /* Index (1..3) of the member whose id is `id`, from the member names m1..m3. */
@@ -53,7 +53,7 @@ static int member_index(uint64_t id)
     for (size_t i = 0; i < m.count; i++)
         if (m.members[i].id == id && m.members[i].name && m.members[i].name[0] == 'm')
             idx = atoi(m.members[i].name + 1);
-    etcdc_members_free(&m);
+    etcdc_members_clear(&m);
     return idx;
 }
 
@@ -62,7 +62,7 @@ typedef struct worker {
     atomic_bool stop;
     int failures;
     int put_failures; /* timed out or unavailable: the outcome of such a put is unknown */
-    char last_error[400];
+    char last_error[700];
     char prefix[200];
 } worker;
 
@@ -102,7 +102,7 @@ static void *work(void *p)
                 snprintf(err.message, sizeof err.message, "listed %zu keys, expected %d-%d",
                          kvs.count, i + 1 - w->put_failures, i + 1);
             }
-            etcdc_kvs_free(&kvs);
+            etcdc_kvs_clear(&kvs);
         }
         if (rc != ETCDC_OK) {
             if (w->failures++ == 0)
@@ -178,7 +178,7 @@ static void test_leader_killed_mid_test(void)
     etcdc_members m;
     CHECK_OK(etcdc_member_list(C, &m, &err), &err);
     CHECK_INT(m.count, 3);
-    etcdc_members_free(&m);
+    etcdc_members_clear(&m);
 }
 
 TH_MAIN(TH_TEST(setup), TH_TEST(test_members_and_status), TH_TEST(test_leader_killed_mid_test),

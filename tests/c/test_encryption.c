@@ -90,7 +90,7 @@ static void test_sealed_at_rest(void)
         CHECK_STR(kvs.kvs[0].value, kvs.kvs[0].value_len, "one");
         CHECK_STR(kvs.kvs[1].value, kvs.kvs[1].value_len, "two");
     }
-    etcdc_kvs_free(&kvs);
+    etcdc_kvs_clear(&kvs);
     CHECK_OK(etcdc_cas_value(c, kb1, strlen(kb1), "one", 3, "uno", 3, NULL, &err), &err);
     CHECK_RC(etcdc_cas_value(c, kb1, strlen(kb1), "one", 3, "x", 1, NULL, &err),
              ETCDC_ERR_COMPARE_FAILED, &err);
@@ -115,7 +115,7 @@ static void test_sealed_at_rest(void)
     REQUIRE_OK(etcdc_txn_nest(t, ETCDC_THEN, inner), NULL);
     for (int i = 0; i < 2; i++) {
         REQUIRE_OK(etcdc_txn_commit(c, t, &r, &err), &err);
-        etcdc_txn_result_free(&r);
+        etcdc_txn_result_clear(&r);
         REQUIRE_OK(etcdc_get(RAW, nk, strlen(nk), &kv, &err), &err);
         CHECK_INT(kv.value_len, 11 + etcdc_envelope_overhead());
         CHECK(memmem(kv.value, kv.value_len, "secret", 6) == NULL);
@@ -168,7 +168,7 @@ static void test_tampered_moved_plaintext(void)
     }
     CHECK_INT(flagged, 3);
     CHECK_INT(fine, 1);
-    etcdc_kvs_free(&kvs);
+    etcdc_kvs_clear(&kvs);
     etcdc_client_free(c);
     etcdc_client *m = enc_client(true, false, true);
     REQUIRE_OK(etcdc_get(m, plain, strlen(plain), &kv, &err), &err);
@@ -310,7 +310,7 @@ static void test_rekey(void)
               !memcmp(kvs.kvs[i].value, v, strlen(v));
     }
     CHECK_INT(ok, 25);
-    etcdc_kvs_free(&kvs);
+    etcdc_kvs_clear(&kvs);
     /* A value nobody can open: counted, left alone, reported after the whole prefix. */
     char bad[220];
     snprintf(bad, sizeof bad, "%szz-plain", p);

@@ -375,7 +375,7 @@ static void test_lease_basics(void)
     CHECK_INT(keys.count, 1);
     if (keys.count)
         CHECK_STR(keys.kvs[0].key, keys.kvs[0].key_len, k);
-    etcdc_kvs_free(&keys);
+    etcdc_kvs_clear(&keys);
     CHECK_OK(etcdc_lease_time_to_live(C, id, &ttl, NULL, NULL, &err), &err);
     int64_t renewed = 0;
     CHECK_OK(etcdc_lease_keepalive_once(C, id, &renewed, &err), &err);
@@ -538,6 +538,7 @@ static void *lock_loop(void *p)
             l->failures++;
         if (etcdc_lock_release(lk, &err) != ETCDC_OK)
             l->failures++;
+        etcdc_lock_free(lk);
     }
     etcdc_session_free(s);
     return NULL;
@@ -611,7 +612,7 @@ static void test_lock_vs_etcdctl(void)
     REQUIRE(fgets(line, sizeof line, out) != NULL);
     CHECK(strncmp(line, "held", 4) == 0);
     etcdc_lock *lk = NULL;
-    etcdc_lock_opts try_once = {.timeout_ms = 0};
+    etcdc_lock_opts try_once = {.try_once = true};
     CHECK_RC(etcdc_lock_acquire(s, name, strlen(name), &try_once, &lk, &err), ETCDC_ERR_WOULD_BLOCK,
              &err);
     etcdc_lock_opts wait = {.timeout_ms = 20000};
@@ -629,6 +630,7 @@ static void test_lock_vs_etcdctl(void)
     th_sleep_ms(1500);
     CHECK(waitpid(pid, &status, WNOHANG) == 0); /* still waiting */
     REQUIRE_OK(etcdc_lock_release(lk, &err), &err);
+    etcdc_lock_free(lk);
     CHECK(fgets(line, sizeof line, out) != NULL && strncmp(line, "got-it", 6) == 0);
     waitpid(pid, &status, 0);
     fclose(out);
@@ -674,7 +676,7 @@ static void test_lock_timeout_cancel_shared(void)
 
     /* Cancel from another thread. */
     etcdc_cancel *tok = etcdc_cancel_new();
-    etcdc_lock_opts cancellable = {.timeout_ms = -1, .cancel = tok};
+    etcdc_lock_opts cancellable = {.cancel = tok}; /* zero timeout: wait until granted */
     pthread_t th;
     pthread_create(&th, NULL, fire_later, tok);
     CHECK_RC(etcdc_lock_acquire(b, name, strlen(name), &cancellable, &lb, &err), ETCDC_ERR_CANCELED,
@@ -685,6 +687,7 @@ static void test_lock_timeout_cancel_shared(void)
     CHECK_OK(etcdc_count_prefix(C, pfx, strlen(pfx), &n, &err), &err);
     CHECK_INT(n, 1);
     CHECK_OK(etcdc_lock_release(la, &err), &err);
+    etcdc_lock_free(la);
 
     /* Shared holders coexist; an exclusive TryLock is refused while they hold. */
     etcdc_lock_opts sh = {.mode = ETCDC_LOCK_SHARED, .timeout_ms = 5000};
@@ -693,14 +696,17 @@ static void test_lock_timeout_cancel_shared(void)
     etcdc_session *c3 = etcdc_session_new(C, 10, NULL, NULL, &err);
     REQUIRE(c3 != NULL);
     etcdc_lock *lc = NULL;
-    etcdc_lock_opts try_ex = {.mode = ETCDC_LOCK_EXCLUSIVE, .timeout_ms = 0};
+    etcdc_lock_opts try_ex = {.mode = ETCDC_LOCK_EXCLUSIVE, .try_once = true};
     CHECK_RC(etcdc_lock_acquire(c3, name, strlen(name), &try_ex, &lc, &err), ETCDC_ERR_WOULD_BLOCK,
              &err);
     CHECK_OK(etcdc_lock_release(la, &err), &err);
     CHECK_OK(etcdc_lock_release(lb, &err), &err);
+    etcdc_lock_free(la);
+    etcdc_lock_free(lb);
     CHECK_OK(etcdc_lock_acquire(c3, name, strlen(name), &try_ex, &lc, &err), &err);
     if (lc)
         CHECK_OK(etcdc_lock_release(lc, &err), &err);
+    etcdc_lock_free(lc);
     etcdc_session_free(c3);
     etcdc_session_free(a);
     etcdc_session_free(b);
@@ -731,7 +737,8 @@ static void test_session_lost(void)
         th_sleep_ms(20);
     CHECK_INT(atomic_load(&lost_calls), 1);
     CHECK(!etcdc_session_alive(s));
-    CHECK_OK(etcdc_lock_release(lk, &err), &err); /* still frees, still OK */
+    CHECK_OK(etcdc_lock_release(lk, &err), &err); /* the key went with the lease: OK */
+    etcdc_lock_free(lk);
     etcdc_lock *again = NULL;
     CHECK_RC(etcdc_lock_acquire(s, name, strlen(name), &o, &again, &err), ETCDC_ERR_LEASE_EXPIRED,
              &err);

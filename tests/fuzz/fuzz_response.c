@@ -88,7 +88,7 @@ static void fuzz_range(etcdc_client *c, const uint8_t *data, size_t len)
         check_kvs(c, m->kvs, m->n_kvs, &kvs);
         REQUIRE(kvs.more == m->more && kvs.total == m->count);
     }
-    etcdc_kvs_free(&kvs);
+    etcdc_kvs_clear(&kvs);
     protobuf_c_message_free_unpacked(&m->base, NULL);
 }
 
@@ -103,7 +103,7 @@ static void fuzz_txn(etcdc_client *c, const uint8_t *data, size_t len)
     etcdc_error err = {0};
     if (etcdc__txn_result_from_pb(c, m, &r, &err) == ETCDC_OK)
         check_txn(c, m, &r);
-    etcdc_txn_result_free(&r);
+    etcdc_txn_result_clear(&r);
     protobuf_c_message_free_unpacked(&m->base, NULL);
 }
 
@@ -117,7 +117,7 @@ static void fuzz_delete(etcdc_client *c, const uint8_t *data, size_t len)
     etcdc_error err = {0};
     if (etcdc__kvs_append(c, &kvs, m->prev_kvs, m->n_prev_kvs, &err) == ETCDC_OK)
         check_kvs(c, m->prev_kvs, m->n_prev_kvs, &kvs);
-    etcdc_kvs_free(&kvs);
+    etcdc_kvs_clear(&kvs);
     protobuf_c_message_free_unpacked(&m->base, NULL);
 }
 
