@@ -161,14 +161,16 @@ static grpc_channel *make_channel(const etcdc_config *cfg, etcdc_error *err)
 /* Waits until the channel has a ready connection or the dial timeout passes. */
 static bool wait_connected(grpc_channel *ch, int64_t timeout_ms)
 {
-    gpr_timespec deadline = etcdc__deadline_ms(timeout_ms);
+    gpr_timespec deadline = etcdc__ctx_clamp(etcdc__deadline_ms(timeout_ms), NULL);
     grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
     grpc_connectivity_state st = grpc_channel_check_connectivity_state(ch, 1);
-    while (st != GRPC_CHANNEL_READY) {
-        grpc_channel_watch_connectivity_state(ch, st, deadline, cq, NULL);
-        grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-        if (!ev.success)
-            break; /* deadline */
+    while (st != GRPC_CHANNEL_READY && !etcdc__ctx_canceled() &&
+           gpr_time_cmp(gpr_now(GPR_CLOCK_MONOTONIC), deadline) < 0) {
+        /* under a call context, look at it every 100 ms */
+        gpr_timespec slice = etcdc__deadline_ms(100);
+        bool sliced = etcdc__ctx_current() && gpr_time_cmp(slice, deadline) < 0;
+        grpc_channel_watch_connectivity_state(ch, st, sliced ? slice : deadline, cq, NULL);
+        grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         st = grpc_channel_check_connectivity_state(ch, 1);
     }
     grpc_completion_queue_shutdown(cq);
@@ -281,7 +283,15 @@ static etcdc_client *client_new(const etcdc_config *cfg, etcdc_error *err)
         client_destroy(c);
         return NULL;
     }
-    if (!wait_connected(c->channel, c->cfg.dial_timeout_ms)) {
+    bool connected = wait_connected(c->channel, c->cfg.dial_timeout_ms);
+    if (!connected && etcdc__ctx_canceled()) {
+        etcdc__set_error(err, ETCDC_ERR_CANCELED, 0,
+                         "connecting to etcd at %s: canceled by the call context",
+                         c->cfg.endpoints);
+        client_destroy(c);
+        return NULL;
+    }
+    if (!connected) {
         char cause[200];
         int status = etcdc__unreachable_cause(c, c->cfg.dial_timeout_ms / 4, cause, sizeof cause);
         etcdc__set_error(err, ETCDC_ERR_UNAVAILABLE, status,

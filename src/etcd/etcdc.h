@@ -166,6 +166,41 @@ void etcdc_client_stats(etcdc_client *c, etcdc_stats *out);
 uint64_t etcdc_thread_round_trips(void);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Per-call deadline and cancellation                                                           */
+/* ------------------------------------------------------------------------------------------ */
+
+/* A call context, like a Go context: a deadline and a cancel switch for the calls of the thread
+ * that binds it, without an extra argument on every call.
+ *
+ *     etcdc_ctx *ctx = etcdc_ctx_new(2000);          // 2 s for everything below
+ *     etcdc_ctx *prev = etcdc_ctx_use(ctx);
+ *     rc = etcdc_get(c, ...);                         // ETCDC_ERR_TIMEOUT after 2 s at most
+ *     rc = etcdc_lock_acquire(s, ...);                // another thread may etcdc_ctx_cancel(ctx)
+ *     etcdc_ctx_use(prev);
+ *     etcdc_ctx_free(ctx);
+ *
+ * While bound, every call of this thread ends by the earlier of its own deadline (the request
+ * timeout, a lock's timeout_ms) and the context's, with ETCDC_ERR_TIMEOUT ("deadline of the call
+ * context passed"); after etcdc_ctx_cancel, a call in progress (a unary request in flight or
+ * backing off, a lock wait, a watch waiting for etcd's confirmation, a multi-page range) returns
+ * ETCDC_ERR_CANCELED promptly, and a new call returns it at once. A canceled write may or may
+ * not have been applied, as with any write whose answer was lost. One context may be bound on
+ * several threads at once. */
+typedef struct etcdc_ctx etcdc_ctx;
+/* timeout_ms > 0: the deadline is that long from now; otherwise none of its own. NULL when out
+ * of memory. */
+etcdc_ctx *etcdc_ctx_new(int64_t timeout_ms);
+/* Cancel: safe from any thread (and from a signal-driven or interrupt thread), idempotent. */
+void etcdc_ctx_cancel(etcdc_ctx *ctx);
+/* Canceled, or its deadline passed. */
+bool etcdc_ctx_done(etcdc_ctx *ctx);
+/* Binds ctx to the calling thread (NULL unbinds) and returns the previous binding. */
+etcdc_ctx *etcdc_ctx_use(etcdc_ctx *ctx);
+/* Frees (unbinding it from the calling thread). No call may still be using it on another
+ * thread. Accepts NULL. */
+void etcdc_ctx_free(etcdc_ctx *ctx);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Key/value results                                                                            */
 /* ------------------------------------------------------------------------------------------ */
 

@@ -67,6 +67,23 @@ struct etcdc_client {
 /* ---- errors (error.c) ---- */
 etcdc_code etcdc__set_error(etcdc_error *err, etcdc_code code, int grpc_status, const char *fmt,
                             ...) __attribute__((format(printf, 4, 5)));
+/* ---- per-call context (context.c): the etcdc_ctx bound to the calling thread, if any ---- */
+/* A unary call in flight under a context, so that a cancel can reach it; lives on the caller's
+ * stack for the duration of the call. */
+struct etcdc__ctx_call {
+    grpc_call *call;
+    struct etcdc__ctx_call *next;
+};
+etcdc_ctx *etcdc__ctx_current(void);
+bool etcdc__ctx_canceled(void);
+/* The earlier of deadline and the context's; *ctx_decides (may be NULL) says which. */
+gpr_timespec etcdc__ctx_clamp(gpr_timespec deadline, bool *ctx_decides);
+/* Fired when the context is canceled; NULL without a context. For lock waits. */
+etcdc_cancel *etcdc__ctx_lock_token(void);
+/* false: the context is already canceled (the call must not go on). */
+bool etcdc__ctx_register(struct etcdc__ctx_call *k, grpc_call *call);
+void etcdc__ctx_unregister(struct etcdc__ctx_call *k);
+
 /* printf arguments for a key in an error message ("%.*s"): at most 200 bytes of it. */
 #define ETCDC_KEYF(k, n) (int)((n) > 200 ? 200 : (n)), (const char *)(k)
 /* Every public call that takes an etcdc_error starts with this: a success leaves no trace of an
@@ -127,7 +144,8 @@ int etcdc__unreachable_cause(etcdc_client *c, int64_t probe_ms, char *cause, siz
 grpc_byte_buffer *etcdc__pack(const ProtobufCMessage *msg);
 /* NULL when bb does not decode as desc, or nests messages more than 512 deep (transport.c). */
 ProtobufCMessage *etcdc__unpack(const ProtobufCMessageDescriptor *desc, grpc_byte_buffer *bb);
-/* Waits up to ms, waking early (returning true) when the client is closing. */
+/* Waits up to ms, waking early (returning true) when the client is closing or the call context
+ * of the calling thread is canceled. */
 bool etcdc__wait_or_closing(etcdc_client *c, int64_t ms);
 
 /* ---- conversions (convert.c) ---- */

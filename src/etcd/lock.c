@@ -64,10 +64,17 @@ static bool wait_block(lock_wait *w, const gpr_timespec *deadline)
 
 /* ---- cancellation tokens ---- */
 
+/* One lock wait listening to a token; on the waiter's stack. A token may have several (one
+ * context bound on several threads), a wait may listen to two (its own token and the context's). */
+typedef struct cancel_link {
+    lock_wait *wait;
+    struct cancel_link *next;
+} cancel_link;
+
 struct etcdc_cancel {
-    pthread_mutex_t mu; /* protects fired and waiter */
+    pthread_mutex_t mu; /* protects fired and waiters */
     bool fired;
-    lock_wait *waiter;
+    cancel_link *waiters;
 };
 
 etcdc_cancel *etcdc_cancel_new(void)
@@ -82,8 +89,8 @@ void etcdc_cancel_fire(etcdc_cancel *t)
 {
     pthread_mutex_lock(&t->mu);
     t->fired = true;
-    if (t->waiter)
-        wait_wake(t->waiter);
+    for (cancel_link *l = t->waiters; l; l = l->next)
+        wait_wake(l->wait);
     pthread_mutex_unlock(&t->mu);
 }
 
@@ -103,16 +110,40 @@ void etcdc_cancel_free(etcdc_cancel *t)
     free(t);
 }
 
-static void cancel_attach(etcdc_cancel *t, lock_wait *w)
+static void cancel_attach(etcdc_cancel *t, cancel_link *l, lock_wait *w)
+{
+    if (!t)
+        return;
+    l->wait = w;
+    pthread_mutex_lock(&t->mu);
+    l->next = t->waiters;
+    t->waiters = l;
+    pthread_mutex_unlock(&t->mu);
+}
+
+static void cancel_detach(etcdc_cancel *t, cancel_link *l)
 {
     if (!t)
         return;
     pthread_mutex_lock(&t->mu);
-    t->waiter = w;
+    for (cancel_link **p = &t->waiters; *p; p = &(*p)->next)
+        if (*p == l) {
+            *p = l->next;
+            break;
+        }
     pthread_mutex_unlock(&t->mu);
 }
 
 /* ---- sessions ---- */
+
+/* Clean-up (revoking a lease, deleting a waiter's key) must happen even when the caller's call
+ * context was canceled or ran out: it runs outside it. */
+static void revoke_outside_ctx(etcdc_client *c, int64_t lease)
+{
+    etcdc_ctx *ctx = etcdc_ctx_use(NULL);
+    etcdc_lease_revoke(c, lease, NULL);
+    etcdc_ctx_use(ctx);
+}
 
 typedef struct session_waiter {
     lock_wait *wait;
@@ -164,7 +195,7 @@ etcdc_session *etcdc_session_new(etcdc_client *c, int64_t ttl_s, etcdc_session_l
         goto fail;
     s->ka = etcdc_lease_keepalive(c, s->lease, on_renewal, s, err);
     if (!s->ka) {
-        etcdc_lease_revoke(c, s->lease, NULL);
+        revoke_outside_ctx(c, s->lease);
         goto fail;
     }
     return s;
@@ -180,7 +211,7 @@ void etcdc_session_free(etcdc_session *s)
         return;
     etcdc_keepalive_stop(s->ka);
     if (etcdc_session_alive(s))
-        etcdc_lease_revoke(s->client, s->lease, NULL);
+        revoke_outside_ctx(s->client, s->lease);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -323,22 +354,30 @@ static etcdc_code wait_turn(etcdc_session *s, const char *key, size_t key_len, i
                             int64_t *granted, etcdc_error *err)
 {
     etcdc_client *c = s->client;
-    bool timed = o->timeout_ms > 0 && !o->try_once;
-    gpr_timespec deadline = etcdc__deadline_ms(timed ? o->timeout_ms : 0);
+    bool ctx_decides = false;
+    gpr_timespec deadline = etcdc__ctx_clamp(
+        o->timeout_ms > 0 ? etcdc__deadline_ms(o->timeout_ms) : gpr_inf_future(GPR_CLOCK_MONOTONIC),
+        &ctx_decides);
+    bool timed = (o->timeout_ms > 0 || ctx_decides) && !o->try_once;
+    etcdc_cancel *ctx_token = etcdc__ctx_lock_token();
     lock_wait wait;
     wait_init(&wait);
     pred_watch pw = {&wait};
     session_waiter sw = {&wait, NULL};
     session_attach(s, &sw);
-    cancel_attach(o->cancel, &wait);
+    cancel_link own_link, ctx_link;
+    cancel_attach(o->cancel, &own_link, &wait);
+    cancel_attach(ctx_token, &ctx_link, &wait);
     etcdc_code rc = ETCDC_OK;
     for (;;) {
         if (!etcdc_session_alive(s)) {
             rc = etcdc__set_error(err, ETCDC_ERR_LEASE_EXPIRED, 0, "session lease lost");
             break;
         }
-        if (o->cancel && etcdc_cancel_fired(o->cancel)) {
-            rc = etcdc__set_error(err, ETCDC_ERR_CANCELED, 0, "lock wait canceled");
+        if ((o->cancel && etcdc_cancel_fired(o->cancel)) ||
+            (ctx_token && etcdc_cancel_fired(ctx_token))) {
+            rc = etcdc__set_error(err, ETCDC_ERR_CANCELED, 0, "lock '%.*s': wait canceled",
+                                  (int)(queue->key_len - 1), key);
             break;
         }
         if (!holds_key(keys, my_rev)) {
@@ -369,8 +408,10 @@ static etcdc_code wait_turn(etcdc_session *s, const char *key, size_t key_len, i
         etcdc_watch_cancel(w);
         if (!woken) {
             rc = etcdc__set_error(err, ETCDC_ERR_TIMEOUT, 0,
-                                  "lock '%.*s' not granted within %lld ms (held by '%.*s')",
-                                  (int)(queue->key_len - 1), key, (long long)o->timeout_ms,
+                                  "lock '%.*s' not granted %s (held by '%.*s')",
+                                  (int)(queue->key_len - 1), key,
+                                  ctx_decides ? "before the deadline of the call context"
+                                              : "within the lock's timeout",
                                   (int)pred->key_len, pred->key);
             break;
         }
@@ -379,7 +420,8 @@ static etcdc_code wait_turn(etcdc_session *s, const char *key, size_t key_len, i
         if (rc != ETCDC_OK)
             break;
     }
-    cancel_attach(o->cancel, NULL);
+    cancel_detach(o->cancel, &own_link);
+    cancel_detach(ctx_token, &ctx_link);
     session_detach(s, &sw);
     wait_destroy(&wait);
     return rc;
@@ -441,8 +483,11 @@ etcdc_code etcdc_lock_acquire(etcdc_session *s, const void *name, size_t name_le
         }
         rc = etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
     }
-    if (created)
-        etcdc_delete(s->client, key, key_len, NULL, NULL); /* leave no stale waiter */
+    if (created) { /* leave no stale waiter, even when the call context ended the wait */
+        etcdc_ctx *ctx = etcdc_ctx_use(NULL);
+        etcdc_delete(s->client, key, key_len, NULL, NULL);
+        etcdc_ctx_use(ctx);
+    }
     free(key);
     return rc;
 }
@@ -466,7 +511,9 @@ void etcdc_lock_free(etcdc_lock *l)
 {
     if (!l)
         return;
+    etcdc_ctx *ctx = etcdc_ctx_use(NULL); /* a free is not canceled */
     etcdc_lock_release(l, NULL); /* on failure the session's lease still ends the lock */
+    etcdc_ctx_use(ctx);
     pthread_mutex_destroy(&l->mu);
     free(l->key);
     free(l);

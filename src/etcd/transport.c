@@ -193,20 +193,23 @@ uint64_t etcdc__auth_gen(etcdc_client *c)
 
 bool etcdc__wait_or_closing(etcdc_client *c, int64_t ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    /* With a call context bound, wake every 50 ms to see whether it was canceled. */
+    gpr_timespec end = gpr_convert_clock_type(etcdc__deadline_ms(ms), GPR_CLOCK_REALTIME);
+    bool closing = false;
     pthread_mutex_lock(&c->closing_mu);
-    while (!c->closing && pthread_cond_timedwait(&c->closing_cv, &c->closing_mu, &until) == 0) {
+    while (!closing && !etcdc__ctx_canceled()) {
+        gpr_timespec slice = etcdc__ctx_current() ? gpr_convert_clock_type(etcdc__deadline_ms(50),
+                                                                           GPR_CLOCK_REALTIME)
+                                                  : end;
+        gpr_timespec until = gpr_time_cmp(slice, end) < 0 ? slice : end;
+        struct timespec ts = {until.tv_sec, until.tv_nsec};
+        int r = pthread_cond_timedwait(&c->closing_cv, &c->closing_mu, &ts);
+        closing = c->closing;
+        if (r != 0 && gpr_time_cmp(until, end) >= 0)
+            break; /* the whole wait is over */
     }
-    bool closing = c->closing;
     pthread_mutex_unlock(&c->closing_mu);
-    return closing;
+    return closing || etcdc__ctx_canceled();
 }
 
 typedef struct call_outcome {
@@ -224,6 +227,9 @@ static void call_once(etcdc_client *c, const char *method, bool send_token, bool
     grpc_call *call =
         grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
                                  grpc_slice_from_static_string(method), NULL, deadline, NULL);
+    struct etcdc__ctx_call in_ctx;
+    if (!etcdc__ctx_register(&in_ctx, call))
+        grpc_call_cancel(call, NULL); /* canceled already: the batch ends at once */
     grpc_metadata md[2];
     char *token = NULL;
     size_t md_count = send_token ? etcdc__call_metadata(c, md, false, &token) : 0;
@@ -279,6 +285,7 @@ static void call_once(etcdc_client *c, const char *method, bool send_token, bool
     grpc_metadata_array_destroy(&initial_md);
     grpc_metadata_array_destroy(&trailing_md);
     gpr_free(token);
+    etcdc__ctx_unregister(&in_ctx);
     grpc_call_unref(call);
     grpc_completion_queue_shutdown(cq);
     while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
@@ -396,7 +403,11 @@ etcdc_code etcdc__unary_ex(etcdc_client *c, const char *method, enum etcdc_stat_
         return etcdc__set_error(err, ETCDC_ERR_TOO_LARGE, 0,
                                 "request of %zu bytes exceeds the client's send limit of %zu",
                                 packed, c->cfg.max_send_bytes);
-    gpr_timespec deadline = etcdc__deadline_ms(timeout_ms);
+    if (etcdc__ctx_canceled())
+        return etcdc__set_error(err, ETCDC_ERR_CANCELED, 0, "%s: canceled by the call context",
+                                method);
+    bool ctx_decides = false;
+    gpr_timespec deadline = etcdc__ctx_clamp(etcdc__deadline_ms(timeout_ms), &ctx_decides);
     /* gRPC takes the contents of a sent byte buffer: each attempt gets a new buffer over the
      * same packed bytes. */
     grpc_slice packed_req = grpc_slice_malloc(packed);
@@ -433,14 +444,21 @@ etcdc_code etcdc__unary_ex(etcdc_client *c, const char *method, enum etcdc_stat_
         if (should_retry(retry, &o) && left > backoff_ms) {
             count_retry(c);
             if (etcdc__wait_or_closing(c, backoff_ms)) {
-                rc = etcdc__set_error(err, ETCDC_ERR_CANCELED, 0, "client is closing");
+                rc = etcdc__set_error(err, ETCDC_ERR_CANCELED, 0, "%s: %s", method,
+                                      etcdc__ctx_canceled() ? "canceled by the call context"
+                                                            : "client is closing");
                 break;
             }
             backoff_ms = backoff_ms * 2 > 500 ? 500 : backoff_ms * 2;
             continue;
         }
         rc = etcdc__code_from_status(o.status, o.message);
-        if (rc == ETCDC_ERR_TIMEOUT && !fail_fast && etcdc__no_endpoint_reachable(c)) {
+        if (rc == ETCDC_ERR_CANCELED && etcdc__ctx_canceled())
+            etcdc__set_error(err, rc, o.status, "%s: canceled by the call context", method);
+        else if (rc == ETCDC_ERR_TIMEOUT && ctx_decides)
+            etcdc__set_error(err, rc, o.status, "%s: the deadline of the call context passed",
+                             method);
+        else if (rc == ETCDC_ERR_TIMEOUT && !fail_fast && etcdc__no_endpoint_reachable(c)) {
             char cause[200];
             etcdc__unreachable_cause(c, 0, cause, sizeof cause);
             rc = etcdc__set_error(err, ETCDC_ERR_UNAVAILABLE, o.status,

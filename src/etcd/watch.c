@@ -471,6 +471,12 @@ etcdc_watcher *etcdc_watch(etcdc_client *c, const etcdc_watch_opts *opts, etcdc_
         etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0, "watch needs a key and a callback");
         return NULL;
     }
+    if (etcdc__ctx_canceled()) {
+        etcdc__set_error(err, ETCDC_ERR_CANCELED, 0,
+                         "watch on '%.*s': canceled by the call context",
+                         ETCDC_KEYF(opts->key, opts->key_len));
+        return NULL;
+    }
     struct etcdc_watch_hub *h = get_hub(c, err);
     if (!h)
         return NULL;
@@ -506,14 +512,31 @@ etcdc_watcher *etcdc_watch(etcdc_client *c, const etcdc_watch_opts *opts, etcdc_
     /* Wait for the server's confirmation so that every change after this call returns is
      * seen. Not on the engine thread: it is the one that would deliver the confirmation. */
     if (rc == ETCDC_OK && !etcdc__on_stream_thread(c)) {
-        gpr_timespec deadline = etcdc__deadline_ms(c->cfg.request_timeout_ms);
-        while (!w->created && !w->create_error.code && w->state != W_ENDED &&
-               wait_until(&h->cv, &h->mu, deadline)) {
+        bool ctx_decides = false;
+        gpr_timespec deadline =
+            etcdc__ctx_clamp(etcdc__deadline_ms(c->cfg.request_timeout_ms), &ctx_decides);
+        bool canceled = etcdc__ctx_canceled();
+        while (!w->created && !w->create_error.code && w->state != W_ENDED && !canceled &&
+               gpr_time_cmp(gpr_now(GPR_CLOCK_MONOTONIC), deadline) < 0) {
+            /* under a call context, look at it every 50 ms */
+            gpr_timespec slice = etcdc__deadline_ms(50);
+            wait_until(&h->cv, &h->mu,
+                       etcdc__ctx_current() && gpr_time_cmp(slice, deadline) < 0 ? slice
+                                                                                 : deadline);
+            canceled = etcdc__ctx_canceled();
         }
+        bool pending = !w->created && !w->create_error.code && w->state != W_ENDED;
         /* Same condition, same code as a unary call: no connection is UNAVAILABLE, a
          * connected member that does not answer is TIMEOUT. */
-        if (!w->created && !w->create_error.code && w->state != W_ENDED &&
-            (!etcdc__bidi_is_open(&h->stream) || etcdc__no_endpoint_reachable(c))) {
+        if (pending && canceled)
+            rc = etcdc__set_error(err, ETCDC_ERR_CANCELED, 0,
+                                  "watch on '%.*s': canceled by the call context",
+                                  ETCDC_KEYF(w->key, w->key_len));
+        else if (pending && ctx_decides)
+            rc = etcdc__set_error(err, ETCDC_ERR_TIMEOUT, 0,
+                                  "watch on '%.*s': the deadline of the call context passed",
+                                  ETCDC_KEYF(w->key, w->key_len));
+        else if (pending && (!etcdc__bidi_is_open(&h->stream) || etcdc__no_endpoint_reachable(c))) {
             char cause[200];
             pthread_mutex_unlock(&h->mu); /* the probe is a unary call of its own */
             int status = etcdc__unreachable_cause(c, 0, cause, sizeof cause);
@@ -523,7 +546,7 @@ etcdc_watcher *etcdc_watch(etcdc_client *c, const etcdc_watch_opts *opts, etcdc_
                                   "(endpoints %s): %s",
                                   ETCDC_KEYF(w->key, w->key_len),
                                   (long long)c->cfg.request_timeout_ms, c->cfg.endpoints, cause);
-        } else if (!w->created && !w->create_error.code && w->state != W_ENDED)
+        } else if (pending)
             rc = etcdc__set_error(
                 err, ETCDC_ERR_TIMEOUT, 0, "watch on '%.*s' not confirmed by etcd within %lld ms",
                 ETCDC_KEYF(w->key, w->key_len), (long long)c->cfg.request_timeout_ms);
