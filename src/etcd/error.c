@@ -29,6 +29,7 @@ const char *etcdc_strerror(etcdc_code code)
     case ETCDC_ERR_LEASE_EXPIRED: return "lease expired";
     case ETCDC_ERR_INTERNAL: return "internal error";
     case ETCDC_ERR_WOULD_BLOCK: return "lock held elsewhere";
+    case ETCDC_ERR_NOT_LEADER: return "not the election leader";
     }
     return "unknown error";
 }

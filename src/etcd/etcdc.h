@@ -69,6 +69,7 @@ typedef enum etcdc_code {
     ETCDC_ERR_LEASE_EXPIRED, /* a lease or session needed by the operation is gone */
     ETCDC_ERR_INTERNAL,      /* anything else the server or transport reported */
     ETCDC_ERR_WOULD_BLOCK,   /* a lock is held by someone else and no wait was asked */
+    ETCDC_ERR_NOT_LEADER,    /* proclaim by a candidate that is not (or no longer) the leader */
 } etcdc_code;
 
 /* Error details filled by calls that take an `etcdc_error *`. */
@@ -554,7 +555,8 @@ typedef void (*etcdc_session_lost_cb)(void *arg);
 /* A session is a lease (ttl_s seconds) kept alive on the keep-alive stream. */
 etcdc_session *etcdc_session_new(etcdc_client *c, int64_t ttl_s, etcdc_session_lost_cb lost_cb,
                                  void *arg, etcdc_error *err);
-/* Revokes the lease (releasing every lock of the session) and frees. */
+/* Revokes the lease (releasing every lock of the session) and frees. Free the session's locks
+ * and elections first: they refer to it. */
 void etcdc_session_free(etcdc_session *s);
 int64_t etcdc_session_lease(const etcdc_session *s);
 bool etcdc_session_alive(const etcdc_session *s);
@@ -609,6 +611,57 @@ int64_t etcdc_lock_revision(const etcdc_lock *l);
 /* The store revision at which the lock was seen granted: every write made before the grant
  * has a revision <= this one (used for read fences). */
 int64_t etcdc_lock_granted_revision(const etcdc_lock *l);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Elections                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Leader election with the key layout of etcd's Go concurrency package, so `etcdctl elect NAME
+ * PROPOSAL` and `etcdctl elect -l NAME` take part and observe on equal terms: a candidate owns
+ * `NAME/<session lease id in lowercase hex>` with its proposal as value, and the leader is the
+ * candidate whose key has the lowest create revision. Candidates leave with their session. */
+typedef struct etcdc_election etcdc_election;
+
+/* An election handle for one candidate (no round trip). The name is copied. NULL when out of
+ * memory or name_len is 0. */
+etcdc_election *etcdc_election_new(etcdc_session *s, const void *name, size_t name_len);
+/* Resigns if leading or campaigning (outside any call context), then frees. Accepts NULL. */
+void etcdc_election_free(etcdc_election *e);
+
+/* Stand with `value` and wait until elected (no timeout of its own: bind an etcdc_ctx for a
+ * deadline or a cancel from another thread). Waits on a watch of the previous candidate's key,
+ * never by polling. On ETCDC_ERR_TIMEOUT / CANCELED / LEASE_EXPIRED the candidate's key is
+ * deleted before returning. Campaigning again while leader proclaims the new value. */
+etcdc_code etcdc_election_campaign(etcdc_election *e, const void *value, size_t value_len,
+                                   etcdc_error *err);
+/* The leader announces a new value without losing leadership (a Txn guarded by its key's create
+ * revision). ETCDC_ERR_NOT_LEADER when not elected, or when its key is gone (session lost). */
+etcdc_code etcdc_election_proclaim(etcdc_election *e, const void *value, size_t value_len,
+                                   etcdc_error *err);
+/* Gives up leadership or candidacy (deletes the key); the next candidate is elected. Does
+ * nothing and returns ETCDC_OK when not campaigning. */
+etcdc_code etcdc_election_resign(etcdc_election *e, etcdc_error *err);
+/* This candidate's key (NULL when not campaigning) and its create revision, which grows with
+ * every new leader: a fencing token. */
+const char *etcdc_election_key(const etcdc_election *e, size_t *len);
+int64_t etcdc_election_revision(const etcdc_election *e);
+
+/* The current leader of election `name`: its key, value (proposal) and revisions, into a kv the
+ * caller clears. ETCDC_ERR_NOT_FOUND when nobody leads. One round trip. */
+etcdc_code etcdc_election_leader(etcdc_client *c, const void *name, size_t name_len, etcdc_kv *out,
+                                 etcdc_error *err);
+
+/* Observing an election: cb(arg, leader) with every new leader and every proclaimed value, in
+ * order; leader is NULL when the election becomes leaderless. The first call, with the leader
+ * at the time (or NULL), happens before etcdc_election_observe returns, on the caller's thread;
+ * the others on the stream thread. The kv is valid during the call only. */
+typedef void (*etcdc_leader_cb)(void *arg, const etcdc_kv *leader);
+typedef struct etcdc_observer etcdc_observer;
+etcdc_observer *etcdc_election_observe(etcdc_client *c, const void *name, size_t name_len,
+                                       etcdc_leader_cb cb, void *arg, etcdc_error *err);
+/* Stops observing; after return the callback is not running and will not run again. Frees.
+ * Accepts NULL. */
+void etcdc_observer_stop(etcdc_observer *o);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Key rotation                                                                                 */

@@ -84,6 +84,9 @@ etcdc_cancel *etcdc__ctx_lock_token(void);
 bool etcdc__ctx_register(struct etcdc__ctx_call *k, grpc_call *call);
 void etcdc__ctx_unregister(struct etcdc__ctx_call *k);
 
+/* The client a session (lock.c) was made with. */
+etcdc_client *etcdc__session_client(const etcdc_session *s);
+
 /* printf arguments for a key in an error message ("%.*s"): at most 200 bytes of it. */
 #define ETCDC_KEYF(k, n) (int)((n) > 200 ? 200 : (n)), (const char *)(k)
 /* Every public call that takes an etcdc_error starts with this: a success leaves no trace of an

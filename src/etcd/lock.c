@@ -216,6 +216,11 @@ void etcdc_session_free(etcdc_session *s)
     free(s);
 }
 
+etcdc_client *etcdc__session_client(const etcdc_session *s)
+{
+    return s->client;
+}
+
 int64_t etcdc_session_lease(const etcdc_session *s)
 {
     return s->lease;
@@ -512,7 +517,7 @@ void etcdc_lock_free(etcdc_lock *l)
     if (!l)
         return;
     etcdc_ctx *ctx = etcdc_ctx_use(NULL); /* a free is not canceled */
-    etcdc_lock_release(l, NULL); /* on failure the session's lease still ends the lock */
+    etcdc_lock_release(l, NULL);          /* on failure the session's lease still ends the lock */
     etcdc_ctx_use(ctx);
     pthread_mutex_destroy(&l->mu);
     free(l->key);
