@@ -1,4 +1,5 @@
-/* cluster.c - Maintenance/Status and Cluster/MemberList. */
+/* cluster.c - Maintenance/Status and the Cluster service: member list, add, remove, update,
+ * promote. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,39 @@ void etcdc_members_clear(etcdc_members *m)
     memset(m, 0, sizeof *m);
 }
 
+/* Copies a member list out of a response (MemberList, MemberAdd, ...) into out. */
+static etcdc_code members_from_pb(Etcdserverpb__Member *const *members, size_t n,
+                                  uint64_t cluster_id, etcdc_members *out, etcdc_error *err)
+{
+    bool oom = false;
+    out->cluster_id = cluster_id;
+    out->members = calloc(n ? n : 1, sizeof *out->members);
+    if (!out->members)
+        oom = true;
+    for (size_t i = 0; !oom && i < n; i++) {
+        const Etcdserverpb__Member *m = members[i];
+        etcdc_member *o = &out->members[out->count++];
+        o->id = m->id;
+        o->name = strdup(m->name ? m->name : "");
+        oom |= !o->name;
+        o->peer_urls = copy_strings(m->peerurls, m->n_peerurls, &oom);
+        o->peer_url_count = o->peer_urls ? m->n_peerurls : 0;
+        o->client_urls = copy_strings(m->clienturls, m->n_clienturls, &oom);
+        o->client_url_count = o->client_urls ? m->n_clienturls : 0;
+        o->is_learner = m->islearner;
+    }
+    if (oom) {
+        etcdc_members_clear(out);
+        return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
+    }
+    return ETCDC_OK;
+}
+
+static uint64_t cluster_of(const Etcdserverpb__ResponseHeader *h)
+{
+    return h ? h->cluster_id : 0;
+}
+
 etcdc_code etcdc_member_list(etcdc_client *c, etcdc_members *out, etcdc_error *err)
 {
     etcdc__clear_error(err);
@@ -78,27 +112,112 @@ etcdc_code etcdc_member_list(etcdc_client *c, etcdc_members *out, etcdc_error *e
         &etcdserverpb__member_list_response__descriptor, (ProtobufCMessage **)&resp, err);
     if (rc != ETCDC_OK)
         return rc;
-    bool oom = false;
-    out->cluster_id = resp->header ? resp->header->cluster_id : 0;
-    out->members = calloc(resp->n_members ? resp->n_members : 1, sizeof *out->members);
-    if (!out->members)
-        oom = true;
-    for (size_t i = 0; !oom && i < resp->n_members; i++) {
-        const Etcdserverpb__Member *m = resp->members[i];
-        etcdc_member *o = &out->members[out->count++];
-        o->id = m->id;
-        o->name = strdup(m->name ? m->name : "");
-        oom |= !o->name;
-        o->peer_urls = copy_strings(m->peerurls, m->n_peerurls, &oom);
-        o->peer_url_count = o->peer_urls ? m->n_peerurls : 0;
-        o->client_urls = copy_strings(m->clienturls, m->n_clienturls, &oom);
-        o->client_url_count = o->client_urls ? m->n_clienturls : 0;
-        o->is_learner = m->islearner;
-    }
+    rc = members_from_pb(resp->members, resp->n_members, cluster_of(resp->header), out, err);
     protobuf_c_message_free_unpacked(&resp->base, NULL);
-    if (oom) {
-        etcdc_members_clear(out);
-        return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
+    return rc;
+}
+
+/* Splits "http://a:2380,http://b:2380" into the request's repeated string (pointers into the
+ * copy in buf, which the caller frees). */
+static char **split_urls(const char *urls, char **buf, size_t *n)
+{
+    *n = 0;
+    *buf = strdup(urls ? urls : "");
+    size_t cap = 1;
+    for (const char *p = *buf ? *buf : ""; *p; p++)
+        cap += *p == ',';
+    char **v = calloc(cap, sizeof *v);
+    if (!*buf || !v) {
+        free(*buf);
+        free(v);
+        *buf = NULL;
+        return NULL;
     }
-    return ETCDC_OK;
+    char *save = NULL;
+    for (char *t = strtok_r(*buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        v[(*n)++] = t;
+    return v;
+}
+
+etcdc_code etcdc_member_add(etcdc_client *c, const char *peer_urls, bool learner, uint64_t *out_id,
+                            etcdc_members *out, etcdc_error *err)
+{
+    etcdc__clear_error(err);
+    if (out)
+        memset(out, 0, sizeof *out);
+    char *buf;
+    Etcdserverpb__MemberAddRequest pb = ETCDSERVERPB__MEMBER_ADD_REQUEST__INIT;
+    pb.peerurls = split_urls(peer_urls, &buf, &pb.n_peerurls);
+    if (!pb.peerurls)
+        return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
+    if (pb.n_peerurls == 0) {
+        free(pb.peerurls);
+        free(buf);
+        return etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0, "member add: no peer URL");
+    }
+    pb.islearner = learner;
+    Etcdserverpb__MemberAddResponse *resp = NULL;
+    /* Not resent: a second add of the same URLs after a lost answer fails as a duplicate. */
+    etcdc_code rc = etcdc__unary(
+        c, "/etcdserverpb.Cluster/MemberAdd", ETCDC_STAT_STATUS, ETCDC_RETRY_UNSENT, &pb.base,
+        &etcdserverpb__member_add_response__descriptor, (ProtobufCMessage **)&resp, err);
+    free(pb.peerurls);
+    free(buf);
+    if (rc != ETCDC_OK)
+        return rc;
+    if (out_id)
+        *out_id = resp->member ? resp->member->id : 0;
+    if (out)
+        rc = members_from_pb(resp->members, resp->n_members, cluster_of(resp->header), out, err);
+    protobuf_c_message_free_unpacked(&resp->base, NULL);
+    return rc;
+}
+
+etcdc_code etcdc_member_remove(etcdc_client *c, uint64_t id, etcdc_error *err)
+{
+    etcdc__clear_error(err);
+    Etcdserverpb__MemberRemoveRequest pb = ETCDSERVERPB__MEMBER_REMOVE_REQUEST__INIT;
+    pb.id = id;
+    Etcdserverpb__MemberRemoveResponse *resp = NULL;
+    etcdc_code rc = etcdc__unary(
+        c, "/etcdserverpb.Cluster/MemberRemove", ETCDC_STAT_STATUS, ETCDC_RETRY_UNSENT, &pb.base,
+        &etcdserverpb__member_remove_response__descriptor, (ProtobufCMessage **)&resp, err);
+    if (resp)
+        protobuf_c_message_free_unpacked(&resp->base, NULL);
+    return rc;
+}
+
+etcdc_code etcdc_member_update(etcdc_client *c, uint64_t id, const char *peer_urls,
+                               etcdc_error *err)
+{
+    etcdc__clear_error(err);
+    char *buf;
+    Etcdserverpb__MemberUpdateRequest pb = ETCDSERVERPB__MEMBER_UPDATE_REQUEST__INIT;
+    pb.id = id;
+    pb.peerurls = split_urls(peer_urls, &buf, &pb.n_peerurls);
+    if (!pb.peerurls)
+        return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
+    Etcdserverpb__MemberUpdateResponse *resp = NULL;
+    etcdc_code rc = etcdc__unary(
+        c, "/etcdserverpb.Cluster/MemberUpdate", ETCDC_STAT_STATUS, ETCDC_RETRY_WRITE, &pb.base,
+        &etcdserverpb__member_update_response__descriptor, (ProtobufCMessage **)&resp, err);
+    free(pb.peerurls);
+    free(buf);
+    if (resp)
+        protobuf_c_message_free_unpacked(&resp->base, NULL);
+    return rc;
+}
+
+etcdc_code etcdc_member_promote(etcdc_client *c, uint64_t id, etcdc_error *err)
+{
+    etcdc__clear_error(err);
+    Etcdserverpb__MemberPromoteRequest pb = ETCDSERVERPB__MEMBER_PROMOTE_REQUEST__INIT;
+    pb.id = id;
+    Etcdserverpb__MemberPromoteResponse *resp = NULL;
+    etcdc_code rc = etcdc__unary(
+        c, "/etcdserverpb.Cluster/MemberPromote", ETCDC_STAT_STATUS, ETCDC_RETRY_UNSENT, &pb.base,
+        &etcdserverpb__member_promote_response__descriptor, (ProtobufCMessage **)&resp, err);
+    if (resp)
+        protobuf_c_message_free_unpacked(&resp->base, NULL);
+    return rc;
 }

@@ -20,8 +20,8 @@
  *   returned by pointer (client, config, txn, session, lock, cancel token; a watcher and a
  *   keep-alive are stopped and freed by etcdc_watch_cancel / etcdc_keepalive_stop);
  *   etcdc_X_clear(&s) frees what the library put into a struct the caller owns (etcdc_kv,
- *   etcdc_kvs, etcdc_txn_result, etcdc_members) and zeroes it, leaving the struct reusable. Both
- *   accept NULL. On failure, result structs are left empty (safe to clear).
+ *   etcdc_kvs, etcdc_txn_result, etcdc_members, etcdc_leases, etcdc_alarms) and zeroes it, leaving
+ * the struct reusable. Both accept NULL. On failure, result structs are left empty (safe to clear).
  * - One client may be used by any number of threads at once. Callbacks (watch, keep-alive,
  *   session loss) run on the client's stream thread: they must not block and must not call
  *   etcdc_watch_cancel / etcdc_keepalive_stop for their own handle.
@@ -331,6 +331,17 @@ etcdc_code etcdc_cas_value(etcdc_client *c, const void *key, size_t key_len, con
 etcdc_code etcdc_cas_revision(etcdc_client *c, const void *key, size_t key_len,
                               int64_t mod_revision, const void *value, size_t value_len,
                               int64_t *out_revision, etcdc_error *err);
+/* Compare-and-delete: delete the key only if its mod_revision equals `mod_revision` (> 0), one
+ * Txn. ETCDC_ERR_COMPARE_FAILED when it changed or is gone. *out_revision: the store revision
+ * after the call. */
+etcdc_code etcdc_delete_if_revision(etcdc_client *c, const void *key, size_t key_len,
+                                    int64_t mod_revision, int64_t *out_revision, etcdc_error *err);
+/* Delete the key only if its value equals `expected` (compared on the plaintext, the delete
+ * guarded by the revision compared, like etcdc_cas_value; two round trips).
+ * ETCDC_ERR_COMPARE_FAILED if it differs or changes meanwhile, ETCDC_ERR_NOT_FOUND if absent. */
+etcdc_code etcdc_delete_if_value(etcdc_client *c, const void *key, size_t key_len,
+                                 const void *expected, size_t expected_len, int64_t *out_revision,
+                                 etcdc_error *err);
 /* Move `from` to `to` in one Txn guarded by from's mod_revision: the value (and lease) move
  * atomically. When `overwrite` is false the move also requires `to` to be absent.
  * ETCDC_ERR_NOT_FOUND if from is missing, ETCDC_ERR_COMPARE_FAILED if a guard failed
@@ -451,6 +462,13 @@ etcdc_code etcdc_lease_grant(etcdc_client *c, int64_t ttl_s, int64_t *out_id, et
 etcdc_code etcdc_lease_grant_id(etcdc_client *c, int64_t ttl_s, int64_t id, etcdc_error *err);
 /* Revoke a lease: every key attached to it is deleted. ETCDC_ERR_NOT_FOUND if unknown. */
 etcdc_code etcdc_lease_revoke(etcdc_client *c, int64_t id, etcdc_error *err);
+/* Every lease the cluster holds (ids), into a struct the caller clears. */
+typedef struct etcdc_leases {
+    int64_t *ids;
+    size_t count;
+} etcdc_leases;
+etcdc_code etcdc_lease_list(etcdc_client *c, etcdc_leases *out, etcdc_error *err);
+void etcdc_leases_clear(etcdc_leases *l);
 /* Remaining and granted TTL (seconds); *out_ttl is -1 when the lease has expired.
  * keys (may be NULL) receives the attached keys. */
 etcdc_code etcdc_lease_time_to_live(etcdc_client *c, int64_t id, int64_t *out_ttl,
@@ -716,6 +734,53 @@ typedef struct etcdc_members {
 } etcdc_members;
 etcdc_code etcdc_member_list(etcdc_client *c, etcdc_members *out, etcdc_error *err);
 void etcdc_members_clear(etcdc_members *m);
+/* Adds a member (a learner when `learner`: it catches up without voting, see promote) known by
+ * its comma-separated peer URLs; the new process must then be started with
+ * --initial-cluster-state existing. *out_id (may be NULL): its id; out (may be NULL): the
+ * members after the change. Not resent after a lost answer (a second add would be refused as a
+ * duplicate): on TIMEOUT, look at the member list. */
+etcdc_code etcdc_member_add(etcdc_client *c, const char *peer_urls, bool learner, uint64_t *out_id,
+                            etcdc_members *out, etcdc_error *err);
+/* Removes a member. ETCDC_ERR_NOT_FOUND for an unknown id. */
+etcdc_code etcdc_member_remove(etcdc_client *c, uint64_t id, etcdc_error *err);
+/* Replaces a member's peer URLs (comma-separated). */
+etcdc_code etcdc_member_update(etcdc_client *c, uint64_t id, const char *peer_urls,
+                               etcdc_error *err);
+/* Makes a learner a voting member. etcd refuses (ETCDC_ERR_INVALID_ARGUMENT or
+ * ETCDC_ERR_INTERNAL, with etcd's message) while the learner has not caught up with the
+ * leader's log, or is not running. */
+etcdc_code etcdc_member_promote(etcdc_client *c, uint64_t id, etcdc_error *err);
+
+/* Defragments the backend of the member that serves the call, giving the space freed by
+ * compaction back to the file system (db_size shrinks towards db_size_in_use). Blocks that
+ * member while it runs: give the request timeout (or a call context) room for it. */
+etcdc_code etcdc_defragment(etcdc_client *c, etcdc_error *err);
+
+typedef enum etcdc_alarm_type {
+    ETCDC_ALARM_NONE = 0,
+    ETCDC_ALARM_NOSPACE = 1, /* the space quota is exhausted: writes fail with ETCDC_ERR_NO_SPACE */
+    ETCDC_ALARM_CORRUPT = 2, /* data corruption detected */
+} etcdc_alarm_type;
+typedef struct etcdc_alarm {
+    uint64_t member_id;
+    etcdc_alarm_type type;
+} etcdc_alarm;
+typedef struct etcdc_alarms {
+    etcdc_alarm *alarms;
+    size_t count;
+} etcdc_alarms;
+/* The alarms raised on any member. */
+etcdc_code etcdc_alarm_list(etcdc_client *c, etcdc_alarms *out, etcdc_error *err);
+void etcdc_alarms_clear(etcdc_alarms *a);
+/* Deactivates one alarm, or every raised alarm when member_id is 0 and type is NONE (what
+ * `etcdctl alarm disarm` does). After a NOSPACE alarm: free space first (delete, compact,
+ * defragment), then disarm, or the alarm comes back. */
+etcdc_code etcdc_alarm_disarm(etcdc_client *c, uint64_t member_id, etcdc_alarm_type type,
+                              etcdc_error *err);
+/* Hash of the MVCC keys up to rev (0: the latest) on the member that serves the call, and the
+ * compact revision it started from: members agree on it for the same rev (corruption check). */
+etcdc_code etcdc_hash_kv(etcdc_client *c, int64_t rev, uint32_t *out_hash,
+                         int64_t *out_compact_revision, etcdc_error *err);
 
 /* Compact the key history up to rev. physical: wait until the compaction is applied. */
 etcdc_code etcdc_compact(etcdc_client *c, int64_t rev, bool physical, etcdc_error *err);

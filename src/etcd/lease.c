@@ -100,6 +100,36 @@ etcdc_code etcdc_lease_revoke(etcdc_client *c, int64_t id, etcdc_error *err)
     return rc;
 }
 
+void etcdc_leases_clear(etcdc_leases *l)
+{
+    if (!l)
+        return;
+    free(l->ids);
+    memset(l, 0, sizeof *l);
+}
+
+etcdc_code etcdc_lease_list(etcdc_client *c, etcdc_leases *out, etcdc_error *err)
+{
+    etcdc__clear_error(err);
+    memset(out, 0, sizeof *out);
+    Etcdserverpb__LeaseLeasesRequest pb = ETCDSERVERPB__LEASE_LEASES_REQUEST__INIT;
+    Etcdserverpb__LeaseLeasesResponse *resp = NULL;
+    etcdc_code rc = etcdc__unary(
+        c, "/etcdserverpb.Lease/LeaseLeases", ETCDC_STAT_LEASE, ETCDC_RETRY_IDEMPOTENT, &pb.base,
+        &etcdserverpb__lease_leases_response__descriptor, (ProtobufCMessage **)&resp, err);
+    if (rc != ETCDC_OK)
+        return rc;
+    if (resp->n_leases) {
+        out->ids = calloc(resp->n_leases, sizeof *out->ids);
+        if (!out->ids)
+            rc = etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
+        for (size_t i = 0; out->ids && i < resp->n_leases; i++)
+            out->ids[out->count++] = resp->leases[i]->id;
+    }
+    protobuf_c_message_free_unpacked(&resp->base, NULL);
+    return rc;
+}
+
 etcdc_code etcdc_lease_time_to_live(etcdc_client *c, int64_t id, int64_t *out_ttl,
                                     int64_t *out_granted_ttl, etcdc_kvs *keys, etcdc_error *err)
 {

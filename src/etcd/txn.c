@@ -635,6 +635,47 @@ etcdc_code etcdc_cas_value(etcdc_client *c, const void *key, size_t key_len, con
     return etcdc_cas_revision(c, key, key_len, rev, value, value_len, out_revision, err);
 }
 
+etcdc_code etcdc_delete_if_revision(etcdc_client *c, const void *key, size_t key_len,
+                                    int64_t mod_revision, int64_t *out_revision, etcdc_error *err)
+{
+    etcdc__clear_error(err);
+    if (key_len == 0 || mod_revision <= 0)
+        return etcdc__set_error(err, ETCDC_ERR_INVALID_ARGUMENT, 0,
+                                "delete-if-revision needs a key and a revision > 0");
+    etcdc_txn *t = etcdc_txn_new();
+    if (!t)
+        return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
+    etcdc_txn_if(t, key, key_len, ETCDC_CMP_MOD, ETCDC_EQUAL, mod_revision);
+    etcdc_txn_delete(t, ETCDC_THEN, key, key_len, NULL, 0, false);
+    char lost[300];
+    snprintf(lost, sizeof lost,
+             "compare-and-delete '%.*s': the key is gone or its mod revision is no longer %lld",
+             ETCDC_KEYF(key, key_len), (long long)mod_revision);
+    return commit_guarded(c, t, out_revision, NULL, lost, err);
+}
+
+etcdc_code etcdc_delete_if_value(etcdc_client *c, const void *key, size_t key_len,
+                                 const void *expected, size_t expected_len, int64_t *out_revision,
+                                 etcdc_error *err)
+{
+    etcdc__clear_error(err);
+    /* As etcdc_cas_value: compare here, guard the delete by the revision compared. */
+    etcdc_kv cur;
+    etcdc_code rc = etcdc_get(c, key, key_len, &cur, err);
+    if (rc != ETCDC_OK)
+        return rc;
+    bool equal = cur.value_len == expected_len &&
+                 (expected_len == 0 || memcmp(cur.value, expected, expected_len) == 0);
+    int64_t rev = cur.mod_revision;
+    etcdc_kv_clear(&cur);
+    if (!equal)
+        return etcdc__set_error(
+            err, ETCDC_ERR_COMPARE_FAILED, 0,
+            "compare-and-delete '%.*s': the value differs from the expected one",
+            ETCDC_KEYF(key, key_len));
+    return etcdc_delete_if_revision(c, key, key_len, rev, out_revision, err);
+}
+
 etcdc_code etcdc_move_key(etcdc_client *c, const void *from, size_t from_len, const void *to,
                           size_t to_len, bool overwrite, int64_t *out_revision, etcdc_error *err)
 {

@@ -1,0 +1,204 @@
+/*
+ * test_admin.c - the administrative side of libetcdc against a real etcd (run_with_etcd.sh):
+ * lease listing, compare-and-delete, cluster membership (a learner added, updated, refused
+ * promotion while not running, removed), defragmentation, KV hashes, and the NOSPACE alarm
+ * raised by a small quota, then cleared the way an operator would (delete, compact,
+ * defragment, disarm). test_nospace needs `run_with_etcd.sh --quota`.
+ */
+#include "harness.h"
+
+static etcdc_client *C;
+
+static bool has_lease(const etcdc_leases *l, int64_t id)
+{
+    for (size_t i = 0; i < l->count; i++)
+        if (l->ids[i] == id)
+            return true;
+    return false;
+}
+
+static void test_lease_list(void)
+{
+    etcdc_error err = {0};
+    int64_t a = 0, b = 0;
+    REQUIRE_OK(etcdc_lease_grant(C, 60, &a, &err), &err);
+    REQUIRE_OK(etcdc_lease_grant(C, 60, &b, &err), &err);
+    etcdc_leases l;
+    REQUIRE_OK(etcdc_lease_list(C, &l, &err), &err);
+    CHECK(has_lease(&l, a) && has_lease(&l, b));
+    etcdc_leases_clear(&l);
+    CHECK_OK(etcdc_lease_revoke(C, a, &err), &err);
+    REQUIRE_OK(etcdc_lease_list(C, &l, &err), &err);
+    CHECK(!has_lease(&l, a) && has_lease(&l, b));
+    etcdc_leases_clear(&l);
+    etcdc_leases_clear(NULL);
+    CHECK_OK(etcdc_lease_revoke(C, b, &err), &err);
+}
+
+static void test_compare_and_delete(void)
+{
+    etcdc_error err = {0};
+    const char *k = th_key("k");
+    int64_t rev = 0;
+    REQUIRE_OK(etcdc_put(C, k, strlen(k), "v1", 2, &rev, &err), &err);
+    CHECK_RC(etcdc_delete_if_revision(C, k, strlen(k), rev - 1, NULL, &err),
+             ETCDC_ERR_COMPARE_FAILED, &err);
+    CHECK(strstr(err.message, k) != NULL);
+    CHECK_RC(etcdc_delete_if_revision(C, k, strlen(k), 0, NULL, &err), ETCDC_ERR_INVALID_ARGUMENT,
+             &err);
+    CHECK_RC(etcdc_delete_if_value(C, k, strlen(k), "v2", 2, NULL, &err), ETCDC_ERR_COMPARE_FAILED,
+             &err);
+    bool exists = false;
+    CHECK_OK(etcdc_exists(C, k, strlen(k), &exists, &err), &err);
+    CHECK(exists);
+    int64_t after = 0;
+    CHECK_OK(etcdc_delete_if_revision(C, k, strlen(k), rev, &after, &err), &err);
+    CHECK(after > rev);
+    CHECK_OK(etcdc_exists(C, k, strlen(k), &exists, &err), &err);
+    CHECK(!exists);
+    CHECK_RC(etcdc_delete_if_revision(C, k, strlen(k), rev, NULL, &err), ETCDC_ERR_COMPARE_FAILED,
+             &err);
+
+    REQUIRE_OK(etcdc_put(C, k, strlen(k), "v3", 2, NULL, &err), &err);
+    CHECK_OK(etcdc_delete_if_value(C, k, strlen(k), "v3", 2, NULL, &err), &err);
+    CHECK_RC(etcdc_delete_if_value(C, k, strlen(k), "v3", 2, NULL, &err), ETCDC_ERR_NOT_FOUND,
+             &err);
+}
+
+static const etcdc_member *find_member(const etcdc_members *m, uint64_t id)
+{
+    for (size_t i = 0; i < m->count; i++)
+        if (m->members[i].id == id)
+            return &m->members[i];
+    return NULL;
+}
+
+/* A learner that never starts: it does not count for quorum, so the one-member cluster keeps
+ * working while it is listed. */
+static void test_member_learner_lifecycle(void)
+{
+    etcdc_error err = {0};
+    uint64_t id = 0;
+    etcdc_members after;
+    REQUIRE_OK(etcdc_member_add(C, "http://127.0.0.1:1", true, &id, &after, &err), &err);
+    CHECK(id != 0);
+    CHECK_INT(after.count, 2);
+    const etcdc_member *m = find_member(&after, id);
+    REQUIRE(m != NULL);
+    CHECK(m->is_learner);
+    CHECK(m->peer_url_count == 1 && strcmp(m->peer_urls[0], "http://127.0.0.1:1") == 0);
+    etcdc_members_clear(&after);
+
+    CHECK_OK(etcdc_member_update(C, id, "http://127.0.0.1:2,http://127.0.0.1:3", &err), &err);
+    etcdc_members now;
+    REQUIRE_OK(etcdc_member_list(C, &now, &err), &err);
+    m = find_member(&now, id);
+    REQUIRE(m != NULL);
+    CHECK_INT(m->peer_url_count, 2);
+    etcdc_members_clear(&now);
+
+    etcdc_code rc = etcdc_member_promote(C, id, &err);
+    CHECK(rc != ETCDC_OK); /* a learner that is not running is not in sync */
+    printf("  promote of a stopped learner: %s: %s\n", etcdc_strerror(rc), err.message);
+
+    CHECK_OK(etcdc_member_remove(C, id, &err), &err);
+    REQUIRE_OK(etcdc_member_list(C, &now, &err), &err);
+    CHECK_INT(now.count, 1);
+    etcdc_members_clear(&now);
+    CHECK_RC(etcdc_member_remove(C, id, &err), ETCDC_ERR_NOT_FOUND, &err);
+    CHECK_RC(etcdc_member_add(C, "", false, NULL, NULL, &err), ETCDC_ERR_INVALID_ARGUMENT, &err);
+}
+
+static void test_defragment_and_hash(void)
+{
+    etcdc_error err = {0};
+    char big[4096];
+    memset(big, 'x', sizeof big);
+    int64_t rev = 0;
+    for (int i = 0; i < 300; i++) {
+        char k[300];
+        snprintf(k, sizeof k, "%sbulk/%03d", th_prefix(), i);
+        REQUIRE_OK(etcdc_put(C, k, strlen(k), big, sizeof big, &rev, &err), &err);
+    }
+    uint32_t h1 = 0, h2 = 0;
+    int64_t compacted = -1;
+    REQUIRE_OK(etcdc_hash_kv(C, rev, &h1, &compacted, &err), &err);
+    REQUIRE_OK(etcdc_hash_kv(C, rev, &h2, NULL, &err), &err);
+    CHECK(h1 == h2);          /* same revision, same hash */
+    CHECK_INT(compacted, -1); /* nothing compacted yet */
+
+    REQUIRE_OK(etcdc_delete_prefix(C, th_prefix(), strlen(th_prefix()), NULL, &err), &err);
+    etcdc_status st;
+    REQUIRE_OK(etcdc_status_get(C, &st, &err), &err);
+    REQUIRE_OK(etcdc_compact(C, st.revision, true, &err), &err);
+    etcdc_status before, after;
+    REQUIRE_OK(etcdc_status_get(C, &before, &err), &err);
+    CHECK_OK(etcdc_defragment(C, &err), &err);
+    REQUIRE_OK(etcdc_status_get(C, &after, &err), &err);
+    printf("  db size %lld -> %lld bytes (in use %lld)\n", (long long)before.db_size,
+           (long long)after.db_size, (long long)after.db_size_in_use);
+    CHECK(after.db_size < before.db_size);
+    CHECK_RC(etcdc_hash_kv(C, rev, &h2, NULL, &err), ETCDC_ERR_COMPACTED, &err);
+    REQUIRE_OK(etcdc_hash_kv(C, 0, &h2, &compacted, &err), &err);
+    CHECK_INT(compacted, st.revision);
+}
+
+static bool alarm_raised(etcdc_alarm_type type)
+{
+    etcdc_error err = {0};
+    etcdc_alarms a;
+    if (etcdc_alarm_list(C, &a, &err) != ETCDC_OK)
+        return false;
+    bool found = false;
+    for (size_t i = 0; i < a.count; i++)
+        found |= a.alarms[i].type == type && a.alarms[i].member_id != 0;
+    etcdc_alarms_clear(&a);
+    return found;
+}
+
+static void test_nospace(void)
+{
+    etcdc_error err = {0};
+    CHECK(!alarm_raised(ETCDC_ALARM_NOSPACE));
+    static char big[512 * 1024];
+    memset(big, 'y', sizeof big);
+    etcdc_code rc = ETCDC_OK;
+    int written = 0;
+    for (; written < 200 && rc == ETCDC_OK; written++) {
+        char k[300];
+        snprintf(k, sizeof k, "%sfill/%03d", th_prefix(), written);
+        rc = etcdc_put(C, k, strlen(k), big, sizeof big, NULL, &err);
+    }
+    CHECK_RC(rc, ETCDC_ERR_NO_SPACE, &err);
+    printf("  NOSPACE after %d puts of 512 KiB: %s\n", written, err.message);
+    CHECK(alarm_raised(ETCDC_ALARM_NOSPACE));
+    CHECK_RC(etcdc_put(C, th_key("small"), strlen(th_key("small")), "1", 1, NULL, &err),
+             ETCDC_ERR_NO_SPACE, &err);
+
+    /* What an operator does: free space, then disarm. */
+    REQUIRE_OK(etcdc_delete_prefix(C, th_prefix(), strlen(th_prefix()), NULL, &err), &err);
+    etcdc_status st;
+    REQUIRE_OK(etcdc_status_get(C, &st, &err), &err);
+    REQUIRE_OK(etcdc_compact(C, st.revision, true, &err), &err);
+    REQUIRE_OK(etcdc_defragment(C, &err), &err);
+    REQUIRE_OK(etcdc_alarm_disarm(C, 0, ETCDC_ALARM_NONE, &err), &err);
+    CHECK(!alarm_raised(ETCDC_ALARM_NOSPACE));
+    CHECK_OK(etcdc_put(C, th_key("small"), strlen(th_key("small")), "1", 1, NULL, &err), &err);
+}
+
+static void setup(void)
+{
+    etcdc_config *cfg = th_config();
+    etcdc_config_set_request_timeout_ms(cfg, 30000); /* defragment and compaction take time */
+    C = th_client_from(cfg);
+    etcdc_config_free(cfg);
+}
+
+static void teardown(void)
+{
+    etcdc_client_free(C);
+}
+
+TH_MAIN(TH_TEST(setup), TH_TEST(test_lease_list), TH_TEST(test_compare_and_delete),
+        TH_TEST(test_member_learner_lifecycle), TH_TEST(test_defragment_and_hash),
+        TH_TEST(test_nospace), TH_TEST(teardown))
