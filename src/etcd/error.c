@@ -30,6 +30,7 @@ const char *etcdc_strerror(etcdc_code code)
     case ETCDC_ERR_INTERNAL: return "internal error";
     case ETCDC_ERR_WOULD_BLOCK: return "lock held elsewhere";
     case ETCDC_ERR_NOT_LEADER: return "not the election leader";
+    case ETCDC_ERR_IO: return "local file error";
     }
     return "unknown error";
 }

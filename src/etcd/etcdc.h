@@ -70,6 +70,7 @@ typedef enum etcdc_code {
     ETCDC_ERR_INTERNAL,      /* anything else the server or transport reported */
     ETCDC_ERR_WOULD_BLOCK,   /* a lock is held by someone else and no wait was asked */
     ETCDC_ERR_NOT_LEADER,    /* proclaim by a candidate that is not (or no longer) the leader */
+    ETCDC_ERR_IO,            /* a local file could not be written (snapshot save) */
 } etcdc_code;
 
 /* Error details filled by calls that take an `etcdc_error *`. */
@@ -777,6 +778,21 @@ void etcdc_alarms_clear(etcdc_alarms *a);
  * defragment), then disarm, or the alarm comes back. */
 etcdc_code etcdc_alarm_disarm(etcdc_client *c, uint64_t member_id, etcdc_alarm_type type,
                               etcdc_error *err);
+/* Called after each chunk of a snapshot: bytes written so far, bytes etcd still has to send. */
+typedef void (*etcdc_snapshot_progress_cb)(void *arg, uint64_t written, uint64_t remaining);
+/* Streams a snapshot of the backend of the member that serves the call to `path` (mode 0600: it
+ * holds every key). The data goes to `path`.part first and takes the final name only when
+ * complete and synced; on any failure nothing is left behind. No overall deadline (a large
+ * database takes long; bind an etcdc_ctx for one): the transfer fails with ETCDC_ERR_TIMEOUT
+ * when etcd sends nothing for a request timeout, ETCDC_ERR_IO when the file cannot be written.
+ * *out_bytes (may be NULL): the file's size. `etcdctl snapshot status` / `etcdutl snapshot
+ * restore` read the file. */
+etcdc_code etcdc_snapshot_save(etcdc_client *c, const char *path, etcdc_snapshot_progress_cb cb,
+                               void *arg, uint64_t *out_bytes, etcdc_error *err);
+/* Transfers raft leadership to member target_id. etcd accepts it only from the leader itself:
+ * use a client whose endpoint is the current leader (etcdc_status_get says who leads);
+ * ETCDC_ERR_NOT_LEADER otherwise (known only when err is not NULL). */
+etcdc_code etcdc_move_leader(etcdc_client *c, uint64_t target_id, etcdc_error *err);
 /* Hash of the MVCC keys up to rev (0: the latest) on the member that serves the call, and the
  * compact revision it started from: members agree on it for the same rev (corruption check). */
 etcdc_code etcdc_hash_kv(etcdc_client *c, int64_t rev, uint32_t *out_hash,

@@ -43,9 +43,9 @@ static const char *const op_names[SOP_COUNT] = {
 #undef X
 };
 
-#define ERRNO_MAX 134                  /* above every errno Linux uses (EHWPOISON 133) */
-static uint64_t errnos[ERRNO_MAX + 1]; /* [ERRNO_MAX]: anything larger */
-static uint64_t etcd_errors[ETCDC_ERR_NOT_LEADER + 2]; /* the last code, and "other" */
+#define ERRNO_MAX 134                          /* above every errno Linux uses (EHWPOISON 133) */
+static uint64_t errnos[ERRNO_MAX + 1];         /* [ERRNO_MAX]: anything larger */
+static uint64_t etcd_errors[ETCDC_ERR_IO + 2]; /* the last code, and "other" */
 
 static int64_t watch_received_rev, watch_applied_rev, watch_events;
 static int64_t watch_lag_ns, watch_lag_max_ns, watch_last_ns;

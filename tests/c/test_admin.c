@@ -3,8 +3,13 @@
  * lease listing, compare-and-delete, cluster membership (a learner added, updated, refused
  * promotion while not running, removed), defragmentation, KV hashes, and the NOSPACE alarm
  * raised by a small quota, then cleared the way an operator would (delete, compact,
- * defragment, disarm). test_nospace needs `run_with_etcd.sh --quota`.
+ * defragment, disarm), snapshots checked by `etcdctl snapshot status`, and leadership moved in a
+ * 3-member cluster. test_nospace needs `run_with_etcd.sh --quota`, test_move_leader
+ * `--members 3`.
  */
+#include <sys/stat.h>
+#include <sys/wait.h>
+
 #include "harness.h"
 
 static etcdc_client *C;
@@ -186,6 +191,134 @@ static void test_nospace(void)
     CHECK_OK(etcdc_put(C, th_key("small"), strlen(th_key("small")), "1", 1, NULL, &err), &err);
 }
 
+typedef struct progress {
+    int calls;
+    uint64_t written, remaining;
+} progress;
+
+static void on_progress(void *arg, uint64_t written, uint64_t remaining)
+{
+    progress *p = arg;
+    p->calls++;
+    p->written = written;
+    p->remaining = remaining;
+}
+
+static bool exists_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static void test_snapshot(void)
+{
+    etcdc_error err = {0};
+    for (int i = 0; i < 50; i++) {
+        char k[300];
+        snprintf(k, sizeof k, "%ssnap/%02d", th_prefix(), i);
+        REQUIRE_OK(etcdc_put(C, k, strlen(k), "value", 5, NULL, &err), &err);
+    }
+    char dir[] = "/tmp/etcdc-snap.XXXXXX";
+    REQUIRE(mkdtemp(dir) != NULL);
+    char path[300], part[310];
+    snprintf(path, sizeof path, "%s/etcd.db", dir);
+    snprintf(part, sizeof part, "%s.part", path);
+
+    progress p = {0};
+    uint64_t bytes = 0;
+    REQUIRE_OK(etcdc_snapshot_save(C, path, on_progress, &p, &bytes, &err), &err);
+    struct stat st;
+    REQUIRE(stat(path, &st) == 0);
+    printf("  snapshot: %llu bytes in %d chunks\n", (unsigned long long)bytes, p.calls);
+    CHECK_INT(st.st_size, bytes);
+    CHECK_INT(p.written, bytes);
+    CHECK_INT(p.remaining, 0);
+    CHECK(p.calls >= 1);
+    CHECK_INT(st.st_mode & 0777, 0600);
+    CHECK(!exists_file(part));
+
+    /* etcd's own tool reads it and counts our keys. */
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "ETCDCTL_API=3 etcdctl snapshot status %s -w json 2>/dev/null", path);
+    FILE *out = popen(cmd, "r");
+    REQUIRE(out != NULL);
+    char json[512] = "";
+    size_t n = fread(json, 1, sizeof json - 1, out);
+    json[n] = 0;
+    CHECK(pclose(out) == 0);
+    const char *total = strstr(json, "\"totalKey\":");
+    CHECK(total && atol(total + 11) >= 50);
+    printf("  etcdctl snapshot status: %s\n", json);
+    unlink(path);
+
+    /* A directory that does not exist: IO, nothing written. */
+    char bad[320];
+    snprintf(bad, sizeof bad, "%s/missing/etcd.db", dir);
+    CHECK_RC(etcdc_snapshot_save(C, bad, NULL, NULL, NULL, &err), ETCDC_ERR_IO, &err);
+    printf("  %s\n", err.message);
+
+    /* Canceled: no file, no part file. */
+    etcdc_ctx *ctx = etcdc_ctx_new(0);
+    etcdc_ctx_cancel(ctx);
+    etcdc_ctx_use(ctx);
+    CHECK_RC(etcdc_snapshot_save(C, path, NULL, NULL, NULL, &err), ETCDC_ERR_CANCELED, &err);
+    etcdc_ctx_use(NULL);
+    etcdc_ctx_free(ctx);
+    CHECK(!exists_file(path) && !exists_file(part));
+    rmdir(dir);
+    etcdc_delete_prefix(C, th_prefix(), strlen(th_prefix()), NULL, NULL);
+}
+
+/* A client for one endpoint of $ETCD_ENDPOINTS (0-based), or NULL. */
+static etcdc_client *client_for(int index, char *endpoint, size_t size)
+{
+    char all[512];
+    snprintf(all, sizeof all, "%s", th_endpoints());
+    char *save = NULL, *e = strtok_r(all, ",", &save);
+    for (int i = 0; e && i < index; i++)
+        e = strtok_r(NULL, ",", &save);
+    if (!e)
+        return NULL;
+    snprintf(endpoint, size, "%s", e);
+    etcdc_config *cfg = etcdc_config_new();
+    etcdc_config_set_endpoints(cfg, e);
+    etcdc_client *c = th_client_from(cfg);
+    etcdc_config_free(cfg);
+    return c;
+}
+
+/* Three members: the leader hands leadership to another member; a non-leader cannot. */
+static void test_move_leader(void)
+{
+    etcdc_error err = {0};
+    etcdc_client *m[3];
+    etcdc_status st[3];
+    char ep[3][64];
+    int leader = -1;
+    for (int i = 0; i < 3; i++) {
+        m[i] = client_for(i, ep[i], sizeof ep[i]);
+        REQUIRE(m[i] != NULL);
+        REQUIRE_OK(etcdc_status_get(m[i], &st[i], &err), &err);
+        if (st[i].member_id == st[i].leader)
+            leader = i;
+    }
+    REQUIRE(leader >= 0);
+    int target = (leader + 1) % 3, other = (leader + 2) % 3;
+    CHECK_RC(etcdc_move_leader(m[other], st[target].member_id, &err), ETCDC_ERR_NOT_LEADER, &err);
+    printf("  move-leader from a follower: %s\n", err.message);
+    CHECK_OK(etcdc_move_leader(m[leader], st[target].member_id, &err), &err);
+    etcdc_status now = {0};
+    for (int i = 0; i < 100; i++) {
+        if (etcdc_status_get(m[target], &now, &err) == ETCDC_OK && now.leader == now.member_id)
+            break;
+        th_sleep_ms(50);
+    }
+    CHECK(now.leader == st[target].member_id);
+    printf("  leader moved from %s to %s\n", ep[leader], ep[target]);
+    for (int i = 0; i < 3; i++)
+        etcdc_client_free(m[i]);
+}
+
 static void setup(void)
 {
     etcdc_config *cfg = th_config();
@@ -201,4 +334,4 @@ static void teardown(void)
 
 TH_MAIN(TH_TEST(setup), TH_TEST(test_lease_list), TH_TEST(test_compare_and_delete),
         TH_TEST(test_member_learner_lifecycle), TH_TEST(test_defragment_and_hash),
-        TH_TEST(test_nospace), TH_TEST(teardown))
+        TH_TEST(test_nospace), TH_TEST(test_snapshot), TH_TEST(test_move_leader), TH_TEST(teardown))

@@ -1152,7 +1152,7 @@ static void test_status_and_members(void)
 
 static void test_strerror(void)
 {
-    for (int a = ETCDC_OK; a <= ETCDC_ERR_NOT_LEADER; a++) {
+    for (int a = ETCDC_OK; a <= ETCDC_ERR_IO; a++) {
         CHECK(strlen(etcdc_strerror((etcdc_code)a)) > 0);
         for (int b = ETCDC_OK; b < a; b++)
             CHECK(strcmp(etcdc_strerror((etcdc_code)a), etcdc_strerror((etcdc_code)b)) != 0);
