@@ -20,8 +20,9 @@
  *   returned by pointer (client, config, txn, session, lock, cancel token; a watcher and a
  *   keep-alive are stopped and freed by etcdc_watch_cancel / etcdc_keepalive_stop);
  *   etcdc_X_clear(&s) frees what the library put into a struct the caller owns (etcdc_kv,
- *   etcdc_kvs, etcdc_txn_result, etcdc_members, etcdc_leases, etcdc_alarms) and zeroes it, leaving
- * the struct reusable. Both accept NULL. On failure, result structs are left empty (safe to clear).
+ *   etcdc_kvs, etcdc_txn_result, etcdc_members, etcdc_leases, etcdc_alarms, etcdc_names) and
+ *   zeroes it, leaving the struct reusable. Both accept NULL. On failure, result structs are
+ *   left empty (safe to clear).
  * - One client may be used by any number of threads at once. Callbacks (watch, keep-alive,
  *   session loss) run on the client's stream thread: they must not block and must not call
  *   etcdc_watch_cancel / etcdc_keepalive_stop for their own handle.
@@ -681,6 +682,53 @@ etcdc_observer *etcdc_election_observe(etcdc_client *c, const void *name, size_t
 /* Stops observing; after return the callback is not running and will not run again. Frees.
  * Accepts NULL. */
 void etcdc_observer_stop(etcdc_observer *o);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Authentication administration                                                                */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Each call is one request; the client must be authenticated as a user with the root role once
+ * authentication is on. Not resent after a lost answer (adding a user twice fails as a
+ * duplicate). etcd's refusals come back as its own message: an unknown user or role
+ * (ETCDC_ERR_INVALID_ARGUMENT or NOT_FOUND depending on the etcd version), a duplicate, no
+ * root user when enabling, PERMISSION_DENIED for a non-root caller. */
+etcdc_code etcdc_auth_enable(etcdc_client *c, etcdc_error *err);
+etcdc_code etcdc_auth_disable(etcdc_client *c, etcdc_error *err);
+/* password NULL: a user without password (etcd 3.4+), who can only use client certificates. */
+etcdc_code etcdc_user_add(etcdc_client *c, const char *name, const char *password,
+                          etcdc_error *err);
+etcdc_code etcdc_user_delete(etcdc_client *c, const char *name, etcdc_error *err);
+etcdc_code etcdc_user_change_password(etcdc_client *c, const char *name, const char *password,
+                                      etcdc_error *err);
+etcdc_code etcdc_user_grant_role(etcdc_client *c, const char *user, const char *role,
+                                 etcdc_error *err);
+etcdc_code etcdc_user_revoke_role(etcdc_client *c, const char *user, const char *role,
+                                  etcdc_error *err);
+etcdc_code etcdc_role_add(etcdc_client *c, const char *role, etcdc_error *err);
+etcdc_code etcdc_role_delete(etcdc_client *c, const char *role, etcdc_error *err);
+
+typedef enum etcdc_perm {
+    ETCDC_PERM_READ = 0,
+    ETCDC_PERM_WRITE = 1,
+    ETCDC_PERM_READWRITE = 2,
+} etcdc_perm;
+/* Grants perm on [key, range_end) (range_end NULL: the single key; etcdc_prefix_end gives a
+ * prefix's end). Revoking takes the same key and range_end. */
+etcdc_code etcdc_role_grant_permission(etcdc_client *c, const char *role, etcdc_perm perm,
+                                       const void *key, size_t key_len, const void *range_end,
+                                       size_t range_end_len, etcdc_error *err);
+etcdc_code etcdc_role_revoke_permission(etcdc_client *c, const char *role, const void *key,
+                                        size_t key_len, const void *range_end, size_t range_end_len,
+                                        etcdc_error *err);
+
+/* A list of names, into a struct the caller clears. */
+typedef struct etcdc_names {
+    char **names;
+    size_t count;
+} etcdc_names;
+etcdc_code etcdc_user_list(etcdc_client *c, etcdc_names *out, etcdc_error *err);
+etcdc_code etcdc_role_list(etcdc_client *c, etcdc_names *out, etcdc_error *err);
+void etcdc_names_clear(etcdc_names *n);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Key rotation                                                                                 */

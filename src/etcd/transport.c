@@ -162,7 +162,7 @@ size_t etcdc__call_metadata(etcdc_client *c, grpc_metadata *md, bool has_leader,
     size_t n = 0;
     *token_copy = NULL;
     pthread_mutex_lock(&c->auth_mu);
-    if (c->token) {
+    if (c->token && *c->token) { /* "": authentication is off on the cluster */
         size_t len = strlen(c->token);
         *token_copy = gpr_malloc(len + 1);
         memcpy(*token_copy, c->token, len + 1);
@@ -309,12 +309,17 @@ static bool surely_unsent(const char *message)
     return false;
 }
 
-/* etcd says "invalid auth token" for an unknown token, but "user name is empty" when a simple
- * token has expired: both mean "authenticate again". */
+/* etcd says "invalid auth token" for an unknown token, "user name is empty" when a simple token
+ * has expired (or none was sent), and "revision of auth store is old" when users, roles or
+ * permissions changed after the token was issued: all mean "authenticate again". */
 static bool token_rejected(const call_outcome *o)
 {
     return (o->status == GRPC_STATUS_UNAUTHENTICATED && strstr(o->message, "invalid auth token")) ||
-           (o->status == GRPC_STATUS_INVALID_ARGUMENT && strstr(o->message, "user name is empty"));
+           (o->status == GRPC_STATUS_INVALID_ARGUMENT &&
+            strstr(o->message, "user name is empty")) ||
+           /* permissions changed since the token was issued (etcd's ErrAuthOldRevision) */
+           (o->status == GRPC_STATUS_INVALID_ARGUMENT &&
+            strstr(o->message, "revision of auth store is old"));
 }
 
 static bool should_retry(enum etcdc_retry_class retry, const call_outcome *o)

@@ -2,12 +2,14 @@
 # run_with_etcd.sh - start a throw-away etcd (or a small cluster) on free loopback ports, run one
 # command against it, stop etcd and remove its data. Used by ctest for tests/c and examples/.
 #
-#   run_with_etcd.sh [--members N] [--auth] [--token-ttl S] [--quota BYTES] [--tls] -- COMMAND ...
+#   run_with_etcd.sh [--members N] [--auth] [--jwt] [--token-ttl S] [--quota BYTES] [--tls] \
+#                    -- COMMAND ...
 #
 #   --members N    N-member cluster (default 1)
 #   --auth         create user root (password "rootpw") and user "reader" (password "readerpw",
 #                  read-only on keys under "pub/"), then enable authentication
 #   --token-ttl S  simple auth tokens expire after S seconds (etcd --auth-token-ttl)
+#   --jwt          JWT auth tokens (RS256, a key pair made with openssl) instead of simple tokens
 #   --quota BYTES  etcd's backend space quota (--quota-backend-bytes), to reach NOSPACE quickly
 #   --tls          generate a CA, a server certificate (IP SAN 127.0.0.1), a client certificate and
 #                  a second, unrelated CA with openssl; etcd serves clients over https
@@ -30,6 +32,7 @@ members=1
 auth=0
 token_ttl=""
 quota=""
+jwt=0
 tls=0
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -37,6 +40,7 @@ while [ $# -gt 0 ]; do
     --auth) auth=1; shift ;;
     --token-ttl) token_ttl=$2; shift 2 ;;
     --quota) quota=$2; shift 2 ;;
+    --jwt) jwt=1; shift ;;
     --tls) tls=1; shift ;;
     --) shift; break ;;
     *) echo "run_with_etcd.sh: unknown option $1" >&2; exit 2 ;;
@@ -127,6 +131,13 @@ while [ "$i" -le "$members" ]; do
     ttlargs=""
     [ -n "$token_ttl" ] && ttlargs="--auth-token simple --auth-token-ttl $token_ttl"
     [ -n "$quota" ] && ttlargs="$ttlargs --quota-backend-bytes $quota"
+    if [ "$jwt" = 1 ]; then
+        [ -f "$work/jwt.key" ] || {
+            openssl genrsa -out "$work/jwt.key" 2048 2>/dev/null
+            openssl rsa -in "$work/jwt.key" -pubout -out "$work/jwt.pub" 2>/dev/null
+        }
+        ttlargs="$ttlargs --auth-token jwt,pub-key=$work/jwt.pub,priv-key=$work/jwt.key,sign-method=RS256,ttl=10m"
+    fi
     cat >"$work/m$i.cmd" <<EOF
 exec "$etcd_bin" --name m$i --data-dir $work/m$i.data \
   --listen-client-urls $scheme://127.0.0.1:$cport --advertise-client-urls $scheme://127.0.0.1:$cport \

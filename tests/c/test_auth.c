@@ -2,7 +2,9 @@
  * test_auth.c - user/password authentication against an etcd with auth enabled
  * (run_with_etcd.sh --auth: users root/rootpw and reader/readerpw, reader may only read "pub/").
  *
- *   test_password, test_permissions        with plain --auth
+ *   test_password, test_permissions, test_admin
+ *                                          with plain --auth, and with --auth --jwt (signed
+ *                                          JWT tokens instead of simple ones)
  *   test_token_expiry, test_token_expiry_threads
  *                                          with --auth --token-ttl 2: tokens expire after 2 s
  *                                          idle; the client must re-authenticate transparently
@@ -354,6 +356,80 @@ static void test_restart_under_load(void)
     etcdc_client_free(c);
 }
 
-TH_MAIN(TH_TEST(test_password), TH_TEST(test_permissions), TH_TEST(test_restart_under_load),
-        TH_TEST(test_token_expiry), TH_TEST(test_token_expiry_threads),
-        TH_TEST(test_streams_after_token_expiry), TH_TEST(test_new_watch_after_token_expiry))
+static bool has_name(const etcdc_names *n, const char *name)
+{
+    for (size_t i = 0; i < n->count; i++)
+        if (strcmp(n->names[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Administration through the library alone: a role with read-write on "app/", a user holding
+ * it, what that user may and may not do, a changed password, revocation, and auth switched off
+ * and on again. */
+static void test_admin(void)
+{
+    etcdc_error err = {0};
+    etcdc_client *root = client_as("root", "rootpw", &err);
+    REQUIRE(root != NULL);
+    char end[8];
+    size_t end_len = etcdc_prefix_end("app/", 4, end);
+    REQUIRE_OK(etcdc_role_add(root, "app-rw", &err), &err);
+    CHECK(etcdc_role_add(root, "app-rw", &err) != ETCDC_OK);
+    CHECK(strstr(err.message, "role add 'app-rw'") != NULL);
+    printf("  duplicate role: %s: %s\n", etcdc_strerror(err.code), err.message);
+    REQUIRE_OK(etcdc_role_grant_permission(root, "app-rw", ETCDC_PERM_READWRITE, "app/", 4, end,
+                                           end_len, &err),
+               &err);
+    REQUIRE_OK(etcdc_user_add(root, "app", "apppw", &err), &err);
+    REQUIRE_OK(etcdc_user_grant_role(root, "app", "app-rw", &err), &err);
+    etcdc_names users, roles;
+    REQUIRE_OK(etcdc_user_list(root, &users, &err), &err);
+    REQUIRE_OK(etcdc_role_list(root, &roles, &err), &err);
+    CHECK(has_name(&users, "app") && has_name(&users, "root"));
+    CHECK(has_name(&roles, "app-rw") && has_name(&roles, "root"));
+    etcdc_names_clear(&users);
+    etcdc_names_clear(&roles);
+
+    etcdc_client *app = client_as("app", "apppw", &err);
+    REQUIRE(app != NULL);
+    CHECK_OK(etcdc_put(app, "app/x", 5, "1", 1, NULL, &err), &err);
+    CHECK_RC(etcdc_put(app, "other/x", 7, "1", 1, NULL, &err), ETCDC_ERR_PERMISSION_DENIED, &err);
+    CHECK_RC(etcdc_user_add(app, "intruder", "pw", &err), ETCDC_ERR_PERMISSION_DENIED, &err);
+
+    CHECK_OK(etcdc_role_revoke_permission(root, "app-rw", "app/", 4, end, end_len, &err), &err);
+    CHECK_RC(etcdc_put(app, "app/x", 5, "2", 1, NULL, &err), ETCDC_ERR_PERMISSION_DENIED, &err);
+    etcdc_client_free(app);
+
+    CHECK_OK(etcdc_user_change_password(root, "app", "newpw", &err), &err);
+    CHECK(client_as("app", "apppw", &err) == NULL);
+    CHECK_INT(err.code, ETCDC_ERR_AUTH_FAILED);
+    app = client_as("app", "newpw", &err);
+    CHECK(app != NULL);
+    etcdc_client_free(app);
+
+    CHECK_OK(etcdc_user_revoke_role(root, "app", "app-rw", &err), &err);
+    CHECK_OK(etcdc_user_delete(root, "app", &err), &err);
+    CHECK_OK(etcdc_role_delete(root, "app-rw", &err), &err);
+    REQUIRE_OK(etcdc_user_list(root, &users, &err), &err);
+    CHECK(!has_name(&users, "app"));
+    etcdc_names_clear(&users);
+
+    /* Off: anyone may write. On again: not without credentials. */
+    REQUIRE_OK(etcdc_auth_disable(root, &err), &err);
+    etcdc_client *anon = client_as(NULL, NULL, &err);
+    REQUIRE(anon != NULL);
+    CHECK_OK(etcdc_put(anon, "free/x", 6, "1", 1, NULL, &err), &err);
+    REQUIRE_OK(etcdc_auth_enable(root, &err), &err);
+    CHECK(etcdc_put(anon, "free/x", 6, "2", 1, NULL, &err) != ETCDC_OK);
+    printf("  unauthenticated put after auth enable: %s\n", err.message);
+    etcdc_client_free(anon);
+    etcdc_delete(root, "app/x", 5, NULL, NULL);
+    etcdc_delete(root, "free/x", 6, NULL, NULL);
+    etcdc_client_free(root);
+}
+
+TH_MAIN(TH_TEST(test_password), TH_TEST(test_admin), TH_TEST(test_permissions),
+        TH_TEST(test_restart_under_load), TH_TEST(test_token_expiry),
+        TH_TEST(test_token_expiry_threads), TH_TEST(test_streams_after_token_expiry),
+        TH_TEST(test_new_watch_after_token_expiry))
