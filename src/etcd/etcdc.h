@@ -845,6 +845,9 @@ etcdc_code etcdc_move_leader(etcdc_client *c, uint64_t target_id, etcdc_error *e
  * compact revision it started from: members agree on it for the same rev (corruption check). */
 etcdc_code etcdc_hash_kv(etcdc_client *c, int64_t rev, uint32_t *out_hash,
                          int64_t *out_compact_revision, etcdc_error *err);
+/* Hash of the whole backend file of the member that serves the call (includes its own
+ * metadata: members differ; for comparing members use etcdc_hash_kv). */
+etcdc_code etcdc_hash(etcdc_client *c, uint32_t *out_hash, etcdc_error *err);
 
 /* Compact the key history up to rev. physical: wait until the compaction is applied. */
 etcdc_code etcdc_compact(etcdc_client *c, int64_t rev, bool physical, etcdc_error *err);

@@ -1,4 +1,4 @@
-/* maintenance.c - the Maintenance service beyond Status: defragment, alarms, KV hash. */
+/* maintenance.c - the Maintenance service beyond Status: defragment, alarms, hashes. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,6 +96,22 @@ etcdc_code etcdc_hash_kv(etcdc_client *c, int64_t rev, uint32_t *out_hash,
         *out_hash = resp->hash;
     if (out_compact_revision)
         *out_compact_revision = resp->compact_revision;
+    protobuf_c_message_free_unpacked(&resp->base, NULL);
+    return ETCDC_OK;
+}
+
+etcdc_code etcdc_hash(etcdc_client *c, uint32_t *out_hash, etcdc_error *err)
+{
+    etcdc__clear_error(err);
+    Etcdserverpb__HashRequest pb = ETCDSERVERPB__HASH_REQUEST__INIT;
+    Etcdserverpb__HashResponse *resp = NULL;
+    etcdc_code rc = etcdc__unary(
+        c, "/etcdserverpb.Maintenance/Hash", ETCDC_STAT_STATUS, ETCDC_RETRY_IDEMPOTENT, &pb.base,
+        &etcdserverpb__hash_response__descriptor, (ProtobufCMessage **)&resp, err);
+    if (rc != ETCDC_OK)
+        return rc;
+    if (out_hash)
+        *out_hash = resp->hash;
     protobuf_c_message_free_unpacked(&resp->base, NULL);
     return ETCDC_OK;
 }
