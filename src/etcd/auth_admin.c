@@ -12,11 +12,7 @@ static etcdc_code auth_call(etcdc_client *c, const char *method, const ProtobufC
                             const ProtobufCMessageDescriptor *resp_desc, const char *what,
                             const char *name, etcdc_error *err)
 {
-    ProtobufCMessage *resp = NULL;
-    etcdc_code rc =
-        etcdc__unary(c, method, ETCDC_STAT_STATUS, ETCDC_RETRY_UNSENT, req, resp_desc, &resp, err);
-    if (resp)
-        protobuf_c_message_free_unpacked(resp, NULL);
+    etcdc_code rc = etcdc__unary_ack(c, method, ETCDC_RETRY_UNSENT, req, resp_desc, err);
     if (rc != ETCDC_OK && err) {
         char why[sizeof err->message];
         memcpy(why, err->message, sizeof why);

@@ -178,13 +178,8 @@ etcdc_code etcdc_member_remove(etcdc_client *c, uint64_t id, etcdc_error *err)
     etcdc__clear_error(err);
     Etcdserverpb__MemberRemoveRequest pb = ETCDSERVERPB__MEMBER_REMOVE_REQUEST__INIT;
     pb.id = id;
-    Etcdserverpb__MemberRemoveResponse *resp = NULL;
-    etcdc_code rc = etcdc__unary(
-        c, "/etcdserverpb.Cluster/MemberRemove", ETCDC_STAT_STATUS, ETCDC_RETRY_UNSENT, &pb.base,
-        &etcdserverpb__member_remove_response__descriptor, (ProtobufCMessage **)&resp, err);
-    if (resp)
-        protobuf_c_message_free_unpacked(&resp->base, NULL);
-    return rc;
+    return etcdc__unary_ack(c, "/etcdserverpb.Cluster/MemberRemove", ETCDC_RETRY_UNSENT, &pb.base,
+                            &etcdserverpb__member_remove_response__descriptor, err);
 }
 
 etcdc_code etcdc_member_update(etcdc_client *c, uint64_t id, const char *peer_urls,
@@ -197,14 +192,11 @@ etcdc_code etcdc_member_update(etcdc_client *c, uint64_t id, const char *peer_ur
     pb.peerurls = split_urls(peer_urls, &buf, &pb.n_peerurls);
     if (!pb.peerurls)
         return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
-    Etcdserverpb__MemberUpdateResponse *resp = NULL;
-    etcdc_code rc = etcdc__unary(
-        c, "/etcdserverpb.Cluster/MemberUpdate", ETCDC_STAT_STATUS, ETCDC_RETRY_WRITE, &pb.base,
-        &etcdserverpb__member_update_response__descriptor, (ProtobufCMessage **)&resp, err);
+    etcdc_code rc =
+        etcdc__unary_ack(c, "/etcdserverpb.Cluster/MemberUpdate", ETCDC_RETRY_WRITE, &pb.base,
+                         &etcdserverpb__member_update_response__descriptor, err);
     free(pb.peerurls);
     free(buf);
-    if (resp)
-        protobuf_c_message_free_unpacked(&resp->base, NULL);
     return rc;
 }
 
@@ -213,11 +205,6 @@ etcdc_code etcdc_member_promote(etcdc_client *c, uint64_t id, etcdc_error *err)
     etcdc__clear_error(err);
     Etcdserverpb__MemberPromoteRequest pb = ETCDSERVERPB__MEMBER_PROMOTE_REQUEST__INIT;
     pb.id = id;
-    Etcdserverpb__MemberPromoteResponse *resp = NULL;
-    etcdc_code rc = etcdc__unary(
-        c, "/etcdserverpb.Cluster/MemberPromote", ETCDC_STAT_STATUS, ETCDC_RETRY_UNSENT, &pb.base,
-        &etcdserverpb__member_promote_response__descriptor, (ProtobufCMessage **)&resp, err);
-    if (resp)
-        protobuf_c_message_free_unpacked(&resp->base, NULL);
-    return rc;
+    return etcdc__unary_ack(c, "/etcdserverpb.Cluster/MemberPromote", ETCDC_RETRY_UNSENT, &pb.base,
+                            &etcdserverpb__member_promote_response__descriptor, err);
 }

@@ -125,6 +125,10 @@ etcdc_code etcdc__unary(etcdc_client *c, const char *method, enum etcdc_stat_kin
                         etcdc_error *err);
 /* The same with a timeout of its own, and fail_fast: fail at once when no connection is ready
  * instead of waiting for one (to learn why a connection cannot be made). */
+/* A call whose answer says nothing but "done" (counted with the status requests). */
+etcdc_code etcdc__unary_ack(etcdc_client *c, const char *method, enum etcdc_retry_class retry,
+                            const ProtobufCMessage *req,
+                            const ProtobufCMessageDescriptor *resp_desc, etcdc_error *err);
 etcdc_code etcdc__unary_ex(etcdc_client *c, const char *method, enum etcdc_stat_kind kind,
                            enum etcdc_retry_class retry, bool fail_fast, int64_t timeout_ms,
                            const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,

@@ -8,15 +8,10 @@ etcdc_code etcdc_defragment(etcdc_client *c, etcdc_error *err)
 {
     etcdc__clear_error(err);
     Etcdserverpb__DefragmentRequest pb = ETCDSERVERPB__DEFRAGMENT_REQUEST__INIT;
-    Etcdserverpb__DefragmentResponse *resp = NULL;
     /* Idempotent, and slow on a large database: the caller's request timeout (or call
      * context) must allow for it. */
-    etcdc_code rc = etcdc__unary(
-        c, "/etcdserverpb.Maintenance/Defragment", ETCDC_STAT_STATUS, ETCDC_RETRY_WRITE, &pb.base,
-        &etcdserverpb__defragment_response__descriptor, (ProtobufCMessage **)&resp, err);
-    if (resp)
-        protobuf_c_message_free_unpacked(&resp->base, NULL);
-    return rc;
+    return etcdc__unary_ack(c, "/etcdserverpb.Maintenance/Defragment", ETCDC_RETRY_WRITE, &pb.base,
+                            &etcdserverpb__defragment_response__descriptor, err);
 }
 
 void etcdc_alarms_clear(etcdc_alarms *a)

@@ -217,12 +217,9 @@ etcdc_code etcdc_move_leader(etcdc_client *c, uint64_t target_id, etcdc_error *e
     etcdc__clear_error(err);
     Etcdserverpb__MoveLeaderRequest pb = ETCDSERVERPB__MOVE_LEADER_REQUEST__INIT;
     pb.targetid = target_id;
-    Etcdserverpb__MoveLeaderResponse *resp = NULL;
-    etcdc_code rc = etcdc__unary(
-        c, "/etcdserverpb.Maintenance/MoveLeader", ETCDC_STAT_STATUS, ETCDC_RETRY_UNSENT, &pb.base,
-        &etcdserverpb__move_leader_response__descriptor, (ProtobufCMessage **)&resp, err);
-    if (resp)
-        protobuf_c_message_free_unpacked(&resp->base, NULL);
+    etcdc_code rc =
+        etcdc__unary_ack(c, "/etcdserverpb.Maintenance/MoveLeader", ETCDC_RETRY_UNSENT, &pb.base,
+                         &etcdserverpb__move_leader_response__descriptor, err);
     if (rc == ETCDC_ERR_INVALID_ARGUMENT && err && strstr(err->message, "not leader"))
         rc = err->code = ETCDC_ERR_NOT_LEADER; /* sent to a follower */
     return rc;

@@ -397,6 +397,17 @@ etcdc_code etcdc__unary(etcdc_client *c, const char *method, enum etcdc_stat_kin
                            resp, err);
 }
 
+etcdc_code etcdc__unary_ack(etcdc_client *c, const char *method, enum etcdc_retry_class retry,
+                            const ProtobufCMessage *req,
+                            const ProtobufCMessageDescriptor *resp_desc, etcdc_error *err)
+{
+    ProtobufCMessage *resp = NULL;
+    etcdc_code rc = etcdc__unary(c, method, ETCDC_STAT_STATUS, retry, req, resp_desc, &resp, err);
+    if (resp)
+        protobuf_c_message_free_unpacked(resp, NULL);
+    return rc;
+}
+
 etcdc_code etcdc__unary_ex(etcdc_client *c, const char *method, enum etcdc_stat_kind kind,
                            enum etcdc_retry_class retry, bool fail_fast, int64_t timeout_ms,
                            const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,

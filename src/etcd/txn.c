@@ -613,25 +613,39 @@ etcdc_code etcdc_cas_revision(etcdc_client *c, const void *key, size_t key_len,
     return commit_guarded(c, t, out_revision, NULL, lost, err);
 }
 
-etcdc_code etcdc_cas_value(etcdc_client *c, const void *key, size_t key_len, const void *expected,
-                           size_t expected_len, const void *value, size_t value_len,
-                           int64_t *out_revision, etcdc_error *err)
+/* The client-side half of a value compare: reads the key and gives the mod revision at which
+ * its value equals `expected` (COMPARE_FAILED otherwise, NOT_FOUND when absent). Guarding the
+ * write by that revision works unchanged when values are encrypted (ciphertexts of equal
+ * plaintexts differ, so etcd cannot compare them). */
+static etcdc_code revision_if_value(etcdc_client *c, const char *op, const void *key,
+                                    size_t key_len, const void *expected, size_t expected_len,
+                                    int64_t *rev, etcdc_error *err)
 {
-    etcdc__clear_error(err);
-    /* Compare on the client, then guard the write by the revision we compared: this works
-     * unchanged when values are encrypted (ciphertexts of equal plaintexts differ). */
     etcdc_kv cur;
     etcdc_code rc = etcdc_get(c, key, key_len, &cur, err);
     if (rc != ETCDC_OK)
         return rc;
     bool equal = cur.value_len == expected_len &&
                  (expected_len == 0 || memcmp(cur.value, expected, expected_len) == 0);
-    int64_t rev = cur.mod_revision;
+    *rev = cur.mod_revision;
     etcdc_kv_clear(&cur);
     if (!equal)
         return etcdc__set_error(err, ETCDC_ERR_COMPARE_FAILED, 0,
-                                "compare-and-swap '%.*s': the value differs from the expected one",
+                                "%s '%.*s': the value differs from the expected one", op,
                                 ETCDC_KEYF(key, key_len));
+    return ETCDC_OK;
+}
+
+etcdc_code etcdc_cas_value(etcdc_client *c, const void *key, size_t key_len, const void *expected,
+                           size_t expected_len, const void *value, size_t value_len,
+                           int64_t *out_revision, etcdc_error *err)
+{
+    etcdc__clear_error(err);
+    int64_t rev = 0;
+    etcdc_code rc =
+        revision_if_value(c, "compare-and-swap", key, key_len, expected, expected_len, &rev, err);
+    if (rc != ETCDC_OK)
+        return rc;
     return etcdc_cas_revision(c, key, key_len, rev, value, value_len, out_revision, err);
 }
 
@@ -659,20 +673,11 @@ etcdc_code etcdc_delete_if_value(etcdc_client *c, const void *key, size_t key_le
                                  etcdc_error *err)
 {
     etcdc__clear_error(err);
-    /* As etcdc_cas_value: compare here, guard the delete by the revision compared. */
-    etcdc_kv cur;
-    etcdc_code rc = etcdc_get(c, key, key_len, &cur, err);
+    int64_t rev = 0;
+    etcdc_code rc =
+        revision_if_value(c, "compare-and-delete", key, key_len, expected, expected_len, &rev, err);
     if (rc != ETCDC_OK)
         return rc;
-    bool equal = cur.value_len == expected_len &&
-                 (expected_len == 0 || memcmp(cur.value, expected, expected_len) == 0);
-    int64_t rev = cur.mod_revision;
-    etcdc_kv_clear(&cur);
-    if (!equal)
-        return etcdc__set_error(
-            err, ETCDC_ERR_COMPARE_FAILED, 0,
-            "compare-and-delete '%.*s': the value differs from the expected one",
-            ETCDC_KEYF(key, key_len));
     return etcdc_delete_if_revision(c, key, key_len, rev, out_revision, err);
 }
 
