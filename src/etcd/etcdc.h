@@ -790,7 +790,9 @@ void etcdc_members_clear(etcdc_members *m);
  * duplicate): on TIMEOUT, look at the member list. */
 etcdc_code etcdc_member_add(etcdc_client *c, const char *peer_urls, bool learner, uint64_t *out_id,
                             etcdc_members *out, etcdc_error *err);
-/* Removes a member. ETCDC_ERR_NOT_FOUND for an unknown id. */
+/* Removes a member. ETCDC_ERR_NOT_FOUND for an unknown id; ETCDC_ERR_UNAVAILABLE ("unhealthy
+ * cluster") while etcd has not yet seen a recently joined voter healthy for a few seconds or
+ * the removal would break quorum: try again later. */
 etcdc_code etcdc_member_remove(etcdc_client *c, uint64_t id, etcdc_error *err);
 /* Replaces a member's peer URLs (comma-separated). */
 etcdc_code etcdc_member_update(etcdc_client *c, uint64_t id, const char *peer_urls,

@@ -1,12 +1,16 @@
 /*
  * test_admin.c - the administrative side of libetcdc against a real etcd (run_with_etcd.sh):
  * lease listing, compare-and-delete, cluster membership (a learner added, updated, refused
- * promotion while not running, removed), defragmentation, KV hashes, and the NOSPACE alarm
- * raised by a small quota, then cleared the way an operator would (delete, compact,
- * defragment, disarm), snapshots checked by `etcdctl snapshot status`, and leadership moved in a
- * 3-member cluster. test_nospace needs `run_with_etcd.sh --quota`, test_move_leader
- * `--members 3`.
+ * promotion while not running, removed; one that runs, catches up and is promoted),
+ * defragmentation, KV hashes, and the NOSPACE alarm raised by a small quota, then cleared the way
+ * an operator would (delete, compact, defragment, disarm), snapshots checked by `etcdctl snapshot
+ * status`, and leadership moved in a 3-member cluster. test_nospace needs `run_with_etcd.sh
+ * --quota`, test_move_leader
+ * `--members 3`; test_promote_learner runs on its own etcd (it changes the quorum).
  */
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -112,6 +116,101 @@ static void test_member_learner_lifecycle(void)
     etcdc_members_clear(&now);
     CHECK_RC(etcdc_member_remove(C, id, &err), ETCDC_ERR_NOT_FOUND, &err);
     CHECK_RC(etcdc_member_add(C, "", false, NULL, NULL, &err), ETCDC_ERR_INVALID_ARGUMENT, &err);
+}
+
+/* A loopback port nobody listens on right now. */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+/* Starts an etcd process that joins the cluster as member `name` (already added). */
+static pid_t start_joining_member(const char *name, const char *data_dir, int peer_port,
+                                  int client_port, const char *initial_cluster)
+{
+    const char *etcd =
+        getenv("ETCDFS_ETCD") && *getenv("ETCDFS_ETCD") ? getenv("ETCDFS_ETCD") : "etcd";
+    char peer[64], client[64], log[320];
+    snprintf(peer, sizeof peer, "http://127.0.0.1:%d", peer_port);
+    snprintf(client, sizeof client, "http://127.0.0.1:%d", client_port);
+    snprintf(log, sizeof log, "%s.log", data_dir);
+    pid_t pid = fork();
+    if (pid == 0) {
+        FILE *f = freopen(log, "w", stderr);
+        (void)f;
+        dup2(2, 1);
+        execlp(etcd, etcd, "--name", name, "--data-dir", data_dir, "--listen-peer-urls", peer,
+               "--initial-advertise-peer-urls", peer, "--listen-client-urls", client,
+               "--advertise-client-urls", client, "--initial-cluster", initial_cluster,
+               "--initial-cluster-state", "existing", "--heartbeat-interval", "50",
+               "--election-timeout", "500", (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* A learner that runs: it catches up, is promoted to a voting member, and is removed again
+ * (before it stops, so that the one-member cluster keeps its quorum). */
+static void test_promote_learner(void)
+{
+    etcdc_error err = {0};
+    etcdc_members m;
+    REQUIRE_OK(etcdc_member_list(C, &m, &err), &err);
+    REQUIRE(m.count == 1 && m.members[0].peer_url_count == 1);
+    int peer_port = free_port(), client_port = free_port();
+    REQUIRE(peer_port > 0 && client_port > 0);
+    char peer[64], initial[300];
+    snprintf(peer, sizeof peer, "http://127.0.0.1:%d", peer_port);
+    snprintf(initial, sizeof initial, "%s=%s,learner=%s", m.members[0].name,
+             m.members[0].peer_urls[0], peer);
+    etcdc_members_clear(&m);
+
+    uint64_t id = 0;
+    REQUIRE_OK(etcdc_member_add(C, peer, true, &id, NULL, &err), &err);
+    char dir[] = "/tmp/etcdc-learner.XXXXXX";
+    REQUIRE(mkdtemp(dir) != NULL);
+    char data[300];
+    snprintf(data, sizeof data, "%s/data", dir);
+    pid_t pid = start_joining_member("learner", data, peer_port, client_port, initial);
+    REQUIRE(pid > 0);
+
+    etcdc_code rc = ETCDC_ERR_INVALID_ARGUMENT;
+    int tries = 0;
+    for (; rc != ETCDC_OK && tries < 150; tries++) { /* until it has caught up */
+        rc = etcdc_member_promote(C, id, &err);
+        if (rc != ETCDC_OK)
+            th_sleep_ms(200);
+    }
+    CHECK_OK(rc, &err);
+    printf("  learner promoted after %d attempts\n", tries);
+    REQUIRE_OK(etcdc_member_list(C, &m, &err), &err);
+    const etcdc_member *voter = find_member(&m, id);
+    CHECK(voter && !voter->is_learner);
+    CHECK_INT(m.count, 2);
+    etcdc_members_clear(&m);
+    /* etcd refuses to remove a voter it has not seen healthy for a while ("unhealthy
+     * cluster", UNAVAILABLE): an operator tries again. */
+    for (int i = 0; i < 100 && (rc = etcdc_member_remove(C, id, &err)) == ETCDC_ERR_UNAVAILABLE;
+         i++)
+        th_sleep_ms(200);
+    CHECK_OK(rc, &err);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+    REQUIRE_OK(etcdc_member_list(C, &m, &err), &err);
+    CHECK_INT(m.count, 1);
+    etcdc_members_clear(&m);
 }
 
 static void test_defragment_and_hash(void)
@@ -334,4 +433,5 @@ static void teardown(void)
 
 TH_MAIN(TH_TEST(setup), TH_TEST(test_lease_list), TH_TEST(test_compare_and_delete),
         TH_TEST(test_member_learner_lifecycle), TH_TEST(test_defragment_and_hash),
-        TH_TEST(test_nospace), TH_TEST(test_snapshot), TH_TEST(test_move_leader), TH_TEST(teardown))
+        TH_TEST(test_nospace), TH_TEST(test_snapshot), TH_TEST(test_move_leader),
+        TH_TEST(test_promote_learner), TH_TEST(teardown))
