@@ -201,6 +201,7 @@ printf '  %-34s %-28s %7ss\n' "total" "" "$(elapsed "$T_ALL")"
 "$PY" - "$RESULTS" "$FAILED" <<'EOF'
 import glob, sys, xml.etree.ElementTree as ET
 passed = failed = skipped = 0
+names = []
 for path in sorted(glob.glob(sys.argv[1] + "/*.xml")):
     try:
         root = ET.parse(path).getroot()
@@ -212,12 +213,16 @@ for path in sorted(glob.glob(sys.argv[1] + "/*.xml")):
         status = case.get("status", "")
         if tags & {"failure", "error"} or status == "fail":
             failed += 1
+            where = case.get("classname", "")
+            names.append(f"{path.rsplit('/', 1)[-1]}: {where + '::' if where else ''}{case.get('name')}")
         elif "skipped" in tags or status in ("notrun", "disabled", "skipped"):
             skipped += 1
         else:
             passed += 1
 if failed == 0 and sys.argv[2] != "0":
     print("note: a stage failed outside any test (build, install, or a runner crash)")
+for name in names:
+    print(f"failed: {name}")
 print(f"summary: {passed} passed, {failed} failed, {skipped} skipped")
 EOF
 rm -rf "$RESULTS"
