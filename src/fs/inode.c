@@ -344,7 +344,15 @@ static int rebase_locked(node *n, size_t old_len, const char *base, size_t base_
     return 0;
 }
 
-/* [table_mu] The indexed nodes whose key starts with p (name: p itself or below p/, when
+/* Nodes that stand for etcd keys of the live tree. The virtual ones (.etcdfs, its statistics
+ * file, the past view) have keys that are not etcd keys ("12:a/b" of a past node would
+ * otherwise match the live prefix "12:a/"): no rename or removal in etcd moves them. */
+static bool live_node(const node *n)
+{
+    return n->type == NODE_FILE || n->type == NODE_DIR;
+}
+
+/* [table_mu] The indexed live nodes whose key starts with p (name: p itself or below p/, when
  * name is set). NULL on allocation failure; none found is an allocated array, *count 0. */
 static node **collect_locked(const char *p, size_t len, bool name, size_t *count)
 {
@@ -353,7 +361,7 @@ static node **collect_locked(const char *p, size_t len, bool name, size_t *count
     *count = 0;
     for (size_t b = 0; out && b < buckets; b++) {
         for (node *n = by_key[b]; n && out; n = n->next_key) {
-            if (n->key_len < len || memcmp(n->key, p, len) ||
+            if (!live_node(n) || n->key_len < len || memcmp(n->key, p, len) ||
                 (name && n->key_len > len && n->key[len] != '/'))
                 continue;
             push_node(&out, count, &cap, n);
@@ -368,7 +376,7 @@ static void unindex_prefix_locked(const char *p, size_t len)
     for (size_t b = 0; b < buckets; b++) {
         for (node *n = by_key[b], *next; n; n = next) {
             next = n->next_key;
-            if (n->key_len >= len && !memcmp(n->key, p, len))
+            if (live_node(n) && n->key_len >= len && !memcmp(n->key, p, len))
                 unindex_key(n);
         }
     }
@@ -653,12 +661,19 @@ void node_fill_attr(node *n, struct stat *st, bool locked)
     switch (n->type) {
     case NODE_DIR:
     case NODE_STATS_DIR:
-        st->st_mode = S_IFDIR | (n->type == NODE_STATS_DIR ? 0555 : g_fs.dir_mode);
+    case NODE_PAST_AT:
+    case NODE_PAST_DIR:
+        st->st_mode = S_IFDIR | (n->type == NODE_DIR ? g_fs.dir_mode : 0555);
         st->st_nlink = 2;
         st->st_size = 4096;
         break;
     case NODE_FILE:
         st->st_mode = S_IFREG | g_fs.file_mode;
+        st->st_nlink = 1;
+        st->st_size = (off_t)n->size;
+        break;
+    case NODE_PAST_FILE:
+        st->st_mode = S_IFREG | (g_fs.file_mode & 0444);
         st->st_nlink = 1;
         st->st_size = (off_t)n->size;
         break;

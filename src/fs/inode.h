@@ -27,7 +27,15 @@
 
 #include "fs.h"
 
-typedef enum node_type { NODE_DIR, NODE_FILE, NODE_STATS_DIR, NODE_STATS_FILE } node_type;
+typedef enum node_type {
+    NODE_DIR,
+    NODE_FILE,
+    NODE_STATS_DIR,
+    NODE_STATS_FILE,
+    NODE_PAST_AT,   /* .etcdfs/at (past.h) */
+    NODE_PAST_DIR,  /* a directory as of a past revision, key "<rev>:<prefix>" */
+    NODE_PAST_FILE, /* a file as of a past revision, key "<rev>:<key>" */
+} node_type;
 
 /* One entry of a directory listing. */
 typedef struct listing_entry {

@@ -169,13 +169,19 @@ static size_t page_bytes(const etcdc_kvs *page)
 
 int listing_fetch(const char *dir_key, size_t dir_len, bool is_root, listing **out)
 {
+    return listing_fetch_at(dir_key, dir_len, is_root, 0, out);
+}
+
+int listing_fetch_at(const char *dir_key, size_t dir_len, bool is_root, int64_t at_rev,
+                     listing **out)
+{
     *out = NULL;
     int rc = 0;
     builder b = {.dir = dir_key, .dir_len = dir_len, .at_root = is_root};
     size_t end_len, start_len = dir_len;
     char *end = key_prefix_end(dir_key, dir_len, &end_len);
     char *start = malloc(dir_len + 1);
-    int64_t limit = g_fs.page_size, revision = 0;
+    int64_t limit = g_fs.page_size, revision = at_rev;
     bool first = true;
     bool progress = false;
     size_t listed = 0;
@@ -236,7 +242,7 @@ int listing_fetch(const char *dir_key, size_t dir_len, bool is_root, listing **o
             limit /= 2; /* big values: smaller pages fit the receive limit */
             continue;
         }
-        if (code == ETCDC_ERR_COMPACTED && revision) {
+        if (code == ETCDC_ERR_COMPACTED && revision && !at_rev) {
             /* The snapshot revision was compacted between pages: start over. */
             listing_unref(b.l);
             b.l = calloc(1, sizeof *b.l);
@@ -253,13 +259,18 @@ int listing_fetch(const char *dir_key, size_t dir_len, bool is_root, listing **o
             first = true;
             continue;
         }
+        if (code != ETCDC_OK && at_rev &&
+            (code == ETCDC_ERR_COMPACTED || code == ETCDC_ERR_FUTURE_REVISION)) {
+            rc = ENOENT; /* the caller (past.c) says which in one line */
+            goto out;
+        }
         if (code != ETCDC_OK) {
             rc = fs_fail("list", dir_key, dir_len, code, &err);
             goto out;
         }
         if (first) {
-            revision = page.revision;
-            b.l->revision = page.revision;
+            revision = at_rev ? at_rev : page.revision;
+            b.l->revision = revision;
         }
         first = false;
         /* The page continues after its last key (taken before feed() moves the kvs out). */

@@ -16,6 +16,11 @@
  * empty mount prefix). Returns 0 and a new listing (one reference), or an errno. */
 int listing_fetch(const char *dir_key, size_t dir_len, bool is_root, listing **out);
 
+/* The same, as of store revision at_rev (0: the current one). A compacted or future at_rev
+ * fails with ENOENT and logs nothing (the caller says which). */
+int listing_fetch_at(const char *dir_key, size_t dir_len, bool is_root, int64_t at_rev,
+                     listing **out);
+
 /* Fresh listing of dir: the cached one if recent enough, else a new one that also replaces
  * the cache. Returns 0 or an errno; *out holds a reference. */
 int listing_get(node *dir, bool is_root, listing **out);

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "notify_replay.h"
 #include "ops.h"
+#include "past.h"
 #include "stats.h"
 #include "witness.h"
 
@@ -27,6 +28,7 @@ typedef struct extra_entry {
 
 typedef struct dir_handle {
     bool stats_dir;
+    bool past; /* a directory of the past view (past.h); dir_key NULL for .etcdfs/at */
     listing *l;
     extra_entry *extra;
     size_t n_extra, cap_extra;
@@ -160,9 +162,15 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     node *n = node_get(ino);
     dir_handle *dh = calloc(1, sizeof *dh);
     int rc = !n ? ENOENT : !dh ? ENOMEM : 0;
-    if (rc == 0 && n->type == NODE_STATS_DIR)
+    if (rc == 0 && n->type == NODE_STATS_DIR) {
         dh->stats_dir = true;
-    else if (rc == 0 && n->type != NODE_DIR)
+    } else if (rc == 0 && (n->type == NODE_PAST_AT || n->type == NODE_PAST_DIR)) {
+        dh->past = true;
+        if (n->type == NODE_PAST_DIR && !(dh->dir_key = node_key(n, &dh->dir_len)))
+            rc = ENOMEM;
+        if (rc == 0)
+            rc = past_listing(n, &dh->l);
+    } else if (rc == 0 && n->type != NODE_DIR)
         rc = ENOTDIR;
     else if (rc == 0) {
         dh->dir_key = node_key(n, &dh->dir_len);
@@ -216,12 +224,28 @@ static bool entry_at(dir_handle *dh, size_t idx, const char **name, bool *is_dir
     }
     idx -= 2;
     if (dh->stats_dir) {
-        if (idx > 0)
+        if (idx > 1)
             return false;
-        *name = "stats";
+        *name = idx == 0 ? "stats" : PAST_AT_NAME;
+        *is_dir = idx == 1;
+        if (want_node)
+            *out = idx == 0 ? node_obtain("stats", 5, NODE_STATS_FILE) : past_at_dir();
+        return true;
+    }
+    if (dh->past) {
+        if (idx < dh->l->n) {
+            *name = dh->l->e[idx].name;
+            *is_dir = dh->l->e[idx].is_dir;
+            if (want_node)
+                *out = past_entry_node(dh->dir_key, dh->dir_len, &dh->l->e[idx]);
+            return true;
+        }
+        if (idx > dh->l->n || !dh->l->self_present)
+            return false;
+        *name = NAMES_SELF_VALUE;
         *is_dir = false;
         if (want_node)
-            *out = node_obtain("stats", 5, NODE_STATS_FILE);
+            *out = past_self_node(dh->dir_key, dh->dir_len, dh->l);
         return true;
     }
     if (idx < dh->l->n) {
@@ -269,8 +293,8 @@ static bool entry_at(dir_handle *dh, size_t idx, const char **name, bool *is_dir
  * or removed (here, or by an applied watch event) since the listing was read. */
 static bool handle_current(fuse_ino_t ino, const dir_handle *dh)
 {
-    if (dh->stats_dir)
-        return true;
+    if (dh->stats_dir || dh->past)
+        return true; /* the past does not change */
     node *dir = node_get(ino);
     bool current = dir && node_listing_gen(dir) == dh->gen;
     node_put(dir);
@@ -354,7 +378,10 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
     resolved r = {0};
     node *n = NULL;
     node *dir = node_get(parent);
-    int rc = g_fs.opts->ro ? EROFS : !dir ? ENOENT : dir->type != NODE_DIR ? EACCES : 0;
+    int rc = g_fs.opts->ro || (dir && past_node(dir)) ? EROFS
+             : !dir                                   ? ENOENT
+             : dir->type != NODE_DIR                  ? EACCES
+                                                      : 0;
     commit cm; /* names resolved inside: they cannot move until the result is in the table */
     commit_begin(&cm);
     int64_t rev = 0;
@@ -472,7 +499,10 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
     resolved r = {0};
     node *dir = node_get(parent);
     node *child = NULL;
-    int rc = g_fs.opts->ro ? EROFS : !dir ? ENOENT : dir->type != NODE_DIR ? ENOTDIR : 0;
+    int rc = g_fs.opts->ro || (dir && past_node(dir)) ? EROFS
+             : !dir                                   ? ENOENT
+             : dir->type != NODE_DIR                  ? ENOTDIR
+                                                      : 0;
     commit cm; /* names resolved inside: they cannot move until the result is in the table */
     commit_begin(&cm);
     int64_t rev = 0;
@@ -630,7 +660,10 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
         return; /* the inotify replay of a remote delete: etcd has no key any more */
     resolved r = {0};
     node *dir = node_get(parent);
-    int rc = g_fs.opts->ro ? EROFS : !dir ? ENOENT : dir->type != NODE_DIR ? ENOTDIR : EAGAIN;
+    int rc = g_fs.opts->ro || (dir && past_node(dir)) ? EROFS
+             : !dir                                   ? ENOENT
+             : dir->type != NODE_DIR                  ? ENOTDIR
+                                                      : EAGAIN;
     for (int attempt = 0; rc == EAGAIN && attempt < RESOLVE_ATTEMPTS; attempt++) {
         resolved_free(&r);
         rc = resolve_name(dir, name, &r);
@@ -678,7 +711,8 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
     (void)link;
-    (void)parent;
     (void)name;
-    fuse_reply_err(req, EPERM);
+    node *dir = node_get(parent);
+    fuse_reply_err(req, dir && past_node(dir) ? EROFS : EPERM);
+    node_put(dir);
 }

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "notify_replay.h"
 #include "ops.h"
+#include "past.h"
 #include "stats.h"
 
 bool node_is_root(const node *n)
@@ -114,6 +115,8 @@ void entry_for(node *n, struct fuse_entry_param *e)
     bool virt = n->type == NODE_STATS_FILE;
     e->attr_timeout = virt ? 0 : g_fs.timeout;
     e->entry_timeout = g_fs.timeout;
+    if (n->type == NODE_PAST_DIR || n->type == NODE_PAST_FILE)
+        e->attr_timeout = e->entry_timeout = PAST_TIMEOUT; /* a past revision never changes */
     node_ref_kernel(n);
 }
 
@@ -258,9 +261,18 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     node *dir = node_get(parent);
     int rc = dir ? 0 : ENOENT;
     if (rc == 0 && dir->type == NODE_STATS_DIR) {
-        rc = strcmp(name, "stats") ? ENOENT : 0;
-        if (rc == 0 && !(n = stats_node(NODE_STATS_FILE)))
+        if (!strcmp(name, PAST_AT_NAME))
+            n = past_at_dir();
+        else if (!strcmp(name, "stats"))
+            n = stats_node(NODE_STATS_FILE);
+        else
+            rc = ENOENT;
+        if (rc == 0 && !n)
             rc = ENOMEM;
+        goto reply;
+    }
+    if (rc == 0 && past_node(dir)) {
+        rc = past_lookup(dir, name, &n);
         goto reply;
     }
     if (rc == 0 && dir->type != NODE_DIR)
@@ -332,11 +344,16 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         if (rc == 0)
             node_fill_attr(n, &st, true);
         pthread_mutex_unlock(&n->mu);
+    } else if (rc == 0 && past_node(n)) {
+        rc = past_getattr(n, &st);
     } else if (rc == 0) {
         node_fill_attr(n, &st, false);
     }
     if (rc == 0)
-        fuse_reply_attr(req, &st, n->type == NODE_STATS_FILE ? 0 : g_fs.timeout);
+        fuse_reply_attr(req, &st,
+                        n->type == NODE_STATS_FILE                              ? 0
+                        : n->type == NODE_PAST_DIR || n->type == NODE_PAST_FILE ? PAST_TIMEOUT
+                                                                                : g_fs.timeout);
     else
         fuse_reply_err(req, rc);
     log_debug("getattr %lu -> %s", (unsigned long)ino, rc ? strerror(rc) : "ok");
@@ -352,6 +369,8 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
     struct stat st;
     node *n = node_get(ino);
     int rc = n ? 0 : ENOENT;
+    if (rc == 0 && past_node(n))
+        rc = EROFS;
     if (rc == 0 && n->type != NODE_FILE && n->type != NODE_DIR)
         rc = EACCES;
     if (rc == 0)
@@ -446,7 +465,7 @@ void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
     node *n = node_get(ino);
     int rc = n ? 0 : ENOENT;
     if (rc == 0 && (mask & W_OK) &&
-        (g_fs.opts->ro || n->type == NODE_STATS_DIR || n->type == NODE_STATS_FILE))
+        (g_fs.opts->ro || n->type == NODE_STATS_DIR || n->type == NODE_STATS_FILE || past_node(n)))
         rc = EROFS;
     /* Permission bits are checked by the kernel (default_permissions). */
     fuse_reply_err(req, rc);

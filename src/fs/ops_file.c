@@ -19,6 +19,7 @@
 #include "notify_replay.h"
 #include "open_retry.h"
 #include "ops.h"
+#include "past.h"
 #include "pollers.h"
 #include "read_view.h"
 #include "stats.h"
@@ -642,6 +643,28 @@ static node *view_successor(node *n, read_view *view, int *rc)
     return s;
 }
 
+/* A file of a past revision: read-only, and its pages stay valid (nothing there changes). */
+static void open_past(fuse_req_t req, node *n, struct fuse_file_info *fi)
+{
+    int rc = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC) ? EROFS : past_open(n);
+    if (rc) {
+        fuse_reply_err(req, rc);
+        return;
+    }
+    fi->fh = 0;
+    fi->keep_cache = 1;
+    fuse_reply_open(req, fi);
+}
+
+static void read_past(fuse_req_t req, node *n, size_t size, off_t off)
+{
+    pthread_mutex_lock(&n->mu);
+    size_t from = (size_t)off < n->size ? (size_t)off : n->size;
+    size_t count = n->size - from < size ? n->size - from : size;
+    fuse_reply_buf(req, count ? n->data + from : NULL, count);
+    pthread_mutex_unlock(&n->mu);
+}
+
 void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     stats_inc(STAT_OP_open);
@@ -652,6 +675,11 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     bool changed = false;
     if (rc == 0 && n->type == NODE_STATS_FILE) {
         open_stats(req, fi);
+        node_put(n);
+        return;
+    }
+    if (rc == 0 && n->type == NODE_PAST_FILE) {
+        open_past(req, n, fi);
         node_put(n);
         return;
     }
@@ -869,7 +897,7 @@ static int create_guarded_txn(const resolved *r, bool exclusive, bool *use_witne
 
 static int check_new_name(node *dir, const char *name, resolved *r)
 {
-    if (g_fs.opts->ro)
+    if (g_fs.opts->ro || (dir && past_node(dir)))
         return EROFS;
     if (!dir || dir->type != NODE_DIR)
         return dir ? EACCES : ENOENT;
@@ -1084,6 +1112,11 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
         node_put(n);
         return;
     }
+    if (n->type == NODE_PAST_FILE) {
+        read_past(req, n, size, off);
+        node_put(n);
+        return;
+    }
     log_debug("read %lu %zu bytes at %lld", (unsigned long)ino, size, (long long)off);
     open_file *fh = (open_file *)(uintptr_t)fi->fh;
     if (fh->source) {
@@ -1274,6 +1307,8 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         stats_snapshot *s = (stats_snapshot *)(uintptr_t)fi->fh;
         free(s->text);
         free(s);
+    } else if (n && n->type == NODE_PAST_FILE) {
+        past_release(n);
     } else if (n && n->type == NODE_FILE) {
         pthread_mutex_lock(&n->mu);
         if (n->open_count > 0)

@@ -122,7 +122,9 @@ static char *lock_name(fuse_ino_t ino, size_t *len, int *rc)
 {
     node *n = node_get(ino);
     *rc = n ? 0 : ENOENT;
-    if (n && n->type != NODE_FILE)
+    if (n && n->type == NODE_PAST_FILE)
+        *rc = EROFS; /* a lock is a key written to etcd: none in the past view */
+    else if (n && n->type != NODE_FILE)
         *rc = EISDIR; /* directories carry no lock (the kernel sends none for them anyway) */
     size_t klen = 0;
     char *key = *rc == 0 ? node_key(n, &klen) : NULL;

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "notify_replay.h"
 #include "ops.h"
+#include "past.h"
 #include "stats.h"
 #include "witness.h"
 
@@ -704,7 +705,9 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
     resolved rs = {0}, rd = {0};
     node *sp = node_get(parent), *dp = node_get(newparent);
     bool src_dir = false;
-    int rc = g_fs.opts->ro ? EROFS : (!sp || !dp) ? ENOENT : 0;
+    int rc = g_fs.opts->ro || (sp && past_node(sp)) || (dp && past_node(dp)) ? EROFS
+             : (!sp || !dp)                                                  ? ENOENT
+                                                                             : 0;
     if (rc == 0 && (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)))
         rc = EINVAL;
     if (rc == 0 && (flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE))

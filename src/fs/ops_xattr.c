@@ -22,12 +22,13 @@
 #include "locks.h"
 #include "log.h"
 #include "ops.h"
+#include "past.h"
 
 #define XATTR_PREFIX "user.etcd."
 /* etcd's largest lease TTL (MaxLeaseTTL, seconds). */
 #define MAX_LEASE_TTL INT64_C(9000000000)
 /* Room for the text of any attribute value (numbers, or the lock's holders and waiters). */
-#define VALUE_MAX 4096
+#define VALUE_MAX 16384 /* user.etcd.history needs the room (~1,400 revisions) */
 
 /* What a reader or writer needs: the node (its mu held by writers) and its key. */
 typedef struct xattr_ctx {
@@ -38,7 +39,7 @@ typedef struct xattr_ctx {
 
 typedef struct xattr_def {
     const char *name;
-    node_type type; /* NODE_FILE or NODE_DIR */
+    node_type type; /* NODE_FILE, NODE_DIR or NODE_PAST_FILE */
     /* Writes the value's text into out (VALUE_MAX bytes); returns 0 or an errno. NULL: the
      * attribute can only be written (not listed, reads give ENODATA). */
     int (*get)(const xattr_ctx *c, char *out, size_t *out_len);
@@ -47,6 +48,8 @@ typedef struct xattr_def {
     int (*set)(const xattr_ctx *c, const char *value, size_t size, bool *content_changed);
     /* removexattr means writing this value (NULL: EPERM). */
     const char *remove_as;
+    /* Readable but not listed: too costly for getfattr -d or cp -a to read by the way. */
+    bool unlisted;
 } xattr_def;
 
 /* ---- reading ---- */
@@ -87,6 +90,50 @@ static int get_revision(const xattr_ctx *c, char *out, size_t *out_len)
     etcdc_kv kv;
     int rc = file_meta(c, &kv);
     return rc ? rc : put_number(kv.mod_revision, out, out_len);
+}
+
+/* The revisions of the key's versions since it was last created, newest first, one per line;
+ * each version reads as .etcdfs/at/<rev>/<path> (docs/xattrs.md). One keys-only Range per
+ * version, back to the creation, to the compaction point, or as many as fit. */
+static int get_history(const xattr_ctx *c, char *out, size_t *out_len)
+{
+    etcdc_kv kv;
+    int rc = file_meta(c, &kv);
+    size_t len = 0;
+    for (int64_t mod = rc ? 0 : kv.mod_revision; mod > 0;) {
+        char line[24];
+        int w = snprintf(line, sizeof line, "%lld\n", (long long)mod);
+        if (len + (size_t)w > VALUE_MAX)
+            break;
+        memcpy(out + len, line, (size_t)w);
+        len += (size_t)w;
+        if (mod <= kv.create_revision)
+            break;
+        etcdc_range_req req = {
+            .key = c->key, .key_len = c->key_len, .keys_only = true, .revision = mod - 1};
+        etcdc_kvs kvs = {0};
+        etcdc_error err = {0};
+        etcdc_code code = etcdc_range(g_fs.client, &req, &kvs, &err);
+        if (code == ETCDC_ERR_COMPACTED)
+            mod = 0; /* the older versions are gone */
+        else if (code != ETCDC_OK)
+            rc = fs_fail("getxattr", c->key, c->key_len, code, &err);
+        else
+            mod = kvs.count == 1 ? kvs.kvs[0].mod_revision : 0;
+        etcdc_kvs_clear(&kvs);
+        if (rc)
+            break;
+    }
+    *out_len = len;
+    return rc;
+}
+
+/* A past file's mod_revision as of its revision (known with the node: no round trip). */
+static int get_past_revision(const xattr_ctx *c, char *out, size_t *out_len)
+{
+    int64_t mod;
+    int rc = past_mod_revision(c->n, &mod);
+    return rc ? rc : put_number(mod, out, out_len);
 }
 
 static int get_create_revision(const xattr_ctx *c, char *out, size_t *out_len)
@@ -311,15 +358,17 @@ static int get_lock(const xattr_ctx *c, char *out, size_t *out_len)
 /* ---- the table ---- */
 
 static const xattr_def xattrs[] = {
-    {XATTR_PREFIX "revision", NODE_FILE, get_revision, NULL, NULL},
-    {XATTR_PREFIX "create_revision", NODE_FILE, get_create_revision, NULL, NULL},
-    {XATTR_PREFIX "version", NODE_FILE, get_version, NULL, NULL},
-    {XATTR_PREFIX "lease", NODE_FILE, get_lease, set_lease, "0"},
-    {XATTR_PREFIX "ttl", NODE_FILE, get_ttl, set_ttl, "0"},
-    {XATTR_PREFIX "cas", NODE_FILE, NULL, set_cas, NULL},
-    {XATTR_PREFIX "lock", NODE_FILE, get_lock, NULL, NULL},
-    {XATTR_PREFIX "keys", NODE_DIR, get_dir_keys, NULL, NULL},
-    {XATTR_PREFIX "revision", NODE_DIR, get_dir_revision, NULL, NULL},
+    {XATTR_PREFIX "revision", NODE_FILE, get_revision, NULL, NULL, false},
+    {XATTR_PREFIX "create_revision", NODE_FILE, get_create_revision, NULL, NULL, false},
+    {XATTR_PREFIX "version", NODE_FILE, get_version, NULL, NULL, false},
+    {XATTR_PREFIX "history", NODE_FILE, get_history, NULL, NULL, true},
+    {XATTR_PREFIX "revision", NODE_PAST_FILE, get_past_revision, NULL, NULL, false},
+    {XATTR_PREFIX "lease", NODE_FILE, get_lease, set_lease, "0", false},
+    {XATTR_PREFIX "ttl", NODE_FILE, get_ttl, set_ttl, "0", false},
+    {XATTR_PREFIX "cas", NODE_FILE, NULL, set_cas, NULL, false},
+    {XATTR_PREFIX "lock", NODE_FILE, get_lock, NULL, NULL, false},
+    {XATTR_PREFIX "keys", NODE_DIR, get_dir_keys, NULL, NULL, false},
+    {XATTR_PREFIX "revision", NODE_DIR, get_dir_revision, NULL, NULL, false},
 };
 #define N_XATTRS (sizeof xattrs / sizeof xattrs[0])
 
@@ -417,7 +466,8 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
     size_t len = 0;
     for (size_t i = 0; i < N_XATTRS; i++) {
         size_t l = strlen(xattrs[i].name) + 1;
-        if (xattrs[i].type != n->type || !xattrs[i].get || len + l > sizeof list)
+        if (xattrs[i].type != n->type || !xattrs[i].get || xattrs[i].unlisted ||
+            len + l > sizeof list)
             continue;
         memcpy(list + len, xattrs[i].name, l);
         len += l;
@@ -450,6 +500,8 @@ static void set_reply(fuse_req_t req, fuse_ino_t ino, const char *name, const ch
     int rc = ctx_open(ino, &c);
     const xattr_def *d = rc == 0 ? find_xattr(c.n, name) : NULL;
     bool content_changed = false;
+    if (rc == 0 && past_node(c.n))
+        rc = EROFS;
     if (rc == 0 && !d) /* etcd has nowhere to keep it: refused, never silently dropped */
         rc = replace_missing ? ENODATA : ENOTSUP;
     if (rc == 0 && !d->set)
