@@ -383,6 +383,51 @@ class Bench:
                      ["workload", "etcdfs ms", "etcdctl get --prefix ms", "memfs_ll ms", "ratio",
                       "goal", "libetcdc Range ms", "vs Range", "etcd round trips (total)"], rows)
 
+    def past(self, mode):
+        """.etcdfs/at/<REV>/ (docs/semantics.md): a cold `ls -l` of the flat dataset as of the
+        current revision against the same listing of the live tree, and a `cat` at a revision,
+        each on a fresh mount; etcdctl get --prefix --rev is the reference."""
+        if mode != MODES[0][0]:
+            return  # the past view does not depend on the consistency mode
+        c = self.c
+        rev = self.revision()
+        rows = []
+        for label, rel in (("live flat/", "flat"), (".etcdfs/at/REV/flat/", f".etcdfs/at/{rev}/flat")):
+            times, rts = [], []
+            for _ in range(c["ls_rounds"]):
+                m = self.mount_etcdfs()
+                try:
+                    os.stat(os.path.join(m.mnt, rel))  # the name, so that only the listing is timed
+                    s0 = self.stats(m)
+                    times.append(timed(["ls", "-l", os.path.join(m.mnt, rel)]))
+                    rts.append(self.stats(m)["rt_total"] - s0["rt_total"])
+                finally:
+                    m.stop()
+            rows.append([f"cold ls -l {label} ({c['flat_n']} files)",
+                         f"{statistics.median(times) * 1e3:.1f}", f"{statistics.median(rts):.0f}"])
+        ctl = statistics.median(timed(["etcdctl", f"--endpoints={EP}", "get", "--prefix",
+                                       f"--rev={rev}", "/bench/flat/"]) for _ in range(c["ls_rounds"]))
+        rows.append(["etcdctl get --prefix --rev=REV /bench/flat/", f"{ctl * 1e3:.1f}", "1+"])
+        first = self.ctl("get", "--prefix", "/bench/flat/", "--keys-only", "--limit=1",
+                         stdout=subprocess.PIPE, text=True).stdout.split()[0]
+        m = self.mount_etcdfs()
+        try:
+            path = os.path.join(m.mnt, ".etcdfs", "at", str(rev), "flat", os.path.basename(first))
+            s0 = self.stats(m)
+            t = timed(["cat", path])
+            s1 = self.stats(m)
+            t2 = timed(["cat", path])
+            s2 = self.stats(m)
+        finally:
+            m.stop()
+        rows.append(["first cat .etcdfs/at/REV/flat/FILE (fresh mount)", f"{t * 1e3:.1f}",
+                     f"{s1['rt_total'] - s0['rt_total']} ({self.rt_kinds(s0, s1, 0)})"])
+        rows.append(["second cat of it", f"{t2 * 1e3:.1f}", f"{s2['rt_total'] - s1['rt_total']}"])
+        self.section("Past revisions", "milliseconds (median over "
+                     f"{c['ls_rounds']} round(s), process start included); REV = the current "
+                     "revision, read through .etcdfs/at; each row on a fresh mount.",
+                     ["workload", "ms", "etcd round trips"], rows)
+
     def copy(self, mode):
         c = self.c
         n = c["cp_n"]
@@ -760,7 +805,8 @@ def main():
         b.datasets()
         for mode, extra in MODES:
             b.mode_args = extra
-            for name in ("small_write", "warm_read", "listings", "copy", "flock", "notify", "scaling"):
+            for name in ("small_write", "warm_read", "listings", "past", "copy", "flock", "notify",
+                         "scaling"):
                 if a.only and name not in a.only.split(","):
                     continue
                 log(f"{name} ({mode})")

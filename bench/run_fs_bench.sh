@@ -8,7 +8,7 @@
 #               (default: $ETCDFS_BUILD_DIR, else <repo>/build)
 #   --write     also write bench/RESULTS-fs.md (machine, command, tables)
 #   --mem-keys  key counts for the memory workload (full default 100000,1000000; quick: none)
-#   --only      run only these workloads: small_write, warm_read, listings, copy, flock,
+#   --only      run only these workloads: small_write, warm_read, listings, past, copy, flock,
 #               notify, scaling, memory
 #
 # Starts its own single-member etcd on free loopback ports with its data on /dev/shm (through
