@@ -1065,7 +1065,7 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, 
         node_put(n);
         n = NULL;
         resolved_free(&r);
-        rc = S_ISREG(mode) ? check_new_name(dir, name, &r) : EPERM;
+        rc = S_ISREG(mode) ? check_new_name(dir, name, &r) : dir && past_node(dir) ? EROFS : EPERM;
         if (rc == 0 && !(n = node_obtain(r.file_key, r.file_len, NODE_FILE)))
             rc = ENOMEM;
         if (rc == 0) {

@@ -9,10 +9,14 @@ import errno
 import fcntl
 import json
 import os
+import queue
 import random
 import subprocess
+import time
 
 import pytest
+
+from test_fs_inotify import Watcher
 
 pytestmark = pytest.mark.needs_etcdfs
 
@@ -187,6 +191,7 @@ def test_every_change_below_at_is_erofs(etcd, kv, mount):
     erofs(os.rename, f, m.path / "g")
     erofs(os.rename, m.path / "d" / "f", d / "g")
     erofs(os.symlink, "f", d / "link")
+    erofs(os.mkfifo, d / "fifo")
     erofs(os.setxattr, f, "user.etcd.ttl", b"60")
     erofs(os.utime, f, None)
     erofs(os.chmod, f, 0o600)
@@ -305,3 +310,23 @@ def test_a_live_rename_never_moves_a_past_node(etcd, kv, mount):
     assert os.listdir(past_d) == ["f"]
     assert (past_d / "f").read_text() == "past content"
     assert sorted(os.listdir(m.path / "e")) == ["f", "g"]
+
+
+def test_the_past_view_gets_no_inotify_event_and_keeps_its_content(etcd, kv, mount):
+    kv.put("/d/seed", "x")
+    m = mount(etcd)
+    past = m.path / ".etcdfs" / "at" / str(revision(etcd)) / "d"
+    assert (past / "seed").read_text() == "x"
+    in_past, live = Watcher(past), Watcher(m.path / "d")
+    try:
+        etcd.ctl("put", "/d/seed", "changed")
+        etcd.ctl("put", "/d/new", "n")
+        etcd.ctl("del", "/d/seed")
+        live.wait_for("DELETE", "seed")  # the live view has been told of all three
+        time.sleep(0.5)  # room for a stray event to arrive (none may)
+        with pytest.raises(queue.Empty):
+            in_past.events.get_nowait()
+    finally:
+        in_past.close()
+        live.close()
+    assert os.listdir(past) == ["seed"] and (past / "seed").read_text() == "x"
