@@ -330,3 +330,26 @@ def test_the_past_view_gets_no_inotify_event_and_keeps_its_content(etcd, kv, mou
         in_past.close()
         live.close()
     assert os.listdir(past) == ["seed"] and (past / "seed").read_text() == "x"
+
+
+def test_unix_tools_read_a_past_tree(etcd, kv, mount, tmp_path):
+    m = mount(etcd)
+    for key, value in (("/app/config/port", "8080\n"), ("/app/config/host", "db1\n"),
+                       ("/app/README", "hello\n"), ("/other/x", "x\n")):
+        kv.put(key, value)
+    rev = revision(etcd)
+    kv.put("/app/config/host", "db2\n")
+    kv.delete("/app/README")
+    at = m.path / ".etcdfs" / "at" / str(rev)
+    found = subprocess.run(["find", "."], cwd=at, capture_output=True, text=True, check=True)
+    assert sorted(found.stdout.split()) == sorted(
+        [".", "./app", "./app/config", "./app/config/port", "./app/config/host", "./app/README",
+         "./other", "./other/x"])
+    grep = subprocess.run(["grep", "-r", "db", "."], cwd=at, capture_output=True, text=True)
+    assert grep.stdout == "./app/config/host:db1\n"
+    subprocess.run(["cp", "-r", str(at / "app"), str(tmp_path / "copy")], check=True)
+    assert (tmp_path / "copy" / "config" / "host").read_text() == "db1\n"
+    assert (tmp_path / "copy" / "README").read_text() == "hello\n"
+    ls = subprocess.run(["ls", "-l", str(at / "app" / "config")], capture_output=True, text=True,
+                        check=True).stdout
+    assert "-r--r--r--" in ls and "host" in ls and "port" in ls
