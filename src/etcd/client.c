@@ -5,6 +5,9 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +61,81 @@ static void free_pem(char *pem)
     }
 }
 
+/* Never prompts on a terminal for the pass phrase of an encrypted key (gRPC cannot use one). */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf, (void)size, (void)rwflag, (void)u;
+    return -1;
+}
+
+static bool check_ca(const char *ca, const char *path, etcdc_error *err)
+{
+    BIO *b = BIO_new_mem_buf(ca, -1);
+    int certs = 0;
+    for (X509 *x; b && (x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL)); certs++)
+        X509_free(x);
+    BIO_free(b);
+    ERR_clear_error();
+    if (certs == 0)
+        etcdc__set_error(err, ETCDC_ERR_TLS, 0, "CA file '%s' holds no PEM certificate", path);
+    return certs > 0;
+}
+
+/* "expired on" / "not valid before" and the date, when the certificate is out of its period. */
+static bool out_of_period(X509 *x, char *why, size_t n)
+{
+    const ASN1_TIME *end = X509_get0_notAfter(x), *start = X509_get0_notBefore(x);
+    const ASN1_TIME *t = X509_cmp_current_time(end) < 0     ? end
+                         : X509_cmp_current_time(start) > 0 ? start
+                                                            : NULL;
+    if (!t)
+        return false;
+    BIO *b = BIO_new(BIO_s_mem());
+    char date[64] = "";
+    if (b && ASN1_TIME_print(b, t) > 0) {
+        int len = BIO_read(b, date, sizeof date - 1);
+        date[len > 0 ? len : 0] = 0;
+    }
+    BIO_free(b);
+    snprintf(why, n, "%s %s", t == end ? "expired on" : "is not valid before", date);
+    return true;
+}
+
+/* What gRPC would only report later as a failed subchannel ("empty address list"), or as a
+ * handshake the server refuses: every file parses, the client certificate is within its
+ * validity period, and the key belongs to it. */
+static bool check_client_pair(const etcdc_config *cfg, const char *cert, const char *key,
+                              etcdc_error *err)
+{
+    BIO *cb = BIO_new_mem_buf(cert, -1), *kb = BIO_new_mem_buf(key, -1);
+    X509 *x = cb ? PEM_read_bio_X509(cb, NULL, no_passphrase, NULL) : NULL;
+    EVP_PKEY *k = kb ? PEM_read_bio_PrivateKey(kb, NULL, no_passphrase, NULL) : NULL;
+    char why[96];
+    bool ok = false;
+    if (!x)
+        etcdc__set_error(err, ETCDC_ERR_TLS, 0, "client certificate '%s' is not a PEM certificate",
+                         cfg->cert_file);
+    else if (!k)
+        etcdc__set_error(err, ETCDC_ERR_TLS, 0,
+                         "client key '%s' is not a PEM private key (or is encrypted: etcd's "
+                         "clients need it unencrypted)",
+                         cfg->key_file);
+    else if (X509_check_private_key(x, k) != 1)
+        etcdc__set_error(err, ETCDC_ERR_TLS, 0,
+                         "client key '%s' does not belong to client certificate '%s'",
+                         cfg->key_file, cfg->cert_file);
+    else if (out_of_period(x, why, sizeof why))
+        etcdc__set_error(err, ETCDC_ERR_TLS, 0, "client certificate '%s' %s", cfg->cert_file, why);
+    else
+        ok = true;
+    EVP_PKEY_free(k);
+    X509_free(x);
+    BIO_free(kb);
+    BIO_free(cb);
+    ERR_clear_error();
+    return ok;
+}
+
 static grpc_channel_credentials *make_credentials(const etcdc_config *cfg, etcdc_error *err)
 {
     if (!cfg->tls)
@@ -69,6 +147,9 @@ static grpc_channel_credentials *make_credentials(const etcdc_config *cfg, etcdc
     if (cfg->cert_file && !(cert = read_pem(cfg->cert_file, "client certificate", err)))
         goto out;
     if (cfg->key_file && !(key = read_pem(cfg->key_file, "client key", err)))
+        goto out;
+    if ((ca && !check_ca(ca, cfg->ca_file, err)) ||
+        (cert && key && !check_client_pair(cfg, cert, key, err)))
         goto out;
     if (cfg->insecure_skip_verify) {
         grpc_tls_credentials_options *opts = grpc_tls_credentials_options_create();
@@ -269,6 +350,7 @@ static etcdc_client *client_new(const etcdc_config *cfg, etcdc_error *err)
         etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");
         return NULL;
     }
+    etcdc__grpc_log_install();
     grpc_init();
     pthread_mutex_init(&c->auth_mu, NULL);
     pthread_mutex_init(&c->reauth_mu, NULL);
@@ -298,7 +380,7 @@ static etcdc_client *client_new(const etcdc_config *cfg, etcdc_error *err)
         return NULL;
     }
     if (!connected) {
-        char cause[200];
+        char cause[400];
         int status = etcdc__unreachable_cause(c, c->cfg.dial_timeout_ms / 4, cause, sizeof cause);
         etcdc__set_error(err, ETCDC_ERR_UNAVAILABLE, status,
                          "cannot connect to etcd at %s within %lld ms: %s", c->cfg.endpoints,

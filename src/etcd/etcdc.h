@@ -145,11 +145,26 @@ size_t etcdc_envelope_overhead(void);
 
 typedef struct etcdc_client etcdc_client;
 
+/* gRPC's own diagnostics (handshake errors, connection resets, ...). gRPC has one log for the
+ * whole process: the handler, once set, receives every line gRPC would print (GRPC_VERBOSITY
+ * chooses which: errors by default), with the severity, gRPC's source file and line, and the
+ * text; NULL restores printing them to stderr. libetcdc takes gRPC's log over when the first
+ * client is created (to keep the reason of a refused TLS handshake for its error messages), so
+ * an application that installs its own gpr_set_log_function afterwards loses that. */
+enum { ETCDC_GRPC_LOG_DEBUG = 0, ETCDC_GRPC_LOG_INFO = 1, ETCDC_GRPC_LOG_ERROR = 2 };
+typedef void (*etcdc_grpc_log_fn)(void *arg, int severity, const char *file, int line,
+                                  const char *message);
+void etcdc_set_grpc_log_handler(etcdc_grpc_log_fn fn, void *arg);
+
 /* Connects (waiting up to the dial timeout for a first healthy endpoint) and authenticates
  * when a user is configured. The config is copied; the caller still owns it. A NULL cfg means
  * the defaults of etcdc_config_new (127.0.0.1:2379, 5 s timeouts, no TLS, no auth). On failure
- * returns NULL and fills err (unreachable -> ETCDC_ERR_UNAVAILABLE, bad password
- * -> ETCDC_ERR_AUTH_FAILED, unreadable certificate -> ETCDC_ERR_TLS). */
+ * returns NULL and fills err: unreachable -> ETCDC_ERR_UNAVAILABLE (a refused TLS handshake
+ * too: the message then reads "TLS handshake failed: <OpenSSL's reason>"), bad password
+ * -> ETCDC_ERR_AUTH_FAILED, a TLS file that cannot be used -> ETCDC_ERR_TLS before any
+ * connection is tried (unreadable, not PEM, an encrypted key, a client certificate out of its
+ * validity period, a key that does not belong to the certificate; the message names the
+ * files). */
 etcdc_client *etcdc_client_new(const etcdc_config *cfg, etcdc_error *err);
 /* Cancels every stream, watch and keep-alive, waits for callbacks to finish, and frees.
  * No call on the client may be running or started. */

@@ -148,6 +148,10 @@ bool etcdc__no_endpoint_reachable(etcdc_client *c);
 /* Why no endpoint is reachable, in gRPC's words, from one fail-fast probe of at most probe_ms
  * (200..1000). Writes it to cause and returns the probe's gRPC status. */
 int etcdc__unreachable_cause(etcdc_client *c, int64_t probe_ms, char *cause, size_t n);
+/* grpc_log.c: takes gRPC's log over (once per process). */
+void etcdc__grpc_log_install(void);
+/* The reason of a TLS failure gRPC logged within the last within_ms milliseconds. */
+bool etcdc__recent_tls_failure(int64_t within_ms, char *out, size_t n);
 grpc_byte_buffer *etcdc__pack(const ProtobufCMessage *msg);
 /* NULL when bb does not decode as desc, or nests messages more than 512 deep (transport.c). */
 ProtobufCMessage *etcdc__unpack(const ProtobufCMessageDescriptor *desc, grpc_byte_buffer *bb);

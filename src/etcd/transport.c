@@ -378,7 +378,15 @@ int etcdc__unreachable_cause(etcdc_client *c, int64_t probe_ms, char *cause, siz
     for (size_t i = 0; i < sizeof noise / sizeof noise[0]; i++)
         if (strncmp(why, noise[i], strlen(noise[i])) == 0)
             why += strlen(noise[i]);
-    snprintf(cause, n, "%s", why);
+    /* A refused handshake reaches the call as a closed connection; gRPC logged the reason. The
+     * log is the process's: a reason newer than this client's dial timeout may belong to
+     * another client, so only recent ones are taken. */
+    char tls[200];
+    if (o.status != GRPC_STATUS_OK && c->cfg.tls &&
+        etcdc__recent_tls_failure(c->cfg.dial_timeout_ms + probe_ms, tls, sizeof tls))
+        snprintf(cause, n, "TLS handshake failed: %s (%s)", tls, why);
+    else
+        snprintf(cause, n, "%s", why);
     return (int)o.status;
 }
 
@@ -475,7 +483,7 @@ etcdc_code etcdc__unary_ex(etcdc_client *c, const char *method, enum etcdc_stat_
             etcdc__set_error(err, rc, o.status, "%s: the deadline of the call context passed",
                              method);
         else if (rc == ETCDC_ERR_TIMEOUT && !fail_fast && etcdc__no_endpoint_reachable(c)) {
-            char cause[200];
+            char cause[400];
             etcdc__unreachable_cause(c, 0, cause, sizeof cause);
             rc = etcdc__set_error(err, ETCDC_ERR_UNAVAILABLE, o.status,
                                   "%s: no etcd endpoint reachable within %lld ms (endpoints %s): "

@@ -537,7 +537,7 @@ etcdc_watcher *etcdc_watch(etcdc_client *c, const etcdc_watch_opts *opts, etcdc_
                                   "watch on '%.*s': the deadline of the call context passed",
                                   ETCDC_KEYF(w->key, w->key_len));
         else if (pending && (!etcdc__bidi_is_open(&h->stream) || etcdc__no_endpoint_reachable(c))) {
-            char cause[200];
+            char cause[400];
             pthread_mutex_unlock(&h->mu); /* the probe is a unary call of its own */
             int status = etcdc__unreachable_cause(c, 0, cause, sizeof cause);
             pthread_mutex_lock(&h->mu);

@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include "check_cmd.h"
+#include "connect.h"
+#include "diagnose.h"
 #include "fs.h"
 #include "locks.h"
 #include "names.h"
@@ -136,70 +138,15 @@ static const char *short_reason(const char *m)
     return NULL;
 }
 
-/* The one-line diagnosis of a failed connection. The library reports a handshake failure as
- * "unavailable", so the TLS cases are told apart by the message. */
-static void explain_connect_failure(checker *ck, const etcdfs_opts *o, const etcdc_error *err)
-{
-    const char *full = msg_of(err, err->code);
-    const char *why = short_reason(full);
-    /* The full text is for -d; the line shows the cause when it is recognised. */
-    const char *m = why ? why : full;
-    bool tls = o->cacert || o->cert || o->key || o->insecure_skip_tls_verify;
-    if (err->code == ETCDC_ERR_AUTH_FAILED || contains(full, "authentication failed") ||
-        contains(full, "invalid user") || contains(full, "password"))
-        fail(ck, "check --user and the password file (or $ETCDCTL_PASSWORD)",
-             "authentication failed for user '%s': %s", o->user ? o->user : "", m);
-    else if (err->code == ETCDC_ERR_TLS)
-        fail(ck, "check --cacert, --cert and --key (PEM files)", "TLS files unusable: %s", m);
-    else if (contains(full, "certificate") || contains(full, "handshake") ||
-             contains(full, "SSL") || contains(full, "tls"))
-        fail(ck,
-             tls ? "check --cacert (the CA that signed the server's certificate), --cert "
-                   "and --key"
-                 : "the server speaks TLS: give --cacert (and --cert/--key)",
-             "TLS handshake with %s failed: %s", o->endpoints, m);
-    else if (err->code == ETCDC_ERR_UNAVAILABLE || err->code == ETCDC_ERR_TIMEOUT)
-        fail(ck,
-             tls ? "is etcd running and listening with TLS there? check --endpoints and "
-                   "--cacert"
-                 : "is etcd running? check --endpoints (and whether it needs TLS: "
-                   "--cacert)",
-             "cannot connect to %s: %s", o->endpoints, m);
-    else
-        fail(ck, "check --endpoints, TLS and auth options", "cannot connect to %s: %s",
-             o->endpoints, m);
-}
-
-/* A client configuration from the options; endpoints NULL: --endpoints. */
+/* A client configuration from the options (the mount's own); endpoints NULL: --endpoints. */
 static etcdc_config *make_config(checker *ck, const etcdfs_opts *o, const char *password,
                                  const char *endpoints)
 {
-    etcdc_config *cfg = etcdc_config_new();
-    if (!cfg) {
-        fail(ck, NULL, "out of memory");
-        return NULL;
-    }
-    if (etcdc_config_set_endpoints(cfg, endpoints ? endpoints : o->endpoints)) {
-        fail(ck, "give host:port[,host:port...]", "bad --endpoints '%s'",
-             endpoints ? endpoints : o->endpoints);
-        goto bad;
-    }
-    etcdc_config_set_dial_timeout_ms(cfg, o->dial_timeout_ms);
-    etcdc_config_set_request_timeout_ms(cfg, o->command_timeout_ms);
-    if ((o->cacert || o->cert || o->key) && etcdc_config_set_tls(cfg, o->cacert, o->cert, o->key)) {
-        fail(ck, "check --cacert, --cert and --key", "bad TLS options");
-        goto bad;
-    }
-    if (o->insecure_skip_tls_verify)
-        etcdc_config_set_tls_insecure_skip_verify(cfg, true);
-    if (o->user && etcdc_config_set_auth(cfg, o->user, password ? password : "")) {
-        fail(ck, NULL, "out of memory");
-        goto bad;
-    }
+    char why[512];
+    etcdc_config *cfg = connect_config(o, password, endpoints, why, sizeof why);
+    if (!cfg)
+        fail(ck, NULL, "%s", why);
     return cfg;
-bad:
-    etcdc_config_free(cfg);
-    return NULL;
 }
 
 static void human_size(int64_t bytes, char *buf, size_t size)
@@ -404,6 +351,12 @@ int check_run(const etcdfs_opts *o, char *password)
     printf("etcdfs --check: endpoints %s, prefix '%s'%s%s\n", o->endpoints, prefix,
            o->user ? ", user " : "", o->user ? o->user : "");
     fflush(stdout);
+    diagnose_route_grpc_log();
+    if (o->insecure_skip_tls_verify)
+        warn("give --cacert instead",
+             "--insecure-skip-tls-verify: the server's certificate is not verified; anyone "
+             "between here and %s can pose as etcd",
+             o->endpoints);
     bool files_ok = check_file(&ck, "cacert", o->cacert) & check_file(&ck, "cert", o->cert) &
                     check_file(&ck, "key", o->key);
     if (o->key_file)
@@ -416,7 +369,9 @@ int check_run(const etcdfs_opts *o, char *password)
         etcdc_error err = {0};
         c = etcdc_client_new(cfg, &err);
         if (!c) {
-            explain_connect_failure(&ck, o, &err);
+            diagnosis d;
+            diagnose_connect(o, &err, &d);
+            fail(&ck, d.hint[0] ? d.hint : NULL, "%s", d.what);
             if (o->debug)
                 info("details: %s", msg_of(&err, err.code));
         } else

@@ -1,6 +1,6 @@
 /*
- * connect.c - the etcd client of a mount (or of a command such as rekey) from the command-line
- * options, and the one-line report of what went wrong.
+ * connect.c - the etcd client of a mount (or of a command such as rekey or --check) from the
+ * command-line options, and the one-line report of what went wrong.
  */
 #include <openssl/crypto.h>
 #include <stdarg.h>
@@ -9,11 +9,12 @@
 #include <unistd.h>
 
 #include "connect.h"
+#include "diagnose.h"
 
 /* Sends the outcome to the waiting parent (daemon mode) or prints it (foreground). */
 void report(int fd, const char *fmt, ...)
 {
-    char msg[512];
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -26,19 +27,20 @@ void report(int fd, const char *fmt, ...)
     }
 }
 
-etcdc_client *connect_etcd(const etcdfs_opts *o, char *password, int report_fd)
+etcdc_config *connect_config(const etcdfs_opts *o, const char *password, const char *endpoints,
+                             char *why, size_t why_size)
 {
-    etcdc_client *client = NULL;
-    etcdc_error err = {0};
     etcdc_config *cfg = etcdc_config_new();
+    etcdc_error err = {0};
+    why[0] = 0;
     if (!cfg) {
-        report(report_fd, "out of memory");
+        snprintf(why, why_size, "out of memory");
         return NULL;
     }
-    etcdc_code code = etcdc_config_set_endpoints(cfg, o->endpoints);
-    if (code) {
-        report(report_fd, "bad --endpoints '%s'", o->endpoints);
-        goto out;
+    if (etcdc_config_set_endpoints(cfg, endpoints ? endpoints : o->endpoints)) {
+        snprintf(why, why_size, "bad --endpoints '%s' (give host:port[,host:port...])",
+                 endpoints ? endpoints : o->endpoints);
+        goto bad;
     }
     etcdc_config_set_dial_timeout_ms(cfg, o->dial_timeout_ms);
     etcdc_config_set_request_timeout_ms(cfg, o->command_timeout_ms);
@@ -53,35 +55,49 @@ etcdc_client *connect_etcd(const etcdfs_opts *o, char *password, int report_fd)
                                                                   : o->command_timeout_ms / 3);
     /* Send: one file plus a directory rename's worth; receive: large listing pages. */
     etcdc_config_set_max_message_size(cfg, 4u << 20, 64u << 20);
-    if (o->cacert || o->cert || o->key) {
-        code = etcdc_config_set_tls(cfg, o->cacert, o->cert, o->key);
-        if (code) {
-            report(report_fd, "bad TLS files (--cacert/--cert/--key)");
-            goto out;
-        }
+    if (!diagnose_key_mode(o->key, why, why_size))
+        goto bad;
+    if ((o->cacert || o->cert || o->key) && etcdc_config_set_tls(cfg, o->cacert, o->cert, o->key)) {
+        snprintf(why, why_size, "out of memory");
+        goto bad;
     }
     if (o->insecure_skip_tls_verify)
         etcdc_config_set_tls_insecure_skip_verify(cfg, true);
+    if (o->tls_server_name && etcdc_config_set_tls_server_name(cfg, o->tls_server_name)) {
+        snprintf(why, why_size, "out of memory");
+        goto bad;
+    }
     if (o->key_file && etcdc_config_load_key_file(cfg, o->key_file, &err) != ETCDC_OK) {
-        report(report_fd, "%s", err.message); /* names the file, never its bytes */
-        goto out;
+        snprintf(why, why_size, "%s", err.message); /* names the file, never its bytes */
+        goto bad;
     }
     etcdc_config_set_allow_plaintext(cfg, o->allow_plaintext);
     if (o->user && etcdc_config_set_auth(cfg, o->user, password ? password : "")) {
-        report(report_fd, "out of memory");
-        goto out;
+        snprintf(why, why_size, "out of memory");
+        goto bad;
     }
-    client = etcdc_client_new(cfg, &err);
-    if (!client) {
-        /* A failed TLS handshake reaches us as "unavailable": say what to check. */
-        bool tls = strstr(err.message, "andshake") || strstr(err.message, "SSL");
-        report(report_fd, "%s%s",
-               tls ? "TLS handshake with etcd failed (check --cacert, "
-                     "--cert, --key): "
-                   : "",
-               err.message[0] ? err.message : etcdc_strerror(err.code));
-    }
-out:
+    return cfg;
+bad:
     etcdc_config_free(cfg);
+    return NULL;
+}
+
+etcdc_client *connect_etcd(const etcdfs_opts *o, char *password, int report_fd)
+{
+    char why[512];
+    diagnose_route_grpc_log();
+    etcdc_config *cfg = connect_config(o, password, NULL, why, sizeof why);
+    if (!cfg) {
+        report(report_fd, "%s", why);
+        return NULL;
+    }
+    etcdc_error err = {0};
+    etcdc_client *client = etcdc_client_new(cfg, &err);
+    etcdc_config_free(cfg);
+    if (!client) {
+        diagnosis d;
+        diagnose_connect(o, &err, &d);
+        report(report_fd, "%s%s%s", d.what, d.hint[0] ? " - " : "", d.hint);
+    }
     return client;
 }

@@ -8,6 +8,11 @@
 /* Sends the outcome to the parent waiting on fd (daemon mode), or prints "etcdfs: MSG" to
  * stderr when fd < 0 (the message "OK" is not printed). */
 void report(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The client configuration the options describe (endpoints NULL: --endpoints). NULL with a
+ * one-line reason in why (bad endpoints, a client key readable by others, a certificate
+ * without its key, an unusable --key-file, ...). */
+etcdc_config *connect_config(const etcdfs_opts *o, const char *password, const char *endpoints,
+                             char *why, size_t why_size);
 /* Connects and authenticates with the options' endpoints, TLS, user (password as read from the
  * password file or environment) and key file. NULL after reporting the reason on report_fd. */
 etcdc_client *connect_etcd(const etcdfs_opts *o, char *password, int report_fd);

@@ -178,9 +178,6 @@ static int run(const etcdfs_opts *o, char *password, int report_fd)
                 "they will show in listings",
                 locks_prefix());
 
-    /* gRPC logs its own errors to stderr; we report one line instead (kept with -d). */
-    if (!o->debug)
-        setenv("GRPC_VERBOSITY", "NONE", 0);
     g_fs.client = connect_etcd(o, password, report_fd);
     if (password) {
         OPENSSL_cleanse(password, strlen(password));
@@ -233,6 +230,11 @@ static int run(const etcdfs_opts *o, char *password, int report_fd)
         log_to_syslog();
     }
     log_msg(LOG_INFO, "mounted %s (prefix '%s') on %s", o->endpoints, g_fs.prefix, o->mountpoint);
+    if (o->insecure_skip_tls_verify)
+        log_msg(LOG_WARNING,
+                "--insecure-skip-tls-verify: the server's certificate is not verified; anyone "
+                "between here and %s can pose as etcd (give --cacert instead)",
+                o->endpoints);
     rc = notify_start(revision + 1);
     notifying = true;
     if (rc)

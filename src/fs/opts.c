@@ -47,7 +47,9 @@ static const opt_spec option_table[] = {
     {"cert", T_STRING, F(cert), "FILE", "client certificate (PEM)"},
     {"key", T_STRING, F(key), "FILE", "client private key (PEM)"},
     {"insecure-skip-tls-verify", T_FLAG, F(insecure_skip_tls_verify), NULL,
-     "use TLS but accept any server certificate (testing only)"},
+     "use TLS but accept any server certificate (testing only; logged as a warning)"},
+    {"tls-server-name", T_STRING, F(tls_server_name), "NAME",
+     "name to expect in the servers' certificates (default: the endpoint's host)"},
     {"user", T_STRING, F(user), "NAME",
      "etcd user (password from --password-file or "
      "$ETCDCTL_PASSWORD)"},
@@ -520,6 +522,7 @@ void opts_free(etcdfs_opts *o)
     free(o->cacert);
     free(o->cert);
     free(o->key);
+    free(o->tls_server_name);
     free(o->user);
     free(o->password_file);
     free(o->key_file);
@@ -548,9 +551,13 @@ int opts_read_password(const etcdfs_opts *o, char **out, char *err, size_t es)
         OPENSSL_cleanse(buf, sizeof buf);
         return *out ? 0 : fail(err, es, "out of memory");
     }
-    const char *env = getenv("ETCDCTL_PASSWORD");
+    char *env = getenv("ETCDCTL_PASSWORD");
     if (env && o->user) {
         *out = strdup(env);
+        /* Not left in the environment for the daemon's life: /proc/PID/environ shows the
+         * original block, so the bytes are wiped where they are before the variable goes. */
+        OPENSSL_cleanse(env, strlen(env));
+        unsetenv("ETCDCTL_PASSWORD");
         return *out ? 0 : fail(err, es, "out of memory");
     }
     if (o->user)

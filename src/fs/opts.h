@@ -26,6 +26,7 @@ typedef struct etcdfs_opts {
     char *prefix;    /* --prefix as given (normalised later by names_normalize_prefix) */
     char *cacert, *cert, *key;
     bool insecure_skip_tls_verify;
+    char *tls_server_name;      /* --tls-server-name: the name the servers' certificates hold */
     char *user;                 /* --user */
     char *password_file;        /* --password-file */
     int64_t dial_timeout_ms;    /* --dial-timeout (default 5s) */
@@ -78,8 +79,9 @@ int opts_parse_duration_ms(const char *s, int64_t *out_ms);
 int opts_parse_size(const char *s, uint64_t *out);
 
 /* Reads the password: from the password file (first line, trailing newline removed) or
- * $ETCDCTL_PASSWORD. *out is malloc'ed (the caller wipes it with OPENSSL_cleanse); NULL when
- * no password is configured. Returns -1 with a message in err when the file cannot be read. */
+ * $ETCDCTL_PASSWORD, which is then wiped and removed from the environment. *out is malloc'ed
+ * (the caller wipes it with OPENSSL_cleanse); NULL when no password is configured. Returns -1 with
+ * a message in err when the file cannot be read. */
 int opts_read_password(const etcdfs_opts *o, char **out, char *err, size_t err_size);
 
 #endif
