@@ -11,8 +11,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,19 +121,7 @@ static const char *short_reason(const char *m)
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         if (contains(m, known[i].needle))
             return known[i].reason;
-    /* A handshake failure carries OpenSSL's packed code ("error:0A000086:..."), while the text
-     * after it may be cut off: OpenSSL names the reason from the code. */
-    for (const char *e = strstr(m, "error:"); e; e = strstr(e + 6, "error:")) {
-        char *end;
-        unsigned long code = strtoul(e + 6, &end, 16);
-        if (code == 0 || *end != ':' || end - (e + 6) != 8)
-            continue;
-        if (!OPENSSL_init_ssl(OPENSSL_INIT_LOAD_SSL_STRINGS | OPENSSL_INIT_LOAD_CRYPTO_STRINGS,
-                              NULL))
-            return NULL;
-        return ERR_reason_error_string(code);
-    }
-    return NULL;
+    return diagnose_openssl_reason(m);
 }
 
 /* A client configuration from the options (the mount's own); endpoints NULL: --endpoints. */

@@ -22,8 +22,7 @@ static bool contains(const char *haystack, const char *needle)
     return strcasestr(haystack, needle) != NULL;
 }
 
-/* OpenSSL's reason for a packed code in m ("error:0A000086:..."), whose text may be cut. */
-static const char *openssl_reason(const char *m)
+const char *diagnose_openssl_reason(const char *m)
 {
     for (const char *e = strstr(m, "error:"); e; e = strstr(e + 6, "error:")) {
         char *end;
@@ -56,7 +55,7 @@ static bool tls_reason(const char *m, char *out, size_t n)
         snprintf(out, n, "%.*s", (int)(strstr(r, tail) - r + (long)strlen(tail)), r);
         return true;
     }
-    const char *why = openssl_reason(m);
+    const char *why = diagnose_openssl_reason(m);
     if (!why && contains(m, "certificate verify failed"))
         why = "certificate verify failed";
     if (why)

@@ -19,6 +19,10 @@ typedef struct diagnosis {
 /* Explains a failed etcdc_client_new made with the options o. */
 void diagnose_connect(const etcdfs_opts *o, const etcdc_error *err, diagnosis *d);
 
+/* OpenSSL's reason for a packed code in message m ("error:0A000086:..."), whose text gRPC may
+ * have cut; NULL when m holds none. */
+const char *diagnose_openssl_reason(const char *m);
+
 /* A refusal of the client key file (--key) whose mode lets group or others read or write it,
  * as ssh and --key-file refuse theirs: false with the message (naming the file and its mode,
  * never its bytes); true when it is private, or cannot be examined (reading it reports that). */

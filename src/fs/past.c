@@ -81,8 +81,9 @@ static node *file_node(int64_t rev, const etcdc_kv *kv, const void *key, size_t 
     return n;
 }
 
-/* The current store revision (one Range of at most one key, keys only). */
-static int current_revision(int64_t *rev)
+/* One keys-only Range of at most one key under the mounted prefix at rev (0: now): whether
+ * etcd can show rev, and the store revision it answered at (*now, may be NULL). */
+static etcdc_code probe_prefix(int64_t rev, int64_t *now, etcdc_error *err)
 {
     size_t end_len;
     char *end = key_prefix_end(g_fs.prefix, g_fs.prefix_len, &end_len);
@@ -91,15 +92,23 @@ static int current_revision(int64_t *rev)
                            .range_end = end,
                            .range_end_len = end_len,
                            .limit = 1,
-                           .keys_only = true};
+                           .keys_only = true,
+                           .revision = rev};
     etcdc_kvs page = {0};
-    etcdc_error err = {0};
-    etcdc_code code = end ? etcdc_range(g_fs.client, &req, &page, &err) : ETCDC_ERR_NO_MEMORY;
-    int rc = code == ETCDC_OK ? 0 : fs_fail("revision", g_fs.prefix, g_fs.prefix_len, code, &err);
-    *rev = page.revision;
+    etcdc_code code = end ? etcdc_range(g_fs.client, &req, &page, err) : ETCDC_ERR_NO_MEMORY;
+    if (now)
+        *now = page.revision;
     etcdc_kvs_clear(&page);
     free(end);
-    return rc;
+    return code;
+}
+
+/* The current store revision. */
+static int current_revision(int64_t *rev)
+{
+    etcdc_error err = {0};
+    etcdc_code code = probe_prefix(0, rev, &err);
+    return code == ETCDC_OK ? 0 : fs_fail("revision", g_fs.prefix, g_fs.prefix_len, code, &err);
 }
 
 /* One line saying why a revision cannot be shown; returns ENOENT (or code's errno when the
@@ -139,21 +148,9 @@ static int revision_root(int64_t rev, node **out)
         free(k);
         return 0;
     }
-    size_t end_len;
-    char *end = key_prefix_end(g_fs.prefix, g_fs.prefix_len, &end_len);
-    etcdc_range_req req = {.key = g_fs.prefix_len ? g_fs.prefix : "\0",
-                           .key_len = g_fs.prefix_len ? g_fs.prefix_len : 1,
-                           .range_end = end,
-                           .range_end_len = end_len,
-                           .limit = 1,
-                           .keys_only = true,
-                           .revision = rev};
-    etcdc_kvs page = {0};
     etcdc_error err = {0};
-    etcdc_code code = end ? etcdc_range(g_fs.client, &req, &page, &err) : ETCDC_ERR_NO_MEMORY;
+    etcdc_code code = probe_prefix(rev, NULL, &err);
     int rc = code == ETCDC_OK ? 0 : unreadable(rev, code, &err, g_fs.prefix, g_fs.prefix_len);
-    etcdc_kvs_clear(&page);
-    free(end);
     if (rc == 0 && !(*out = node_obtain(k, klen, NODE_PAST_DIR)))
         rc = ENOMEM;
     free(k);
@@ -163,25 +160,12 @@ static int revision_root(int64_t rev, node **out)
 /* Whether etcd still has revision rev (a keys-only Range of at most one key at rev). */
 static int readable(int64_t rev, bool *yes)
 {
-    size_t end_len;
-    char *end = key_prefix_end(g_fs.prefix, g_fs.prefix_len, &end_len);
-    etcdc_range_req req = {.key = g_fs.prefix_len ? g_fs.prefix : "\0",
-                           .key_len = g_fs.prefix_len ? g_fs.prefix_len : 1,
-                           .range_end = end,
-                           .range_end_len = end_len,
-                           .limit = 1,
-                           .keys_only = true,
-                           .revision = rev};
-    etcdc_kvs page = {0};
     etcdc_error err = {0};
-    etcdc_code code = end ? etcdc_range(g_fs.client, &req, &page, &err) : ETCDC_ERR_NO_MEMORY;
+    etcdc_code code = probe_prefix(rev, NULL, &err);
     *yes = code == ETCDC_OK;
-    int rc = code == ETCDC_OK || code == ETCDC_ERR_COMPACTED
-                 ? 0
-                 : fs_fail("revision", g_fs.prefix, g_fs.prefix_len, code, &err);
-    etcdc_kvs_clear(&page);
-    free(end);
-    return rc;
+    return code == ETCDC_OK || code == ETCDC_ERR_COMPACTED
+               ? 0
+               : fs_fail("revision", g_fs.prefix, g_fs.prefix_len, code, &err);
 }
 
 /* The oldest revision etcd still has (its compact revision), found by bisection: etcd tells
