@@ -1250,12 +1250,12 @@ static void writeback_reply(fuse_req_t req, fuse_ino_t ino, struct fuse_file_inf
             is_flush && fh ? __atomic_add_fetch(&fh->flushes, 1, __ATOMIC_RELAXED) : 0;
         pthread_mutex_lock(&n->mu);
         if (fh && fh->lost) {
-            /* What it changed was dropped by a write-back that failed elsewhere. Every close
-             * of it says so until its release (a forked child's close of an inherited copy
-             * must not take the error from its owner's close), and whatever it wrote since
-             * goes too: a close that reports a failure keeps nothing (the other writers of
-             * those changes learn rc in turn). A descriptor whose own write-back failed was
-             * told by that call, as fsync tells once on Linux. */
+            /* What it changed was dropped by a write-back that failed elsewhere, or by a
+             * close of this same description that failed. Every close of it says so until
+             * its release (a forked child's close of an inherited copy must not take the
+             * error from its owner's close), and whatever it wrote since goes too: a close
+             * that reports a failure keeps nothing (the other writers of those changes learn
+             * rc in turn). */
             rc = fh->lost;
             if (fh->changed && (n->dirty || n->pending))
                 drop_changes_locked(n, rc);
@@ -1269,7 +1269,12 @@ static void writeback_reply(fuse_req_t req, fuse_ino_t ino, struct fuse_file_inf
             rc = writeback_or_drop_locked(n, why);
             if (fh) {
                 fh->changed = false; /* stored, or dropped and reported now */
-                fh->lost = 0;        /* its own failure is reported once, here (as fsync) */
+                /* A failed fsync is reported once, as on Linux (the caller may write again).
+                 * A failed close is reported to every later close of the description: the
+                 * one that failed may be a forked child's close of an inherited copy (as
+                 * subprocess's close_fds does before exec), and the owner's close must not
+                 * acknowledge what was dropped. */
+                fh->lost = rc != 0 && is_flush ? rc : 0;
             }
         }
         log_debug("%s %lu -> %s", why, (unsigned long)ino, rc ? strerror(rc) : "ok");

@@ -319,6 +319,41 @@ def test_a_failed_close_is_reported_to_every_descriptor_whose_changes_it_dropped
     wait_for(lambda: read_or_errno(m / "f") == b"v1", 30, "v1 through the mount")
 
 
+@pytest.mark.slow
+def test_a_forked_childs_failed_close_fails_the_owners_close_too(etcd, kv, mount):
+    """A child forked while a file is open for writing closes its inherited copy of the
+    descriptor (subprocess's close_fds does, before exec): that close stores the changes; when
+    it fails (etcd unreachable) the changes are dropped, and the owner's own close must report
+    the failure, not 0. Found by test_reliability_partition: a subprocess started for the cut
+    closed the writer's copy, whose write-back timed out, and the writer's close then returned
+    0 with nothing stored (an acknowledged write lost)."""
+    m = mount(etcd, extra_args=("--command-timeout=1s",))
+    fd = os.open(m / "f", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, b"from the owner")
+    etcd.stop()  # refused, not paused: a paused member could still apply the Txn later
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: close the inherited copy, report close's errno
+            try:
+                os.close(fd)
+                os._exit(0)
+            except OSError as exc:
+                os._exit(exc.errno)
+        _, status = os.waitpid(pid, 0)
+        child_errno = os.waitstatus_to_exitcode(status)
+    finally:
+        etcd.start()
+    kv = client_after_restart(etcd)
+    assert child_errno in (errno.EIO, errno.ETIMEDOUT)
+    with pytest.raises(OSError) as lost:
+        os.close(fd)  # was: 0, with nothing stored
+    assert lost.value.errno == child_errno
+    assert kv.get("/f")[0] is None
+    # the failure is not sticky beyond that description: a new open writes normally
+    (m / "f").write_bytes(b"second try")
+    assert kv.get("/f")[0] == b"second try"
+
+
 # --------------------------------------------------------------------------------------------
 # 3. locks through outages
 # --------------------------------------------------------------------------------------------
