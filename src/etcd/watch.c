@@ -9,6 +9,7 @@
  */
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,11 +55,16 @@ struct etcdc_watch_hub {
     uint64_t stream_auth_gen; /* auth generation whose token the current stream carries */
     bool restarting;          /* the stream is being replaced to carry a fresh token */
     uint64_t stream_number;   /* streams opened so far, this one included */
+    /* Whether create requests ask etcd to split a revision's events into fragments. etcd
+     * splits in time quadratic in the events per fragment (a delete of 100,000 keys reached
+     * the watcher after 43 s), so a stream asks only once a revision's events did not fit the
+     * receive limit in one message (the stream ended with RESOURCE_EXHAUSTED). */
+    bool fragment;
 };
 
 /* ---- messages ---- */
 
-static grpc_byte_buffer *create_request(const etcdc_watcher *w)
+static grpc_byte_buffer *create_request(const etcdc_watcher *w, bool fragment)
 {
     Etcdserverpb__WatchCreateRequest cr = ETCDSERVERPB__WATCH_CREATE_REQUEST__INIT;
     cr.key = (ProtobufCBinaryData){w->key_len, (uint8_t *)w->key};
@@ -67,7 +73,7 @@ static grpc_byte_buffer *create_request(const etcdc_watcher *w)
     cr.progress_notify = w->progress_notify;
     cr.prev_kv = w->prev_kv;
     cr.watch_id = w->id;
-    cr.fragment = true;
+    cr.fragment = fragment;
     Etcdserverpb__WatchCreateRequest__FilterType filters[2];
     size_t nf = 0;
     if (w->no_put)
@@ -107,7 +113,7 @@ static grpc_byte_buffer *progress_request(void)
 static void send_create(struct etcdc_watch_hub *h, etcdc_watcher *w)
 {
     w->create_seq = ++h->create_seq;
-    etcdc__bidi_send(&h->stream, create_request(w));
+    etcdc__bidi_send(&h->stream, create_request(w, h->fragment));
 }
 
 /* Opens a new Watch call and sends a create request for every live watcher.
@@ -141,14 +147,48 @@ static void reconnect(void *arg, bool ok)
     pthread_mutex_unlock(&h->mu);
 }
 
+static void deliver(struct etcdc_watch_hub *h, etcdc_watcher *w, const etcdc_watch_response *r);
+
+/* Even etcd's fragments (up to its --max-request-bytes plus 512 KiB) exceed the receive limit:
+ * no stream can get past that response, so every watcher is ended with the reason rather than
+ * left waiting for ever. Called with hub->mu held. */
+static void end_watchers_over_limit(struct etcdc_watch_hub *h)
+{
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "a watch response exceeds the client's receive limit (%zu bytes) even in "
+             "fragments: raise it (etcdc_config_set_max_message_size)",
+             h->client->cfg.max_recv_bytes);
+    for (;;) { /* from the head each time: the list may change while a callback runs */
+        etcdc_watcher *w = h->watchers;
+        while (w && w->state == W_ENDED)
+            w = w->next;
+        if (!w)
+            break;
+        w->state = W_ENDED;
+        if (!w->created)
+            etcdc__set_error(&w->create_error, ETCDC_ERR_CANCELED, 0, "%s", msg);
+        pthread_cond_broadcast(&h->cv);
+        etcdc_watch_response r = {.kind = ETCDC_WATCH_CANCELED, .message = msg};
+        deliver(h, w, &r);
+    }
+}
+
 /* The stream ended (bidi callback, hub->mu held): resume after a back-off. */
 static void on_closed(void *owner, grpc_status_code status, const char *details)
 {
     struct etcdc_watch_hub *h = owner;
     etcdc_client *c = h->client;
+    if (status == GRPC_STATUS_RESOURCE_EXHAUSTED) {
+        if (h->fragment)
+            end_watchers_over_limit(h);
+        h->fragment = true; /* a revision's events exceed the receive limit: the next stream
+                             * asks for them in pieces */
+    }
     /* Watchers waiting for their creation learn about a refused stream (auth, permission). */
     if (status != GRPC_STATUS_OK && status != GRPC_STATUS_UNAVAILABLE &&
-        status != GRPC_STATUS_CANCELLED && status != GRPC_STATUS_UNAUTHENTICATED) {
+        status != GRPC_STATUS_CANCELLED && status != GRPC_STATUS_UNAUTHENTICATED &&
+        status != GRPC_STATUS_RESOURCE_EXHAUSTED) {
         for (etcdc_watcher *w = h->watchers; w; w = w->next)
             if (w->state == W_PENDING && !w->create_error.code)
                 etcdc__set_error(&w->create_error, etcdc__code_from_status(status, details), status,

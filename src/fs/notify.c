@@ -347,8 +347,9 @@ static void on_watch(void *arg, const etcdc_watch_response *resp)
         /* Events were lost: every cached answer must be confirmed again, and a new watch
          * starts from the current revision (the notify thread does both). The timeouts keep
          * the mount correct meanwhile (docs/consistency.md). */
-        log_msg(LOG_WARNING, "watch ended (%s); resyncing the cache and watching again",
-                resp->kind == ETCDC_WATCH_COMPACTED ? "compacted" : "canceled");
+        log_msg(LOG_WARNING, "watch ended (%s%s%s); resyncing the cache and watching again",
+                resp->kind == ETCDC_WATCH_COMPACTED ? "compacted" : "canceled",
+                resp->message && *resp->message ? ": " : "", resp->message ? resp->message : "");
         __atomic_store_n(&watching, false, __ATOMIC_RELEASE);
         queued_event *r = calloc(1, sizeof *r);
         if (r) {

@@ -2,7 +2,7 @@
 # run_with_etcd.sh - start a throw-away etcd (or a small cluster) on free loopback ports, run one
 # command against it, stop etcd and remove its data. Used by ctest for tests/c and examples/.
 #
-#   run_with_etcd.sh [--members N] [--auth] [--jwt] [--token-ttl S] [--quota BYTES] [--tls] \
+#   run_with_etcd.sh [--members N] [--auth] [--jwt] [--token-ttl S] [--quota BYTES] [--max-request-bytes BYTES] [--tls] \
 #                    -- COMMAND ...
 #
 #   --members N    N-member cluster (default 1)
@@ -11,6 +11,9 @@
 #   --token-ttl S  simple auth tokens expire after S seconds (etcd --auth-token-ttl)
 #   --jwt          JWT auth tokens (RS256, a key pair made with openssl) instead of simple tokens
 #   --quota BYTES  etcd's backend space quota (--quota-backend-bytes), to reach NOSPACE quickly
+#   --max-request-bytes BYTES
+#                  etcd's --max-request-bytes (it also bounds watch fragments); exported to the
+#                  command as ETCDC_TEST_MAX_REQUEST_BYTES
 #   --tls          generate a CA, a server certificate (IP SAN 127.0.0.1), a client certificate and
 #                  a second, unrelated CA with openssl; etcd serves clients over https
 #
@@ -32,6 +35,7 @@ members=1
 auth=0
 token_ttl=""
 quota=""
+max_request=""
 jwt=0
 tls=0
 while [ $# -gt 0 ]; do
@@ -40,6 +44,7 @@ while [ $# -gt 0 ]; do
     --auth) auth=1; shift ;;
     --token-ttl) token_ttl=$2; shift 2 ;;
     --quota) quota=$2; shift 2 ;;
+    --max-request-bytes) max_request=$2; shift 2 ;;
     --jwt) jwt=1; shift ;;
     --tls) tls=1; shift ;;
     --) shift; break ;;
@@ -131,6 +136,7 @@ while [ "$i" -le "$members" ]; do
     ttlargs=""
     [ -n "$token_ttl" ] && ttlargs="--auth-token simple --auth-token-ttl $token_ttl"
     [ -n "$quota" ] && ttlargs="$ttlargs --quota-backend-bytes $quota"
+    [ -n "$max_request" ] && ttlargs="$ttlargs --max-request-bytes $max_request"
     if [ "$jwt" = 1 ]; then
         [ -f "$work/jwt.key" ] || {
             openssl genrsa -out "$work/jwt.key" 2048 2>/dev/null
@@ -213,6 +219,7 @@ if [ "$auth" = 1 ]; then
 fi
 
 export ETCD_ENDPOINTS="$endpoints"
+[ -z "$max_request" ] || export ETCDC_TEST_MAX_REQUEST_BYTES="$max_request"
 export ETCDC_TEST_MEMBER_CTL="$work/member.sh"
 set +e
 ${ETCDC_TEST_WRAP:-} "$@"

@@ -30,6 +30,7 @@ typedef struct recorder {
     rec_event *ev;
     size_t count, cap;
     int compacted, canceled, progress, after_end;
+    int responses; /* EVENTS responses */
     int64_t compact_revision, progress_revision;
 } recorder;
 
@@ -55,6 +56,7 @@ static void on_watch(void *arg, const etcdc_watch_response *resp)
         r->after_end++; /* nothing may follow the end of a watch */
     switch (resp->kind) {
     case ETCDC_WATCH_EVENTS:
+        r->responses++;
         for (size_t i = 0; i < resp->event_count; i++) {
             if (r->count == r->cap) {
                 r->cap = r->cap ? r->cap * 2 : 64;
@@ -203,6 +205,121 @@ static void test_watch_prefix_and_filters(void)
     etcdc_watch_cancel(w2);
     rec_free(&all);
     rec_free(&puts_only);
+    etcdc_delete_prefix(C, th_prefix(), strlen(th_prefix()), NULL, NULL);
+}
+
+/* Puts n keys "<prefix>big/<i>" in Txns of etcdc_max_txn_ops() puts. */
+static void put_many(const char *prefix, size_t n)
+{
+    etcdc_error err = {0};
+    size_t batch = etcdc_max_txn_ops();
+    etcdc_pair *pairs = calloc(batch, sizeof *pairs);
+    char(*keys)[240] = calloc(batch, sizeof *keys);
+    REQUIRE(pairs && keys);
+    for (size_t i = 0; i < n; i += batch) {
+        size_t k = n - i < batch ? n - i : batch;
+        for (size_t j = 0; j < k; j++) {
+            snprintf(keys[j], sizeof keys[j], "%sbig/%06zu", prefix, i + j);
+            pairs[j] = (etcdc_pair){keys[j], strlen(keys[j]), "some value", 10};
+        }
+        REQUIRE_OK(etcdc_bulk_put(C, pairs, k, NULL, &err), &err);
+    }
+    free(pairs);
+    free(keys);
+}
+
+/* One revision with many events (a delete of a large prefix) reaches a watcher whole, in one
+ * response, and at once: fragments are not asked for from the start, as etcd cuts them in
+ * time quadratic in their size (a delete of 100,000 keys took 43 s to arrive in fragments).
+ * A client whose receive limit is below even etcd's fragments (up to --max-request-bytes plus
+ * 512 KiB) cannot get that revision: its watcher is ended with the reason, not left waiting. */
+static void test_watch_large_revision(void)
+{
+    enum { KEYS = 6000 }; /* ~0.3 MB of delete events, in one revision */
+    etcdc_error err = {0};
+    char p[200];
+    snprintf(p, sizeof p, "%s", th_key("wide/"));
+    put_many(p, KEYS);
+    etcdc_config *cfg = th_config();
+    etcdc_config_set_max_message_size(cfg, 2u << 20, 64 * 1024);
+    etcdc_client *small = th_client_from(cfg);
+    etcdc_config_free(cfg);
+    recorder whole, refused;
+    rec_init(&whole);
+    rec_init(&refused);
+    etcdc_watcher *w1 = etcdc_watch_prefix(C, p, strlen(p), 0, false, on_watch, &whole, &err);
+    REQUIRE(w1 != NULL);
+    etcdc_watcher *w2 = etcdc_watch_prefix(small, p, strlen(p), 0, false, on_watch, &refused, &err);
+    REQUIRE(w2 != NULL);
+    int64_t deleted = 0, t0 = th_now_ms();
+    REQUIRE_OK(etcdc_delete_prefix(C, p, strlen(p), &deleted, &err), &err);
+    CHECK_INT(deleted, KEYS);
+    CHECK(REC_WAIT(&whole, 20000, whole.count >= KEYS));
+    int64_t t_whole = th_now_ms() - t0;
+    CHECK(REC_WAIT(&refused, 20000, refused.canceled > 0));
+    th_sleep_ms(100);
+    CHECK_INT(whole.count, KEYS);
+    CHECK_INT(whole.responses, 1);
+    CHECK(!whole.canceled);
+    CHECK_INT(refused.count, 0);
+    CHECK_INT(refused.after_end, 0);
+    printf("  delete of %d keys: one response after %lld ms; a client with a 64 KiB receive "
+           "limit: watch ended\n",
+           KEYS, (long long)t_whole);
+    etcdc_watch_cancel(w1);
+    etcdc_watch_cancel(w2);
+    etcdc_client_free(small);
+    rec_free(&whole);
+    rec_free(&refused);
+    etcdc_delete_prefix(C, th_prefix(), strlen(th_prefix()), NULL, NULL);
+}
+
+/* Run against an etcd with --max-request-bytes 65536, whose fragments are at most ~580 KiB: a
+ * revision whose events exceed the client's 1 MiB receive limit ends the stream; the next one
+ * asks for fragments, which arrive joined again as one response, in order, none lost or
+ * repeated, and the watch goes on. */
+static void test_watch_fragments(void)
+{
+    enum { KEYS = 24000 }; /* ~1.4 MB of delete events, in one revision */
+    if (!getenv("ETCDC_TEST_MAX_REQUEST_BYTES")) {
+        printf("  needs etcd --max-request-bytes 65536 (ctest c_watch_fragments): not run\n");
+        return;
+    }
+    etcdc_error err = {0};
+    char p[200];
+    snprintf(p, sizeof p, "%s", th_key("frag/"));
+    put_many(p, KEYS);
+    etcdc_config *cfg = th_config();
+    etcdc_config_set_max_message_size(cfg, 2u << 20, 1u << 20);
+    etcdc_client *c = th_client_from(cfg);
+    etcdc_config_free(cfg);
+    recorder r;
+    rec_init(&r);
+    etcdc_watcher *w = etcdc_watch_prefix(c, p, strlen(p), 0, false, on_watch, &r, &err);
+    REQUIRE(w != NULL);
+    int64_t t0 = th_now_ms();
+    REQUIRE_OK(etcdc_delete_prefix(C, p, strlen(p), NULL, &err), &err);
+    CHECK(REC_WAIT(&r, 60000, r.count >= KEYS));
+    int64_t t = th_now_ms() - t0;
+    put_s(C, th_key("frag/after"), "x", NULL);
+    CHECK(REC_WAIT(&r, 5000, r.count >= KEYS + 1));
+    th_sleep_ms(100);
+    CHECK_INT(r.count, KEYS + 1);
+    CHECK_INT(r.responses, 2);
+    CHECK(!r.canceled);
+    for (size_t i = 0; i < KEYS && i < r.count; i++) {
+        char want[240];
+        snprintf(want, sizeof want, "%sbig/%06zu", p, i);
+        if (strcmp(r.ev[i].key, want) || r.ev[i].type != ETCDC_EVENT_DELETE) {
+            CHECK(!"fragments joined in order");
+            break;
+        }
+    }
+    printf("  delete of %d keys through a 1 MiB receive limit: in fragments after %lld ms\n", KEYS,
+           (long long)t);
+    etcdc_watch_cancel(w);
+    etcdc_client_free(c);
+    rec_free(&r);
     etcdc_delete_prefix(C, th_prefix(), strlen(th_prefix()), NULL, NULL);
 }
 
@@ -757,9 +874,9 @@ static void teardown(void)
 }
 
 TH_MAIN(TH_TEST(setup), TH_TEST(test_watch_from_revision_prev_kv),
-        TH_TEST(test_watch_prefix_and_filters), TH_TEST(test_watch_compacted),
-        TH_TEST(test_lease_basics), TH_TEST(test_keepalive_many_and_revoke),
-        TH_TEST(test_lock_exclusion_threads), TH_TEST(test_lock_vs_etcdctl),
-        TH_TEST(test_lock_timeout_cancel_shared), TH_TEST(test_session_lost),
-        TH_TEST(test_watch_survives_restart), TH_TEST(test_keepalive_expiry_callback),
-        TH_TEST(teardown))
+        TH_TEST(test_watch_prefix_and_filters), TH_TEST(test_watch_large_revision),
+        TH_TEST(test_watch_fragments), TH_TEST(test_watch_compacted), TH_TEST(test_lease_basics),
+        TH_TEST(test_keepalive_many_and_revoke), TH_TEST(test_lock_exclusion_threads),
+        TH_TEST(test_lock_vs_etcdctl), TH_TEST(test_lock_timeout_cancel_shared),
+        TH_TEST(test_session_lost), TH_TEST(test_watch_survives_restart),
+        TH_TEST(test_keepalive_expiry_callback), TH_TEST(teardown))
