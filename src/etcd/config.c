@@ -20,7 +20,7 @@ etcdc_config *etcdc_config_new(void)
     cfg->keepalive_time_ms = 30000;
     cfg->keepalive_timeout_ms = 10000;
     cfg->max_send_bytes = 2u << 20;
-    cfg->max_recv_bytes = 2u << 20;
+    cfg->max_recv_bytes = 64u << 20; /* a revision's watch events arrive in one message */
     return cfg;
 }
 

@@ -91,7 +91,8 @@ const char *etcdc_strerror(etcdc_code code);
 typedef struct etcdc_config etcdc_config;
 
 /* A configuration with the defaults: endpoint 127.0.0.1:2379, dial timeout 5 s, request
- * timeout 5 s, keep-alive 30 s / 10 s, 2 MiB send/receive limits, plain TCP, no auth.
+ * timeout 5 s, keep-alive 30 s / 10 s, 2 MiB send limit, 64 MiB receive limit (one watch
+ * response carries a revision's events whole), plain TCP, no auth.
  * Returns NULL only when out of memory. */
 etcdc_config *etcdc_config_new(void);
 /* Frees the config; the password and key material are wiped. */

@@ -1,33 +1,122 @@
-/* cache.c - the cap on cached file values (see cache.h). */
+/* cache.c - keeping the daemon within --cache-size (see cache.h). */
 #include "cache.h"
 
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
+#include "fs.h"
 #include "inode.h"
+#include "names.h"
 
-static int64_t value_bytes; /* atomic */
-static uint64_t evictions;  /* atomic */
-static int trimming;        /* atomic: one trim at a time; others skip */
+/* glibc's malloc: 16 bytes of header and alignment per allocation, about. */
+#define ALLOC_OVERHEAD 16
+/* Memory freed since the last malloc_trim that makes the next one worth its walk of the heap. */
+#define TRIM_AFTER_BYTES (4 << 20)
+#define TRIM_EVERY_NS 1000000000LL
+/* A pass of the keeper waits this long before the next: the kernel's forgets arrive meanwhile. */
+#define PASS_EVERY_NS 200000000LL
+
+static int64_t value_bytes;     /* atomic */
+static int64_t meta_bytes;      /* atomic */
+static int64_t released;        /* atomic: bytes freed since the last malloc_trim */
+static int trimming;            /* atomic: one synchronous value trim at a time; others skip */
+static cache_counters counters; /* atomic fields */
+
+static pthread_mutex_t keeper_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t keeper_cv = PTHREAD_COND_INITIALIZER;
+static bool keeper_wanted; /* [keeper_mu] */
+static bool keeper_stop;   /* [keeper_mu] */
+static bool keeper_running;
+static pthread_t keeper;
+
+static void wake_keeper(void)
+{
+    pthread_mutex_lock(&keeper_mu);
+    keeper_wanted = true;
+    pthread_cond_signal(&keeper_cv);
+    pthread_mutex_unlock(&keeper_mu);
+}
+
+static void note_released(int64_t delta)
+{
+    if (delta >= 0)
+        return;
+    int64_t r = __atomic_add_fetch(&released, -delta, __ATOMIC_RELAXED);
+    if (r >= TRIM_AFTER_BYTES && r + delta < TRIM_AFTER_BYTES &&
+        __atomic_load_n(&keeper_running, __ATOMIC_ACQUIRE))
+        wake_keeper(); /* once, when the threshold is crossed */
+}
 
 void cache_account(int64_t delta)
 {
     __atomic_add_fetch(&value_bytes, delta, __ATOMIC_RELAXED);
+    note_released(delta);
+}
+
+void cache_account_meta(int64_t delta)
+{
+    __atomic_add_fetch(&meta_bytes, delta, __ATOMIC_RELAXED);
+    note_released(delta);
+}
+
+size_t cache_node_bytes(size_t key_len)
+{
+    return sizeof(node) + key_len + 1 + 2 * ALLOC_OVERHEAD;
+}
+
+size_t cache_entry_bytes(size_t name_len, size_t comp_len, size_t key_len, size_t value_len)
+{
+    /* the entry in the listing's array (grown by doubling: 1.5 entries on average), and its
+     * name, component, key and value buffers */
+    return sizeof(listing_entry) * 3 / 2 + name_len + comp_len + key_len + value_len + 4 +
+           4 * ALLOC_OVERHEAD;
+}
+
+static uint64_t positive(int64_t *v)
+{
+    int64_t b = __atomic_load_n(v, __ATOMIC_RELAXED);
+    return b > 0 ? (uint64_t)b : 0;
 }
 
 uint64_t cache_value_bytes(void)
 {
-    int64_t b = __atomic_load_n(&value_bytes, __ATOMIC_RELAXED);
-    return b > 0 ? (uint64_t)b : 0;
+    return positive(&value_bytes);
 }
 
-uint64_t cache_evictions(void)
+uint64_t cache_meta_bytes(void)
 {
-    return __atomic_load_n(&evictions, __ATOMIC_RELAXED);
+    return positive(&meta_bytes);
 }
+
+static uint64_t total_bytes(void)
+{
+    return cache_value_bytes() + cache_meta_bytes();
+}
+
+static void count(uint64_t *counter, uint64_t n)
+{
+    __atomic_add_fetch(counter, n, __ATOMIC_RELAXED);
+}
+
+void cache_get_counters(cache_counters *out)
+{
+    out->evictions = __atomic_load_n(&counters.evictions, __ATOMIC_RELAXED);
+    out->listings_dropped = __atomic_load_n(&counters.listings_dropped, __ATOMIC_RELAXED);
+    out->names_forgotten = __atomic_load_n(&counters.names_forgotten, __ATOMIC_RELAXED);
+    out->malloc_trims = __atomic_load_n(&counters.malloc_trims, __ATOMIC_RELAXED);
+}
+
+/* ---- choosing what goes ---------------------------------------------------------------- */
 
 typedef struct candidate {
     node *n;
     int64_t used_ns;
+    size_t bytes;
 } candidate;
 
 static int oldest_first(const void *a, const void *b)
@@ -36,11 +125,65 @@ static int oldest_first(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Nothing needs the file's content in memory (under n->mu). */
+static bool idle_locked(const node *n)
+{
+    return n->open_count == 0 && !n->dirty && !n->pending;
+}
+
+typedef enum { VALUES, LISTINGS, NAMES } kind;
+
+/* The nodes of `k` that could go, oldest use first (each with a reference; release_all). */
+static candidate *candidates(kind k, size_t *out_n)
+{
+    size_t count = 0;
+    node **all = node_all(&count);
+    candidate *c = all ? malloc((count + 1) * sizeof *c) : NULL;
+    size_t nc = 0;
+    for (size_t i = 0; c && i < count; i++) {
+        node *n = all[i];
+        bool take = false;
+        int64_t used = 0;
+        size_t bytes = 0;
+        if (k != LISTINGS && n->type == NODE_FILE) {
+            pthread_mutex_lock(&n->mu);
+            take = idle_locked(n) && (k == NAMES || n->data);
+            used = n->used_ns;
+            bytes = n->cap + (k == NAMES ? cache_node_bytes(n->key_len) : 0);
+            pthread_mutex_unlock(&n->mu);
+        } else if (k == LISTINGS && n->type == NODE_DIR) {
+            pthread_mutex_lock(&n->mu);
+            take = n->list != NULL;
+            used = take ? n->list->fetched_ns : 0;
+            pthread_mutex_unlock(&n->mu);
+        }
+        if (take)
+            c[nc++] = (candidate){n, used, bytes};
+        else
+            node_put(n);
+    }
+    if (!c)
+        for (size_t i = 0; all && i < count; i++)
+            node_put(all[i]);
+    free(all);
+    if (c)
+        qsort(c, nc, sizeof *c, oldest_first);
+    *out_n = nc;
+    return c;
+}
+
+static void release_all(candidate *c, size_t from, size_t n)
+{
+    for (size_t i = from; i < n; i++)
+        node_put(c[i].n);
+    free(c);
+}
+
 /* Drops n's value if nothing needs it (caller holds no lock). */
-static void evict(node *n)
+static void evict_value(node *n)
 {
     pthread_mutex_lock(&n->mu);
-    if (n->data && n->open_count == 0 && !n->dirty && !n->pending) {
+    if (n->data && idle_locked(n)) {
         cache_account(-(int64_t)n->cap);
         free(n->data);
         n->data = NULL;
@@ -49,39 +192,177 @@ static void evict(node *n)
         n->known = false;
         n->mod_rev = 0;
         n->validated_ns = 0;
-        __atomic_add_fetch(&evictions, 1, __ATOMIC_RELAXED);
+        count(&counters.evictions, 1);
     }
     pthread_mutex_unlock(&n->mu);
 }
 
-void cache_trim(void)
+/* Evicts values, oldest use first, until `over()` is false. */
+static void evict_values(bool (*over)(void))
 {
-    uint64_t cap = g_fs.opts->cache_size;
-    if (cap == 0 || cache_value_bytes() <= cap)
-        return;
-    if (__atomic_exchange_n(&trimming, 1, __ATOMIC_ACQUIRE))
-        return;
-    size_t count = 0;
-    node **all = node_all(&count);
-    candidate *c = all ? malloc((count + 1) * sizeof *c) : NULL;
-    size_t nc = 0;
-    for (size_t i = 0; c && i < count; i++) {
-        node *n = all[i];
-        if (n->type != NODE_FILE)
-            continue;
-        pthread_mutex_lock(&n->mu);
-        if (n->data && n->open_count == 0 && !n->dirty && !n->pending)
-            c[nc++] = (candidate){n, n->used_ns};
-        pthread_mutex_unlock(&n->mu);
+    size_t n = 0;
+    candidate *c = over() ? candidates(VALUES, &n) : NULL;
+    size_t i = 0;
+    for (; i < n && over(); i++) {
+        evict_value(c[i].n);
+        node_put(c[i].n);
     }
     if (c)
-        qsort(c, nc, sizeof *c, oldest_first);
-    uint64_t target = cap - cap / 10;
-    for (size_t i = 0; i < nc && cache_value_bytes() > target; i++)
-        evict(c[i].n);
-    for (size_t i = 0; all && i < count; i++)
-        node_put(all[i]);
-    free(c);
-    free(all);
-    __atomic_store_n(&trimming, 0, __ATOMIC_RELEASE);
+        release_all(c, i, n);
+}
+
+static void drop_listings(bool (*over)(void))
+{
+    size_t n = 0;
+    candidate *c = over() ? candidates(LISTINGS, &n) : NULL;
+    size_t i = 0;
+    for (; i < n && over(); i++) {
+        node_drop_listing_for_event(c[i].n); /* read again at the next readdir or lookup */
+        count(&counters.listings_dropped, 1);
+        node_put(c[i].n);
+    }
+    if (c)
+        release_all(c, i, n);
+}
+
+/* Asks the kernel to forget the name of an idle file: once its dentry goes, so does its inode
+ * (FORGET), and with it the node. Not for a directory's own value ("%value"): that name is the
+ * directory's, which lives on. Keeper thread only (never inside a request for the parent). */
+static bool forget_name(node *n)
+{
+    size_t len;
+    char *key = node_key(n, &len);
+    if (!key)
+        return false;
+    size_t at = len;
+    while (at > g_fs.prefix_len && key[at - 1] != '/')
+        at--;
+    node *dir = at < len && !node_is_directory_value(key, len) && node_indexed(n)
+                    ? node_find(key, at, NODE_DIR)
+                    : NULL;
+    if (dir) {
+        char name[NAMES_MAX + 1];
+        size_t nl = names_to_display(key + at, len - at, dir->ino == FUSE_ROOT_ID, name);
+        fuse_lowlevel_notify_inval_entry(g_fs.se, dir->ino, name, nl);
+        node_put(dir);
+    }
+    free(key);
+    return dir != NULL;
+}
+
+static void forget_names(uint64_t excess)
+{
+    size_t n = 0;
+    candidate *c = candidates(NAMES, &n);
+    uint64_t freed = 0;
+    size_t i = 0;
+    for (; i < n && freed < excess; i++) {
+        if (forget_name(c[i].n)) {
+            freed += c[i].bytes;
+            count(&counters.names_forgotten, 1);
+        }
+        node_put(c[i].n);
+    }
+    if (c)
+        release_all(c, i, n);
+}
+
+/* ---- the synchronous part ----------------------------------------------------------------- */
+
+static uint64_t cap_bytes(void)
+{
+    return g_fs.opts->cache_size;
+}
+
+static uint64_t target_bytes(void)
+{
+    return cap_bytes() - cap_bytes() / 10;
+}
+
+static bool values_over_target(void)
+{
+    return cache_value_bytes() > target_bytes();
+}
+
+static bool total_over_target(void)
+{
+    return total_bytes() > target_bytes();
+}
+
+void cache_trim(void)
+{
+    uint64_t cap = cap_bytes();
+    if (cap == 0 || total_bytes() <= cap)
+        return;
+    if (cache_value_bytes() > cap && !__atomic_exchange_n(&trimming, 1, __ATOMIC_ACQUIRE)) {
+        evict_values(values_over_target);
+        __atomic_store_n(&trimming, 0, __ATOMIC_RELEASE);
+    }
+    if (total_bytes() > cap && __atomic_load_n(&keeper_running, __ATOMIC_ACQUIRE))
+        wake_keeper();
+}
+
+/* ---- the keeper --------------------------------------------------------------------------- */
+
+static void keeper_pass(void)
+{
+    if (cap_bytes() > 0 && total_over_target()) {
+        evict_values(total_over_target);
+        drop_listings(total_over_target);
+        if (total_over_target())
+            forget_names(total_bytes() - target_bytes());
+    }
+}
+
+static void *keeper_main(void *arg)
+{
+    (void)arg;
+    int64_t last_trim = 0;
+    pthread_mutex_lock(&keeper_mu);
+    while (!keeper_stop) {
+        if (!keeper_wanted) {
+            pthread_cond_wait(&keeper_cv, &keeper_mu);
+            continue;
+        }
+        keeper_wanted = false;
+        pthread_mutex_unlock(&keeper_mu);
+        keeper_pass();
+        int64_t now = now_ns();
+        if (__atomic_load_n(&released, __ATOMIC_RELAXED) >= TRIM_AFTER_BYTES &&
+            now - last_trim >= TRIM_EVERY_NS) {
+            __atomic_store_n(&released, 0, __ATOMIC_RELAXED);
+            malloc_trim(0);
+            count(&counters.malloc_trims, 1);
+            last_trim = now;
+        }
+        struct timespec pause = {0, PASS_EVERY_NS};
+        nanosleep(&pause, NULL);
+        pthread_mutex_lock(&keeper_mu);
+        /* memory freed but not handed back yet (the trim waited for its second): come again */
+        if (__atomic_load_n(&released, __ATOMIC_RELAXED) >= TRIM_AFTER_BYTES ||
+            (cap_bytes() > 0 && total_bytes() > cap_bytes()))
+            keeper_wanted = true;
+    }
+    pthread_mutex_unlock(&keeper_mu);
+    return NULL;
+}
+
+int cache_keeper_start(void)
+{
+    keeper_stop = false;
+    int rc = pthread_create(&keeper, NULL, keeper_main, NULL);
+    if (rc == 0)
+        __atomic_store_n(&keeper_running, true, __ATOMIC_RELEASE);
+    return rc;
+}
+
+void cache_keeper_stop(void)
+{
+    if (!__atomic_exchange_n(&keeper_running, false, __ATOMIC_ACQ_REL))
+        return;
+    pthread_mutex_lock(&keeper_mu);
+    keeper_stop = true;
+    pthread_cond_signal(&keeper_cv);
+    pthread_mutex_unlock(&keeper_mu);
+    pthread_join(keeper, NULL);
 }

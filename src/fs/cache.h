@@ -1,23 +1,55 @@
 /*
- * cache.h - the cap on cached file values (--cache-size, docs/consistency.md).
+ * cache.h - keeping the daemon within --cache-size (docs/consistency.md, "Memory").
  *
- * Every file node's value buffer is accounted here. When the total passes the cap, the values
- * of the files used longest ago (last open or read) that nobody holds open and that hold no
- * local changes are dropped, down to 90% of the cap; such a file is read from etcd again at
- * its next access. Metadata (names, revisions, sizes) stays.
+ * What the daemon caches is accounted here: file values (node buffers), and metadata: a node
+ * (its struct and key) for every name the kernel holds, and directory listings (their entries,
+ * values of listed files included). When the total passes the cap, a background thread (the
+ * keeper) brings it back under 90% of the cap, cheapest first: values of files used longest ago
+ * that nobody holds open and that hold no local changes; then the listings read longest ago;
+ * then it asks the kernel to forget the names of idle files used longest ago (the kernel then
+ * forgets their inodes, and the daemon frees their nodes). Whatever is dropped is read from
+ * etcd again at its next use. Values alone never pass the cap: they are also evicted at once,
+ * by the thread that read them.
+ *
+ * The keeper also hands memory freed in bulk (a large listing dropped, thousands of names
+ * forgotten) back to the system with malloc_trim, at most once a second.
  */
 #ifndef ETCDFS_CACHE_H
 #define ETCDFS_CACHE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* A value buffer grew (delta > 0) or shrank/was freed (delta < 0). Any context. */
 void cache_account(int64_t delta);
+/* Node or listing memory grew or shrank (estimated bytes, allocator overhead included). */
+void cache_account_meta(int64_t delta);
+/* What a node with a key of key_len bytes costs, for cache_account_meta. */
+size_t cache_node_bytes(size_t key_len);
+/* What one listing entry costs, for cache_account_meta. */
+size_t cache_entry_bytes(size_t name_len, size_t comp_len, size_t key_len, size_t value_len);
+
 /* Bytes held by value buffers now. */
 uint64_t cache_value_bytes(void);
-/* Evicts when over the cap. Call holding no node lock (it locks the victims one at a time). */
+/* Bytes held by nodes and listings now (estimated). */
+uint64_t cache_meta_bytes(void);
+
+/* Call after adding to the cache, holding no node lock: evicts values when they alone pass
+ * the cap, and wakes the keeper when everything together does. */
 void cache_trim(void);
-/* Values dropped so far (for the stats view). */
-uint64_t cache_evictions(void);
+
+/* Starts the keeper (after the session exists: it sends the kernel notifications). Returns 0
+ * or an errno; without it the cap holds for values only. */
+int cache_keeper_start(void);
+/* Stops it (before the session is destroyed). */
+void cache_keeper_stop(void);
+
+typedef struct cache_counters {
+    uint64_t evictions;        /* values dropped */
+    uint64_t listings_dropped; /* directory listings dropped */
+    uint64_t names_forgotten;  /* names the kernel was asked to forget */
+    uint64_t malloc_trims;     /* times freed memory was handed back to the system */
+} cache_counters;
+void cache_get_counters(cache_counters *out);
 
 #endif

@@ -109,6 +109,7 @@ static node *node_new(const void *key, size_t len, node_type type)
     n->key[len] = 0;
     n->key_len = len;
     n->type = type;
+    cache_account_meta((int64_t)cache_node_bytes(len));
     pthread_mutex_init(&n->mu, NULL);
     clock_gettime(CLOCK_REALTIME, &n->mtime);
     if (type != NODE_FILE)
@@ -123,6 +124,7 @@ static void node_free(node *n)
     name_set_free(n->changed_names);
     pthread_mutex_destroy(&n->mu);
     cache_account(-(int64_t)n->cap);
+    cache_account_meta(-(int64_t)cache_node_bytes(n->key_len));
     free(n->data);
     free(n->key);
     free(n);
@@ -303,6 +305,7 @@ int node_rekey(node *n, const void *new_key, size_t new_len)
         unindex_key(old);
     unindex_key(n);
     free(n->key);
+    cache_account_meta((int64_t)new_len - (int64_t)n->key_len);
     n->key = k;
     n->key_len = new_len;
     index_key(n);
@@ -339,6 +342,7 @@ static int rebase_locked(node *n, size_t old_len, const char *base, size_t base_
     memcpy(k + base_len, n->key + old_len, n->key_len - old_len);
     k[len] = 0;
     free(n->key);
+    cache_account_meta((int64_t)len - (int64_t)n->key_len);
     n->key = k;
     n->key_len = len;
     return 0;
@@ -702,6 +706,7 @@ void listing_unref(listing *l)
 {
     if (!l || __atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL) > 0)
         return;
+    cache_account_meta(-(int64_t)l->bytes);
     for (size_t i = 0; i < l->n; i++) {
         free(l->e[i].name);
         free(l->e[i].comp);

@@ -53,6 +53,7 @@ typedef struct listing {
     int refs;         /* atomic */
     listing_entry *e; /* sorted by component */
     size_t n;
+    size_t bytes;       /* accounted in cache_account_meta (cache.h) */
     int64_t revision;   /* store revision of the snapshot */
     int64_t fetched_ns; /* when it was read */
     int64_t marker_mod; /* mod_revision of the marker key "<dir>/", 0 = none */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
 #include "log.h"
 #include "names.h"
 #include "prefetch.h"
@@ -50,6 +51,9 @@ static int add_entry(builder *b, const char *comp, size_t comp_len, bool is_dir,
         e->has_kv = true;
     }
     l->n++;
+    size_t bytes = cache_entry_bytes(e->name_len, comp_len, e->kv.key_len, e->kv.value_len);
+    l->bytes += bytes;
+    cache_account_meta((int64_t)bytes);
     return 0;
 }
 

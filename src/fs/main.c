@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "check_cmd.h"
 #include "connect.h"
 #include "fs.h"
@@ -239,6 +240,8 @@ static int run(const etcdfs_opts *o, char *password, int report_fd)
     notifying = true;
     if (rc)
         log_msg(LOG_WARNING, "no watch: remote changes show after --cache-timeout");
+    if (cache_keeper_start() != 0)
+        log_msg(LOG_WARNING, "no cache keeper thread: --cache-size bounds file values only");
 
     rc = fuse_session_loop_mt(se, &loop);
     /* The loop ended (unmount or signal): buffered content goes to etcd before we leave, and
@@ -249,6 +252,7 @@ static int run(const etcdfs_opts *o, char *password, int report_fd)
     status = rc < 0 ? 1 : 0;
     log_msg(LOG_INFO, "unmounting %s", o->mountpoint);
 out:
+    cache_keeper_stop();
     if (notifying)
         notify_stop();
     if (mounted)

@@ -90,8 +90,9 @@ static const opt_spec option_table[] = {
     {"max-file-size", T_SIZE, F(max_file_size), "BYTES",
      "largest file; bigger writes fail with EFBIG (default 1.5MiB - 8KiB)"},
     {"cache-size", T_SIZE, F(cache_size), "BYTES",
-     "file values kept in memory; beyond it the least recently used unopened ones are dropped "
-     "and read again when needed (default 256M, 0: no cap)"},
+     "what the daemon caches: file values, nodes of the names the kernel holds, directory "
+     "listings; beyond it the least recently used are dropped and read again when needed "
+     "(default 256M, 0: no cap)"},
     {"quota", T_SIZE, F(quota), "BYTES",
      "store size reported by statfs (default 2G, etcd's "
      "default quota)"},

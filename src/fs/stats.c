@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fs.h"
 #include "inode.h"
@@ -215,6 +216,17 @@ static void format_counters(FILE *f, etcdc_client *client)
         LINE(f, names[i], load(&counters[i]));
 }
 
+/* The daemon's resident set, from /proc/self/statm (0 when unreadable). */
+static uint64_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "re");
+    unsigned long long size = 0, resident = 0;
+    int got = f ? fscanf(f, "%llu %llu", &size, &resident) : 0;
+    if (f)
+        fclose(f);
+    return got == 2 ? resident * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
 static void format_state(FILE *f)
 {
     cache_size c = {0};
@@ -223,8 +235,17 @@ static void format_state(FILE *f)
     LINE(f, "cache_files", c.files);
     LINE(f, "cache_dirs", c.dirs);
     LINE(f, "cache_bytes", c.bytes);
-    LINE(f, "cache_value_bytes", cache_value_bytes()); /* buffers, against --cache-size */
-    LINE(f, "cache_evictions", cache_evictions());
+    cache_counters cc;
+    cache_get_counters(&cc);
+    /* against --cache-size: value buffers, and nodes and listings (estimated) */
+    LINE(f, "cache_value_bytes", cache_value_bytes());
+    LINE(f, "cache_meta_bytes", cache_meta_bytes());
+    LINE(f, "cache_limit_bytes", g_fs.opts->cache_size);
+    LINE(f, "cache_evictions", cc.evictions);
+    LINE(f, "cache_listings_dropped", cc.listings_dropped);
+    LINE(f, "cache_names_forgotten", cc.names_forgotten);
+    LINE(f, "mem_rss_bytes", rss_bytes());
+    LINE(f, "mem_trims", cc.malloc_trims);
 
     int64_t now = now_ns(), last = load64(&watch_last_ns);
     int64_t received = load64(&watch_received_rev), applied = load64(&watch_applied_rev);

@@ -58,6 +58,7 @@ import errno
 import math
 import os
 import random
+import shlex
 import shutil
 import stat
 import subprocess
@@ -963,10 +964,12 @@ def reference_dir(path: Path):
 
 
 def mount_args(mode: str, key_file: Optional[Path]) -> list[str]:
+    """The mount's options for a configuration, and ETCDFS_DIFF_MOUNT_ARGS (e.g.
+    "--cache-size=64K", to run the traces while the cache keeper trims all the time)."""
     args = [f"--consistency={mode}"]
     if key_file is not None:
         args.append(f"--key-file={key_file}")
-    return args
+    return args + shlex.split(os.environ.get("ETCDFS_DIFF_MOUNT_ARGS", ""))
 
 
 def config_label(mode: str, key_file) -> str:

@@ -28,6 +28,7 @@ import errno
 import fcntl
 import os
 import random
+import shlex
 import subprocess
 import threading
 import time
@@ -47,6 +48,8 @@ SECONDS = float(os.environ.get("ETCDFS_HIST_SECONDS") or 0)
 # everything else always fail.
 STRICT = os.environ.get("ETCDFS_HIST_STRICT", "") not in ("", "0")
 SEED = os.environ.get("ETCDFS_HIST_SEED")
+# more options for every mount of the histories, e.g. "--cache-size=64K"
+MOUNT_ARGS = tuple(shlex.split(os.environ.get("ETCDFS_HIST_MOUNT_ARGS", "")))
 FIXED_SEEDS = {"close-to-open": 11, "watch": 22, "strict": 33}
 FAULT_SEEDS = {"close-to-open": 44, "watch": 55, "strict": 66}
 # pytest-timeout: the workload, its barriers (a fault epoch also waits out failed releases)
@@ -160,7 +163,7 @@ def test_checker_values_and_trees():
 
 def single_member_history(mode, etcd, mount, tmp_path, seed, label):
     secs = SECONDS or 6.0
-    mounts = [mount(etcd, name=f"h{i}", extra_args=(f"--consistency={mode}",))
+    mounts = [mount(etcd, name=f"h{i}", extra_args=(f"--consistency={mode}", *MOUNT_ARGS))
               for i in range(3)]
     kv = etcd.client()
     try:
@@ -224,7 +227,8 @@ def test_history_cluster_with_faults(mode, make_etcd_cluster, mount, tmp_path):
     cluster = make_etcd_cluster(3)
     secs = SECONDS or 8.0
     mounts = [mount(cluster.endpoints, name=f"h{i}",
-                    extra_args=(f"--consistency={mode}", f"--command-timeout={COMMAND_TIMEOUT:g}s"))
+                    extra_args=(f"--consistency={mode}", f"--command-timeout={COMMAND_TIMEOUT:g}s",
+                                *MOUNT_ARGS))
               for i in range(3)]
     assert all(m.endpoints.count(",") == 2 for m in mounts)
 

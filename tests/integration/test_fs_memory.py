@@ -1,0 +1,158 @@
+"""The daemon's memory (docs/consistency.md, "Memory"):
+
+1. --cache-size bounds what the daemon caches, file values, nodes and directory listings
+   together: a mount with a small cap walks a tree far larger than the cap (ls -lR, find, cat)
+   with the right answers, stays under the cap, and its RSS stays well below an uncapped
+   mount's after the same walk;
+2. memory goes back to the system once a large tree is gone (deleted by another host);
+3. churn (files created and removed through the mount, cycle after cycle) leaks nothing: the
+   daemon's accounting returns to where it started and its RSS levels off.
+
+Figures (RSS, cache sizes, what was trimmed) are printed: run with -s. RSS bounds are not
+checked under a sanitizer, whose shadow memory and quarantine multiply them."""
+
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+from etcd_fixtures import wait_for
+
+pytestmark = [pytest.mark.needs_etcdfs, pytest.mark.slow]
+
+DIRS, PER_DIR = 30, 1000
+N = DIRS * PER_DIR
+MIB = 1 << 20
+
+
+def value_of(i: int) -> bytes:
+    return f"value {i}".encode().ljust(40, b".")
+
+
+def put_tree(kv, prefix: str):
+    """N keys prefix/dNN/fNNNN in Txns of 120 puts."""
+    items = [(f"{prefix}/d{i // PER_DIR:02d}/f{i % PER_DIR:04d}", value_of(i)) for i in range(N)]
+    for at in range(0, N, 120):
+        kv.transaction(compare=[], failure=[],
+                       success=[kv.transactions.put(k, v) for k, v in items[at:at + 120]])
+
+
+def stats(m) -> dict:
+    out = {}
+    for line in (m.path / ".etcdfs" / "stats").read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2 and re.fullmatch(r"-?\d+", parts[1]):
+            out[parts[0]] = int(parts[1])
+    return out
+
+
+def cached(s: dict) -> int:
+    return s["cache_value_bytes"] + s["cache_meta_bytes"]
+
+
+def rss_mib(m) -> float:
+    with open(f"/proc/{m.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def sanitized(build_dir) -> bool:
+    try:
+        cache = (build_dir / "CMakeCache.txt").read_text(errors="replace")
+    except OSError:
+        return False
+    return re.search(r"^ETCDFS_SANITIZE:BOOL=(ON|1|TRUE|YES)$", cache, re.M | re.I) is not None
+
+
+def walk(m) -> int:
+    """ls -lR and find over the mount; the number of files find saw."""
+    subprocess.run(f"ls -lR '{m.path}' > /dev/null", shell=True, check=True)
+    out = subprocess.run(["find", str(m.path), "-type", "f", "-not", "-path", "*/.etcdfs/*"],
+                         capture_output=True, text=True, check=True).stdout
+    return len(out.splitlines())
+
+
+def test_cache_size_bounds_values_nodes_and_listings_together(etcd, kv, mount, build_dir):
+    put_tree(kv, "/mem")
+    cap = 2 * MIB
+    small = mount(etcd, prefix="/mem", name="small", extra_args=(f"--cache-size={cap}",))
+    big = mount(etcd, prefix="/mem", name="big")
+    t0 = time.monotonic()
+    assert walk(small) == N
+    t_small = time.monotonic() - t0
+    # every value right, read through the small cap (most were dropped on the way)
+    for i in range(0, N, 997):
+        path = small.path / f"d{i // PER_DIR:02d}" / f"f{i % PER_DIR:04d}"
+        assert path.read_bytes() == value_of(i), path
+    wait_for(lambda: cached(stats(small)) <= cap, 30, "the keeper to bring the cache under the cap")
+    s = stats(small)
+    t0 = time.monotonic()
+    assert walk(big) == N
+    t_big = time.monotonic() - t0
+    b = stats(big)
+    print(f"\nwalk of {N} keys: cap {cap // 1024} KiB: {t_small:.1f} s, cached {cached(s) // 1024} "
+          f"KiB (values {s['cache_value_bytes'] // 1024}, nodes and listings "
+          f"{s['cache_meta_bytes'] // 1024}), RSS {rss_mib(small):.1f} MiB; {s['cache_evictions']} "
+          f"values evicted, {s['cache_listings_dropped']} listings dropped, "
+          f"{s['cache_names_forgotten']} names forgotten, {s['mem_trims']} trims. Default cap: "
+          f"{t_big:.1f} s, cached {cached(b) // 1024} KiB, RSS {rss_mib(big):.1f} MiB")
+    assert s["cache_names_forgotten"] > 0 and s["cache_listings_dropped"] > 0
+    assert cached(b) > 4 * cap  # the tree is much larger than the cap
+    assert s["cache_limit_bytes"] == cap
+    assert 0 < s["mem_rss_bytes"] <= rss_mib(small) * MIB * 2
+    if not sanitized(build_dir):
+        assert rss_mib(small) < rss_mib(big) - (cached(b) - cap) / MIB / 2, \
+            "the capped daemon holds as much memory as an uncapped one"
+
+
+def test_memory_goes_back_once_a_large_tree_is_gone(etcd, kv, mount, build_dir):
+    m = mount(etcd, prefix="/mem")
+    walk(m)
+    rss0 = rss_mib(m)
+    put_tree(kv, "/mem")
+    assert walk(m) == N
+    rss1 = rss_mib(m)
+    s1 = stats(m)
+    kv.delete_prefix("/mem/")
+    # the watch drops the names, the kernel forgets them, the nodes go
+    wait_for(lambda: stats(m)["cache_files"] == 0, 120, "every file node to go")
+    wait_for(lambda: stats(m)["mem_trims"] > s1["mem_trims"], 30, "memory handed back")
+    time.sleep(1.5)
+    rss2 = rss_mib(m)
+    s2 = stats(m)
+    print(f"\nRSS {rss0:.1f} MiB before the tree, {rss1:.1f} MiB with {N} keys walked (cached "
+          f"{cached(s1) // 1024} KiB), {rss2:.1f} MiB once they are deleted (cached "
+          f"{cached(s2) // 1024} KiB, {s2['mem_trims']} trims)")
+    assert cached(s2) < cached(s1) / 20
+    if not sanitized(build_dir):
+        assert rss2 - rss0 < (rss1 - rss0) / 2, "memory was not given back"
+
+
+def test_churn_of_files_leaks_nothing(etcd, kv, mount, build_dir):
+    m = mount(etcd, prefix="/churn")
+    d = m.path / "d"
+    d.mkdir()
+    files = 1500
+    after = []
+    for cycle in range(4):
+        for i in range(files):
+            with open(d / f"f{i}", "wb") as f:
+                f.write(value_of(i))
+        assert len(os.listdir(d)) == files
+        for i in range(files):
+            os.unlink(d / f"f{i}")
+        assert os.listdir(d) == []
+        wait_for(lambda: stats(m)["cache_files"] == 0, 60, "the removed files' nodes to go")
+        s = stats(m)
+        after.append((rss_mib(m), s["cache_meta_bytes"], s["cache_value_bytes"]))
+    print("\nafter each cycle of " + str(files) + " files created and removed: " +
+          "; ".join(f"RSS {r:.1f} MiB, cached {(mb + vb) // 1024} KiB" for r, mb, vb in after))
+    assert list(kv.get_prefix("/churn/d/f")) == []
+    # the accounting returns to the same point every time: nothing stays behind per file
+    assert all(mb == after[0][1] and vb == after[0][2] for _, mb, vb in after), after
+    if not sanitized(build_dir):
+        assert after[3][0] - after[1][0] < 2, "RSS grows with every cycle"
