@@ -24,7 +24,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=build
 TESTS='^c_'
-EXCLUDE='^(c_install|c_auth_token_ttl)$'
+EXCLUDE='^(c_install|c_auth_token_ttl|c_watch_fragments)$'
 LOGS=""
 JUNIT=()
 while [[ $# -gt 0 ]]; do

@@ -22,7 +22,7 @@ from etcd_fixtures import wait_for
 
 pytestmark = [pytest.mark.needs_etcdfs, pytest.mark.slow]
 
-DIRS, PER_DIR = 30, 1000
+DIRS, PER_DIR = 20, 1000
 N = DIRS * PER_DIR
 MIB = 1 << 20
 
@@ -31,10 +31,11 @@ def value_of(i: int) -> bytes:
     return f"value {i}".encode().ljust(40, b".")
 
 
-def put_tree(kv, prefix: str):
-    """N keys prefix/dNN/fNNNN in Txns of 120 puts."""
-    items = [(f"{prefix}/d{i // PER_DIR:02d}/f{i % PER_DIR:04d}", value_of(i)) for i in range(N)]
-    for at in range(0, N, 120):
+def put_tree(kv, prefix: str, dirs: int = DIRS):
+    """dirs * PER_DIR keys prefix/dNN/fNNNN in Txns of 120 puts."""
+    n = dirs * PER_DIR
+    items = [(f"{prefix}/d{i // PER_DIR:02d}/f{i % PER_DIR:04d}", value_of(i)) for i in range(n)]
+    for at in range(0, n, 120):
         kv.transaction(compare=[], failure=[],
                        success=[kv.transactions.put(k, v) for k, v in items[at:at + 120]])
 
@@ -110,33 +111,35 @@ def test_cache_size_bounds_values_nodes_and_listings_together(etcd, kv, mount, b
 
 
 def test_memory_goes_back_once_a_large_tree_is_gone(etcd, kv, mount, build_dir):
+    """Twice: a tree is written by another client, walked through the mount, deleted. The first
+    round also grows the daemon's pool of FUSE worker threads (each with its buffer and malloc
+    arena, which stay); after the second, RSS is back where the first left it."""
     m = mount(etcd, prefix="/mem")
-    walk(m)
-    rss0 = rss_mib(m)
-    put_tree(kv, "/mem")
-    assert walk(m) == N
-    rss1 = rss_mib(m)
-    s1 = stats(m)
-    kv.delete_prefix("/mem/")
-    # the watch drops the names, the kernel forgets them, the nodes go
-    wait_for(lambda: stats(m)["cache_files"] == 0, 120, "every file node to go")
-    wait_for(lambda: stats(m)["mem_trims"] > s1["mem_trims"], 30, "memory handed back")
-    time.sleep(1.5)
-    rss2 = rss_mib(m)
-    s2 = stats(m)
-    print(f"\nRSS {rss0:.1f} MiB before the tree, {rss1:.1f} MiB with {N} keys walked (cached "
-          f"{cached(s1) // 1024} KiB), {rss2:.1f} MiB once they are deleted (cached "
-          f"{cached(s2) // 1024} KiB, {s2['mem_trims']} trims)")
-    assert cached(s2) < cached(s1) / 20
+    rounds = []
+    for _ in range(2):
+        put_tree(kv, "/mem")
+        assert walk(m) == N
+        peak, s1 = rss_mib(m), stats(m)
+        kv.delete_prefix("/mem/")
+        # the watch drops the names, the kernel forgets them, the nodes go
+        wait_for(lambda: stats(m)["cache_files"] == 0, 120, "every file node to go")
+        wait_for(lambda: stats(m)["mem_trims"] > s1["mem_trims"], 30, "memory handed back")
+        time.sleep(1.5)
+        rounds.append((peak, rss_mib(m), cached(s1), cached(stats(m))))
+    print("\n" + "; ".join(f"RSS {p:.1f} MiB with {N} keys walked (cached {c1 // 1024} KiB), "
+                           f"{a:.1f} MiB once they are deleted (cached {c2 // 1024} KiB)"
+                           for p, a, c1, c2 in rounds))
+    (_, after0, _, _), (peak1, after1, c1, c2) = rounds
+    assert c2 < c1 / 20
     if not sanitized(build_dir):
-        assert rss2 - rss0 < (rss1 - rss0) / 2, "memory was not given back"
+        assert after1 - after0 < (peak1 - after0) / 4, "memory was not given back"
 
 
 def test_churn_of_files_leaks_nothing(etcd, kv, mount, build_dir):
     m = mount(etcd, prefix="/churn")
     d = m.path / "d"
     d.mkdir()
-    files = 1500
+    files = 800
     after = []
     for cycle in range(4):
         for i in range(files):
