@@ -8,7 +8,7 @@
 # build/, then again against build-asan/ (there only the tests that use something from the
 # build: the others ran already and would learn nothing new). Two etcd versions: the build/
 # runs (and valgrind) use Debian 12's etcd 3.4, the build-asan/ runs etcd 3.5 from Debian 13,
-# so every C test and every integration test that uses the build runs against both; the benchmark harness in quick mode (bench/run_fs_bench.sh --quick, < 60 s);
+# so every C test and every integration test that uses the build runs against both; the benchmark harness in quick mode (bench/run_fs_bench.sh --quick, about a minute);
 # the libFuzzer targets for 20 s each (tests/fuzz/run_fuzzers.sh, build-fuzz/, clang); the C
 # client tests under valgrind (tests/c/run_valgrind.sh).
 # Exits non-zero if any stage fails; later test stages still run after a failed

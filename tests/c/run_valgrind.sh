@@ -17,8 +17,9 @@
 # through run_with_etcd.sh's ETCDC_TEST_WRAP hook. Any memcheck error or definite/indirect/
 # possible leak that tests/valgrind.supp does not cover (it covers third-party library
 # internals only: gRPC, abseil, OpenSSL global state) fails the test; the logs of failed
-# runs are printed. Takes several minutes: valgrind is ~20-50x slower, and the tests wait
-# on real etcd processes.
+# runs are printed. Takes a minute or two: valgrind is ~20-50x slower, and the tests wait
+# on real etcd processes (two run at a time, each with its own etcd: most of their time is
+# waiting, 63 s of CPU in 147 s one at a time).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -59,7 +60,7 @@ export ETCDC_TEST_WRAP="valgrind --error-exitcode=99 --leak-check=full \
 --suppressions=$ROOT/tests/valgrind.supp --num-callers=40 --child-silent-after-fork=yes \
 --log-file=$LOGS/vg.%p.log"
 rc=0
-ctest --test-dir "$BUILD" -R "$TESTS" -E "$EXCLUDE" --output-on-failure --timeout 900 \
+ctest --test-dir "$BUILD" -R "$TESTS" -E "$EXCLUDE" --output-on-failure --timeout 900 --parallel 2 \
   "${JUNIT[@]}" || rc=$?
 
 # ctest shows failures; add the valgrind reports that have errors (also of tests that passed
