@@ -12,6 +12,7 @@
 #include "fs.h"
 #include "inode.h"
 #include "names.h"
+#include "prefetch.h"
 
 /* glibc's malloc: 16 bytes of header and alignment per allocation, about. */
 #define ALLOC_OVERHEAD 16
@@ -309,6 +310,8 @@ static void keeper_pass(void)
     if (cap_bytes() > 0 && total_over_target()) {
         evict_values(total_over_target);
         drop_listings(total_over_target);
+        if (total_over_target())
+            prefetch_clear(); /* subtree listings read ahead for a walk (watch mode) */
         if (total_over_target())
             forget_names(total_bytes() - target_bytes());
     }
