@@ -19,8 +19,11 @@
 /* Memory freed since the last malloc_trim that makes the next one worth its walk of the heap. */
 #define TRIM_AFTER_BYTES (4 << 20)
 #define TRIM_EVERY_NS 1000000000LL
-/* A pass of the keeper waits this long before the next: the kernel's forgets arrive meanwhile. */
+/* A pass of the keeper waits this long before the next: the kernel's forgets arrive meanwhile.
+ * Passes that free nothing (what is cached is in use: open files, directories, a cap below
+ * that) wait twice as long each time, up to PASS_MAX_NS, instead of rescanning the table. */
 #define PASS_EVERY_NS 200000000LL
+#define PASS_MAX_NS 5000000000LL
 
 static int64_t value_bytes;     /* atomic */
 static int64_t meta_bytes;      /* atomic */
@@ -305,8 +308,11 @@ void cache_trim(void)
 
 /* ---- the keeper --------------------------------------------------------------------------- */
 
-static void keeper_pass(void)
+/* Returns whether it freed something (or asked the kernel to). */
+static bool keeper_pass(void)
 {
+    uint64_t before = total_bytes();
+    uint64_t forgotten = __atomic_load_n(&counters.names_forgotten, __ATOMIC_RELAXED);
     if (cap_bytes() > 0 && total_over_target()) {
         evict_values(total_over_target);
         drop_listings(total_over_target);
@@ -315,12 +321,14 @@ static void keeper_pass(void)
         if (total_over_target())
             forget_names(total_bytes() - target_bytes());
     }
+    return total_bytes() < before ||
+           __atomic_load_n(&counters.names_forgotten, __ATOMIC_RELAXED) != forgotten;
 }
 
 static void *keeper_main(void *arg)
 {
     (void)arg;
-    int64_t last_trim = 0;
+    int64_t last_trim = 0, pause_ns = PASS_EVERY_NS;
     pthread_mutex_lock(&keeper_mu);
     while (!keeper_stop) {
         if (!keeper_wanted) {
@@ -329,7 +337,8 @@ static void *keeper_main(void *arg)
         }
         keeper_wanted = false;
         pthread_mutex_unlock(&keeper_mu);
-        keeper_pass();
+        bool freed = keeper_pass();
+        pause_ns = freed ? PASS_EVERY_NS : pause_ns * 2 > PASS_MAX_NS ? PASS_MAX_NS : pause_ns * 2;
         int64_t now = now_ns();
         if (__atomic_load_n(&released, __ATOMIC_RELAXED) >= TRIM_AFTER_BYTES &&
             now - last_trim >= TRIM_EVERY_NS) {
@@ -338,7 +347,7 @@ static void *keeper_main(void *arg)
             count(&counters.malloc_trims, 1);
             last_trim = now;
         }
-        struct timespec pause = {0, PASS_EVERY_NS};
+        struct timespec pause = {pause_ns / 1000000000LL, pause_ns % 1000000000LL};
         nanosleep(&pause, NULL);
         pthread_mutex_lock(&keeper_mu);
         /* memory freed but not handed back yet (the trim waited for its second): come again */

@@ -8,8 +8,8 @@
  * that nobody holds open and that hold no local changes; then the listings read longest ago;
  * then it asks the kernel to forget the names of idle files used longest ago (the kernel then
  * forgets their inodes, and the daemon frees their nodes). Whatever is dropped is read from
- * etcd again at its next use. Values alone never pass the cap: they are also evicted at once,
- * by the thread that read them.
+ * etcd again at its next use. When values alone pass the cap, the thread that read the last
+ * one evicts at once, without waiting for the keeper.
  *
  * The keeper also hands memory freed in bulk (a large listing dropped, thousands of names
  * forgotten) back to the system with malloc_trim, at most once a second.
