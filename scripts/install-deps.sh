@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install (idempotently) every Debian package etcdfs needs to build, run and test.
 #
-#   sudo bash scripts/install-deps.sh
+#   bash scripts/install-deps.sh      (as root; or with sudo)
 #
 # - Does nothing but a dpkg query when everything is already installed.
 # - Runs `apt-get update` only when something is missing (or has no install candidate yet).

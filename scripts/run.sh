@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The main job: install, build, make sure an etcd is there, and mount it.
 #
-#   sudo bash scripts/run.sh [MOUNTPOINT] [extra etcdfs args...]
+#   bash scripts/run.sh [MOUNTPOINT] [extra etcdfs args...]      (as root; or with sudo)
 #
-# 1. installs the Debian packages (scripts/install-deps.sh) and builds build/ (scripts/build.sh)
+# 1. installs the Debian packages (scripts/install-deps.sh), builds build/ (scripts/build.sh)
+#    and installs what `cmake --install` installs under /usr/local (etcdfs, mount.fuse.etcdfs,
+#    the man page, libetcdc and its header and pkg-config file), so that `etcdfs MOUNTPOINT`,
+#    `man etcdfs` and `mount -t fuse.etcdfs` work from any directory afterwards
 # 2. uses the etcd at $ETCDCTL_ENDPOINTS (default 127.0.0.1:2379) if it answers
 #    `etcdctl endpoint health`; otherwise, for a loopback endpoint, starts a single-member etcd
 #    in the background, data and log under <repo>/.etcd-data/ (stop it: scripts/stop-etcd.sh)
@@ -11,7 +14,9 @@
 #    etcdfs already serves that mountpoint
 #
 # Environment: ETCDCTL_ENDPOINTS, ETCDFS_PREFIX (key prefix to mount, default /),
-#              ETCDFS_BIN (default build/src/fs/etcdfs), ETCDFS_SKIP_INSTALL=1, ETCDFS_SKIP_BUILD=1.
+#              ETCDFS_BIN (default: the installed /usr/local/bin/etcdfs), ETCDFS_SKIP_INSTALL=1
+#              (no packages), ETCDFS_SKIP_BUILD=1, ETCDFS_INSTALL_PREFIX (default /usr/local;
+#              "none": nothing installed, the build's own binary mounts).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,12 +25,17 @@ MNT=${1:-/mnt/etcd}
 EXTRA_ARGS=("$@")
 ENDPOINTS=${ETCDCTL_ENDPOINTS:-127.0.0.1:2379}
 DATA=$ROOT/.etcd-data
-BIN=${ETCDFS_BIN:-$ROOT/build/src/fs/etcdfs}
+PREFIX=${ETCDFS_INSTALL_PREFIX:-/usr/local}
+if [[ $PREFIX == none ]]; then
+  BIN=${ETCDFS_BIN:-$ROOT/build/src/fs/etcdfs}
+else
+  BIN=${ETCDFS_BIN:-$PREFIX/bin/etcdfs}
+fi
 
 say() { printf '\033[1mrun:\033[0m %s\n' "$*" >&2; }
 die() { printf 'run: ERROR: %s\n' "$*" >&2; exit 1; }
 
-[[ $(id -u) -eq 0 ]] || die "run as root (sudo bash scripts/run.sh): installing packages and mounting need it"
+[[ $(id -u) -eq 0 ]] || die "run as root (or with sudo): installing packages and mounting need it"
 
 if [[ ${ETCDFS_SKIP_INSTALL:-0} != 1 ]]; then
   say "installing dependencies"
@@ -34,6 +44,12 @@ fi
 if [[ ${ETCDFS_SKIP_BUILD:-0} != 1 ]]; then
   say "building build/"
   bash "$ROOT/scripts/build.sh" build >/dev/null || die "build failed (run: bash scripts/build.sh)"
+fi
+if [[ $PREFIX != none ]]; then
+  say "installing under $PREFIX (etcdfs, mount.fuse.etcdfs, man etcdfs, libetcdc)"
+  cmake --install "$ROOT/build" --prefix "$PREFIX" >/dev/null ||
+    die "cmake --install build --prefix $PREFIX failed"
+  ldconfig 2>/dev/null || true # libetcdc.so under $PREFIX/lib for other programs
 fi
 
 export ETCDCTL_API=3

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything CI checks, in one command (run as root on Debian 12):
 #
-#   sudo bash scripts/test.sh
+#   bash scripts/test.sh      (as root; or with sudo)
 #
 # Stages: install deps; fetch etcd 3.5 (scripts/fetch-etcd.sh); build build/ and, with
 # -DETCDFS_SANITIZE=ON, build-asan/; ctest in both; the pytest integration suite against

@@ -210,25 +210,33 @@ def umount_and_wait(mnt: Path) -> None:
 @pytest.fixture
 def installed(build_dir, tmp_path):
     """`cmake --install` into a temporary prefix. mount(8) runs helpers with the standard PATH
-    only, so the installed binary is also linked as /usr/local/bin/etcdfs for the test."""
+    only, so the installed binary is also linked as /usr/local/bin/etcdfs for the test (an
+    etcdfs installed there by scripts/run.sh is moved aside meanwhile, and put back)."""
     if os.geteuid() != 0:
         pytest.skip("mount(8) of a FUSE type and /usr/local/bin need root")
     prefix = tmp_path / "prefix"
     r = run(["cmake", "--install", build_dir, "--prefix", prefix], timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     link = Path("/usr/local/bin/etcdfs")
-    if link.exists() or link.is_symlink():
-        pytest.skip(f"{link} exists: not replacing an installed etcdfs")
+    saved = link.with_name("etcdfs.saved-by-test_operator")
+    if link.exists() or link.is_symlink():  # installed by scripts/run.sh: put back afterwards
+        if saved.exists() or saved.is_symlink():
+            pytest.skip(f"{saved} exists (an earlier run was interrupted): restore it by hand")
+        link.rename(saved)
     link.parent.mkdir(parents=True, exist_ok=True)
     link.symlink_to(prefix / "bin" / "etcdfs")
     mounts: list[Path] = []
-    yield prefix, mounts
-    for m in mounts:
-        if os.path.ismount(m):
-            subprocess.run(["umount", "-l", str(m)])
-        for pid in daemons_of(m):
-            os.kill(pid, 15)
-    link.unlink()
+    try:
+        yield prefix, mounts
+    finally:
+        for m in mounts:
+            if os.path.ismount(m):
+                subprocess.run(["umount", "-l", str(m)])
+            for pid in daemons_of(m):
+                os.kill(pid, 15)
+        link.unlink()
+        if saved.exists() or saved.is_symlink():
+            saved.rename(link)
 
 
 def test_install_layout(installed):
