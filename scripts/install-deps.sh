@@ -22,6 +22,7 @@ PACKAGES=(
   libgrpc-dev protobuf-c-compiler libprotobuf-c-dev libssl-dev openssl
   etcd-server etcd-client
   python3 python3-pytest python3-pytest-timeout python3-etcd3
+  python3-prometheus-client  # an independent parser of .etcdfs/metrics (test_operator.py)
   attr inotify-tools iproute2 util-linux psmisc procps clang clang-format
   libclang-rt-dev valgrind  # libFuzzer + sanitizer runtimes (only recommended by clang); valgrind
   dpkg-dev man-db systemd   # tests/integration/test_operator.py: cpack DEB deps, man -l, unit verify

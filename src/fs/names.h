@@ -25,9 +25,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define NAMES_MAX 255             /* longest display name (Linux NAME_MAX) */
-#define NAMES_SELF_VALUE "%value" /* the value of a directory's own key */
-#define NAMES_STATS_DIR ".etcdfs" /* the virtual directory at the mount root */
+#define NAMES_MAX 255                /* longest display name (Linux NAME_MAX) */
+#define NAMES_SELF_VALUE "%value"    /* the value of a directory's own key */
+#define NAMES_STATS_DIR ".etcdfs"    /* the virtual directory at the mount root */
+#define NAMES_STATS_FILE "stats"     /* in it: the stats view (text) */
+#define NAMES_METRICS_FILE "metrics" /* in it: the same, Prometheus text format */
 
 typedef enum names_kind {
     NAMES_INVALID = 0, /* not a name this mapping can produce (a '%' name that is not canonical) */

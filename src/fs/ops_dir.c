@@ -224,12 +224,14 @@ static bool entry_at(dir_handle *dh, size_t idx, const char **name, bool *is_dir
     }
     idx -= 2;
     if (dh->stats_dir) {
-        if (idx > 1)
+        static const char *const files[] = {NAMES_STATS_FILE, NAMES_METRICS_FILE};
+        if (idx > 2)
             return false;
-        *name = idx == 0 ? "stats" : PAST_AT_NAME;
-        *is_dir = idx == 1;
+        *name = idx < 2 ? files[idx] : PAST_AT_NAME;
+        *is_dir = idx == 2;
         if (want_node)
-            *out = idx == 0 ? node_obtain("stats", 5, NODE_STATS_FILE) : past_at_dir();
+            *out = idx < 2 ? node_obtain(files[idx], strlen(files[idx]), NODE_STATS_FILE)
+                           : past_at_dir();
         return true;
     }
     if (dh->past) {

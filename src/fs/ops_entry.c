@@ -120,10 +120,10 @@ void entry_for(node *n, struct fuse_entry_param *e)
     node_ref_kernel(n);
 }
 
-static node *stats_node(node_type type)
+static node *stats_node(node_type type, const char *file)
 {
     return type == NODE_STATS_DIR ? node_obtain(NAMES_STATS_DIR, sizeof NAMES_STATS_DIR - 1, type)
-                                  : node_obtain("stats", 5, type);
+                                  : node_obtain(file, strlen(file), type);
 }
 
 /* Finds what `r` names, from the fresh listing or with one read-only Txn. *out is NULL when
@@ -263,8 +263,8 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     if (rc == 0 && dir->type == NODE_STATS_DIR) {
         if (!strcmp(name, PAST_AT_NAME))
             n = past_at_dir();
-        else if (!strcmp(name, "stats"))
-            n = stats_node(NODE_STATS_FILE);
+        else if (!strcmp(name, NAMES_STATS_FILE) || !strcmp(name, NAMES_METRICS_FILE))
+            n = stats_node(NODE_STATS_FILE, name);
         else
             rc = ENOENT;
         if (rc == 0 && !n)
@@ -282,7 +282,7 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     if (rc == EINVAL)
         rc = ENOENT; /* a reserved spelling that names nothing */
     if (rc == 0 && r.kind == NAMES_STATS) {
-        if (!(n = stats_node(NODE_STATS_DIR)))
+        if (!(n = stats_node(NODE_STATS_DIR, NULL)))
             rc = ENOMEM;
         goto reply;
     }

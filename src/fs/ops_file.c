@@ -554,15 +554,21 @@ typedef struct stats_snapshot {
     size_t len;
 } stats_snapshot;
 
-static void open_stats(fuse_req_t req, struct fuse_file_info *fi)
+/* .etcdfs/stats (the text view) or .etcdfs/metrics (the same in Prometheus's format). */
+static void open_stats(fuse_req_t req, node *n, struct fuse_file_info *fi)
 {
     if ((fi->flags & O_ACCMODE) != O_RDONLY) {
         fuse_reply_err(req, EACCES);
         return;
     }
+    size_t key_len;
+    char *key = node_key(n, &key_len);
+    bool prometheus = key && !strcmp(key, NAMES_METRICS_FILE);
+    free(key);
     stats_snapshot *s = calloc(1, sizeof *s);
     if (s)
-        s->text = stats_format(g_fs.client, &s->len);
+        s->text = prometheus ? stats_format_prometheus(g_fs.client, &s->len)
+                             : stats_format(g_fs.client, &s->len);
     if (!s || !s->text) {
         free(s);
         fuse_reply_err(req, ENOMEM);
@@ -674,7 +680,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     int rc = n ? 0 : ENOENT;
     bool changed = false;
     if (rc == 0 && n->type == NODE_STATS_FILE) {
-        open_stats(req, fi);
+        open_stats(req, n, fi);
         node_put(n);
         return;
     }

@@ -312,6 +312,215 @@ static void format_latency(FILE *f)
     }
 }
 
+/* ---- the Prometheus text exposition format (<mount>/.etcdfs/metrics) ---------------------- */
+
+static void family(FILE *f, const char *name, const char *type, const char *help)
+{
+    fprintf(f, "# HELP etcdfs_%s %s\n# TYPE etcdfs_%s %s\n", name, help, name, type);
+}
+
+static void sample(FILE *f, const char *name, const char *labels, double v)
+{
+    fprintf(f, "etcdfs_%s%s %.17g\n", name, labels, v);
+}
+
+/* What a counter of STATS_OTHER counts (NULL: not exported on its own). */
+static const char *other_help(const char *name)
+{
+    static const char *const help[][2] = {
+        {"cache_lookup_hit", "Lookups answered from a fresh directory listing, no round trip."},
+        {"cache_getattr_hit", "getattr answered from the daemon's cache."},
+        {"cache_open_hit", "Opens revalidated without a value transfer."},
+        {"listing_pages", "Range requests made by directory listings."},
+        {"write_back", "Buffered file contents written to etcd."},
+        {"lock_try", "Non-blocking lock requests (flock -n, F_SETLK)."},
+        {"lock_wait", "Blocking lock requests (flock, F_SETLKW)."},
+    };
+    for (size_t i = 0; i < sizeof help / sizeof help[0]; i++)
+        if (!strcmp(help[i][0], name))
+            return help[i][1];
+    return NULL;
+}
+
+static void prom_requests(FILE *f, etcdc_client *client)
+{
+    etcdc_stats s = {0};
+    if (client)
+        etcdc_client_stats(client, &s);
+    const struct {
+        const char *kind;
+        uint64_t n;
+    } rt[] = {{"range", s.range},
+              {"put", s.put},
+              {"delete_range", s.delete_range},
+              {"txn", s.txn},
+              {"compact", s.compact},
+              {"lease", s.lease},
+              {"watch_create", s.watch_create},
+              {"status", s.status},
+              {"auth", s.auth}};
+    family(f, "etcd_requests_total", "counter", "etcd requests sent by this mount, by kind.");
+    for (size_t i = 0; i < sizeof rt / sizeof rt[0]; i++) {
+        char l[64];
+        snprintf(l, sizeof l, "{kind=\"%s\"}", rt[i].kind);
+        sample(f, "etcd_requests_total", l, (double)rt[i].n);
+    }
+    family(f, "etcd_retries_total", "counter",
+           "etcd requests sent again after a transient failure.");
+    sample(f, "etcd_retries_total", "", (double)s.retries);
+    family(f, "fuse_requests_total", "counter", "FUSE requests by operation.");
+    for (int i = 0; i < STAT_COUNT; i++)
+        if (!strncmp(names[i], "op_", 3)) {
+            char l[64];
+            snprintf(l, sizeof l, "{op=\"%s\"}", names[i] + 3);
+            sample(f, "fuse_requests_total", l, (double)load(&counters[i]));
+        }
+    for (int i = 0; i < STAT_COUNT; i++) {
+        const char *help = other_help(names[i]);
+        if (!help)
+            continue; /* an operation's, or "errors" (errors_total by errno below) */
+        char n[64];
+        snprintf(n, sizeof n, "%s_total", names[i]);
+        family(f, n, "counter", help);
+        sample(f, n, "", (double)load(&counters[i]));
+    }
+}
+
+static void prom_gauge(FILE *f, const char *name, const char *help, double v)
+{
+    family(f, name, "gauge", help);
+    sample(f, name, "", v);
+}
+
+static void prom_counter(FILE *f, const char *name, const char *help, double v)
+{
+    family(f, name, "counter", help);
+    sample(f, name, "", v);
+}
+
+static void prom_state(FILE *f)
+{
+    cache_size c = {0};
+    node_for_each(count_node, &c);
+    cache_counters cc;
+    cache_get_counters(&cc);
+    prom_gauge(f, "cache_files", "File nodes the daemon holds.", (double)c.files);
+    prom_gauge(f, "cache_dirs", "Directory nodes the daemon holds.", (double)c.dirs);
+    prom_gauge(f, "cache_value_bytes", "Bytes of file value buffers (against --cache-size).",
+               (double)cache_value_bytes());
+    prom_gauge(f, "cache_meta_bytes",
+               "Bytes of nodes and directory listings, estimated (against --cache-size).",
+               (double)cache_meta_bytes());
+    prom_gauge(f, "cache_limit_bytes", "--cache-size (0: no cap).", (double)g_fs.opts->cache_size);
+    prom_counter(f, "cache_evictions_total", "File values dropped to stay under --cache-size.",
+                 (double)cc.evictions);
+    prom_counter(f, "cache_listings_dropped_total",
+                 "Directory listings dropped to stay under --cache-size.",
+                 (double)cc.listings_dropped);
+    prom_counter(f, "cache_names_forgotten_total",
+                 "Names the kernel was asked to forget to stay under --cache-size.",
+                 (double)cc.names_forgotten);
+    prom_gauge(f, "resident_memory_bytes", "The daemon's resident set size.", (double)rss_bytes());
+    prom_counter(f, "memory_trims_total",
+                 "Times memory freed in bulk was handed back (malloc_trim).",
+                 (double)cc.malloc_trims);
+
+    int64_t now = now_ns(), last = load64(&watch_last_ns);
+    int64_t received = load64(&watch_received_rev), applied = load64(&watch_applied_rev);
+    prom_gauge(f, "watch_active", "1 while the watch keeps the cache coherent.",
+               notify_watching() ? 1 : 0);
+    prom_counter(f, "watch_events_total", "Watch events applied to the cache.",
+                 (double)load64(&watch_events));
+    prom_gauge(f, "watch_revision", "etcd revision of the last change applied to the cache.",
+               (double)applied);
+    prom_gauge(f, "watch_lag_revisions", "Revisions received from etcd, not yet applied.",
+               (double)(received > applied ? received - applied : 0));
+    prom_gauge(f, "watch_lag_seconds", "Arrival to application of the last watch event.",
+               (double)load64(&watch_lag_ns) / 1e9);
+    prom_gauge(f, "watch_lag_max_seconds", "Longest arrival to application of a watch event.",
+               (double)load64(&watch_lag_max_ns) / 1e9);
+    prom_gauge(f, "watch_idle_seconds", "Time since the last watch event (-1: none yet).",
+               last ? (double)(now - last) / 1e9 : -1);
+    prom_gauge(f, "locks_held", "flock/fcntl locks this mount holds.", (double)load64(&locks_held));
+    prom_gauge(f, "locks_waiting", "Lock requests waiting.", (double)load64(&locks_waiting));
+
+    family(f, "errors_total", "counter", "Errors answered to the kernel, by errno.");
+    for (int e = 1; e <= ERRNO_MAX; e++) {
+        uint64_t n = load(&errnos[e]);
+        const char *en = e < ERRNO_MAX ? strerrorname_np(e) : NULL;
+        if (!n)
+            continue;
+        char l[64];
+        snprintf(l, sizeof l, "{errno=\"%s\"}", en ? en : "other");
+        sample(f, "errors_total", l, (double)n);
+    }
+    family(f, "etcd_errors_total", "counter", "Failed etcd requests, by kind.");
+    for (size_t i = 1; i < sizeof etcd_errors / sizeof etcd_errors[0]; i++) {
+        uint64_t n = load(&etcd_errors[i]);
+        if (!n)
+            continue;
+        char l[64];
+        snprintf(l, sizeof l, "{kind=\"%s\"}", etcd_error_name(i));
+        sample(f, "etcd_errors_total", l, (double)n);
+    }
+}
+
+/* Per operation: a latency histogram (bucket b of op_stats is [2^(b-1), 2^b) microseconds, so
+ * its cumulative count goes with le = 2^b microseconds), errors and round trips. */
+static void prom_latency(FILE *f)
+{
+    family(f, "operation_duration_seconds", "histogram",
+           "Time to answer a FUSE request, by operation.");
+    for (int i = 0; i < SOP_COUNT; i++) {
+        uint64_t b[BUCKETS], calls = 0;
+        for (int k = 0; k < BUCKETS; k++)
+            calls += b[k] = load(&ops[i].buckets[k]);
+        if (!calls)
+            continue;
+        uint64_t seen = 0;
+        for (int k = 0; k < BUCKETS - 1; k++) {
+            seen += b[k];
+            fprintf(f, "etcdfs_operation_duration_seconds_bucket{op=\"%s\",le=\"%.6f\"} %llu\n",
+                    op_names[i], (double)((uint64_t)1 << k) / 1e6, (unsigned long long)seen);
+        }
+        fprintf(f, "etcdfs_operation_duration_seconds_bucket{op=\"%s\",le=\"+Inf\"} %llu\n",
+                op_names[i], (unsigned long long)calls);
+        fprintf(f, "etcdfs_operation_duration_seconds_sum{op=\"%s\"} %.9f\n", op_names[i],
+                (double)load(&ops[i].total_ns) / 1e9);
+        fprintf(f, "etcdfs_operation_duration_seconds_count{op=\"%s\"} %llu\n", op_names[i],
+                (unsigned long long)calls);
+    }
+    family(f, "operation_errors_total", "counter", "FUSE requests answered with an error.");
+    family(f, "operation_etcd_requests_total", "counter",
+           "etcd requests made while answering FUSE requests, by operation.");
+    for (int i = 0; i < SOP_COUNT; i++) {
+        if (!load(&ops[i].calls))
+            continue;
+        char l[64];
+        snprintf(l, sizeof l, "{op=\"%s\"}", op_names[i]);
+        sample(f, "operation_errors_total", l, (double)load(&ops[i].errors));
+        sample(f, "operation_etcd_requests_total", l, (double)load(&ops[i].round_trips));
+    }
+}
+
+char *stats_format_prometheus(etcdc_client *client, size_t *out_len)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return NULL;
+    prom_requests(f, client);
+    prom_state(f);
+    prom_latency(f);
+    if (fclose(f)) {
+        free(buf);
+        return NULL;
+    }
+    *out_len = len;
+    return buf;
+}
+
 char *stats_format(etcdc_client *client, size_t *out_len)
 {
     char *buf = NULL;

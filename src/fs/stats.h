@@ -44,6 +44,9 @@ void stats_inc(stats_id id);
 /* Formats every counter, one "name value" line each, then the latency table, into a malloc'ed
  * string (docs/operations.md describes every line). */
 char *stats_format(etcdc_client *client, size_t *out_len);
+/* The same counters, gauges and latency histograms in the Prometheus text exposition format
+ * (<mount>/.etcdfs/metrics; names prefixed etcdfs_, units in the names, docs/operations.md). */
+char *stats_format_prometheus(etcdc_client *client, size_t *out_len);
 
 /* Operations timed by the op-table wrapper (stats_ops.c): calls, errors, latency histogram. */
 /* clang-format off */

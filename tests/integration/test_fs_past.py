@@ -128,7 +128,7 @@ def test_at_lists_the_current_revision_and_stays_hidden(etcd, kv, mount):
     m = mount(etcd)
     kv.put("/k", "v")
     assert ".etcdfs" not in os.listdir(m.path)
-    assert sorted(os.listdir(m.path / ".etcdfs")) == ["at", "stats"]
+    assert sorted(os.listdir(m.path / ".etcdfs")) == ["at", "metrics", "stats"]
     rev = revision(etcd)
     # the oldest revision etcd has (1: nothing compacted yet) and the current one
     assert sorted(os.listdir(m.path / ".etcdfs" / "at"), key=int) == ["1", str(rev)]

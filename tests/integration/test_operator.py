@@ -421,6 +421,72 @@ def test_stats_view_changes_as_work_is_done(etcd, kv, mount):
     assert s1["locks_held"] == 0 and s1["locks_waiting"] == 0
 
 
+def metric_families(m) -> dict:
+    """.etcdfs/metrics through prometheus_client's own parser (independent of ours): family
+    name -> family. The parser refuses malformed exposition text."""
+    from prometheus_client.parser import text_string_to_metric_families
+    text = (m.path / ".etcdfs" / "metrics").read_text()
+    return {f.name: f for f in text_string_to_metric_families(text)}, text
+
+
+def sample_value(families, family, name=None, **labels) -> float:
+    for s in families[family].samples:
+        if s.name == (name or family) and all(s.labels.get(k) == v for k, v in labels.items()):
+            return s.value
+    raise AssertionError(f"no sample {name or family}{labels}")
+
+
+def test_metrics_in_prometheus_format(etcd, kv, mount):
+    """<mnt>/.etcdfs/metrics: the stats view's counters, gauges and latency histograms in the
+    Prometheus text format, parsed by prometheus_client; names etcdfs_*, units in the names,
+    histograms cumulative and consistent with their counts, figures moving with the work."""
+    m = mount(etcd, prefix="/p", extra_args=["--max-file-size=4k"])
+    assert sorted(os.listdir(m.path / ".etcdfs")) == ["at", "metrics", "stats"]
+    f0, _ = metric_families(m)
+    for i in range(10):
+        (m.path / f"f{i}").write_text("x" * 100)
+        assert (m.path / f"f{i}").read_text() == "x" * 100
+    with pytest.raises(OSError):
+        (m.path / "big").write_text("y" * 8192)
+    families, text = metric_families(m)
+    assert all(name.startswith("etcdfs_") for name in families), sorted(families)
+    # prometheus_client names a counter family without its _total suffix
+    for name in ("etcdfs_etcd_requests", "etcdfs_fuse_requests", "etcdfs_errors",
+                 "etcdfs_cache_evictions", "etcdfs_watch_events", "etcdfs_write_back"):
+        assert families[name].type == "counter", name
+    for name in ("etcdfs_cache_value_bytes", "etcdfs_cache_meta_bytes", "etcdfs_cache_limit_bytes",
+                 "etcdfs_resident_memory_bytes", "etcdfs_watch_active", "etcdfs_locks_held",
+                 "etcdfs_watch_lag_seconds"):
+        assert families[name].type == "gauge", name
+    assert sample_value(families, "etcdfs_cache_limit_bytes") == 256 << 20
+    assert sample_value(families, "etcdfs_resident_memory_bytes") > 1 << 20
+    assert sample_value(families, "etcdfs_watch_active") == 1
+    writes = sample_value(families, "etcdfs_fuse_requests", "etcdfs_fuse_requests_total",
+                          op="write")
+    assert writes >= 10 + sample_value(f0, "etcdfs_fuse_requests", "etcdfs_fuse_requests_total",
+                                       op="write")
+    assert sample_value(families, "etcdfs_errors", "etcdfs_errors_total", errno="EFBIG") >= 1
+    txns = sample_value(families, "etcdfs_etcd_requests", "etcdfs_etcd_requests_total", kind="txn")
+    assert txns >= 10 + sample_value(f0, "etcdfs_etcd_requests", "etcdfs_etcd_requests_total",
+                                     kind="txn")
+    hist = families["etcdfs_operation_duration_seconds"]
+    assert hist.type == "histogram"
+    by_op: dict[str, list] = {}
+    for s in hist.samples:
+        by_op.setdefault(s.labels["op"], []).append(s)
+    assert {"lookup", "write", "flush", "read", "open"} <= set(by_op), sorted(by_op)
+    for op, samples in by_op.items():
+        buckets = [(float(s.labels["le"]), s.value) for s in samples if s.name.endswith("_bucket")]
+        count = next(s.value for s in samples if s.name.endswith("_count"))
+        total = next(s.value for s in samples if s.name.endswith("_sum"))
+        les = [le for le, _ in buckets]
+        assert les == sorted(les) and les[-1] == float("inf"), (op, les)
+        values = [v for _, v in buckets]
+        assert values == sorted(values), (op, values)  # cumulative
+        assert values[-1] == count > 0 and total > 0, (op, count, total)
+    print(f"\n{len(families)} families, {len(text.splitlines())} lines")
+
+
 # --------------------------------------------------------------------------------------------
 # logs
 # --------------------------------------------------------------------------------------------
