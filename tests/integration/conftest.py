@@ -3,6 +3,8 @@
 Fixtures (see etcd_fixtures.py for the classes):
   build_dir        session   Path: $ETCDFS_BUILD_DIR, else <repo>/build
   etcdfs_bin       session   Path of <build_dir>/src/fs/etcdfs; skips the test if not built
+  mode             function  each consistency mode in turn (MODES of fs_tool_helpers), skipped
+                             when the binary does not accept it; a test's own parametrize wins
   tls_certs        session   TlsCerts (CA, server, client CN=root, unrelated wrong CA)
   etcd             function  fresh single-member etcd (EtcdMember)
   etcd_cluster     function  fresh 3-member cluster (EtcdCluster)
@@ -55,6 +57,8 @@ from etcd_fixtures import (  # noqa: F401  (re-exported for tests)
     sweep_stale,
     wait_for,
 )
+
+from fs_tool_helpers import MODES, require_mode
 
 MARKERS = (
     "slow: takes more than a few seconds (failover, lease expiry, large data)",
@@ -141,6 +145,12 @@ def etcdfs_bin(build_dir) -> Path:
     if not have_etcdfs(build_dir):
         pytest.skip(f"etcdfs not built yet ({b} missing)")
     return b
+
+
+@pytest.fixture(params=MODES)
+def mode(request, etcdfs_bin) -> str:
+    require_mode(etcdfs_bin, request.param)
+    return request.param
 
 
 @pytest.fixture(scope="session")

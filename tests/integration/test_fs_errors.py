@@ -13,8 +13,8 @@ import stat
 
 import pytest
 
-from fs_tool_helpers import (MODES, RENAME_EXCHANGE, RENAME_NOREPLACE, dump, ename, errno_of,
-                             get, mode_args, renameat2, require_mode, revision, try_errno)
+from fs_tool_helpers import (RENAME_EXCHANGE, RENAME_NOREPLACE, dump, ename, errno_of, get,
+                             mode_args, renameat2, revision, try_errno)
 
 pytestmark = pytest.mark.needs_etcdfs
 
@@ -28,12 +28,6 @@ TREE = {
     b"/e2/": b"",
     b"/d2/z": b"Z",
 }
-
-
-@pytest.fixture(params=MODES)
-def mode(request, etcdfs_bin):
-    require_mode(etcdfs_bin, request.param)
-    return request.param
 
 
 @pytest.fixture

@@ -67,12 +67,6 @@ def epoch_seconds(total: float) -> float:
     return 3.0 if total <= 12 else 5.0
 
 
-@pytest.fixture(params=MODES)
-def mode(request, etcdfs_bin):
-    require_mode(etcdfs_bin, request.param)
-    return request.param
-
-
 def kv_dump(client) -> dict:
     return {m.key.decode("utf-8", "surrogateescape"): v for v, m in client.get_all()}
 

@@ -15,7 +15,7 @@ import threading
 import pytest
 
 from etcd_fixtures import wait_for
-from fs_tool_helpers import (MODES, dump, get, keys, mode_args, require_mode, sh, try_errno)
+from fs_tool_helpers import dump, get, keys, mode_args, sh, try_errno
 
 pytestmark = pytest.mark.needs_etcdfs
 
@@ -44,12 +44,6 @@ def seen(mode, fn, want):
     except Exception:  # noqa: BLE001 - the caller's assertion reports the value
         pass
     return last[0]
-
-
-@pytest.fixture(params=MODES)
-def mode(request, etcdfs_bin):
-    require_mode(etcdfs_bin, request.param)
-    return request.param
 
 
 @pytest.fixture

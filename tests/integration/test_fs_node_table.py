@@ -15,15 +15,9 @@ import time
 import pytest
 
 from etcd_fixtures import wait_for
-from fs_tool_helpers import MODES, RENAME_EXCHANGE, get, mode_args, renameat2, require_mode
+from fs_tool_helpers import RENAME_EXCHANGE, get, mode_args, renameat2
 
 pytestmark = pytest.mark.needs_etcdfs
-
-
-@pytest.fixture(params=MODES)
-def mode(request, etcdfs_bin):
-    require_mode(etcdfs_bin, request.param)
-    return request.param
 
 
 def test_write_after_exchanging_a_file_and_a_directory_lands_under_the_new_name(

@@ -20,16 +20,9 @@ from pathlib import Path
 import pytest
 
 from etcd_fixtures import wait_for
-from fs_tool_helpers import (MODES, assert_errno, dump, get, keys, mode_args, require_mode,
-                             revision, sh, tree_files)
+from fs_tool_helpers import assert_errno, dump, get, keys, mode_args, revision, sh, tree_files
 
 pytestmark = pytest.mark.needs_etcdfs
-
-
-@pytest.fixture(params=MODES)
-def mode(request, etcdfs_bin):
-    require_mode(etcdfs_bin, request.param)
-    return request.param
 
 
 @pytest.fixture

@@ -28,8 +28,8 @@ import time
 
 import pytest
 
-from fs_tool_helpers import (MODES, RENAME_EXCHANGE, RENAME_NOREPLACE, dump, ename, mode_args,
-                             renameat2, require_mode, revision)
+from fs_tool_helpers import (RENAME_EXCHANGE, RENAME_NOREPLACE, dump, ename, mode_args, renameat2,
+                             revision)
 
 pytestmark = pytest.mark.needs_etcdfs
 
@@ -678,12 +678,6 @@ def report(rows, problems, title):
 
 
 # -- tests ---------------------------------------------------------------------------------------
-
-@pytest.fixture(params=MODES)
-def mode(request, etcdfs_bin):
-    require_mode(etcdfs_bin, request.param)
-    return request.param
-
 
 def put_tree(kv):
     for name, content in TREE.items():
