@@ -94,7 +94,7 @@ char *key_prefix_end(const void *p, size_t len, size_t *out_len)
     char *e = malloc(len + 1);
     if (!e)
         return NULL;
-    size_t n = names_prefix_end(p, len, e);
+    size_t n = etcdc_prefix_end(p, len, e);
     if (n == 0) {
         e[0] = 0;
         n = 1; /* "\0": every key >= start */

@@ -170,15 +170,3 @@ size_t names_first_component(const char *rel, size_t rel_len, bool *is_dir)
     *is_dir = slash != NULL;
     return slash ? (size_t)(slash - rel) : rel_len;
 }
-
-size_t names_prefix_end(const void *p, size_t len, char *out)
-{
-    const unsigned char *b = p;
-    while (len > 0 && b[len - 1] == 0xff)
-        len--;
-    if (len == 0)
-        return 0;
-    memcpy(out, b, len);
-    out[len - 1] = (char)(b[len - 1] + 1);
-    return len;
-}

@@ -64,9 +64,4 @@ char *names_normalize_prefix(const char *prefix, size_t *out_len);
  * (the key lies deeper, so the component is a subdirectory). */
 size_t names_first_component(const char *rel, size_t rel_len, bool *is_dir);
 
-/* Writes the range end that selects every key starting with p (the same rule as etcd's
- * prefix end: drop trailing 0xff bytes, add one to the last). out holds len bytes. Returns the
- * length, 0 meaning "no end" (then the range end to use is "\0"). */
-size_t names_prefix_end(const void *p, size_t len, char *out);
-
 #endif

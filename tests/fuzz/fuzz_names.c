@@ -9,13 +9,15 @@
  *    its hash);
  *  - as a display name as the kernel would pass it (when it holds no '/' and no NUL): a name
  *    that is accepted must be canonical, i.e. its component displays as exactly this name;
- *  - as a key prefix: names_prefix_end and names_first_component must keep their contracts.
+ *  - as a key prefix: etcdc_prefix_end (the mount's range ends) and names_first_component must
+ *    keep their contracts.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "etcdc.h"
 #include "names.h"
 
 #define REQUIRE(cond)                                                                              \
@@ -105,7 +107,7 @@ static void check_prefix(const unsigned char *p, size_t len)
 {
     char *end = malloc(len ? len : 1);
     REQUIRE(end);
-    size_t m = names_prefix_end(p, len, end);
+    size_t m = etcdc_prefix_end(p, len, end);
     if (m == 0) {
         for (size_t i = 0; i < len; i++)
             REQUIRE(p[i] == 0xff); /* no end exists only for all-0xff prefixes */

@@ -171,10 +171,6 @@ static void test_helpers(void)
     CHECK(names_first_component("a/b/c", 5, &is_dir) == 1 && is_dir);
     CHECK(names_first_component("abc", 3, &is_dir) == 3 && !is_dir);
     CHECK(names_first_component("/x", 2, &is_dir) == 0 && is_dir);
-    char end[8];
-    CHECK(names_prefix_end("a/", 2, end) == 2 && !memcmp(end, "a0", 2));
-    CHECK(names_prefix_end("a\xff", 2, end) == 1 && end[0] == 'b');
-    CHECK(names_prefix_end("\xff\xff", 2, end) == 0);
     CHECK(names_hash("", 0) == 0xcbf29ce484222325ULL);
     CHECK(names_hash("a", 1) == 0xaf63dc4c8601ec8cULL); /* FNV-1a 64 test vector */
 }
