@@ -21,8 +21,8 @@
 #include "connect.h"
 #include "diagnose.h"
 #include "fs.h"
-#include "locks.h"
 #include "names.h"
+#include "ops_lock.h"
 
 typedef struct checker {
     int failures;
@@ -279,7 +279,7 @@ static void check_prefix(checker *ck, etcdc_client *c, const etcdfs_opts *o, con
 }
 
 /* Writability needs a write: a probe key is put and deleted again where this mount's locks
- * will live, <lock prefix><mount prefix> (a file's lock is <lock prefix><its key>, locks.h). */
+ * will live, <lock prefix><mount prefix> (a file's lock is <lock prefix><its key>, ops_lock.h). */
 static void check_lock_prefix(checker *ck, etcdc_client *c, const char *lock_prefix,
                               const char *prefix)
 {

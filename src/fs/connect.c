@@ -12,7 +12,7 @@
 #include "diagnose.h"
 
 /* Sends the outcome to the waiting parent (daemon mode) or prints it (foreground). */
-void report(int fd, const char *fmt, ...)
+void report_startup(int fd, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -88,7 +88,7 @@ etcdc_client *connect_etcd(const etcdfs_opts *o, char *password, int report_fd)
     diagnose_route_grpc_log();
     etcdc_config *cfg = connect_config(o, password, NULL, why, sizeof why);
     if (!cfg) {
-        report(report_fd, "%s", why);
+        report_startup(report_fd, "%s", why);
         return NULL;
     }
     etcdc_error err = {0};
@@ -97,7 +97,7 @@ etcdc_client *connect_etcd(const etcdfs_opts *o, char *password, int report_fd)
     if (!client) {
         diagnosis d;
         diagnose_connect(o, &err, &d);
-        report(report_fd, "%s%s%s", d.what, d.hint[0] ? " - " : "", d.hint);
+        report_startup(report_fd, "%s%s%s", d.what, d.hint[0] ? " - " : "", d.hint);
     }
     return client;
 }

@@ -5,9 +5,9 @@
 #include "etcdc.h"
 #include "opts.h"
 
-/* Sends the outcome to the parent waiting on fd (daemon mode), or prints "etcdfs: MSG" to
- * stderr when fd < 0 (the message "OK" is not printed). */
-void report(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* How starting the mount went: sent to the parent waiting on fd (daemon mode), or printed as
+ * "etcdfs: MSG" to stderr when fd < 0 (the message "OK" is not printed). */
+void report_startup(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The client configuration the options describe (endpoints NULL: --endpoints). NULL with a
  * one-line reason in why (bad endpoints, a client key readable by others, a certificate
  * without its key, an unusable --key-file, ...). */

@@ -23,15 +23,16 @@
 #include "connect.h"
 #include "fs.h"
 #include "inode.h"
-#include "locks.h"
 #include "log.h"
 #include "names.h"
 #include "notify.h"
 #include "ops.h"
+#include "ops_lock.h"
+#include "ops_poll.h"
 #include "opts.h"
-#include "pollers.h"
 #include "rekey_cmd.h"
 #include "stats.h"
+#include "stats_ops.h"
 
 static const struct fuse_lowlevel_ops etcdfs_ops;
 
@@ -62,7 +63,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
     if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
         conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
-    /* flock and fcntl locks come to us and become etcd locks (locks.h). */
+    /* flock and fcntl locks come to us and become etcd locks (ops_lock.h). */
     if (conn->capable & FUSE_CAP_FLOCK_LOCKS)
         conn->want |= FUSE_CAP_FLOCK_LOCKS;
     if (conn->capable & FUSE_CAP_POSIX_LOCKS)
@@ -122,8 +123,8 @@ static int check_prefix(int report_fd, int64_t *revision)
     etcdc_error err = {0};
     etcdc_code code = end ? etcdc_range(g_fs.client, &req, &kvs, &err) : ETCDC_ERR_NO_MEMORY;
     if (code)
-        report(report_fd, "cannot read prefix '%s': %s", g_fs.prefix,
-               err.message[0] ? err.message : etcdc_strerror(code));
+        report_startup(report_fd, "cannot read prefix '%s': %s", g_fs.prefix,
+                       err.message[0] ? err.message : etcdc_strerror(code));
     *revision = kvs.revision;
     etcdc_kvs_clear(&kvs);
     free(end);
@@ -168,7 +169,7 @@ static int run(const etcdfs_opts *o, char *password, int report_fd)
     g_fs.page_size = 256;
     clock_gettime(CLOCK_REALTIME, &g_fs.mount_time);
     if (!g_fs.prefix) {
-        report(report_fd, "out of memory");
+        report_startup(report_fd, "out of memory");
         goto out;
     }
     table_init(g_fs.prefix, g_fs.prefix_len);
@@ -193,34 +194,34 @@ static int run(const etcdfs_opts *o, char *password, int report_fd)
                  o->allow_other ? ",allow_other" : "", o->fuse_opts ? "," : "",
                  o->fuse_opts ? o->fuse_opts : "") < 0) {
         fuse_opts = NULL;
-        report(report_fd, "out of memory");
+        report_startup(report_fd, "out of memory");
         goto out;
     }
     if (fuse_opt_add_arg(&args, "etcdfs") || fuse_opt_add_arg(&args, "-o") ||
         fuse_opt_add_arg(&args, fuse_opts)) {
-        report(report_fd, "out of memory");
+        report_startup(report_fd, "out of memory");
         goto out;
     }
     /* The stats view times every operation: the session runs the wrapped table. */
     se = fuse_session_new(&args, stats_wrap_ops(&etcdfs_ops), sizeof etcdfs_ops, NULL);
     if (!se) {
-        report(report_fd, "bad FUSE options '%s'%s%s", o->fuse_opts ? o->fuse_opts : "",
-               fuse_last_error[0] ? ": " : "", fuse_last_error);
+        report_startup(report_fd, "bad FUSE options '%s'%s%s", o->fuse_opts ? o->fuse_opts : "",
+                       fuse_last_error[0] ? ": " : "", fuse_last_error);
         goto out;
     }
     g_fs.se = se;
     if (fuse_set_signal_handlers(se)) {
-        report(report_fd, "cannot install signal handlers");
+        report_startup(report_fd, "cannot install signal handlers");
         goto out;
     }
     signals = true;
     if (fuse_session_mount(se, o->mountpoint)) {
-        report(report_fd, "cannot mount on %s%s%s", o->mountpoint, fuse_last_error[0] ? ": " : "",
-               fuse_last_error);
+        report_startup(report_fd, "cannot mount on %s%s%s", o->mountpoint,
+                       fuse_last_error[0] ? ": " : "", fuse_last_error);
         goto out;
     }
     mounted = true;
-    report(report_fd, "OK");
+    report_startup(report_fd, "OK");
     if (report_fd >= 0) {
         close(report_fd);
         report_fd = -1;

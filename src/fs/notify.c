@@ -19,7 +19,7 @@
 #include "log.h"
 #include "names.h"
 #include "notify_replay.h"
-#include "pollers.h"
+#include "ops_poll.h"
 #include "prefetch.h"
 #include "stats.h"
 

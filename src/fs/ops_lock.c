@@ -1,5 +1,5 @@
 /*
- * ops_lock.c - flock(2) and whole-file fcntl locks as etcd locks (see locks.h).
+ * ops_lock.c - flock(2) and whole-file fcntl locks as etcd locks (see ops_lock.h).
  *
  * Every lock of this mount goes through one etcd session (a lease kept alive by the library),
  * created at the first lock and replaced when it is lost. The lock of a file is the etcd lock
@@ -11,7 +11,7 @@
  * waiter (a signal, `timeout 2 flock ...`) is cancelled at once, and the library deletes its
  * waiter key before returning, so nothing stale delays later lockers.
  */
-#include "locks.h"
+#include "ops_lock.h"
 
 #include <errno.h>
 #include <fcntl.h>

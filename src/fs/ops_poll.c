@@ -1,5 +1,5 @@
 /*
- * ops_poll.c - poll(2)/select(2)/epoll on an open file wake when its key changes (see poll.h).
+ * ops_poll.c - poll(2)/select(2)/epoll on an open file wake when its key changes (see ops_poll.h).
  *
  * Each open file description that read from offset 0 or polled has a record of the revision
  * it has seen. The file is "ready" (POLLIN|POLLPRI) while etcd's current revision of the key,
@@ -7,7 +7,7 @@
  * the new revision and so re-arms the wake-up. The kernel gives us a poll handle to notify
  * when we answered "not ready"; the notify thread fires it when the watch applies a change.
  */
-#include "pollers.h"
+#include "ops_poll.h"
 
 #include <poll.h>
 #include <pthread.h>

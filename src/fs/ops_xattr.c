@@ -19,9 +19,9 @@
 #include <sys/xattr.h>
 
 #include "commit.h"
-#include "locks.h"
 #include "log.h"
 #include "ops.h"
+#include "ops_lock.h"
 #include "past.h"
 
 #define XATTR_PREFIX "user.etcd."

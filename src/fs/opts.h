@@ -32,7 +32,7 @@ typedef struct etcdfs_opts {
     int64_t dial_timeout_ms;    /* --dial-timeout (default 5s) */
     int64_t command_timeout_ms; /* --command-timeout (default 5s) */
     char *key_file;             /* --key-file, made absolute */
-    char *lock_prefix;          /* --lock-prefix (NULL: LOCKS_DEFAULT_PREFIX in locks.h) */
+    char *lock_prefix;          /* --lock-prefix (NULL: LOCKS_DEFAULT_PREFIX in ops_lock.h) */
     int64_t lock_ttl_ms;        /* --lock-ttl: the lock session's lease (0: 10 s) */
     bool lock_fencing;          /* --lock-fencing: writes conditional on the held lock key */
     etcdfs_consistency consistency;

@@ -10,8 +10,6 @@
 
 #include "etcdc.h"
 
-struct fuse_lowlevel_ops;
-
 /* One X per operation, several per line (clang-format would put each line deeper). */
 /* clang-format off */
 #define STATS_OPS(X)                                                                               \
@@ -65,8 +63,6 @@ typedef enum stats_op {
         SOP_COUNT
 } stats_op;
 
-/* A copy of ops whose handlers are timed (the copy lives as long as the process). */
-const struct fuse_lowlevel_ops *stats_wrap_ops(const struct fuse_lowlevel_ops *ops);
 /* One call of op took ns nanoseconds (called by the wrapper). */
 void stats_op_done(stats_op op, int64_t ns, uint64_t round_trips);
 /* An error answered to the kernel: by errno, and by operation when op >= 0. */

@@ -12,6 +12,7 @@
 
 #include "fs.h"
 #include "stats.h"
+#include "stats_ops.h"
 
 /* The operation running on this thread (-1: none, e.g. the notify thread). */
 static __thread int current_op = -1;

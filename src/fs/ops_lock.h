@@ -1,5 +1,5 @@
 /*
- * locks.h - flock(2) and whole-file fcntl(2) locks on the mount as etcd locks.
+ * ops_lock.h - flock(2) and whole-file fcntl(2) locks on the mount as etcd locks.
  *
  * The lock of a file is the etcd lock named <lock prefix><the file's key> (etcdctl's layout:
  * a holder owns "<name>/<lease id hex>"), taken through one session (lease) per mount whose TTL
@@ -7,8 +7,8 @@
  * close by the owning process (fcntl) reaches the daemon, and with the lease when the daemon
  * or its host dies. docs/locks.md has the semantics.
  */
-#ifndef ETCDFS_LOCKS_H
-#define ETCDFS_LOCKS_H
+#ifndef ETCDFS_OPS_LOCK_H
+#define ETCDFS_OPS_LOCK_H
 
 #include "fs.h"
 

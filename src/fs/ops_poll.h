@@ -1,12 +1,12 @@
 /*
- * pollers.h - poll(2) on a file of the mount as a change notification.
+ * ops_poll.h - poll(2) on a file of the mount as a change notification.
  *
  * An open file is ready (POLLIN|POLLPRI) when its key's revision differs from the one this open
  * file description last read from offset 0 (or saw when it first polled): changed or deleted
  * by anyone, anywhere. Reading it again from offset 0 re-arms the wake-up. docs/consistency.md.
  */
-#ifndef ETCDFS_POLLERS_H
-#define ETCDFS_POLLERS_H
+#ifndef ETCDFS_OPS_POLL_H
+#define ETCDFS_OPS_POLL_H
 
 #include "fs.h"
 
