@@ -407,7 +407,20 @@ typedef enum etcdc_cmp_op {
 typedef enum etcdc_branch { ETCDC_THEN = 0, ETCDC_ELSE = 1 } etcdc_branch;
 
 /* A new, empty transaction (If() Then() Else()). NULL when out of memory. All data passed to
- * the builder is copied. */
+ * the builder is copied.
+ *
+ * One error per transaction: the first builder call that fails (out of memory, an invalid
+ * argument) is remembered; every later call on the transaction does nothing and returns that
+ * code, and etcdc_txn_commit returns it without sending anything. Calls on a NULL transaction
+ * return ETCDC_ERR_NO_MEMORY, and so does its commit. A caller may therefore build without
+ * checking each call and look only at the commit's result, as with Go's Txn().If().Then():
+ *
+ *     etcdc_txn *t = etcdc_txn_new();
+ *     etcdc_txn_if(t, "k", 1, ETCDC_CMP_MOD, ETCDC_EQUAL, rev);
+ *     etcdc_txn_put(t, ETCDC_THEN, "k", 1, "v", 1, 0);
+ *     code = etcdc_txn_commit(c, t, &res, &err);
+ *     etcdc_txn_free(t);
+ */
 etcdc_txn *etcdc_txn_new(void);
 void etcdc_txn_free(etcdc_txn *t);
 /* If: compare a number (version, create/mod revision, lease) of key (or of every key in
@@ -464,9 +477,10 @@ typedef struct etcdc_txn_result {
 void etcdc_txn_result_clear(etcdc_txn_result *r);
 
 /* Sends the transaction (one round trip). ETCDC_OK whether or not the compares held: look at
- * out->succeeded. A request over etcd's operation limit fails before sending: etcd counts,
- * per level, the largest of compares/Then/Else, and a nested txn must fit in what its parent
- * level left of etcdc_max_txn_ops(). */
+ * out->succeeded. A builder call that failed (or t NULL) makes it return that error, unsent. A
+ * request over etcd's operation limit fails before sending: etcd counts, per level, the largest of
+ * compares/Then/Else, and a nested txn must fit in what its parent level left of
+ * etcdc_max_txn_ops(). */
 etcdc_code etcdc_txn_commit(etcdc_client *c, const etcdc_txn *t, etcdc_txn_result *out,
                             etcdc_error *err);
 

@@ -29,17 +29,35 @@ struct etcdc_txn {
     bool compares_values; /* here or in a nested txn */
     bool raw_values;      /* puts are stored unsealed (lock holder information) */
     bool resend_safe;     /* applying it twice equals applying it once (caller's word) */
-    bool oom;             /* a builder call ran out of memory: commit refuses */
+    etcdc_code error;     /* the first builder call that failed: later calls do nothing and
+                           * commit returns it without sending anything */
 };
 
 void etcdc__txn_set_raw(etcdc_txn *t)
 {
-    t->raw_values = true;
+    if (t)
+        t->raw_values = true;
 }
 
 void etcdc_txn_set_resend_safe(etcdc_txn *t)
 {
-    t->resend_safe = true;
+    if (t)
+        t->resend_safe = true;
+}
+
+/* Records the first failure of a builder call; returns the code to give that call. */
+static etcdc_code fail(etcdc_txn *t, etcdc_code code)
+{
+    if (t->error == ETCDC_OK)
+        t->error = code;
+    return t->error;
+}
+
+/* The code a builder call returns without doing anything: no transaction (etcdc_txn_new ran
+ * out of memory), or an earlier call failed. ETCDC_OK: go on. */
+static etcdc_code refused(const etcdc_txn *t)
+{
+    return !t ? ETCDC_ERR_NO_MEMORY : t->error;
 }
 
 static ProtobufCBinaryData copy_bytes(etcdc_txn *t, const void *p, size_t n)
@@ -49,7 +67,7 @@ static ProtobufCBinaryData copy_bytes(etcdc_txn *t, const void *p, size_t n)
         return b;
     b.data = malloc(n);
     if (!b.data) {
-        t->oom = true;
+        fail(t, ETCDC_ERR_NO_MEMORY);
         return b;
     }
     memcpy(b.data, p, n);
@@ -100,17 +118,21 @@ static void free_op(Etcdserverpb__RequestOp *op)
     free(op);
 }
 
+static void free_compare(Etcdserverpb__Compare *cmp)
+{
+    free(cmp->key.data);
+    free(cmp->range_end.data);
+    if (cmp->target_union_case == ETCDSERVERPB__COMPARE__TARGET_UNION_VALUE)
+        free(cmp->value.data);
+    free(cmp);
+}
+
 void etcdc_txn_free(etcdc_txn *t)
 {
     if (!t)
         return;
-    for (size_t i = 0; i < t->cmp_count; i++) {
-        free(t->cmps[i]->key.data);
-        free(t->cmps[i]->range_end.data);
-        if (t->cmps[i]->target_union_case == ETCDSERVERPB__COMPARE__TARGET_UNION_VALUE)
-            free(t->cmps[i]->value.data);
-        free(t->cmps[i]);
-    }
+    for (size_t i = 0; i < t->cmp_count; i++)
+        free_compare(t->cmps[i]);
     free(t->cmps);
     for (int b = 0; b < 2; b++) {
         for (size_t i = 0; i < t->branch[b].count; i++)
@@ -133,11 +155,12 @@ static bool grow(void **arr, size_t *cap, size_t count, size_t elem)
     return true;
 }
 
+/* Adds cmp (owned from here on), unless a copy into it failed or memory runs out. */
 static etcdc_code add_compare(etcdc_txn *t, Etcdserverpb__Compare *cmp)
 {
-    if (t->oom || !grow((void **)&t->cmps, &t->cmp_cap, t->cmp_count, sizeof *t->cmps)) {
-        t->oom = true;
-        return ETCDC_ERR_NO_MEMORY;
+    if (t->error || !grow((void **)&t->cmps, &t->cmp_cap, t->cmp_count, sizeof *t->cmps)) {
+        free_compare(cmp);
+        return fail(t, ETCDC_ERR_NO_MEMORY);
     }
     t->cmps[t->cmp_count++] = cmp;
     return ETCDC_OK;
@@ -147,11 +170,13 @@ etcdc_code etcdc_txn_if_range(etcdc_txn *t, const void *key, size_t key_len, con
                               size_t range_end_len, etcdc_cmp_target target, etcdc_cmp_op op,
                               int64_t number)
 {
+    if (refused(t))
+        return refused(t);
+    if (target == ETCDC_CMP_VALUE || (unsigned)target > ETCDC_CMP_LEASE)
+        return fail(t, ETCDC_ERR_INVALID_ARGUMENT); /* values go through etcdc_txn_if_value */
     Etcdserverpb__Compare *cmp = malloc(sizeof *cmp);
-    if (!cmp) {
-        t->oom = true;
-        return ETCDC_ERR_NO_MEMORY;
-    }
+    if (!cmp)
+        return fail(t, ETCDC_ERR_NO_MEMORY);
     etcdserverpb__compare__init(cmp);
     cmp->result = (Etcdserverpb__Compare__CompareResult)op;
     cmp->target = (Etcdserverpb__Compare__CompareTarget)target;
@@ -171,15 +196,10 @@ etcdc_code etcdc_txn_if_range(etcdc_txn *t, const void *key, size_t key_len, con
         cmp->mod_revision = number;
         break;
     case ETCDC_CMP_LEASE:
+    default:
         cmp->target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_LEASE;
         cmp->lease = number;
         break;
-    case ETCDC_CMP_VALUE:
-    default:
-        free(cmp->key.data);
-        free(cmp->range_end.data);
-        free(cmp);
-        return ETCDC_ERR_INVALID_ARGUMENT; /* values go through etcdc_txn_if_value */
     }
     return add_compare(t, cmp);
 }
@@ -193,11 +213,11 @@ etcdc_code etcdc_txn_if(etcdc_txn *t, const void *key, size_t key_len, etcdc_cmp
 etcdc_code etcdc_txn_if_value(etcdc_txn *t, const void *key, size_t key_len, etcdc_cmp_op op,
                               const void *value, size_t value_len)
 {
+    if (refused(t))
+        return refused(t);
     Etcdserverpb__Compare *cmp = malloc(sizeof *cmp);
-    if (!cmp) {
-        t->oom = true;
-        return ETCDC_ERR_NO_MEMORY;
-    }
+    if (!cmp)
+        return fail(t, ETCDC_ERR_NO_MEMORY);
     etcdserverpb__compare__init(cmp);
     cmp->result = (Etcdserverpb__Compare__CompareResult)op;
     cmp->target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__VALUE;
@@ -211,10 +231,9 @@ etcdc_code etcdc_txn_if_value(etcdc_txn *t, const void *key, size_t key_len, etc
 static etcdc_code add_op(etcdc_txn *t, etcdc_branch b, Etcdserverpb__RequestOp *op)
 {
     op_list *l = &t->branch[b == ETCDC_ELSE];
-    if (t->oom || !grow((void **)&l->ops, &l->cap, l->count, sizeof *l->ops)) {
-        t->oom = true;
+    if (t->error || !grow((void **)&l->ops, &l->cap, l->count, sizeof *l->ops)) {
         free_op(op);
-        return ETCDC_ERR_NO_MEMORY;
+        return fail(t, ETCDC_ERR_NO_MEMORY);
     }
     l->ops[l->count++] = op;
     return ETCDC_OK;
@@ -224,7 +243,7 @@ static Etcdserverpb__RequestOp *new_op(etcdc_txn *t)
 {
     Etcdserverpb__RequestOp *op = malloc(sizeof *op);
     if (!op)
-        t->oom = true;
+        fail(t, ETCDC_ERR_NO_MEMORY);
     else
         etcdserverpb__request_op__init(op);
     return op;
@@ -233,12 +252,13 @@ static Etcdserverpb__RequestOp *new_op(etcdc_txn *t)
 etcdc_code etcdc_txn_put(etcdc_txn *t, etcdc_branch b, const void *key, size_t key_len,
                          const void *value, size_t value_len, int64_t lease)
 {
+    if (refused(t))
+        return refused(t);
     Etcdserverpb__RequestOp *op = new_op(t);
     Etcdserverpb__PutRequest *put = op ? malloc(sizeof *put) : NULL;
     if (!put) {
         free(op);
-        t->oom = true;
-        return ETCDC_ERR_NO_MEMORY;
+        return fail(t, ETCDC_ERR_NO_MEMORY);
     }
     etcdserverpb__put_request__init(put);
     put->key = copy_bytes(t, key, key_len);
@@ -251,12 +271,13 @@ etcdc_code etcdc_txn_put(etcdc_txn *t, etcdc_branch b, const void *key, size_t k
 
 etcdc_code etcdc_txn_get(etcdc_txn *t, etcdc_branch b, const etcdc_range_req *req)
 {
+    if (refused(t))
+        return refused(t);
     Etcdserverpb__RequestOp *op = new_op(t);
     Etcdserverpb__RangeRequest *r = op ? malloc(sizeof *r) : NULL;
     if (!r) {
         free(op);
-        t->oom = true;
-        return ETCDC_ERR_NO_MEMORY;
+        return fail(t, ETCDC_ERR_NO_MEMORY);
     }
     etcdc__range_to_pb(req, r);
     r->key = copy_bytes(t, req->key, req->key_len);
@@ -269,12 +290,13 @@ etcdc_code etcdc_txn_get(etcdc_txn *t, etcdc_branch b, const etcdc_range_req *re
 etcdc_code etcdc_txn_delete(etcdc_txn *t, etcdc_branch b, const void *key, size_t key_len,
                             const void *range_end, size_t range_end_len, bool prev_kv)
 {
+    if (refused(t))
+        return refused(t);
     Etcdserverpb__RequestOp *op = new_op(t);
     Etcdserverpb__DeleteRangeRequest *d = op ? malloc(sizeof *d) : NULL;
     if (!d) {
         free(op);
-        t->oom = true;
-        return ETCDC_ERR_NO_MEMORY;
+        return fail(t, ETCDC_ERR_NO_MEMORY);
     }
     etcdserverpb__delete_range_request__init(d);
     d->key = copy_bytes(t, key, key_len);
@@ -287,17 +309,17 @@ etcdc_code etcdc_txn_delete(etcdc_txn *t, etcdc_branch b, const void *key, size_
 
 etcdc_code etcdc_txn_nest(etcdc_txn *t, etcdc_branch b, etcdc_txn *inner)
 {
-    if (!inner) {
-        t->oom = true;
-        return ETCDC_ERR_NO_MEMORY;
+    if (refused(t) || refused(inner)) {
+        etcdc_code code = refused(t) ? refused(t) : refused(inner);
+        etcdc_txn_free(inner);
+        return t ? fail(t, code) : code;
     }
     Etcdserverpb__RequestOp *op = new_op(t);
     nested_req *n = op ? malloc(sizeof *n) : NULL;
     if (!n) {
         free(op);
         etcdc_txn_free(inner);
-        t->oom = true;
-        return ETCDC_ERR_NO_MEMORY;
+        return fail(t, ETCDC_ERR_NO_MEMORY);
     }
     etcdserverpb__txn_request__init(&n->pb);
     n->inner = inner;
@@ -308,7 +330,6 @@ etcdc_code etcdc_txn_nest(etcdc_txn *t, etcdc_branch b, etcdc_txn *inner)
     n->pb.failure = inner->branch[1].ops;
     n->pb.n_failure = inner->branch[1].count;
     t->compares_values |= inner->compares_values;
-    t->oom |= inner->oom;
     op->request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN;
     op->request_txn = &n->pb;
     return add_op(t, b, op);
@@ -316,6 +337,8 @@ etcdc_code etcdc_txn_nest(etcdc_txn *t, etcdc_branch b, etcdc_txn *inner)
 
 size_t etcdc_txn_op_count(const etcdc_txn *t)
 {
+    if (!t)
+        return 0;
     size_t a = t->branch[0].count, b = t->branch[1].count;
     return a > b ? a : b;
 }
@@ -513,8 +536,11 @@ etcdc_code etcdc_txn_commit(etcdc_client *c, const etcdc_txn *t, etcdc_txn_resul
 {
     etcdc__clear_error(err);
     memset(out, 0, sizeof *out);
-    if (t->oom)
-        return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory building the txn");
+    if (refused(t))
+        return etcdc__set_error(err, refused(t), 0, "building the transaction: %s (nothing sent)",
+                                refused(t) == ETCDC_ERR_NO_MEMORY
+                                    ? "out of memory"
+                                    : "an invalid compare target (values: etcdc_txn_if_value)");
     Etcdserverpb__TxnRequest pb = ETCDSERVERPB__TXN_REQUEST__INIT;
     pb.compare = t->cmps;
     pb.n_compare = t->cmp_count;

@@ -723,8 +723,6 @@ static void test_txn_builder(void)
     CHECK_OK(etcdc_txn_if_range(t, none, strlen(none), none_end, none_end_len, ETCDC_CMP_CREATE,
                                 ETCDC_EQUAL, 0),
              NULL);
-    CHECK_RC(etcdc_txn_if(t, k, strlen(k), ETCDC_CMP_VALUE, ETCDC_EQUAL, 0),
-             ETCDC_ERR_INVALID_ARGUMENT, NULL);
     CHECK_OK(etcdc_txn_put(t, ETCDC_THEN, other, strlen(other), "o", 1, 0), NULL);
     etcdc_range_req get = {.key = k, .key_len = strlen(k)};
     CHECK_OK(etcdc_txn_get(t, ETCDC_THEN, &get), NULL);
@@ -796,6 +794,55 @@ static void test_txn_builder(void)
     etcdc_txn_free(t);
     etcdc_txn_free(NULL);
     etcdc_txn_result_clear(NULL);
+}
+
+/* One error per transaction: the first builder call that fails is remembered, every later call
+ * does nothing and returns it, and the commit returns it without sending anything (nothing
+ * lands). The same for a nested transaction's error and for a NULL transaction. */
+static void test_txn_builder_error_is_sticky(void)
+{
+    etcdc_error err = {0};
+    char k[200];
+    snprintf(k, sizeof k, "%s", th_key("sticky"));
+    etcdc_txn *t = etcdc_txn_new();
+    REQUIRE(t);
+    CHECK_OK(etcdc_txn_put(t, ETCDC_THEN, k, strlen(k), "first", 5, 0), NULL);
+    CHECK_RC(etcdc_txn_if(t, k, strlen(k), ETCDC_CMP_VALUE, ETCDC_EQUAL, 0),
+             ETCDC_ERR_INVALID_ARGUMENT, NULL);
+    CHECK_RC(etcdc_txn_put(t, ETCDC_THEN, k, strlen(k), "second", 6, 0), ETCDC_ERR_INVALID_ARGUMENT,
+             NULL);
+    CHECK_RC(etcdc_txn_if(t, k, strlen(k), ETCDC_CMP_MOD, ETCDC_EQUAL, 0),
+             ETCDC_ERR_INVALID_ARGUMENT, NULL);
+    etcdc_range_req get = {.key = k, .key_len = strlen(k)};
+    CHECK_RC(etcdc_txn_get(t, ETCDC_ELSE, &get), ETCDC_ERR_INVALID_ARGUMENT, NULL);
+    CHECK_RC(etcdc_txn_delete(t, ETCDC_ELSE, k, strlen(k), NULL, 0, false),
+             ETCDC_ERR_INVALID_ARGUMENT, NULL);
+    CHECK_INT(etcdc_txn_op_count(t), 1); /* only the put made before the failure */
+    etcdc_txn_result r;
+    CHECK_RC(etcdc_txn_commit(C, t, &r, &err), ETCDC_ERR_INVALID_ARGUMENT, &err);
+    CHECK(strstr(err.message, "nothing sent") != NULL);
+    CHECK_INT(r.op_count, 0);
+    etcdc_txn_free(t);
+    etcdc_kv kv;
+    CHECK_RC(etcdc_get(C, k, strlen(k), &kv, &err), ETCDC_ERR_NOT_FOUND, &err);
+
+    /* an inner transaction's error becomes the outer one's (the inner is owned and freed) */
+    etcdc_txn *outer = etcdc_txn_new(), *inner = etcdc_txn_new();
+    REQUIRE(outer && inner);
+    CHECK_OK(etcdc_txn_put(outer, ETCDC_THEN, k, strlen(k), "outer", 5, 0), NULL);
+    etcdc_txn_if(inner, k, strlen(k), ETCDC_CMP_VALUE, ETCDC_EQUAL, 0);
+    CHECK_RC(etcdc_txn_nest(outer, ETCDC_THEN, inner), ETCDC_ERR_INVALID_ARGUMENT, NULL);
+    CHECK_RC(etcdc_txn_commit(C, outer, &r, &err), ETCDC_ERR_INVALID_ARGUMENT, &err);
+    etcdc_txn_free(outer);
+    CHECK_RC(etcdc_get(C, k, strlen(k), &kv, &err), ETCDC_ERR_NOT_FOUND, &err);
+
+    /* no transaction at all (etcdc_txn_new out of memory): every call says so */
+    CHECK_RC(etcdc_txn_if(NULL, k, strlen(k), ETCDC_CMP_MOD, ETCDC_EQUAL, 0), ETCDC_ERR_NO_MEMORY,
+             NULL);
+    CHECK_RC(etcdc_txn_put(NULL, ETCDC_THEN, k, strlen(k), "v", 1, 0), ETCDC_ERR_NO_MEMORY, NULL);
+    CHECK_RC(etcdc_txn_nest(NULL, ETCDC_THEN, etcdc_txn_new()), ETCDC_ERR_NO_MEMORY, NULL);
+    CHECK_INT(etcdc_txn_op_count(NULL), 0);
+    CHECK_RC(etcdc_txn_commit(C, NULL, &r, &err), ETCDC_ERR_NO_MEMORY, &err);
 }
 
 /* A nested txn decides on the state before the outer operations ran: here "if the directory
@@ -1176,7 +1223,8 @@ TH_MAIN(TH_TEST(setup), TH_TEST(test_strerror), TH_TEST(test_prefix_end),
         TH_TEST(test_prefix_and_ranges), TH_TEST(test_pagination_snapshot),
         TH_TEST(test_revisions_and_compaction), TH_TEST(test_put_if_absent), TH_TEST(test_cas),
         TH_TEST(test_move_key), TH_TEST(test_bulk), TH_TEST(test_txn_builder),
-        TH_TEST(test_txn_nested), TH_TEST(test_too_large), TH_TEST(test_threads_share_client),
+        TH_TEST(test_txn_builder_error_is_sticky), TH_TEST(test_txn_nested),
+        TH_TEST(test_too_large), TH_TEST(test_threads_share_client),
         TH_TEST(test_dead_endpoint_first), TH_TEST(test_unreachable_and_bad_config),
         TH_TEST(test_request_timeout), TH_TEST(test_status_and_members),
         TH_TEST(test_member_restart), TH_TEST(teardown))
