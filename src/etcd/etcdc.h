@@ -446,6 +446,10 @@ etcdc_code etcdc_txn_delete(etcdc_txn *t, etcdc_branch b, const void *key, size_
  * compares cannot express (e.g. "and if the directory is left empty, write its marker"). Its
  * puts and deletes must not overlap the outer ones (etcd rejects the request). */
 etcdc_code etcdc_txn_nest(etcdc_txn *t, etcdc_branch b, etcdc_txn *inner);
+/* Records a failure of the caller's own while building t (e.g. a buffer it could not
+ * allocate): as a failed builder call, it makes later calls and the commit return code. The
+ * first error stays. Returns t's error. */
+etcdc_code etcdc_txn_set_error(etcdc_txn *t, etcdc_code code);
 /* Number of operations in the larger branch (of this level; etcd limits each level). */
 size_t etcdc_txn_op_count(const etcdc_txn *t);
 /* Declares that applying t twice in a row has the effect of applying it once: no compare reads

@@ -60,6 +60,13 @@ static etcdc_code refused(const etcdc_txn *t)
     return !t ? ETCDC_ERR_NO_MEMORY : t->error;
 }
 
+etcdc_code etcdc_txn_set_error(etcdc_txn *t, etcdc_code code)
+{
+    if (!t)
+        return ETCDC_ERR_NO_MEMORY;
+    return code == ETCDC_OK ? t->error : fail(t, code);
+}
+
 static ProtobufCBinaryData copy_bytes(etcdc_txn *t, const void *p, size_t n)
 {
     ProtobufCBinaryData b = {0, NULL};
@@ -537,10 +544,9 @@ etcdc_code etcdc_txn_commit(etcdc_client *c, const etcdc_txn *t, etcdc_txn_resul
     etcdc__clear_error(err);
     memset(out, 0, sizeof *out);
     if (refused(t))
-        return etcdc__set_error(err, refused(t), 0, "building the transaction: %s (nothing sent)",
-                                refused(t) == ETCDC_ERR_NO_MEMORY
-                                    ? "out of memory"
-                                    : "an invalid compare target (values: etcdc_txn_if_value)");
+        return etcdc__set_error(
+            err, refused(t), 0, "building the transaction failed: %s (nothing sent)",
+            refused(t) == ETCDC_ERR_NO_MEMORY ? "out of memory" : etcdc_strerror(refused(t)));
     Etcdserverpb__TxnRequest pb = ETCDSERVERPB__TXN_REQUEST__INIT;
     pb.compare = t->cmps;
     pb.n_compare = t->cmp_count;

@@ -215,10 +215,9 @@ int listing_fetch_at(const char *dir_key, size_t dir_len, bool is_root, int64_t 
             etcdc_txn *t = etcdc_txn_new();
             etcdc_range_req self = {.key = dir_key, .key_len = dir_len - 1};
             etcdc_txn_result r = {0};
-            code = !t ? ETCDC_ERR_NO_MEMORY
-                      : etcdc_txn_get(t, ETCDC_THEN, &self) ?: etcdc_txn_get(t, ETCDC_THEN, &req);
-            if (code == ETCDC_OK)
-                code = etcdc_txn_commit(g_fs.client, t, &r, &err);
+            etcdc_txn_get(t, ETCDC_THEN, &self);
+            etcdc_txn_get(t, ETCDC_THEN, &req);
+            code = etcdc_txn_commit(g_fs.client, t, &r, &err);
             if (code == ETCDC_OK && r.op_count == 2) {
                 etcdc_kvs *s = &r.ops[0].kvs;
                 if (s->count == 1) {

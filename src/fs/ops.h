@@ -46,7 +46,7 @@ void file_writeback_all(void);
 /* Adds to t's Then branch a nested Txn that writes the marker of r's parent directory when the
  * operation leaves it empty: the directory survives losing r's key (and, with subtree, the
  * keys below r), decided by etcd in the same round trip, whatever other hosts did meanwhile. */
-etcdc_code txn_keep_parent(etcdc_txn *t, const resolved *r, bool subtree);
+void txn_keep_parent(etcdc_txn *t, const resolved *r, bool subtree);
 
 /* ops_entry.c */
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
@@ -99,10 +99,10 @@ void file_replaced_locked(node *n, int64_t new_rev);
  * that descriptor saw at open (write and truncate). */
 void file_note_change_locked(node *n, struct fuse_file_info *fi);
 /* ops_file.c: If(the parent directory of key still exists) (no compare at the mount root). */
-etcdc_code txn_if_parent_exists(etcdc_txn *t, const char *key, size_t len);
+void txn_if_parent_exists(etcdc_txn *t, const char *key, size_t len);
 /* The same guard, on one witness key when one is known (witness.h) and witnessed is not NULL:
  * *witnessed tells whether it was used (then a failure may only mean the witness is gone). */
-etcdc_code txn_if_parent_exists_fast(etcdc_txn *t, const char *key, size_t len, bool *witnessed);
+void txn_if_parent_exists_fast(etcdc_txn *t, const char *key, size_t len, bool *witnessed);
 
 /* ops_xattr.c: the user.etcd.* attributes (docs/xattrs.md). */
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,

@@ -400,16 +400,12 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
         etcdc_error err = {0};
         t = etcdc_txn_new();
         end = key_prefix_end(r.sub_key, r.sub_len, &end_len);
-        etcdc_code code = t && end ? ETCDC_OK : ETCDC_ERR_NO_MEMORY;
-        if (code == ETCDC_OK)
-            code = etcdc_txn_if(t, r.file_key, r.file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
-        if (code == ETCDC_OK)
-            code = etcdc_txn_if_range(t, r.sub_key, r.sub_len, end, end_len, ETCDC_CMP_CREATE,
-                                      ETCDC_EQUAL, 0);
-        if (code == ETCDC_OK)
-            code = etcdc_txn_put(t, ETCDC_THEN, r.sub_key, r.sub_len, "", 0, 0);
-        if (code == ETCDC_OK)
-            code = etcdc_txn_commit(g_fs.client, t, &res, &err);
+        if (!end)
+            etcdc_txn_set_error(t, ETCDC_ERR_NO_MEMORY);
+        etcdc_txn_if(t, r.file_key, r.file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+        etcdc_txn_if_range(t, r.sub_key, r.sub_len, end, end_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+        etcdc_txn_put(t, ETCDC_THEN, r.sub_key, r.sub_len, "", 0, 0);
+        etcdc_code code = etcdc_txn_commit(g_fs.client, t, &res, &err);
         rc = code != ETCDC_OK ? fs_fail("mkdir", r.sub_key, r.sub_len, code, &err)
              : res.succeeded  ? 0
                               : EEXIST;
@@ -441,20 +437,19 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 }
 
 /* Adds [from, to) (to NULL: up to end) to the compares "nothing there", skipping empty ranges. */
-static etcdc_code if_nothing_in(etcdc_txn *t, const char *from, size_t from_len, const char *to,
-                                size_t to_len)
+static void if_nothing_in(etcdc_txn *t, const char *from, size_t from_len, const char *to,
+                          size_t to_len)
 {
     size_t n = from_len < to_len ? from_len : to_len;
     int c = memcmp(from, to, n);
-    if (c > 0 || (c == 0 && from_len >= to_len))
-        return ETCDC_OK;
-    return etcdc_txn_if_range(t, from, from_len, to, to_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+    if (c < 0 || (c == 0 && from_len < to_len))
+        etcdc_txn_if_range(t, from, from_len, to, to_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
 }
 
-etcdc_code txn_keep_parent(etcdc_txn *t, const resolved *r, bool subtree)
+void txn_keep_parent(etcdc_txn *t, const resolved *r, bool subtree)
 {
     if (r->at_root || r->file_len == r->dir_len)
-        return ETCDC_OK; /* the root always exists; "%" is the marker itself and stays */
+        return; /* the root always exists; "%" is the marker itself and stays */
     size_t end_len, after_len, sub_end_len = 0;
     char *end = key_prefix_end(r->dir_key, r->dir_len, &end_len);
     char *after = key_join(r->file_key, r->file_len, "", 1, NULL, 0, &after_len);
@@ -462,33 +457,27 @@ etcdc_code txn_keep_parent(etcdc_txn *t, const resolved *r, bool subtree)
         subtree && r->sub_key ? key_prefix_end(r->sub_key, r->sub_len, &sub_end_len) : NULL;
     etcdc_txn *inner = etcdc_txn_new();
     bool inside = r->file_len > r->dir_len && !memcmp(r->file_key, r->dir_key, r->dir_len);
-    etcdc_code code = end && after && inner && (sub_end || !subtree || !r->sub_key)
-                          ? ETCDC_OK
-                          : ETCDC_ERR_NO_MEMORY;
     /* The directory holds nothing but what this operation removes: [dir, name),
      * (name, name/) or (name, end), and [name/ end, end). The compares see the state before
      * the outer Txn's operations (etcd evaluates nested compares first). */
-    if (code == ETCDC_OK && !inside) {
-        code = if_nothing_in(inner, r->dir_key, r->dir_len, end, end_len);
-    } else if (code == ETCDC_OK) {
-        code = if_nothing_in(inner, r->dir_key, r->dir_len, r->file_key, r->file_len);
-        if (code == ETCDC_OK)
-            code = sub_end ? if_nothing_in(inner, after, after_len, r->sub_key, r->sub_len)
-                           : if_nothing_in(inner, after, after_len, end, end_len);
-        if (code == ETCDC_OK && sub_end)
-            code = if_nothing_in(inner, sub_end, sub_end_len, end, end_len);
+    if (!end || !after || (subtree && r->sub_key && !sub_end)) {
+        etcdc_txn_set_error(inner, ETCDC_ERR_NO_MEMORY); /* the nest carries it to t */
+    } else if (!inside) {
+        if_nothing_in(inner, r->dir_key, r->dir_len, end, end_len);
+    } else {
+        if_nothing_in(inner, r->dir_key, r->dir_len, r->file_key, r->file_len);
+        if (sub_end)
+            if_nothing_in(inner, after, after_len, r->sub_key, r->sub_len);
+        else
+            if_nothing_in(inner, after, after_len, end, end_len);
+        if (sub_end)
+            if_nothing_in(inner, sub_end, sub_end_len, end, end_len);
     }
-    if (code == ETCDC_OK)
-        code = etcdc_txn_put(inner, ETCDC_THEN, r->dir_key, r->dir_len, "", 0, 0);
-    if (code == ETCDC_OK) {
-        code = etcdc_txn_nest(t, ETCDC_THEN, inner);
-        inner = NULL;
-    }
-    etcdc_txn_free(inner);
+    etcdc_txn_put(inner, ETCDC_THEN, r->dir_key, r->dir_len, "", 0, 0);
+    etcdc_txn_nest(t, ETCDC_THEN, inner); /* takes inner, or its error */
     free(end);
     free(after);
     free(sub_end);
-    return code;
 }
 
 /* rmdir: one Txn. If(nothing below but the marker, marker unchanged, no own value)
@@ -542,24 +531,14 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
                                  .range_end_len = end_len,
                                  .limit = 2};
         etcdc_range_req self = {.key = r.file_key, .key_len = r.file_len, .keys_only = true};
-        etcdc_code code = t ? ETCDC_OK : ETCDC_ERR_NO_MEMORY;
-        if (code == ETCDC_OK)
-            code = etcdc_txn_if_range(t, after, after_len, end, end_len, ETCDC_CMP_CREATE,
-                                      ETCDC_EQUAL, 0);
-        if (code == ETCDC_OK)
-            code = etcdc_txn_if(t, r.sub_key, r.sub_len, ETCDC_CMP_MOD, ETCDC_EQUAL, marker_mod);
-        if (code == ETCDC_OK)
-            code = etcdc_txn_if(t, r.file_key, r.file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
-        if (code == ETCDC_OK)
-            code = etcdc_txn_delete(t, ETCDC_THEN, r.sub_key, r.sub_len, end, end_len, false);
-        if (code == ETCDC_OK)
-            code = txn_keep_parent(t, &r, true);
-        if (code == ETCDC_OK)
-            code = etcdc_txn_get(t, ETCDC_ELSE, &below);
-        if (code == ETCDC_OK)
-            code = etcdc_txn_get(t, ETCDC_ELSE, &self);
-        if (code == ETCDC_OK)
-            code = etcdc_txn_commit(g_fs.client, t, &res, &err);
+        etcdc_txn_if_range(t, after, after_len, end, end_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+        etcdc_txn_if(t, r.sub_key, r.sub_len, ETCDC_CMP_MOD, ETCDC_EQUAL, marker_mod);
+        etcdc_txn_if(t, r.file_key, r.file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+        etcdc_txn_delete(t, ETCDC_THEN, r.sub_key, r.sub_len, end, end_len, false);
+        txn_keep_parent(t, &r, true);
+        etcdc_txn_get(t, ETCDC_ELSE, &below);
+        etcdc_txn_get(t, ETCDC_ELSE, &self);
+        etcdc_code code = etcdc_txn_commit(g_fs.client, t, &res, &err);
         if (code != ETCDC_OK) {
             rc = fs_fail("rmdir", r.sub_key, r.sub_len, code, &err);
         } else if (res.succeeded) {
@@ -620,26 +599,22 @@ static int unlink_txn(const resolved *r, bool keep_dir, int64_t *rev)
     etcdc_txn_result res = {0};
     char *end = key_prefix_end(d, d_len, &end_len);
     char *after = key_join(r->file_key, r->file_len, "", 1, NULL, 0, &after_len);
-    etcdc_code code = t && end && after ? ETCDC_OK : ETCDC_ERR_NO_MEMORY;
-    if (code == ETCDC_OK && keep_dir && r->kind == NAMES_SELF) {
+    if (!end || !after)
+        etcdc_txn_set_error(t, ETCDC_ERR_NO_MEMORY);
+    if (keep_dir && r->kind == NAMES_SELF) {
         /* the key "a" lies outside "a/": the directory is empty when nothing is below */
-        code = etcdc_txn_if_range(t, d, d_len, end, end_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
-    } else if (code == ETCDC_OK && keep_dir) {
+        etcdc_txn_if_range(t, d, d_len, end, end_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+    } else if (keep_dir) {
         /* nothing in [dir/, key) and nothing in (key, end of dir) */
-        code = etcdc_txn_if_range(t, d, d_len, r->file_key, r->file_len, ETCDC_CMP_CREATE,
-                                  ETCDC_EQUAL, 0);
-        if (code == ETCDC_OK)
-            code = etcdc_txn_if_range(t, after, after_len, end, end_len, ETCDC_CMP_CREATE,
-                                      ETCDC_EQUAL, 0);
+        etcdc_txn_if_range(t, d, d_len, r->file_key, r->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+        etcdc_txn_if_range(t, after, after_len, end, end_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
     }
-    if (code == ETCDC_OK)
-        code = etcdc_txn_delete(t, ETCDC_THEN, r->file_key, r->file_len, NULL, 0, false);
-    if (code == ETCDC_OK && keep_dir)
-        code = etcdc_txn_put(t, ETCDC_THEN, d, d_len, "", 0, 0);
-    if (code == ETCDC_OK && keep_dir)
-        code = etcdc_txn_delete(t, ETCDC_ELSE, r->file_key, r->file_len, NULL, 0, false);
-    if (code == ETCDC_OK)
-        code = etcdc_txn_commit(g_fs.client, t, &res, &err);
+    etcdc_txn_delete(t, ETCDC_THEN, r->file_key, r->file_len, NULL, 0, false);
+    if (keep_dir) {
+        etcdc_txn_put(t, ETCDC_THEN, d, d_len, "", 0, 0);
+        etcdc_txn_delete(t, ETCDC_ELSE, r->file_key, r->file_len, NULL, 0, false);
+    }
+    etcdc_code code = etcdc_txn_commit(g_fs.client, t, &res, &err);
     int rc = 0;
     if (code != ETCDC_OK)
         rc = fs_fail("unlink", r->file_key, r->file_len, code, &err);

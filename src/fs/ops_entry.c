@@ -220,13 +220,11 @@ static int lookup_keys(node *dir, const resolved *r, node **out)
                              .keys_only = true};
     etcdc_txn_result res = {0};
     etcdc_error err = {0};
-    etcdc_code code = !t || !end ? ETCDC_ERR_NO_MEMORY : ETCDC_OK;
-    if (code == ETCDC_OK)
-        code = etcdc_txn_get(t, ETCDC_THEN, &get);
-    if (code == ETCDC_OK)
-        code = etcdc_txn_get(t, ETCDC_THEN, &below);
-    if (code == ETCDC_OK)
-        code = etcdc_txn_commit(g_fs.client, t, &res, &err);
+    if (!end)
+        etcdc_txn_set_error(t, ETCDC_ERR_NO_MEMORY);
+    etcdc_txn_get(t, ETCDC_THEN, &get);
+    etcdc_txn_get(t, ETCDC_THEN, &below);
+    etcdc_code code = etcdc_txn_commit(g_fs.client, t, &res, &err);
     if (code != ETCDC_OK) {
         rc = fs_fail("lookup", r->file_key, r->file_len, code, &err);
     } else if (res.op_count == 2 && res.ops[1].kvs.count > 0) {

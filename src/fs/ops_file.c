@@ -84,12 +84,9 @@ int file_revalidate_locked(node *n, bool *changed)
         etcdc_txn *t = etcdc_txn_new();
         etcdc_range_req get = {.key = key, .key_len = len};
         etcdc_txn_result r = {0};
-        code = t ? etcdc_txn_if(t, key, len, ETCDC_CMP_MOD, ETCDC_EQUAL, n->mod_rev)
-                 : ETCDC_ERR_NO_MEMORY;
-        if (code == ETCDC_OK)
-            code = etcdc_txn_get(t, ETCDC_ELSE, &get);
-        if (code == ETCDC_OK)
-            code = etcdc_txn_commit(g_fs.client, t, &r, &err);
+        etcdc_txn_if(t, key, len, ETCDC_CMP_MOD, ETCDC_EQUAL, n->mod_rev);
+        etcdc_txn_get(t, ETCDC_ELSE, &get);
+        code = etcdc_txn_commit(g_fs.client, t, &r, &err);
         if (code == ETCDC_OK && r.succeeded) {
             n->validated_ns = now;
             if (r.revision > n->as_of)
@@ -129,13 +126,13 @@ int file_revalidate_locked(node *n, bool *changed)
 
 /* If(the parent directory of key still exists): CREATE > 0 over [parent/, end) holds only when
  * some key lies below the parent (a range without keys compares a create_revision of 0). The
- * mount root always exists: no compare there. Returns ETCDC_OK or an error. */
-etcdc_code txn_if_parent_exists(etcdc_txn *t, const char *key, size_t len)
+ * mount root always exists: no compare there. */
+void txn_if_parent_exists(etcdc_txn *t, const char *key, size_t len)
 {
-    return txn_if_parent_exists_fast(t, key, len, NULL);
+    txn_if_parent_exists_fast(t, key, len, NULL);
 }
 
-etcdc_code txn_if_parent_exists_fast(etcdc_txn *t, const char *key, size_t len, bool *witnessed)
+void txn_if_parent_exists_fast(etcdc_txn *t, const char *key, size_t len, bool *witnessed)
 {
     size_t plen = len;
     while (plen > 0 && key[plen - 1] != '/')
@@ -143,24 +140,22 @@ etcdc_code txn_if_parent_exists_fast(etcdc_txn *t, const char *key, size_t len, 
     if (witnessed)
         *witnessed = false;
     if (plen <= g_fs.prefix_len)
-        return ETCDC_OK;
+        return;
     size_t wlen = 0;
     char *w = witnessed ? witness_get(key, plen, &wlen) : NULL;
     if (w) {
         /* One key known to exist below the parent: etcd reads one key, not the directory. */
-        etcdc_code code = etcdc_txn_if(t, w, wlen, ETCDC_CMP_CREATE, ETCDC_GREATER, 0);
+        *witnessed = etcdc_txn_if(t, w, wlen, ETCDC_CMP_CREATE, ETCDC_GREATER, 0) == ETCDC_OK;
         free(w);
-        *witnessed = code == ETCDC_OK;
-        return code;
+        return;
     }
     size_t end_len;
     char *end = key_prefix_end(key, plen, &end_len);
-    if (!end)
-        return ETCDC_ERR_NO_MEMORY;
-    etcdc_code code =
+    if (end)
         etcdc_txn_if_range(t, key, plen, end, end_len, ETCDC_CMP_CREATE, ETCDC_GREATER, 0);
+    else
+        etcdc_txn_set_error(t, ETCDC_ERR_NO_MEMORY);
     free(end);
-    return code;
 }
 
 /* The revision the node's local changes are based on (see inode.h). */
@@ -173,16 +168,16 @@ static int64_t writeback_base(const node *n)
  * --conflict-check adds one: etcd must still hold the revision the changes are based on (a key
  * that did not exist must still not exist). Lock fencing adds its compare here too. Sets
  * *guarded when it added any. */
-static etcdc_code writeback_guards(node *n, etcdc_txn *t, const char *key, size_t len,
-                                   bool *guarded)
+static void writeback_guards(node *n, etcdc_txn *t, const char *key, size_t len, bool *guarded)
 {
-    *guarded = false;
-    if (!g_fs.opts->conflict_check)
-        return ETCDC_OK;
+    *guarded = g_fs.opts->conflict_check;
+    if (!*guarded)
+        return;
     int64_t base = writeback_base(n);
-    *guarded = true;
-    return base > 0 ? etcdc_txn_if(t, key, len, ETCDC_CMP_MOD, ETCDC_EQUAL, base)
-                    : etcdc_txn_if(t, key, len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+    if (base > 0)
+        etcdc_txn_if(t, key, len, ETCDC_CMP_MOD, ETCDC_EQUAL, base);
+    else
+        etcdc_txn_if(t, key, len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
 }
 
 /* --lock-fencing: while this mount holds a lock, a write lands only if that lock's key still
@@ -200,11 +195,9 @@ static int fence_guard(etcdc_txn *t, char **fence_key, size_t *fence_len)
     if (rc)
         return rc;
     etcdc_range_req probe = {.key = *fence_key, .key_len = *fence_len, .keys_only = true};
-    etcdc_code code =
-        etcdc_txn_if(t, *fence_key, *fence_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, create_rev);
-    if (code == ETCDC_OK)
-        code = etcdc_txn_get(t, ETCDC_ELSE, &probe);
-    return code ? ENOMEM : 0;
+    etcdc_txn_if(t, *fence_key, *fence_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, create_rev);
+    etcdc_txn_get(t, ETCDC_ELSE, &probe);
+    return 0;
 }
 
 /* Stores a file's content in one write. A key not known to be in etcd yet (mod_rev 0) is
@@ -249,26 +242,23 @@ static int put_content_txn(node *n, const char *key, size_t len, bool *use_witne
     etcdc_txn_result res = {0};
     etcdc_range_req probe = {.key = key, .key_len = len, .keys_only = true};
     bool guarded = false, witnessed = false;
-    *code = t ? ETCDC_OK : ETCDC_ERR_NO_MEMORY;
-    if (*code == ETCDC_OK && n->mod_rev == 0)
-        *code = txn_if_parent_exists_fast(t, key, len, *use_witness ? &witnessed : NULL);
+    if (n->mod_rev == 0)
+        txn_if_parent_exists_fast(t, key, len, *use_witness ? &witnessed : NULL);
     *use_witness = witnessed;
-    if (*code == ETCDC_OK)
-        *code = writeback_guards(n, t, key, len, &guarded);
-    if (*code == ETCDC_OK && guarded)
-        *code = etcdc_txn_get(t, ETCDC_ELSE, &probe);
+    writeback_guards(n, t, key, len, &guarded);
+    if (guarded)
+        etcdc_txn_get(t, ETCDC_ELSE, &probe);
     char *fence_key = NULL;
     size_t fence_len = 0;
-    int rc = *code == ETCDC_OK && fencing ? fence_guard(t, &fence_key, &fence_len) : 0;
-    if (rc == 0 && *code == ETCDC_OK)
-        *code = etcdc_txn_put(t, ETCDC_THEN, key, len, data, n->size, 0);
+    int rc = fencing ? fence_guard(t, &fence_key, &fence_len) : 0;
+    etcdc_txn_put(t, ETCDC_THEN, key, len, data, n->size, 0);
     /* Without --conflict-check the compares read only keys the Txn does not write (the parent,
      * the lock): sent again when the connection broke (a member restarted or cut off), it
      * writes the same content under the same guards, as a retried Put would. */
-    if (rc == 0 && *code == ETCDC_OK && !guarded)
+    if (!guarded)
         etcdc_txn_set_resend_safe(t);
-    if (rc == 0 && *code == ETCDC_OK)
-        *code = etcdc_txn_commit(g_fs.client, t, &res, err);
+    /* a lock known lost (EIO): nothing is sent */
+    *code = rc == 0 ? etcdc_txn_commit(g_fs.client, t, &res, err) : ETCDC_OK;
     size_t fence_op = guarded ? 1 : 0;
     if (rc == 0 && *code == ETCDC_OK && !res.succeeded && fence_key && res.op_count > fence_op &&
         res.ops[fence_op].kvs.count == 0) {
@@ -847,29 +837,25 @@ static int create_guarded_txn(const resolved *r, bool exclusive, bool *use_witne
                              .keys_only = true};
     etcdc_txn_result res = {0};
     etcdc_error err = {0};
-    etcdc_code code =
-        t && (w || pend || !guard) && (end || !r->sub_key) ? ETCDC_OK : ETCDC_ERR_NO_MEMORY;
-    if (code == ETCDC_OK)
-        code = etcdc_txn_if(t, r->file_key, r->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
-    if (code == ETCDC_OK && w)
-        code = etcdc_txn_if(t, w, wlen, ETCDC_CMP_CREATE, ETCDC_GREATER, 0);
-    else if (code == ETCDC_OK && guard)
-        code = etcdc_txn_if_range(t, r->dir_key, r->dir_len, pend, pend_len, ETCDC_CMP_CREATE,
-                                  ETCDC_GREATER, 0);
-    if (code == ETCDC_OK && end)
-        code = etcdc_txn_if_range(t, r->sub_key, r->sub_len, end, end_len, ETCDC_CMP_CREATE,
-                                  ETCDC_EQUAL, 0);
-    if (code == ETCDC_OK)
-        code = etcdc_txn_put(t, ETCDC_THEN, r->file_key, r->file_len, "", 0, 0);
+    if (!((w || pend || !guard) && (end || !r->sub_key)))
+        etcdc_txn_set_error(t, ETCDC_ERR_NO_MEMORY);
+    etcdc_txn_if(t, r->file_key, r->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+    if (w)
+        etcdc_txn_if(t, w, wlen, ETCDC_CMP_CREATE, ETCDC_GREATER, 0);
+    else if (guard && pend)
+        etcdc_txn_if_range(t, r->dir_key, r->dir_len, pend, pend_len, ETCDC_CMP_CREATE,
+                           ETCDC_GREATER, 0);
+    if (end)
+        etcdc_txn_if_range(t, r->sub_key, r->sub_len, end, end_len, ETCDC_CMP_CREATE, ETCDC_EQUAL,
+                           0);
+    etcdc_txn_put(t, ETCDC_THEN, r->file_key, r->file_len, "", 0, 0);
     /* Else: [parent probe], the key, [the probe below name/], in that order */
-    if (code == ETCDC_OK && guard)
-        code = etcdc_txn_get(t, ETCDC_ELSE, &parent);
-    if (code == ETCDC_OK)
-        code = etcdc_txn_get(t, ETCDC_ELSE, &key);
-    if (code == ETCDC_OK && end)
-        code = etcdc_txn_get(t, ETCDC_ELSE, &below);
-    if (code == ETCDC_OK)
-        code = etcdc_txn_commit(g_fs.client, t, &res, &err);
+    if (guard)
+        etcdc_txn_get(t, ETCDC_ELSE, &parent);
+    etcdc_txn_get(t, ETCDC_ELSE, &key);
+    if (end)
+        etcdc_txn_get(t, ETCDC_ELSE, &below);
+    etcdc_code code = etcdc_txn_commit(g_fs.client, t, &res, &err);
     int rc = code == ETCDC_OK ? 0 : fs_fail("create", r->file_key, r->file_len, code, &err);
     *rev = 0;
     size_t at = guard ? 1 : 0, want = at + 1 + (end ? 1 : 0);

@@ -174,34 +174,26 @@ static int rename_file(node *src, node *dst, const names2 *nm, unsigned flags)
         etcdc_error err = {0};
         etcdc_range_req rsrc = {.key = rs->file_key, .key_len = rs->file_len};
         etcdc_range_req rdst = {.key = rd->file_key, .key_len = rd->file_len};
-        etcdc_code code = t ? ETCDC_OK : ETCDC_ERR_NO_MEMORY;
-        if (code == ETCDC_OK && src_in_etcd)
-            code = etcdc_txn_if(t, rs->file_key, rs->file_len, ETCDC_CMP_MOD, ETCDC_EQUAL,
-                                src->mod_rev);
-        if (code == ETCDC_OK && dst_exists)
-            code = etcdc_txn_if(t, rd->file_key, rd->file_len, ETCDC_CMP_MOD, ETCDC_EQUAL,
-                                dst->mod_rev);
-        else if (code == ETCDC_OK &&
-                 ((flags & RENAME_NOREPLACE) || ((flags & RENAME_EXCHANGE) && dst_pending)))
-            code = etcdc_txn_if(t, rd->file_key, rd->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
-        if (code == ETCDC_OK)
-            code = etcdc_txn_put(t, ETCDC_THEN, rd->file_key, rd->file_len,
-                                 src->data ? src->data : "", src->size, 0);
-        if (code == ETCDC_OK && (flags & RENAME_EXCHANGE))
-            code = etcdc_txn_put(t, ETCDC_THEN, rs->file_key, rs->file_len,
-                                 dst->data ? dst->data : "", dst->size, 0);
-        else if (code == ETCDC_OK && src_is_marker)
-            code = etcdc_txn_put(t, ETCDC_THEN, rs->file_key, rs->file_len, "", 0, 0);
-        else if (code == ETCDC_OK && src_in_etcd)
-            code = etcdc_txn_delete(t, ETCDC_THEN, rs->file_key, rs->file_len, NULL, 0, false);
-        if (code == ETCDC_OK && keep_parent)
-            code = txn_keep_parent(t, rs, false);
-        if (code == ETCDC_OK)
-            code = etcdc_txn_get(t, ETCDC_ELSE, &rsrc);
-        if (code == ETCDC_OK)
-            code = etcdc_txn_get(t, ETCDC_ELSE, &rdst);
-        if (code == ETCDC_OK)
-            code = etcdc_txn_commit(g_fs.client, t, &res, &err);
+        if (src_in_etcd)
+            etcdc_txn_if(t, rs->file_key, rs->file_len, ETCDC_CMP_MOD, ETCDC_EQUAL, src->mod_rev);
+        if (dst_exists)
+            etcdc_txn_if(t, rd->file_key, rd->file_len, ETCDC_CMP_MOD, ETCDC_EQUAL, dst->mod_rev);
+        else if ((flags & RENAME_NOREPLACE) || ((flags & RENAME_EXCHANGE) && dst_pending))
+            etcdc_txn_if(t, rd->file_key, rd->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+        etcdc_txn_put(t, ETCDC_THEN, rd->file_key, rd->file_len, src->data ? src->data : "",
+                      src->size, 0);
+        if (flags & RENAME_EXCHANGE)
+            etcdc_txn_put(t, ETCDC_THEN, rs->file_key, rs->file_len, dst->data ? dst->data : "",
+                          dst->size, 0);
+        else if (src_is_marker)
+            etcdc_txn_put(t, ETCDC_THEN, rs->file_key, rs->file_len, "", 0, 0);
+        else if (src_in_etcd)
+            etcdc_txn_delete(t, ETCDC_THEN, rs->file_key, rs->file_len, NULL, 0, false);
+        if (keep_parent)
+            txn_keep_parent(t, rs, false);
+        etcdc_txn_get(t, ETCDC_ELSE, &rsrc);
+        etcdc_txn_get(t, ETCDC_ELSE, &rdst);
+        etcdc_code code = etcdc_txn_commit(g_fs.client, t, &res, &err);
         if (code != ETCDC_OK) {
             rc = fs_fail("rename", rs->file_key, rs->file_len, code, &err);
         } else if (res.succeeded) {
@@ -324,11 +316,9 @@ static int rename_dir(const names2 *nm, unsigned flags)
                                  .range_end_len = send_len,
                                  .limit = (int64_t)max_ops + 1};
         etcdc_range_req self = {.key = rs->file_key, .key_len = rs->file_len};
-        etcdc_code code = rt ? etcdc_txn_get(rt, ETCDC_THEN, &below) : ETCDC_ERR_NO_MEMORY;
-        if (code == ETCDC_OK)
-            code = etcdc_txn_get(rt, ETCDC_THEN, &self);
-        if (code == ETCDC_OK)
-            code = etcdc_txn_commit(g_fs.client, rt, &snap, &err);
+        etcdc_txn_get(rt, ETCDC_THEN, &below);
+        etcdc_txn_get(rt, ETCDC_THEN, &self);
+        etcdc_code code = etcdc_txn_commit(g_fs.client, rt, &snap, &err);
         etcdc_txn_free(rt);
         if (code == ETCDC_ERR_TOO_LARGE) {
             rc = exdev_refused("rename", rs->sub_key, rs->sub_len, code, &err);
@@ -359,66 +349,63 @@ static int rename_dir(const names2 *nm, unsigned flags)
             rc = EXDEV;
         }
         /* 2. The move, guarded by the snapshot revision. */
-        etcdc_txn *t = rc ? NULL : etcdc_txn_new();
+        etcdc_txn *t = NULL;
         etcdc_txn_result res = {0};
-        code = rc ? ETCDC_OK : t ? ETCDC_OK : ETCDC_ERR_NO_MEMORY;
-        if (rc == 0 && code == ETCDC_OK)
-            code = etcdc_txn_if_range(t, rs->sub_key, rs->sub_len, send, send_len, ETCDC_CMP_MOD,
-                                      ETCDC_LESS, snap.revision + 1);
-        if (rc == 0 && code == ETCDC_OK)
-            code =
-                own ? etcdc_txn_if(t, rs->file_key, rs->file_len, ETCDC_CMP_MOD, ETCDC_EQUAL,
-                                   own->mod_revision)
-                    : etcdc_txn_if(t, rs->file_key, rs->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
-        /* Every key of the snapshot is still there unchanged: the range compare above sees
-         * creations and changes, not deletions, and a key deleted meanwhile must not come
-         * back at the destination. */
-        for (size_t i = 0; rc == 0 && code == ETCDC_OK && i < keys->count; i++)
-            code = etcdc_txn_if(t, keys->kvs[i].key, keys->kvs[i].key_len, ETCDC_CMP_MOD,
-                                ETCDC_EQUAL, keys->kvs[i].mod_revision);
-        /* dst: absent, or (without NOREPLACE) an empty directory, marker allowed */
-        if (rc == 0 && code == ETCDC_OK)
-            code = etcdc_txn_if(t, rd->file_key, rd->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
-        if (rc == 0 && code == ETCDC_OK)
-            code = (flags & RENAME_NOREPLACE)
-                       ? etcdc_txn_if_range(t, rd->sub_key, rd->sub_len, dend, dend_len,
-                                            ETCDC_CMP_CREATE, ETCDC_EQUAL, 0)
-                       : etcdc_txn_if_range(t, dafter, dafter_len, dend, dend_len, ETCDC_CMP_CREATE,
-                                            ETCDC_EQUAL, 0);
-        if (rc == 0 && code == ETCDC_OK)
-            code = etcdc_txn_delete(t, ETCDC_THEN, rs->sub_key, rs->sub_len, send, send_len, false);
-        for (size_t i = 0; rc == 0 && code == ETCDC_OK && i < keys->count; i++) {
-            const etcdc_kv *kv = &keys->kvs[i];
-            size_t nlen;
-            char *nk = key_join(rd->sub_key, rd->sub_len, kv->key + rs->sub_len,
-                                kv->key_len - rs->sub_len, NULL, 0, &nlen);
-            code = nk ? etcdc_txn_put(t, ETCDC_THEN, nk, nlen, kv->value ? kv->value : "",
-                                      kv->value_len, 0)
-                      : ETCDC_ERR_NO_MEMORY;
-            free(nk);
-        }
-        if (rc == 0 && code == ETCDC_OK && own) {
-            code = etcdc_txn_delete(t, ETCDC_THEN, rs->file_key, rs->file_len, NULL, 0, false);
-            if (code == ETCDC_OK)
-                code = etcdc_txn_put(t, ETCDC_THEN, rd->file_key, rd->file_len,
-                                     own->value ? own->value : "", own->value_len, 0);
-        }
-        if (rc == 0 && code == ETCDC_OK && !same_dir)
-            code = txn_keep_parent(t, rs, true);
-        etcdc_range_req dst_below = {.key = rd->sub_key,
-                                     .key_len = rd->sub_len,
-                                     .range_end = dend,
-                                     .range_end_len = dend_len,
-                                     .limit = 2,
-                                     .keys_only = true};
-        etcdc_range_req dst_self = {
-            .key = rd->file_key, .key_len = rd->file_len, .keys_only = true};
-        if (rc == 0 && code == ETCDC_OK)
-            code = etcdc_txn_get(t, ETCDC_ELSE, &dst_below);
-        if (rc == 0 && code == ETCDC_OK)
-            code = etcdc_txn_get(t, ETCDC_ELSE, &dst_self);
-        if (rc == 0 && code == ETCDC_OK)
+        if (rc == 0) {
+            t = etcdc_txn_new();
+            etcdc_txn_if_range(t, rs->sub_key, rs->sub_len, send, send_len, ETCDC_CMP_MOD,
+                               ETCDC_LESS, snap.revision + 1);
+            if (own)
+                etcdc_txn_if(t, rs->file_key, rs->file_len, ETCDC_CMP_MOD, ETCDC_EQUAL,
+                             own->mod_revision);
+            else
+                etcdc_txn_if(t, rs->file_key, rs->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+            /* Every key of the snapshot is still there unchanged: the range compare above sees
+             * creations and changes, not deletions, and a key deleted meanwhile must not come
+             * back at the destination. */
+            for (size_t i = 0; i < keys->count; i++)
+                etcdc_txn_if(t, keys->kvs[i].key, keys->kvs[i].key_len, ETCDC_CMP_MOD, ETCDC_EQUAL,
+                             keys->kvs[i].mod_revision);
+            /* dst: absent, or (without NOREPLACE) an empty directory, marker allowed */
+            etcdc_txn_if(t, rd->file_key, rd->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+            if (flags & RENAME_NOREPLACE)
+                etcdc_txn_if_range(t, rd->sub_key, rd->sub_len, dend, dend_len, ETCDC_CMP_CREATE,
+                                   ETCDC_EQUAL, 0);
+            else
+                etcdc_txn_if_range(t, dafter, dafter_len, dend, dend_len, ETCDC_CMP_CREATE,
+                                   ETCDC_EQUAL, 0);
+            etcdc_txn_delete(t, ETCDC_THEN, rs->sub_key, rs->sub_len, send, send_len, false);
+            for (size_t i = 0; i < keys->count; i++) {
+                const etcdc_kv *kv = &keys->kvs[i];
+                size_t nlen;
+                char *nk = key_join(rd->sub_key, rd->sub_len, kv->key + rs->sub_len,
+                                    kv->key_len - rs->sub_len, NULL, 0, &nlen);
+                if (nk)
+                    etcdc_txn_put(t, ETCDC_THEN, nk, nlen, kv->value ? kv->value : "",
+                                  kv->value_len, 0);
+                else
+                    etcdc_txn_set_error(t, ETCDC_ERR_NO_MEMORY);
+                free(nk);
+            }
+            if (own) {
+                etcdc_txn_delete(t, ETCDC_THEN, rs->file_key, rs->file_len, NULL, 0, false);
+                etcdc_txn_put(t, ETCDC_THEN, rd->file_key, rd->file_len,
+                              own->value ? own->value : "", own->value_len, 0);
+            }
+            if (!same_dir)
+                txn_keep_parent(t, rs, true);
+            etcdc_range_req dst_below = {.key = rd->sub_key,
+                                         .key_len = rd->sub_len,
+                                         .range_end = dend,
+                                         .range_end_len = dend_len,
+                                         .limit = 2,
+                                         .keys_only = true};
+            etcdc_range_req dst_self = {
+                .key = rd->file_key, .key_len = rd->file_len, .keys_only = true};
+            etcdc_txn_get(t, ETCDC_ELSE, &dst_below);
+            etcdc_txn_get(t, ETCDC_ELSE, &dst_self);
             code = etcdc_txn_commit(g_fs.client, t, &res, &err);
+        }
         if (rc == 0 && (code == ETCDC_ERR_TOO_LARGE || code == ETCDC_ERR_TOO_MANY_OPS)) {
             rc = exdev_refused("rename", rs->sub_key, rs->sub_len, code, &err);
         } else if (rc == 0 && code != ETCDC_OK) {
@@ -478,48 +465,48 @@ static bool side_has(const side *x, const char *rel, size_t rel_len)
 
 /* Guards one side: own key unchanged (or still absent), nothing below created or changed
  * after the snapshot, and no key of the snapshot deleted. */
-static etcdc_code guard_side(etcdc_txn *t, const side *x, int64_t snap_rev)
+static void guard_side(etcdc_txn *t, const side *x, int64_t snap_rev)
 {
     const resolved *r = x->r;
-    etcdc_code code =
-        x->own ? etcdc_txn_if(t, r->file_key, r->file_len, ETCDC_CMP_MOD, ETCDC_EQUAL,
-                              x->own->mod_revision)
-               : etcdc_txn_if(t, r->file_key, r->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+    if (x->own)
+        etcdc_txn_if(t, r->file_key, r->file_len, ETCDC_CMP_MOD, ETCDC_EQUAL, x->own->mod_revision);
+    else
+        etcdc_txn_if(t, r->file_key, r->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
     size_t end_len;
     char *end = key_prefix_end(r->sub_key, r->sub_len, &end_len);
-    if (code == ETCDC_OK)
-        code = end ? etcdc_txn_if_range(t, r->sub_key, r->sub_len, end, end_len, ETCDC_CMP_MOD,
-                                        ETCDC_LESS, snap_rev + 1)
-                   : ETCDC_ERR_NO_MEMORY;
+    if (end)
+        etcdc_txn_if_range(t, r->sub_key, r->sub_len, end, end_len, ETCDC_CMP_MOD, ETCDC_LESS,
+                           snap_rev + 1);
+    else
+        etcdc_txn_set_error(t, ETCDC_ERR_NO_MEMORY);
     free(end);
-    for (size_t i = 0; code == ETCDC_OK && i < x->below->count; i++)
-        code = etcdc_txn_if(t, x->below->kvs[i].key, x->below->kvs[i].key_len, ETCDC_CMP_MOD,
-                            ETCDC_EQUAL, x->below->kvs[i].mod_revision);
-    return code;
+    for (size_t i = 0; i < x->below->count; i++)
+        etcdc_txn_if(t, x->below->kvs[i].key, x->below->kvs[i].key_len, ETCDC_CMP_MOD, ETCDC_EQUAL,
+                     x->below->kvs[i].mod_revision);
 }
 
 /* Moves one key of side `from` to the other name; deletes it when the other side does not
  * overwrite it (etcd refuses a put inside a range deleted by the same Txn, hence per key). */
-static etcdc_code swap_key(etcdc_txn *t, const etcdc_kv *kv, const side *from, const side *to)
+static void swap_key(etcdc_txn *t, const etcdc_kv *kv, const side *from, const side *to)
 {
     const char *rel = kv->key + from->r->file_len;
     size_t rel_len = kv->key_len - from->r->file_len, nlen;
     char *nk = key_join(to->r->file_key, to->r->file_len, rel, rel_len, NULL, 0, &nlen);
-    etcdc_code code =
-        nk ? etcdc_txn_put(t, ETCDC_THEN, nk, nlen, kv->value ? kv->value : "", kv->value_len, 0)
-           : ETCDC_ERR_NO_MEMORY;
+    if (nk)
+        etcdc_txn_put(t, ETCDC_THEN, nk, nlen, kv->value ? kv->value : "", kv->value_len, 0);
+    else
+        etcdc_txn_set_error(t, ETCDC_ERR_NO_MEMORY);
     free(nk);
-    if (code == ETCDC_OK && !side_has(to, rel, rel_len))
-        code = etcdc_txn_delete(t, ETCDC_THEN, kv->key, kv->key_len, NULL, 0, false);
-    return code;
+    if (!side_has(to, rel, rel_len))
+        etcdc_txn_delete(t, ETCDC_THEN, kv->key, kv->key_len, NULL, 0, false);
 }
 
-static etcdc_code swap_side(etcdc_txn *t, const side *from, const side *to)
+static void swap_side(etcdc_txn *t, const side *from, const side *to)
 {
-    etcdc_code code = from->own ? swap_key(t, from->own, from, to) : ETCDC_OK;
-    for (size_t i = 0; code == ETCDC_OK && i < from->below->count; i++)
-        code = swap_key(t, &from->below->kvs[i], from, to);
-    return code;
+    if (from->own)
+        swap_key(t, from->own, from, to);
+    for (size_t i = 0; i < from->below->count; i++)
+        swap_key(t, &from->below->kvs[i], from, to);
 }
 
 static bool side_unreadable(const side *x)
@@ -568,8 +555,7 @@ static int exchange_trees(const names2 *nm)
         etcdc_txn_result snap = {0};
         etcdc_error err = {0};
         const resolved *rs[2] = {ra, rb};
-        etcdc_code code = rt ? ETCDC_OK : ETCDC_ERR_NO_MEMORY;
-        for (int i = 0; i < 2 && code == ETCDC_OK; i++) {
+        for (int i = 0; i < 2; i++) {
             size_t end_len;
             char *end = key_prefix_end(rs[i]->sub_key, rs[i]->sub_len, &end_len);
             etcdc_range_req own = {.key = rs[i]->file_key, .key_len = rs[i]->file_len};
@@ -578,13 +564,13 @@ static int exchange_trees(const names2 *nm)
                                      .range_end = end,
                                      .range_end_len = end_len,
                                      .limit = (int64_t)max_ops + 1};
-            code = end ? etcdc_txn_get(rt, ETCDC_THEN, &own) : ETCDC_ERR_NO_MEMORY;
-            if (code == ETCDC_OK)
-                code = etcdc_txn_get(rt, ETCDC_THEN, &below);
+            if (!end)
+                etcdc_txn_set_error(rt, ETCDC_ERR_NO_MEMORY);
+            etcdc_txn_get(rt, ETCDC_THEN, &own);
+            etcdc_txn_get(rt, ETCDC_THEN, &below);
             free(end);
         }
-        if (code == ETCDC_OK)
-            code = etcdc_txn_commit(g_fs.client, rt, &snap, &err);
+        etcdc_code code = etcdc_txn_commit(g_fs.client, rt, &snap, &err);
         etcdc_txn_free(rt);
         if (code == ETCDC_ERR_TOO_LARGE)
             rc = exdev_refused("rename exchange", ra->file_key, ra->file_len, code, &err);
@@ -613,19 +599,16 @@ static int exchange_trees(const names2 *nm)
                 rc = EXDEV;
             }
         }
-        etcdc_txn *t = rc ? NULL : etcdc_txn_new();
+        etcdc_txn *t = NULL;
         etcdc_txn_result res = {0};
-        code = rc ? ETCDC_OK : t ? ETCDC_OK : ETCDC_ERR_NO_MEMORY;
-        if (rc == 0 && code == ETCDC_OK)
-            code = guard_side(t, &a, snap.revision);
-        if (rc == 0 && code == ETCDC_OK)
-            code = guard_side(t, &b, snap.revision);
-        if (rc == 0 && code == ETCDC_OK)
-            code = swap_side(t, &a, &b);
-        if (rc == 0 && code == ETCDC_OK)
-            code = swap_side(t, &b, &a);
-        if (rc == 0 && code == ETCDC_OK)
+        if (rc == 0) {
+            t = etcdc_txn_new();
+            guard_side(t, &a, snap.revision);
+            guard_side(t, &b, snap.revision);
+            swap_side(t, &a, &b);
+            swap_side(t, &b, &a);
             code = etcdc_txn_commit(g_fs.client, t, &res, &err);
+        }
         if (rc == 0 && (code == ETCDC_ERR_TOO_LARGE || code == ETCDC_ERR_TOO_MANY_OPS))
             rc = exdev_refused("rename exchange", ra->file_key, ra->file_len, code, &err);
         else if (rc == 0 && code != ETCDC_OK)

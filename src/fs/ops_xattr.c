@@ -315,19 +315,15 @@ static int set_cas(const xattr_ctx *c, const char *v, size_t size, bool *content
     etcdc_range_req probe = {.key = c->key, .key_len = c->key_len, .keys_only = true};
     etcdc_txn_result res = {0};
     etcdc_error err = {0};
-    etcdc_code code = t ? ETCDC_OK : ETCDC_ERR_NO_MEMORY;
-    if (code == ETCDC_OK && rev > 0)
-        code = etcdc_txn_if(t, c->key, c->key_len, ETCDC_CMP_MOD, ETCDC_EQUAL, rev);
-    if (code == ETCDC_OK && rev == 0)
-        code = etcdc_txn_if(t, c->key, c->key_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
-    if (code == ETCDC_OK && rev == 0)
-        code = txn_if_parent_exists(t, c->key, c->key_len);
-    if (code == ETCDC_OK)
-        code = etcdc_txn_get(t, ETCDC_ELSE, &probe);
-    if (code == ETCDC_OK)
-        code = etcdc_txn_put(t, ETCDC_THEN, c->key, c->key_len, content, content_len, 0);
-    if (code == ETCDC_OK)
-        code = etcdc_txn_commit(g_fs.client, t, &res, &err);
+    if (rev > 0) {
+        etcdc_txn_if(t, c->key, c->key_len, ETCDC_CMP_MOD, ETCDC_EQUAL, rev);
+    } else {
+        etcdc_txn_if(t, c->key, c->key_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+        txn_if_parent_exists(t, c->key, c->key_len);
+    }
+    etcdc_txn_get(t, ETCDC_ELSE, &probe);
+    etcdc_txn_put(t, ETCDC_THEN, c->key, c->key_len, content, content_len, 0);
+    etcdc_code code = etcdc_txn_commit(g_fs.client, t, &res, &err);
     int rc = 0;
     if (code != ETCDC_OK) {
         rc = fs_fail("setxattr cas", c->key, c->key_len, code, &err);

@@ -307,13 +307,12 @@ static int lookup_keys_at(int64_t rev, const char *file_key, size_t file_len, bo
                              .revision = rev};
     etcdc_txn_result res = {0};
     etcdc_error err = {0};
-    etcdc_code code = !t || (!self && !end) ? ETCDC_ERR_NO_MEMORY : ETCDC_OK;
-    if (code == ETCDC_OK)
-        code = etcdc_txn_get(t, ETCDC_THEN, &get);
-    if (code == ETCDC_OK && !self)
-        code = etcdc_txn_get(t, ETCDC_THEN, &below);
-    if (code == ETCDC_OK)
-        code = etcdc_txn_commit(g_fs.client, t, &res, &err);
+    if (!self && !end)
+        etcdc_txn_set_error(t, ETCDC_ERR_NO_MEMORY);
+    etcdc_txn_get(t, ETCDC_THEN, &get);
+    if (!self)
+        etcdc_txn_get(t, ETCDC_THEN, &below);
+    etcdc_code code = etcdc_txn_commit(g_fs.client, t, &res, &err);
     int rc = 0;
     *out = NULL;
     if (code != ETCDC_OK)
