@@ -15,6 +15,7 @@
 #include "log.h"
 #include "notify_replay.h"
 #include "ops.h"
+#include "optimistic.h"
 #include "past.h"
 #include "stats.h"
 #include "witness.h"
@@ -480,6 +481,65 @@ void txn_keep_parent(etcdc_txn *t, const resolved *r, bool subtree)
     free(sub_end);
 }
 
+/* What rmdir's attempts share: the directory, its range, and the marker's revision as last
+ * read (the listing's, then each failed attempt's). */
+typedef struct rmdir_try {
+    const resolved *r;
+    const char *end;
+    size_t end_len;
+    const char *after; /* the marker key + "\0": the first key after the marker */
+    size_t after_len;
+    int64_t marker_mod;
+    int64_t rev; /* of the delete, once committed */
+} rmdir_try;
+
+static int rmdir_attempt(void *arg)
+{
+    rmdir_try *x = arg;
+    const resolved *r = x->r;
+    etcdc_txn *t = etcdc_txn_new();
+    etcdc_txn_result res = {0};
+    etcdc_error err = {0};
+    etcdc_range_req below = {.key = r->sub_key,
+                             .key_len = r->sub_len,
+                             .range_end = x->end,
+                             .range_end_len = x->end_len,
+                             .limit = 2};
+    etcdc_range_req self = {.key = r->file_key, .key_len = r->file_len, .keys_only = true};
+    etcdc_txn_if_range(t, x->after, x->after_len, x->end, x->end_len, ETCDC_CMP_CREATE, ETCDC_EQUAL,
+                       0);
+    etcdc_txn_if(t, r->sub_key, r->sub_len, ETCDC_CMP_MOD, ETCDC_EQUAL, x->marker_mod);
+    etcdc_txn_if(t, r->file_key, r->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+    etcdc_txn_delete(t, ETCDC_THEN, r->sub_key, r->sub_len, x->end, x->end_len, false);
+    txn_keep_parent(t, r, true);
+    etcdc_txn_get(t, ETCDC_ELSE, &below);
+    etcdc_txn_get(t, ETCDC_ELSE, &self);
+    etcdc_code code = etcdc_txn_commit(g_fs.client, t, &res, &err);
+    int rc;
+    if (code != ETCDC_OK) {
+        rc = fs_fail("rmdir", r->sub_key, r->sub_len, code, &err);
+    } else if (res.succeeded) {
+        x->rev = res.revision;
+        rc = 0;
+    } else if (res.op_count >= 2) {
+        const etcdc_kvs *b = &res.ops[0].kvs;
+        bool only_marker =
+            b->count == 1 && b->kvs[0].key_len == r->sub_len && b->kvs[0].value_len == 0;
+        if (res.ops[1].kvs.count > 0 || (b->count > 0 && !only_marker))
+            rc = ENOTEMPTY; /* includes "%value" and a marker holding data ("%") */
+        else if (b->count == 0)
+            rc = ENOENT;
+        else
+            rc = OPTIMISTIC_RETRY; /* only the marker changed (or was created) meanwhile */
+        x->marker_mod = b->count ? b->kvs[0].mod_revision : 0;
+    } else {
+        rc = EIO;
+    }
+    etcdc_txn_result_clear(&res);
+    etcdc_txn_free(t);
+    return rc;
+}
+
 /* rmdir: one Txn. If(nothing below but the marker, marker unchanged, no own value)
  * Then(delete the subtree, Txn(If(the parent holds nothing else) Then(put its marker)))
  * Else(read what is there). A failed compare caused by a stale cache is retried with what the Else
@@ -521,48 +581,10 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
             listing_unref(l);
         }
     }
-    for (int attempt = 0; rc == 0; attempt++) {
-        etcdc_txn *t = etcdc_txn_new();
-        etcdc_txn_result res = {0};
-        etcdc_error err = {0};
-        etcdc_range_req below = {.key = r.sub_key,
-                                 .key_len = r.sub_len,
-                                 .range_end = end,
-                                 .range_end_len = end_len,
-                                 .limit = 2};
-        etcdc_range_req self = {.key = r.file_key, .key_len = r.file_len, .keys_only = true};
-        etcdc_txn_if_range(t, after, after_len, end, end_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
-        etcdc_txn_if(t, r.sub_key, r.sub_len, ETCDC_CMP_MOD, ETCDC_EQUAL, marker_mod);
-        etcdc_txn_if(t, r.file_key, r.file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
-        etcdc_txn_delete(t, ETCDC_THEN, r.sub_key, r.sub_len, end, end_len, false);
-        txn_keep_parent(t, &r, true);
-        etcdc_txn_get(t, ETCDC_ELSE, &below);
-        etcdc_txn_get(t, ETCDC_ELSE, &self);
-        etcdc_code code = etcdc_txn_commit(g_fs.client, t, &res, &err);
-        if (code != ETCDC_OK) {
-            rc = fs_fail("rmdir", r.sub_key, r.sub_len, code, &err);
-        } else if (res.succeeded) {
-            rev = res.revision;
-            etcdc_txn_result_clear(&res);
-            etcdc_txn_free(t);
-            break;
-        } else if (res.op_count >= 2) {
-            const etcdc_kvs *b = &res.ops[0].kvs;
-            bool only_marker =
-                b->count == 1 && b->kvs[0].key_len == r.sub_len && b->kvs[0].value_len == 0;
-            if (res.ops[1].kvs.count > 0 || (b->count > 0 && !only_marker))
-                rc = ENOTEMPTY; /* includes "%value" and a marker holding data ("%") */
-            else if (b->count == 0)
-                rc = ENOENT;
-            else if (attempt >= 3)
-                rc = ESTALE; /* lost the race repeatedly */
-            marker_mod = b->count ? b->kvs[0].mod_revision : 0;
-        } else {
-            rc = EIO;
-        }
-        etcdc_txn_result_clear(&res);
-        etcdc_txn_free(t);
-    }
+    rmdir_try x = {&r, end, end_len, after, after_len, marker_mod, 0};
+    if (rc == 0)
+        rc = optimistic_run(rmdir_attempt, &x);
+    rev = x.rev;
     if (rc == 0) {
         node_drop_listing(dir);
         if (child) {

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "notify_replay.h"
 #include "ops.h"
+#include "optimistic.h"
 #include "past.h"
 #include "stats.h"
 #include "witness.h"
@@ -26,8 +27,6 @@
 #ifndef RENAME_EXCHANGE
 #define RENAME_EXCHANGE (1 << 1)
 #endif
-
-#define MAX_ATTEMPTS 3
 
 /* etcd refused the Txn for its size (a cluster with a lower --max-txn-ops, or more bytes than
  * --max-request-bytes): mv copies instead, and the log says why the move was not atomic. */
@@ -141,6 +140,87 @@ static void put_all(node **set, size_t count)
     free(set);
 }
 
+/* What the attempts of a file rename share: the names, the nodes (both locked), and what is
+ * known of etcd's keys, refreshed by each attempt that lost a race. */
+typedef struct file_move {
+    const resolved *rs, *rd;
+    node *src, *dst; /* dst may be NULL */
+    unsigned flags;
+    bool src_in_etcd, dst_exists, dst_pending, src_is_marker, keep_parent;
+    int64_t revision; /* of the move, once committed */
+} file_move;
+
+/* One Txn: If(src and dst as known) Then(put dst, delete or rewrite src, keep src's parent)
+ * Else(read both). */
+static int file_move_attempt(void *arg)
+{
+    file_move *x = arg;
+    const resolved *rs = x->rs, *rd = x->rd;
+    node *src = x->src, *dst = x->dst;
+    unsigned flags = x->flags;
+    etcdc_txn *t = etcdc_txn_new();
+    etcdc_txn_result res = {0};
+    etcdc_error err = {0};
+    etcdc_range_req rsrc = {.key = rs->file_key, .key_len = rs->file_len};
+    etcdc_range_req rdst = {.key = rd->file_key, .key_len = rd->file_len};
+    if (x->src_in_etcd)
+        etcdc_txn_if(t, rs->file_key, rs->file_len, ETCDC_CMP_MOD, ETCDC_EQUAL, src->mod_rev);
+    if (x->dst_exists)
+        etcdc_txn_if(t, rd->file_key, rd->file_len, ETCDC_CMP_MOD, ETCDC_EQUAL, dst->mod_rev);
+    else if ((flags & RENAME_NOREPLACE) || ((flags & RENAME_EXCHANGE) && x->dst_pending))
+        etcdc_txn_if(t, rd->file_key, rd->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+    etcdc_txn_put(t, ETCDC_THEN, rd->file_key, rd->file_len, src->data ? src->data : "", src->size,
+                  0);
+    if (flags & RENAME_EXCHANGE)
+        etcdc_txn_put(t, ETCDC_THEN, rs->file_key, rs->file_len, dst->data ? dst->data : "",
+                      dst->size, 0);
+    else if (x->src_is_marker)
+        etcdc_txn_put(t, ETCDC_THEN, rs->file_key, rs->file_len, "", 0, 0);
+    else if (x->src_in_etcd)
+        etcdc_txn_delete(t, ETCDC_THEN, rs->file_key, rs->file_len, NULL, 0, false);
+    if (x->keep_parent)
+        txn_keep_parent(t, rs, false);
+    etcdc_txn_get(t, ETCDC_ELSE, &rsrc);
+    etcdc_txn_get(t, ETCDC_ELSE, &rdst);
+    etcdc_code code = etcdc_txn_commit(g_fs.client, t, &res, &err);
+    int rc = 0;
+    if (code != ETCDC_OK) {
+        rc = fs_fail("rename", rs->file_key, rs->file_len, code, &err);
+    } else if (res.succeeded) {
+        x->revision = res.revision;
+    } else if (res.op_count == 2) {
+        /* Find out which guard failed, refresh, and try again. */
+        const etcdc_kvs *s = &res.ops[0].kvs, *d = &res.ops[1].kvs;
+        rc = OPTIMISTIC_RETRY;
+        if (x->src_in_etcd && s->count == 0)
+            rc = ENOENT;
+        else if ((flags & RENAME_NOREPLACE) && d->count > 0)
+            rc = EEXIST;
+        else if (x->src_in_etcd && s->kvs[0].mod_revision != src->mod_rev) {
+            /* src changed elsewhere: move the new content, unless ours was modified too */
+            if (src->dirty)
+                rc = ESTALE;
+            else
+                node_apply_kv_locked(src, &s->kvs[0], res.revision, now_ns());
+        }
+        if (rc == OPTIMISTIC_RETRY && dst) {
+            if (d->count > 0 && !dst->dirty)
+                node_apply_kv_locked(dst, &d->kvs[0], res.revision, now_ns());
+            else if (d->count == 0 && !dst->dirty)
+                node_apply_absent_locked(dst, res.revision, now_ns());
+            x->dst_exists = dst->known && dst->mod_rev > 0;
+            x->dst_pending = dst->pending && !x->dst_exists;
+            if ((flags & RENAME_EXCHANGE) && !x->dst_exists && !x->dst_pending)
+                rc = ENOENT;
+        }
+    } else {
+        rc = EIO;
+    }
+    etcdc_txn_result_clear(&res);
+    etcdc_txn_free(t);
+    return rc;
+}
+
 static int rename_file(node *src, node *dst, const names2 *nm, unsigned flags)
 {
     const resolved *rs = nm->rs, *rd = nm->rd;
@@ -167,72 +247,11 @@ static int rename_file(node *src, node *dst, const names2 *nm, unsigned flags)
         rc = ENOENT;
     bool src_is_marker = rs->file_len == rs->dir_len; /* "%": the marker holding data */
     bool keep_parent = !same_dir && !src_is_marker && !(flags & RENAME_EXCHANGE);
-    int64_t revision = 0;
-    for (int attempt = 0; rc == 0; attempt++) {
-        etcdc_txn *t = etcdc_txn_new();
-        etcdc_txn_result res = {0};
-        etcdc_error err = {0};
-        etcdc_range_req rsrc = {.key = rs->file_key, .key_len = rs->file_len};
-        etcdc_range_req rdst = {.key = rd->file_key, .key_len = rd->file_len};
-        if (src_in_etcd)
-            etcdc_txn_if(t, rs->file_key, rs->file_len, ETCDC_CMP_MOD, ETCDC_EQUAL, src->mod_rev);
-        if (dst_exists)
-            etcdc_txn_if(t, rd->file_key, rd->file_len, ETCDC_CMP_MOD, ETCDC_EQUAL, dst->mod_rev);
-        else if ((flags & RENAME_NOREPLACE) || ((flags & RENAME_EXCHANGE) && dst_pending))
-            etcdc_txn_if(t, rd->file_key, rd->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
-        etcdc_txn_put(t, ETCDC_THEN, rd->file_key, rd->file_len, src->data ? src->data : "",
-                      src->size, 0);
-        if (flags & RENAME_EXCHANGE)
-            etcdc_txn_put(t, ETCDC_THEN, rs->file_key, rs->file_len, dst->data ? dst->data : "",
-                          dst->size, 0);
-        else if (src_is_marker)
-            etcdc_txn_put(t, ETCDC_THEN, rs->file_key, rs->file_len, "", 0, 0);
-        else if (src_in_etcd)
-            etcdc_txn_delete(t, ETCDC_THEN, rs->file_key, rs->file_len, NULL, 0, false);
-        if (keep_parent)
-            txn_keep_parent(t, rs, false);
-        etcdc_txn_get(t, ETCDC_ELSE, &rsrc);
-        etcdc_txn_get(t, ETCDC_ELSE, &rdst);
-        etcdc_code code = etcdc_txn_commit(g_fs.client, t, &res, &err);
-        if (code != ETCDC_OK) {
-            rc = fs_fail("rename", rs->file_key, rs->file_len, code, &err);
-        } else if (res.succeeded) {
-            revision = res.revision;
-            etcdc_txn_result_clear(&res);
-            etcdc_txn_free(t);
-            break;
-        } else if (res.op_count == 2) {
-            /* Find out which guard failed, refresh, and try again. */
-            const etcdc_kvs *s = &res.ops[0].kvs, *d = &res.ops[1].kvs;
-            if (src_in_etcd && s->count == 0)
-                rc = ENOENT;
-            else if ((flags & RENAME_NOREPLACE) && d->count > 0)
-                rc = EEXIST;
-            else if (attempt + 1 >= MAX_ATTEMPTS)
-                rc = ESTALE;
-            else if (src_in_etcd && s->kvs[0].mod_revision != src->mod_rev) {
-                /* src changed elsewhere: move the new content, unless ours was modified too */
-                if (src->dirty)
-                    rc = ESTALE;
-                else
-                    node_apply_kv_locked(src, &s->kvs[0], res.revision, now_ns());
-            }
-            if (rc == 0 && dst) {
-                if (d->count > 0 && !dst->dirty)
-                    node_apply_kv_locked(dst, &d->kvs[0], res.revision, now_ns());
-                else if (d->count == 0 && !dst->dirty)
-                    node_apply_absent_locked(dst, res.revision, now_ns());
-                dst_exists = dst->known && dst->mod_rev > 0;
-                dst_pending = dst->pending && !dst_exists;
-                if ((flags & RENAME_EXCHANGE) && !dst_exists && !dst_pending)
-                    rc = ENOENT;
-            }
-        } else {
-            rc = EIO;
-        }
-        etcdc_txn_result_clear(&res);
-        etcdc_txn_free(t);
-    }
+    file_move x = {rs,         rd,          src,           dst,         flags, src_in_etcd,
+                   dst_exists, dst_pending, src_is_marker, keep_parent, 0};
+    if (rc == 0)
+        rc = optimistic_run(file_move_attempt, &x);
+    int64_t revision = x.revision;
     if (rc == 0) {
         /* The src node is now the file at dst, holding what it held. */
         if (src->pending)
@@ -284,161 +303,179 @@ static void moved_dir(const names2 *nm, commit *cm, const etcdc_txn_result *snap
     put_all(moved, count);
 }
 
+/* What the attempts of a directory rename share. */
+typedef struct dir_move {
+    const names2 *nm;
+    commit *cm;
+    unsigned flags;
+    bool same_dir;
+    char *send, *dend, *dafter; /* ends of the source and destination subtrees; the first key
+                                 * after the destination's marker */
+    size_t send_len, dend_len, dafter_len;
+    int64_t revision; /* of the move, once committed */
+} dir_move;
+
+/* The subtree and the directory's own key, in one read-only Txn; refuses what cannot move in
+ * one Txn (EXDEV) or is not there (ENOENT). */
+static int dir_snapshot(const dir_move *x, etcdc_txn_result *snap)
+{
+    const resolved *rs = x->nm->rs;
+    size_t max_ops = etcdc_max_txn_ops();
+    etcdc_txn *rt = etcdc_txn_new();
+    etcdc_error err = {0};
+    etcdc_range_req below = {.key = rs->sub_key,
+                             .key_len = rs->sub_len,
+                             .range_end = x->send,
+                             .range_end_len = x->send_len,
+                             .limit = (int64_t)max_ops + 1};
+    etcdc_range_req self = {.key = rs->file_key, .key_len = rs->file_len};
+    etcdc_txn_get(rt, ETCDC_THEN, &below);
+    etcdc_txn_get(rt, ETCDC_THEN, &self);
+    etcdc_code code = etcdc_txn_commit(g_fs.client, rt, snap, &err);
+    etcdc_txn_free(rt);
+    if (code == ETCDC_ERR_TOO_LARGE)
+        return exdev_refused("rename", rs->sub_key, rs->sub_len, code, &err);
+    if (code != ETCDC_OK || snap->op_count != 2)
+        return code ? fs_fail("rename", rs->sub_key, rs->sub_len, code, &err) : EIO;
+    const etcdc_kvs *keys = &snap->ops[0].kvs;
+    bool own = snap->ops[1].kvs.count > 0;
+    /* etcd's budget: the larger of ops and compares, plus the nested marker Txn's
+     * (at most 3 compares) when the source leaves its directory */
+    size_t ops = keys->count + 1 + (own ? 2 : 0) + (x->same_dir ? 0 : 1);
+    size_t compares = keys->count + 4;
+    size_t needed = (ops > compares ? ops : compares) + (x->same_dir ? 0 : 3);
+    if (keys->count == 0 && !own)
+        return ENOENT;
+    if (keys->more || needed > max_ops) {
+        char kb[LOG_KEY_BUF];
+        log_msg(LOG_INFO,
+                "rename %s: %zu%s keys do not fit one etcd transaction (at most %zu "
+                "operations): EXDEV, mv copies instead",
+                log_key(rs->sub_key, rs->sub_len, kb, sizeof kb), keys->count,
+                keys->more ? "+" : "", max_ops);
+        return EXDEV;
+    }
+    return 0;
+}
+
+/* The move of the snapshot, guarded by it: Then(delete the source subtree, put every key at
+ * the destination, keep the source's parent) Else(read the destination). */
+static etcdc_txn *dir_move_txn(const dir_move *x, const etcdc_txn_result *snap)
+{
+    const resolved *rs = x->nm->rs, *rd = x->nm->rd;
+    const etcdc_kvs *keys = &snap->ops[0].kvs;
+    const etcdc_kv *own = snap->ops[1].kvs.count ? &snap->ops[1].kvs.kvs[0] : NULL;
+    etcdc_txn *t = etcdc_txn_new();
+    etcdc_txn_if_range(t, rs->sub_key, rs->sub_len, x->send, x->send_len, ETCDC_CMP_MOD, ETCDC_LESS,
+                       snap->revision + 1);
+    if (own)
+        etcdc_txn_if(t, rs->file_key, rs->file_len, ETCDC_CMP_MOD, ETCDC_EQUAL, own->mod_revision);
+    else
+        etcdc_txn_if(t, rs->file_key, rs->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+    /* Every key of the snapshot is still there unchanged: the range compare above sees
+     * creations and changes, not deletions, and a key deleted meanwhile must not come back at
+     * the destination. */
+    for (size_t i = 0; i < keys->count; i++)
+        etcdc_txn_if(t, keys->kvs[i].key, keys->kvs[i].key_len, ETCDC_CMP_MOD, ETCDC_EQUAL,
+                     keys->kvs[i].mod_revision);
+    /* dst: absent, or (without NOREPLACE) an empty directory, marker allowed */
+    etcdc_txn_if(t, rd->file_key, rd->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+    if (x->flags & RENAME_NOREPLACE)
+        etcdc_txn_if_range(t, rd->sub_key, rd->sub_len, x->dend, x->dend_len, ETCDC_CMP_CREATE,
+                           ETCDC_EQUAL, 0);
+    else
+        etcdc_txn_if_range(t, x->dafter, x->dafter_len, x->dend, x->dend_len, ETCDC_CMP_CREATE,
+                           ETCDC_EQUAL, 0);
+    etcdc_txn_delete(t, ETCDC_THEN, rs->sub_key, rs->sub_len, x->send, x->send_len, false);
+    for (size_t i = 0; i < keys->count; i++) {
+        const etcdc_kv *kv = &keys->kvs[i];
+        size_t nlen;
+        char *nk = key_join(rd->sub_key, rd->sub_len, kv->key + rs->sub_len,
+                            kv->key_len - rs->sub_len, NULL, 0, &nlen);
+        if (nk)
+            etcdc_txn_put(t, ETCDC_THEN, nk, nlen, kv->value ? kv->value : "", kv->value_len, 0);
+        else
+            etcdc_txn_set_error(t, ETCDC_ERR_NO_MEMORY);
+        free(nk);
+    }
+    if (own) {
+        etcdc_txn_delete(t, ETCDC_THEN, rs->file_key, rs->file_len, NULL, 0, false);
+        etcdc_txn_put(t, ETCDC_THEN, rd->file_key, rd->file_len, own->value ? own->value : "",
+                      own->value_len, 0);
+    }
+    if (!x->same_dir)
+        txn_keep_parent(t, rs, true);
+    etcdc_range_req dst_below = {.key = rd->sub_key,
+                                 .key_len = rd->sub_len,
+                                 .range_end = x->dend,
+                                 .range_end_len = x->dend_len,
+                                 .limit = 2,
+                                 .keys_only = true};
+    etcdc_range_req dst_self = {.key = rd->file_key, .key_len = rd->file_len, .keys_only = true};
+    etcdc_txn_get(t, ETCDC_ELSE, &dst_below);
+    etcdc_txn_get(t, ETCDC_ELSE, &dst_self);
+    return t;
+}
+
+/* A snapshot, then the move guarded by it. A failed guard with an empty destination means the
+ * source changed after the snapshot: take a new one. */
+static int dir_move_attempt(void *arg)
+{
+    dir_move *x = arg;
+    const resolved *rs = x->nm->rs, *rd = x->nm->rd;
+    etcdc_txn_result snap = {0}, res = {0};
+    etcdc_error err = {0};
+    int rc = dir_snapshot(x, &snap);
+    etcdc_txn *t = rc == 0 ? dir_move_txn(x, &snap) : NULL;
+    etcdc_code code = rc == 0 ? etcdc_txn_commit(g_fs.client, t, &res, &err) : ETCDC_OK;
+    if (rc != 0) {
+        /* the snapshot said */
+    } else if (code == ETCDC_ERR_TOO_LARGE || code == ETCDC_ERR_TOO_MANY_OPS) {
+        rc = exdev_refused("rename", rs->sub_key, rs->sub_len, code, &err);
+    } else if (code != ETCDC_OK) {
+        rc = fs_fail("rename", rs->sub_key, rs->sub_len, code, &err);
+    } else if (res.succeeded) {
+        x->revision = res.revision;
+        moved_dir(x->nm, x->cm, &snap, x->revision);
+    } else if (res.op_count == 2) {
+        const etcdc_kvs *db = &res.ops[0].kvs;
+        bool dst_nonempty = res.ops[1].kvs.count > 0 || db->count > 1 ||
+                            (db->count == 1 && db->kvs[0].key_len != rd->sub_len);
+        if (dst_nonempty)
+            rc = (x->flags & RENAME_NOREPLACE) ? EEXIST : ENOTEMPTY;
+        else if ((x->flags & RENAME_NOREPLACE) && db->count > 0)
+            rc = EEXIST;
+        else
+            rc = OPTIMISTIC_RETRY;
+    } else {
+        rc = EIO;
+    }
+    etcdc_txn_result_clear(&res);
+    etcdc_txn_free(t);
+    etcdc_txn_result_clear(&snap);
+    return rc;
+}
+
 static int rename_dir(const names2 *nm, unsigned flags)
 {
     const resolved *rs = nm->rs, *rd = nm->rd;
-    bool same_dir = nm->sp == nm->dp;
-    int rc = 0;
-    int64_t revision = 0;
     flush_under(rs->file_key, rs->file_len);
     /* A destination directory holding a file created here, not yet stored, is not empty. */
     if (node_pending_below(rd->sub_key, rd->sub_len))
         return flags & RENAME_NOREPLACE ? EEXIST : ENOTEMPTY;
     commit cm;
     commit_begin_move(&cm);
-    if (!names_current(nm))
-        rc = EAGAIN;
-    size_t send_len, dend_len, dafter_len;
-    char *send = key_prefix_end(rs->sub_key, rs->sub_len, &send_len);
-    char *dend = key_prefix_end(rd->sub_key, rd->sub_len, &dend_len);
-    char *dafter = key_join(rd->sub_key, rd->sub_len, "", 1, NULL, 0, &dafter_len);
-    size_t max_ops = etcdc_max_txn_ops();
-    if (!send || !dend || !dafter)
-        rc = ENOMEM;
-    for (int attempt = 0; rc == 0; attempt++) {
-        /* 1. Snapshot of the subtree and the directory's own key (one read-only Txn). */
-        etcdc_txn *rt = etcdc_txn_new();
-        etcdc_txn_result snap = {0};
-        etcdc_error err = {0};
-        etcdc_range_req below = {.key = rs->sub_key,
-                                 .key_len = rs->sub_len,
-                                 .range_end = send,
-                                 .range_end_len = send_len,
-                                 .limit = (int64_t)max_ops + 1};
-        etcdc_range_req self = {.key = rs->file_key, .key_len = rs->file_len};
-        etcdc_txn_get(rt, ETCDC_THEN, &below);
-        etcdc_txn_get(rt, ETCDC_THEN, &self);
-        etcdc_code code = etcdc_txn_commit(g_fs.client, rt, &snap, &err);
-        etcdc_txn_free(rt);
-        if (code == ETCDC_ERR_TOO_LARGE) {
-            rc = exdev_refused("rename", rs->sub_key, rs->sub_len, code, &err);
-            etcdc_txn_result_clear(&snap);
-            break;
-        }
-        if (code != ETCDC_OK || snap.op_count != 2) {
-            rc = code ? fs_fail("rename", rs->sub_key, rs->sub_len, code, &err) : EIO;
-            etcdc_txn_result_clear(&snap);
-            break;
-        }
-        const etcdc_kvs *keys = &snap.ops[0].kvs;
-        const etcdc_kv *own = snap.ops[1].kvs.count ? &snap.ops[1].kvs.kvs[0] : NULL;
-        /* etcd's budget: the larger of ops and compares, plus the nested marker Txn's
-         * (at most 3 compares) when the source leaves its directory */
-        size_t ops = keys->count + 1 + (own ? 2 : 0) + (same_dir ? 0 : 1);
-        size_t compares = keys->count + 4;
-        size_t needed = (ops > compares ? ops : compares) + (same_dir ? 0 : 3);
-        if (keys->count == 0 && !own) {
-            rc = ENOENT;
-        } else if (keys->more || needed > max_ops) {
-            char kb[LOG_KEY_BUF];
-            log_msg(LOG_INFO,
-                    "rename %s: %zu%s keys do not fit one etcd transaction (at most %zu "
-                    "operations): EXDEV, mv copies instead",
-                    log_key(rs->sub_key, rs->sub_len, kb, sizeof kb), keys->count,
-                    keys->more ? "+" : "", max_ops);
-            rc = EXDEV;
-        }
-        /* 2. The move, guarded by the snapshot revision. */
-        etcdc_txn *t = NULL;
-        etcdc_txn_result res = {0};
-        if (rc == 0) {
-            t = etcdc_txn_new();
-            etcdc_txn_if_range(t, rs->sub_key, rs->sub_len, send, send_len, ETCDC_CMP_MOD,
-                               ETCDC_LESS, snap.revision + 1);
-            if (own)
-                etcdc_txn_if(t, rs->file_key, rs->file_len, ETCDC_CMP_MOD, ETCDC_EQUAL,
-                             own->mod_revision);
-            else
-                etcdc_txn_if(t, rs->file_key, rs->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
-            /* Every key of the snapshot is still there unchanged: the range compare above sees
-             * creations and changes, not deletions, and a key deleted meanwhile must not come
-             * back at the destination. */
-            for (size_t i = 0; i < keys->count; i++)
-                etcdc_txn_if(t, keys->kvs[i].key, keys->kvs[i].key_len, ETCDC_CMP_MOD, ETCDC_EQUAL,
-                             keys->kvs[i].mod_revision);
-            /* dst: absent, or (without NOREPLACE) an empty directory, marker allowed */
-            etcdc_txn_if(t, rd->file_key, rd->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
-            if (flags & RENAME_NOREPLACE)
-                etcdc_txn_if_range(t, rd->sub_key, rd->sub_len, dend, dend_len, ETCDC_CMP_CREATE,
-                                   ETCDC_EQUAL, 0);
-            else
-                etcdc_txn_if_range(t, dafter, dafter_len, dend, dend_len, ETCDC_CMP_CREATE,
-                                   ETCDC_EQUAL, 0);
-            etcdc_txn_delete(t, ETCDC_THEN, rs->sub_key, rs->sub_len, send, send_len, false);
-            for (size_t i = 0; i < keys->count; i++) {
-                const etcdc_kv *kv = &keys->kvs[i];
-                size_t nlen;
-                char *nk = key_join(rd->sub_key, rd->sub_len, kv->key + rs->sub_len,
-                                    kv->key_len - rs->sub_len, NULL, 0, &nlen);
-                if (nk)
-                    etcdc_txn_put(t, ETCDC_THEN, nk, nlen, kv->value ? kv->value : "",
-                                  kv->value_len, 0);
-                else
-                    etcdc_txn_set_error(t, ETCDC_ERR_NO_MEMORY);
-                free(nk);
-            }
-            if (own) {
-                etcdc_txn_delete(t, ETCDC_THEN, rs->file_key, rs->file_len, NULL, 0, false);
-                etcdc_txn_put(t, ETCDC_THEN, rd->file_key, rd->file_len,
-                              own->value ? own->value : "", own->value_len, 0);
-            }
-            if (!same_dir)
-                txn_keep_parent(t, rs, true);
-            etcdc_range_req dst_below = {.key = rd->sub_key,
-                                         .key_len = rd->sub_len,
-                                         .range_end = dend,
-                                         .range_end_len = dend_len,
-                                         .limit = 2,
-                                         .keys_only = true};
-            etcdc_range_req dst_self = {
-                .key = rd->file_key, .key_len = rd->file_len, .keys_only = true};
-            etcdc_txn_get(t, ETCDC_ELSE, &dst_below);
-            etcdc_txn_get(t, ETCDC_ELSE, &dst_self);
-            code = etcdc_txn_commit(g_fs.client, t, &res, &err);
-        }
-        if (rc == 0 && (code == ETCDC_ERR_TOO_LARGE || code == ETCDC_ERR_TOO_MANY_OPS)) {
-            rc = exdev_refused("rename", rs->sub_key, rs->sub_len, code, &err);
-        } else if (rc == 0 && code != ETCDC_OK) {
-            rc = fs_fail("rename", rs->sub_key, rs->sub_len, code, &err);
-        } else if (rc == 0 && !res.succeeded && res.op_count == 2) {
-            const etcdc_kvs *db = &res.ops[0].kvs;
-            bool dst_nonempty = res.ops[1].kvs.count > 0 || db->count > 1 ||
-                                (db->count == 1 && db->kvs[0].key_len != rd->sub_len);
-            if (dst_nonempty)
-                rc = (flags & RENAME_NOREPLACE) ? EEXIST : ENOTEMPTY;
-            else if ((flags & RENAME_NOREPLACE) && db->count > 0)
-                rc = EEXIST;
-            else if (attempt + 1 >= MAX_ATTEMPTS)
-                rc = ESTALE; /* the subtree kept changing under us */
-            /* else the source changed after the snapshot: take a new one */
-        } else if (rc == 0 && !res.succeeded) {
-            rc = EIO;
-        }
-        bool done = rc != 0 || res.succeeded;
-        if (rc == 0 && res.succeeded) {
-            revision = res.revision;
-            moved_dir(nm, &cm, &snap, revision);
-        }
-        etcdc_txn_result_clear(&res);
-        etcdc_txn_free(t);
-        etcdc_txn_result_clear(&snap);
-        if (done)
-            break;
-    }
-    commit_end(&cm, revision);
-    free(send);
-    free(dend);
-    free(dafter);
+    dir_move x = {.nm = nm, .cm = &cm, .flags = flags, .same_dir = nm->sp == nm->dp};
+    x.send = key_prefix_end(rs->sub_key, rs->sub_len, &x.send_len);
+    x.dend = key_prefix_end(rd->sub_key, rd->sub_len, &x.dend_len);
+    x.dafter = key_join(rd->sub_key, rd->sub_len, "", 1, NULL, 0, &x.dafter_len);
+    int rc = !names_current(nm)                ? EAGAIN
+             : !x.send || !x.dend || !x.dafter ? ENOMEM
+                                               : optimistic_run(dir_move_attempt, &x);
+    commit_end(&cm, x.revision);
+    free(x.send);
+    free(x.dend);
+    free(x.dafter);
     return rc;
 }
 
@@ -536,97 +573,110 @@ static void exchanged(commit *cm, const side *a, const side *b, int64_t rev)
     put_all(moved, na + nb);
 }
 
+/* What the attempts of an exchange share. */
+typedef struct tree_swap {
+    const names2 *nm;
+    commit *cm;
+    int64_t revision; /* of the exchange, once committed */
+} tree_swap;
+
+/* Both names' own keys and the keys below them, in one read-only Txn (ops: a's own, a's below,
+ * b's own, b's below); refuses what cannot be exchanged in one Txn (EXDEV), what is missing on
+ * one side (ENOENT) and values this mount cannot decrypt (EIO: never re-sealed blindly). */
+static int swap_snapshot(const tree_swap *x, etcdc_txn_result *snap, side *a, side *b)
+{
+    const resolved *rs[2] = {x->nm->rs, x->nm->rd};
+    size_t max_ops = etcdc_max_txn_ops();
+    etcdc_txn *rt = etcdc_txn_new();
+    etcdc_error err = {0};
+    for (int i = 0; i < 2; i++) {
+        size_t end_len;
+        char *end = key_prefix_end(rs[i]->sub_key, rs[i]->sub_len, &end_len);
+        etcdc_range_req own = {.key = rs[i]->file_key, .key_len = rs[i]->file_len};
+        etcdc_range_req below = {.key = rs[i]->sub_key,
+                                 .key_len = rs[i]->sub_len,
+                                 .range_end = end,
+                                 .range_end_len = end_len,
+                                 .limit = (int64_t)max_ops + 1};
+        if (!end)
+            etcdc_txn_set_error(rt, ETCDC_ERR_NO_MEMORY);
+        etcdc_txn_get(rt, ETCDC_THEN, &own);
+        etcdc_txn_get(rt, ETCDC_THEN, &below);
+        free(end);
+    }
+    etcdc_code code = etcdc_txn_commit(g_fs.client, rt, snap, &err);
+    etcdc_txn_free(rt);
+    if (code == ETCDC_ERR_TOO_LARGE)
+        return exdev_refused("rename exchange", rs[0]->file_key, rs[0]->file_len, code, &err);
+    if (code != ETCDC_OK || snap->op_count != 4)
+        return code ? fs_fail("rename", rs[0]->file_key, rs[0]->file_len, code, &err) : EIO;
+    *a = (side){rs[0], snap->ops[0].kvs.count ? &snap->ops[0].kvs.kvs[0] : NULL, &snap->ops[1].kvs};
+    *b = (side){rs[1], snap->ops[2].kvs.count ? &snap->ops[2].kvs.kvs[0] : NULL, &snap->ops[3].kvs};
+    size_t na = a->below->count + (a->own != NULL), nb = b->below->count + (b->own != NULL);
+    size_t compares = a->below->count + b->below->count + 4;
+    size_t ops = 2 * (na + nb); /* a put per key, at most a delete per key */
+    if (na == 0 || nb == 0)
+        return ENOENT;
+    if (side_unreadable(a) || side_unreadable(b))
+        return EIO;
+    if (a->below->more || b->below->more || compares > max_ops || ops > max_ops) {
+        char kb[LOG_KEY_BUF];
+        log_msg(LOG_INFO,
+                "rename exchange %s: %zu%s keys do not fit one etcd transaction (at most %zu "
+                "operations): EXDEV",
+                log_key(rs[0]->file_key, rs[0]->file_len, kb, sizeof kb), na + nb,
+                a->below->more || b->below->more ? "+" : "", max_ops);
+        return EXDEV;
+    }
+    return 0;
+}
+
+/* A snapshot of both trees, then one Txn that swaps them, guarded by it; a failed guard means
+ * either tree changed after the snapshot: take a new one. */
+static int tree_swap_attempt(void *arg)
+{
+    tree_swap *x = arg;
+    const resolved *ra = x->nm->rs;
+    etcdc_txn_result snap = {0}, res = {0};
+    etcdc_error err = {0};
+    side a = {0}, b = {0};
+    int rc = swap_snapshot(x, &snap, &a, &b);
+    etcdc_txn *t = NULL;
+    if (rc == 0) {
+        t = etcdc_txn_new();
+        guard_side(t, &a, snap.revision);
+        guard_side(t, &b, snap.revision);
+        swap_side(t, &a, &b);
+        swap_side(t, &b, &a);
+        etcdc_code code = etcdc_txn_commit(g_fs.client, t, &res, &err);
+        if (code == ETCDC_ERR_TOO_LARGE || code == ETCDC_ERR_TOO_MANY_OPS)
+            rc = exdev_refused("rename exchange", ra->file_key, ra->file_len, code, &err);
+        else if (code != ETCDC_OK)
+            rc = fs_fail("rename", ra->file_key, ra->file_len, code, &err);
+        else if (!res.succeeded)
+            rc = OPTIMISTIC_RETRY;
+    }
+    if (rc == 0) {
+        x->revision = res.revision;
+        exchanged(x->cm, &a, &b, x->revision);
+    }
+    etcdc_txn_result_clear(&res);
+    etcdc_txn_free(t);
+    etcdc_txn_result_clear(&snap);
+    return rc;
+}
+
 /* RENAME_EXCHANGE where a directory is involved: a snapshot of both names' keys, then one Txn
  * that swaps them, guarded by that snapshot. EXDEV when it does not fit in one Txn. */
 static int exchange_trees(const names2 *nm)
 {
-    const resolved *ra = nm->rs, *rb = nm->rd;
-    size_t max_ops = etcdc_max_txn_ops();
-    int rc = 0;
-    int64_t revision = 0;
-    flush_under(ra->file_key, ra->file_len);
-    flush_under(rb->file_key, rb->file_len);
+    flush_under(nm->rs->file_key, nm->rs->file_len);
+    flush_under(nm->rd->file_key, nm->rd->file_len);
     commit cm;
     commit_begin_move(&cm);
-    if (!names_current(nm))
-        rc = EAGAIN;
-    for (int attempt = 0; rc == 0; attempt++) {
-        etcdc_txn *rt = etcdc_txn_new();
-        etcdc_txn_result snap = {0};
-        etcdc_error err = {0};
-        const resolved *rs[2] = {ra, rb};
-        for (int i = 0; i < 2; i++) {
-            size_t end_len;
-            char *end = key_prefix_end(rs[i]->sub_key, rs[i]->sub_len, &end_len);
-            etcdc_range_req own = {.key = rs[i]->file_key, .key_len = rs[i]->file_len};
-            etcdc_range_req below = {.key = rs[i]->sub_key,
-                                     .key_len = rs[i]->sub_len,
-                                     .range_end = end,
-                                     .range_end_len = end_len,
-                                     .limit = (int64_t)max_ops + 1};
-            if (!end)
-                etcdc_txn_set_error(rt, ETCDC_ERR_NO_MEMORY);
-            etcdc_txn_get(rt, ETCDC_THEN, &own);
-            etcdc_txn_get(rt, ETCDC_THEN, &below);
-            free(end);
-        }
-        etcdc_code code = etcdc_txn_commit(g_fs.client, rt, &snap, &err);
-        etcdc_txn_free(rt);
-        if (code == ETCDC_ERR_TOO_LARGE)
-            rc = exdev_refused("rename exchange", ra->file_key, ra->file_len, code, &err);
-        else if (code != ETCDC_OK || snap.op_count != 4)
-            rc = code ? fs_fail("rename", ra->file_key, ra->file_len, code, &err) : EIO;
-        side a = {0}, b = {0};
-        if (rc == 0) {
-            a = (side){ra, snap.ops[0].kvs.count ? &snap.ops[0].kvs.kvs[0] : NULL,
-                       &snap.ops[1].kvs};
-            b = (side){rb, snap.ops[2].kvs.count ? &snap.ops[2].kvs.kvs[0] : NULL,
-                       &snap.ops[3].kvs};
-            size_t na = a.below->count + (a.own != NULL), nb = b.below->count + (b.own != NULL);
-            size_t compares = a.below->count + b.below->count + 4;
-            size_t ops = 2 * (na + nb); /* a put per key, at most a delete per key */
-            if (na == 0 || nb == 0)
-                rc = ENOENT;
-            else if (side_unreadable(&a) || side_unreadable(&b))
-                rc = EIO; /* a value this mount cannot decrypt is never re-sealed blindly */
-            else if (a.below->more || b.below->more || compares > max_ops || ops > max_ops) {
-                char kb[LOG_KEY_BUF];
-                log_msg(LOG_INFO,
-                        "rename exchange %s: %zu%s keys do not fit one etcd transaction (at "
-                        "most %zu operations): EXDEV",
-                        log_key(ra->file_key, ra->file_len, kb, sizeof kb), na + nb,
-                        a.below->more || b.below->more ? "+" : "", max_ops);
-                rc = EXDEV;
-            }
-        }
-        etcdc_txn *t = NULL;
-        etcdc_txn_result res = {0};
-        if (rc == 0) {
-            t = etcdc_txn_new();
-            guard_side(t, &a, snap.revision);
-            guard_side(t, &b, snap.revision);
-            swap_side(t, &a, &b);
-            swap_side(t, &b, &a);
-            code = etcdc_txn_commit(g_fs.client, t, &res, &err);
-        }
-        if (rc == 0 && (code == ETCDC_ERR_TOO_LARGE || code == ETCDC_ERR_TOO_MANY_OPS))
-            rc = exdev_refused("rename exchange", ra->file_key, ra->file_len, code, &err);
-        else if (rc == 0 && code != ETCDC_OK)
-            rc = fs_fail("rename", ra->file_key, ra->file_len, code, &err);
-        else if (rc == 0 && !res.succeeded && attempt + 1 >= MAX_ATTEMPTS)
-            rc = ESTALE; /* the trees kept changing under us */
-        bool done = rc != 0 || res.succeeded;
-        if (rc == 0 && res.succeeded) {
-            revision = res.revision;
-            exchanged(&cm, &a, &b, revision);
-        }
-        etcdc_txn_result_clear(&res);
-        etcdc_txn_free(t);
-        etcdc_txn_result_clear(&snap);
-        if (done)
-            break;
-    }
-    commit_end(&cm, revision);
+    tree_swap x = {nm, &cm, 0};
+    int rc = names_current(nm) ? optimistic_run(tree_swap_attempt, &x) : EAGAIN;
+    commit_end(&cm, x.revision);
     return rc;
 }
 
