@@ -27,6 +27,7 @@ import pytest
 
 from etcd_fixtures import wait_for
 from fs_tool_helpers import listing_or_errno, read_or_errno
+from reliability_helpers import Writer
 
 pytestmark = pytest.mark.needs_etcdfs
 
@@ -57,49 +58,6 @@ def failed_requests(m):
 # --------------------------------------------------------------------------------------------
 # 1. leader killed under two writing mounts
 # --------------------------------------------------------------------------------------------
-
-class Writer(threading.Thread):
-    """Writes through one mount in a loop until told to stop: each round creates a new file
-    w/<host>-<i> and overwrites last-<host> with i. Records every write whose close()
-    returned 0 (acknowledged), every error, and each write's latency."""
-
-    def __init__(self, mount, host):
-        super().__init__(daemon=True)
-        self.mount, self.host = mount, host
-        self.stop = threading.Event()
-        self.acked_files: dict[str, bytes] = {}
-        self.last_acked = None
-        self.last_unknown: set = set()  # overwrites that failed after the last acked one
-        self.errors: list[str] = []
-        self.errnos: list[int] = []
-        self.latencies: list[tuple[float, float]] = []  # (start, seconds)
-
-    def timed_write(self, path, data):
-        t0 = time.monotonic()
-        with open(path, "wb") as f:
-            f.write(data)
-        self.latencies.append((t0, time.monotonic() - t0))
-
-    def run(self):
-        i = 0
-        while not self.stop.is_set():
-            name = f"{self.host}-{i:05d}"
-            data = f"{name} payload".encode()
-            step = "create"
-            try:
-                self.timed_write(self.mount / "w" / name, data)
-                self.acked_files[name] = data
-                step = "overwrite"
-                self.timed_write(self.mount / f"last-{self.host}", str(i).encode())
-                self.last_acked = str(i).encode()
-                self.last_unknown.clear()
-            except OSError as exc:
-                self.errors.append(f"{name} {step}: {exc!r}")
-                self.errnos.append(exc.errno)
-                if step == "overwrite":
-                    self.last_unknown.add(str(i).encode())
-            i += 1
-
 
 @pytest.mark.slow
 @pytest.mark.parametrize("timeout", ["10s", "default"])
