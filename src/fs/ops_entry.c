@@ -220,17 +220,22 @@ static int lookup_keys(node *dir, const resolved *r, node **out)
                              .keys_only = true};
     etcdc_txn_result res = {0};
     etcdc_error err = {0};
+    /* The name "%" at the root of the whole key space stands for the keys starting with '/':
+     * its own key would be the empty key, which etcd cannot hold (nor be asked for). */
+    bool own_key = r->file_len > 0;
+    size_t ops = own_key ? 2 : 1;
     if (!end)
         etcdc_txn_set_error(t, ETCDC_ERR_NO_MEMORY);
-    etcdc_txn_get(t, ETCDC_THEN, &get);
+    if (own_key)
+        etcdc_txn_get(t, ETCDC_THEN, &get);
     etcdc_txn_get(t, ETCDC_THEN, &below);
     etcdc_code code = etcdc_txn_commit(g_fs.client, t, &res, &err);
     if (code != ETCDC_OK) {
         rc = fs_fail("lookup", r->file_key, r->file_len, code, &err);
-    } else if (res.op_count == 2 && res.ops[1].kvs.count > 0) {
+    } else if (res.op_count == ops && res.ops[ops - 1].kvs.count > 0) {
         n = node_obtain(r->sub_key, r->sub_len, NODE_DIR);
         rc = n ? 0 : ENOMEM;
-    } else if (res.op_count == 2 && res.ops[0].kvs.count > 0) {
+    } else if (own_key && res.op_count == 2 && res.ops[0].kvs.count > 0) {
         n = node_obtain(r->file_key, r->file_len, NODE_FILE);
         if (n) {
             pthread_mutex_lock(&n->mu);

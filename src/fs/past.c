@@ -307,19 +307,23 @@ static int lookup_keys_at(int64_t rev, const char *file_key, size_t file_len, bo
                              .revision = rev};
     etcdc_txn_result res = {0};
     etcdc_error err = {0};
+    /* "%" at the root of the whole key space: no own key (etcd holds no empty key) */
+    bool own_key = file_len > 0;
+    size_t ops = own_key + !self;
     if (!self && !end)
         etcdc_txn_set_error(t, ETCDC_ERR_NO_MEMORY);
-    etcdc_txn_get(t, ETCDC_THEN, &get);
+    if (own_key)
+        etcdc_txn_get(t, ETCDC_THEN, &get);
     if (!self)
         etcdc_txn_get(t, ETCDC_THEN, &below);
-    etcdc_code code = etcdc_txn_commit(g_fs.client, t, &res, &err);
+    etcdc_code code = ops ? etcdc_txn_commit(g_fs.client, t, &res, &err) : ETCDC_OK;
     int rc = 0;
     *out = NULL;
     if (code != ETCDC_OK)
         rc = unreadable(rev, code, &err, file_key, file_len);
-    else if (!self && res.op_count == 2 && res.ops[1].kvs.count > 0)
+    else if (!self && res.op_count == ops && res.ops[ops - 1].kvs.count > 0)
         rc = (*out = obtain(rev, sub, sub_len, NULL, NODE_PAST_DIR)) ? 0 : ENOMEM;
-    else if (res.op_count >= 1 && res.ops[0].kvs.count > 0)
+    else if (own_key && res.op_count >= 1 && res.ops[0].kvs.count > 0)
         rc = (*out = file_node(rev, &res.ops[0].kvs.kvs[0], file_key, file_len)) ? 0 : ENOMEM;
     else
         rc = ENOENT;
