@@ -76,28 +76,30 @@ typedef struct node {
     /* files [mu] */
     char *data; /* cached or locally modified content */
     size_t size, cap;
-    bool known;         /* data and mod_rev reflect etcd as of validated_ns, or local state */
-    int64_t mod_rev;    /* of the cached content; 0 = not in etcd */
-    int64_t as_of;      /* the store revision that content (or absence) is known at: news
-                         * about the key at an older revision is old news (0 = none yet) */
-    int64_t kernel_rev; /* mod_rev of the content the kernel was last given at an open (or
-                         * wrote itself): when mod_rev differs at the next open (the watch
-                         * updated the cache in between), the kernel's pages and size are
-                         * stale and open drops them */
-    bool local_content; /* the content is what this mount wrote (stored since), not a version
-                         * read from etcd: read views see it at once, as on a local filesystem
-                         * (a revision cannot tell: a rename gives the same content a new one) */
-    bool dirty;         /* local changes not yet written to etcd */
-    bool has_base;      /* base_rev is set (while dirty; otherwise the base is mod_rev) */
-    int64_t base_rev;   /* --conflict-check: the mod_revision the local changes are based on
-                         * (the oldest one seen at open by a handle that changed them); the
-                         * write-back requires etcd to still hold it (0: no key) */
-    bool written;       /* write() or truncate since the last write-back, not just O_TRUNC */
-    size_t trunc_len;   /* after an O_TRUNC open, until the first write or truncate: the length
-                         * of the content it replaced, still in data (see op_read) */
-    bool too_big;       /* a write failed with EFBIG: the changes are dropped, not stored cut */
-    bool pending;       /* created here (O_CREAT), not yet in etcd */
-    bool unlinked;      /* removed: buffered data is discarded at release */
+    bool known;             /* data and mod_rev reflect etcd as of validated_ns, or local state */
+    int64_t mod_rev;        /* of the cached content; 0 = not in etcd */
+    int64_t as_of;          /* the store revision that content (or absence) is known at: news
+                             * about the key at an older revision is old news (0 = none yet) */
+    int64_t kernel_rev;     /* mod_rev of the content the kernel was last given at an open (or
+                             * wrote itself): when mod_rev differs at the next open (the watch
+                             * updated the cache in between), the kernel's pages and size are
+                             * stale and open drops them */
+    bool local_content;     /* the content is what this mount wrote (stored since), not a version
+                             * read from etcd: read views see it at once, as on a local filesystem
+                             * (a revision cannot tell: a rename gives the same content a new one) */
+    bool dirty;             /* local changes not yet written to etcd */
+    bool has_base;          /* base_rev is set (while dirty; otherwise the base is mod_rev) */
+    int64_t base_rev;       /* --conflict-check: the mod_revision the local changes are based on
+                             * (the oldest one seen at open by a handle that changed them); the
+                             * write-back requires etcd to still hold it (0: no key) */
+    bool written;           /* write() or truncate since the last write-back, not just O_TRUNC */
+    size_t trunc_len;       /* after an O_TRUNC open, until the first write or truncate: the length
+                             * of the content it replaced, still in data (see op_read) */
+    bool too_big;           /* a write failed with EFBIG: the changes are dropped, not stored cut */
+    bool pending;           /* created here (O_CREAT), not yet in etcd */
+    bool unlinked;          /* removed: buffered data is discarded at release */
+    bool renamed_elsewhere; /* its key was moved by the replay of another host's rename: the
+                             * kernel may still reach it by the old name (see op_open) */
     int open_count;
     int64_t validated_ns;  /* last confirmation from etcd (0 = never) */
     int64_t used_ns;       /* last open or read: what the value cache evicts first (cache.c) */

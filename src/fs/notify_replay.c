@@ -612,6 +612,7 @@ bool replay_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino
         pthread_mutex_lock(&n->mu);
         n->known = false;
         n->validated_ns = 0;
+        n->renamed_elsewhere = true;
         pthread_mutex_unlock(&n->mu);
     }
     fuse_reply_err(req, rc);

@@ -694,12 +694,20 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     int64_t base = 0;
     if (rc == 0) {
         pthread_mutex_lock(&n->mu);
-        /* Removed or replaced through this mount: a kernel name that still leads here is one
-         * a revalidation raced with the unlink or rename (FUSE revalidates names without the
-         * directory's lock). ESTALE makes the kernel look the name up again: O_CREAT then
-         * creates a new file instead of writing into the removed one, and no open serves a
-         * value that this mount replaced under that name. */
-        if (n->unlinked || !node_indexed(n)) {
+        /* Renamed on another host, and that rename replayed here (notify_replay.h) while this
+         * open's path walk may have found the old name (the walk takes no directory lock):
+         * the first open after it answers ESTALE, so that the kernel looks the name up again
+         * and finds the node under its new name, or nothing under the old one. Else an open
+         * of the old name, begun after the rename was stored, would read the moved file. */
+        if (n->renamed_elsewhere) {
+            n->renamed_elsewhere = false;
+            rc = ESTALE;
+        } else if (n->unlinked || !node_indexed(n)) {
+            /* Removed or replaced through this mount: a kernel name that still leads here is
+             * one a revalidation raced with the unlink or rename (FUSE revalidates names
+             * without the directory's lock). ESTALE makes the kernel look the name up again:
+             * O_CREAT then creates a new file instead of writing into the removed one, and no
+             * open serves a value that this mount replaced under that name. */
             rc = ESTALE; /* not ENOENT on a retry: the key may well exist, as another node */
             if (viewing) {
                 pthread_mutex_unlock(&n->mu);

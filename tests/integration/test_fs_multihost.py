@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
+import time
 
 import pytest
 
@@ -183,6 +184,31 @@ def test_delete_and_rename_seen_after_listing_many_rounds(mode, two, kv):
             bad.append((i, after_rename, after_unlink))
     assert not bad, (f"{len(bad)}/50 rounds: (round, b after the rename: listing, f, g; "
                      f"b after the unlink: listing, g) {bad[:6]}")
+
+
+@pytest.mark.parametrize("mode", ["close-to-open"])
+def test_old_name_never_opens_after_a_rename_elsewhere(mode, two, kv):
+    """b has opened f; a renames f to g; from then on every open of f on b fails, also while
+    b's watch replays the rename through b's own mount (notify_replay.h), which moves b's
+    node to the key g while b's kernel may still lead the name f to it. Found by
+    test_delete_and_rename_seen_after_listing_many_rounds under ASan (1 round in 50: b read f
+    after a's rename had returned)."""
+    a, b = two
+    bad = []
+    for i in range(30):
+        d = f"r{i}"
+        os.mkdir(a.path / d)
+        write_file(a.path / d / "f", b"x")
+        assert (b.path / d / "f").read_bytes() == b"x"
+        os.rename(a.path / d / "f", a.path / d / "g")
+        until = time.monotonic() + 0.3  # across b's watch event and the replayed rename
+        while time.monotonic() < until:
+            got = read_or_errno(b.path / d / "f")
+            if got != "ENOENT":
+                bad.append((i, got))
+                break
+        assert read_or_errno(b.path / d / "g") == b"x"
+    assert not bad, f"{len(bad)}/30 rounds: b opened f after its rename: {bad[:5]}"
 
 
 def test_open_file_on_one_mount_while_other_writes(mode, two, kv):
