@@ -503,16 +503,16 @@ static void prom_latency(FILE *f)
     }
 }
 
-char *stats_format_prometheus(etcdc_client *client, size_t *out_len)
+/* The text written by write(f, client), in a malloc'ed string (NULL: out of memory). */
+static char *render(void (*write)(FILE *f, etcdc_client *client), etcdc_client *client,
+                    size_t *out_len)
 {
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     if (!f)
         return NULL;
-    prom_requests(f, client);
-    prom_state(f);
-    prom_latency(f);
+    write(f, client);
     if (fclose(f)) {
         free(buf);
         return NULL;
@@ -521,20 +521,26 @@ char *stats_format_prometheus(etcdc_client *client, size_t *out_len)
     return buf;
 }
 
-char *stats_format(etcdc_client *client, size_t *out_len)
+static void prometheus_view(FILE *f, etcdc_client *client)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (!f)
-        return NULL;
+    prom_requests(f, client);
+    prom_state(f);
+    prom_latency(f);
+}
+
+static void text_view(FILE *f, etcdc_client *client)
+{
     format_counters(f, client);
     format_state(f);
     format_latency(f);
-    if (fclose(f)) {
-        free(buf);
-        return NULL;
-    }
-    *out_len = len;
-    return buf;
+}
+
+char *stats_format_prometheus(etcdc_client *client, size_t *out_len)
+{
+    return render(prometheus_view, client, out_len);
+}
+
+char *stats_format(etcdc_client *client, size_t *out_len)
+{
+    return render(text_view, client, out_len);
 }

@@ -13,6 +13,7 @@ import errno
 import functools
 import os
 import platform
+import re
 import subprocess
 from pathlib import Path
 
@@ -154,3 +155,12 @@ def tree_files(root: Path) -> dict[str, bytes]:
             with open(p, "rb") as fh:
                 out[os.path.normpath(os.path.join(rel, f))] = fh.read()
     return out
+
+
+def sanitized(build_dir) -> bool:
+    """Whether the build at build_dir has ASan/UBSan (RSS and timing figures mean little there)."""
+    try:
+        cache = (build_dir / "CMakeCache.txt").read_text(errors="replace")
+    except OSError:
+        return False
+    return re.search(r"^ETCDFS_SANITIZE:BOOL=(ON|1|TRUE|YES)$", cache, re.M | re.I) is not None

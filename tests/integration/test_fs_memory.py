@@ -19,6 +19,7 @@ import time
 import pytest
 
 from etcd_fixtures import wait_for
+from fs_tool_helpers import sanitized
 
 pytestmark = [pytest.mark.needs_etcdfs, pytest.mark.slow]
 
@@ -59,14 +60,6 @@ def rss_mib(m) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     raise AssertionError("no VmRSS")
-
-
-def sanitized(build_dir) -> bool:
-    try:
-        cache = (build_dir / "CMakeCache.txt").read_text(errors="replace")
-    except OSError:
-        return False
-    return re.search(r"^ETCDFS_SANITIZE:BOOL=(ON|1|TRUE|YES)$", cache, re.M | re.I) is not None
 
 
 def walk(m) -> int:

@@ -29,7 +29,7 @@ import time
 import pytest
 
 from etcd_fixtures import MountError, TlsCerts, wait_for
-from fs_tool_helpers import RENAME_EXCHANGE, dump, get, keys, renameat2, revision
+from fs_tool_helpers import RENAME_EXCHANGE, dump, get, keys, renameat2, revision, sanitized
 
 pytestmark = pytest.mark.needs_etcdfs
 
@@ -384,14 +384,6 @@ def test_directory_of_100k_entries(etcd, kv, mount, build_dir):
     # not under a sanitizer, whose quarantine and shadow memory multiply the figure
     if not sanitized(build_dir):
         assert rss2 - rss0 < N_BIG * 4, (rss0, rss2)
-
-
-def sanitized(build_dir) -> bool:
-    try:
-        cache = (build_dir / "CMakeCache.txt").read_text(errors="replace")
-    except OSError:
-        return False
-    return re.search(r"^ETCDFS_SANITIZE:BOOL=(ON|1|TRUE|YES)$", cache, re.M | re.I) is not None
 
 
 # -- 6. the database quota: ENOSPC, nothing lost, writes resume after disarm ----------------------
