@@ -7,9 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "endpoints.h"
-
-static int failures;
 
 static void expect_target(const char *in, const char *want_target, const char *want_host)
 {
