@@ -32,9 +32,10 @@ static int trimming;            /* atomic: one synchronous value trim at a time;
 static cache_counters counters; /* atomic fields */
 
 static pthread_mutex_t keeper_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t keeper_cv = PTHREAD_COND_INITIALIZER;
-static bool keeper_wanted; /* [keeper_mu] */
-static bool keeper_stop;   /* [keeper_mu] */
+static pthread_cond_t keeper_cv = PTHREAD_COND_INITIALIZER; /* wanted, or stop */
+static pthread_cond_t stop_cv; /* stop, during a pause (CLOCK_MONOTONIC, cache_keeper_start) */
+static bool keeper_wanted;     /* [keeper_mu] */
+static bool keeper_stop;       /* [keeper_mu] */
 static bool keeper_running;
 static pthread_t keeper;
 
@@ -325,6 +326,18 @@ static bool keeper_pass(void)
            __atomic_load_n(&counters.names_forgotten, __ATOMIC_RELAXED) != forgotten;
 }
 
+/* Waits ns nanoseconds, or less when the keeper is told to stop (keeper_mu held). */
+static void pause_unless_stopping(int64_t ns)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    int64_t at = until.tv_nsec + ns;
+    until.tv_sec += at / 1000000000LL;
+    until.tv_nsec = at % 1000000000LL;
+    while (!keeper_stop && pthread_cond_timedwait(&stop_cv, &keeper_mu, &until) != ETIMEDOUT) {
+    }
+}
+
 static void *keeper_main(void *arg)
 {
     (void)arg;
@@ -337,8 +350,11 @@ static void *keeper_main(void *arg)
         }
         keeper_wanted = false;
         pthread_mutex_unlock(&keeper_mu);
+        bool over = cap_bytes() > 0 && total_over_target();
         bool freed = keeper_pass();
-        pause_ns = freed ? PASS_EVERY_NS : pause_ns * 2 > PASS_MAX_NS ? PASS_MAX_NS : pause_ns * 2;
+        pause_ns = !over || freed               ? PASS_EVERY_NS
+                   : pause_ns * 2 > PASS_MAX_NS ? PASS_MAX_NS
+                                                : pause_ns * 2;
         int64_t now = now_ns();
         if (__atomic_load_n(&released, __ATOMIC_RELAXED) >= TRIM_AFTER_BYTES &&
             now - last_trim >= TRIM_EVERY_NS) {
@@ -347,9 +363,8 @@ static void *keeper_main(void *arg)
             count(&counters.malloc_trims, 1);
             last_trim = now;
         }
-        struct timespec pause = {pause_ns / 1000000000LL, pause_ns % 1000000000LL};
-        nanosleep(&pause, NULL);
         pthread_mutex_lock(&keeper_mu);
+        pause_unless_stopping(pause_ns);
         /* memory freed but not handed back yet (the trim waited for its second): come again */
         if (__atomic_load_n(&released, __ATOMIC_RELAXED) >= TRIM_AFTER_BYTES ||
             (cap_bytes() > 0 && total_bytes() > cap_bytes()))
@@ -362,7 +377,15 @@ static void *keeper_main(void *arg)
 int cache_keeper_start(void)
 {
     keeper_stop = false;
-    int rc = pthread_create(&keeper, NULL, keeper_main, NULL);
+    pthread_condattr_t attr;
+    int rc = pthread_condattr_init(&attr);
+    if (rc == 0) {
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        rc = pthread_cond_init(&stop_cv, &attr);
+        pthread_condattr_destroy(&attr);
+    }
+    if (rc == 0 && (rc = pthread_create(&keeper, NULL, keeper_main, NULL)) != 0)
+        pthread_cond_destroy(&stop_cv);
     if (rc == 0)
         __atomic_store_n(&keeper_running, true, __ATOMIC_RELEASE);
     return rc;
@@ -375,6 +398,8 @@ void cache_keeper_stop(void)
     pthread_mutex_lock(&keeper_mu);
     keeper_stop = true;
     pthread_cond_signal(&keeper_cv);
+    pthread_cond_signal(&stop_cv);
     pthread_mutex_unlock(&keeper_mu);
     pthread_join(keeper, NULL);
+    pthread_cond_destroy(&stop_cv);
 }
