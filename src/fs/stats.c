@@ -194,6 +194,50 @@ static uint64_t percentile_us(const uint64_t *b, uint64_t calls, double q)
 
 #define LINE(f, name, v) fprintf(f, "%-24s %lld\n", name, (long long)(v))
 
+typedef enum { ERRORS_ANSWERED, ETCD_FAILURES } error_kind;
+
+/* Calls emit for every counter of `kind` that is not zero, with its name ("ENOENT",
+ * "timeout", ...; "other" for the catch-all). */
+static void each_error(FILE *f, error_kind kind,
+                       void (*emit)(FILE *f, error_kind kind, const char *name, uint64_t n))
+{
+    if (kind == ERRORS_ANSWERED) {
+        for (int e = 1; e <= ERRNO_MAX; e++) {
+            uint64_t n = load(&errnos[e]);
+            const char *en = e < ERRNO_MAX ? strerrorname_np(e) : NULL;
+            if (n)
+                emit(f, kind, en ? en : "other", n);
+        }
+        return;
+    }
+    for (size_t i = 1; i < sizeof etcd_errors / sizeof etcd_errors[0]; i++) {
+        uint64_t n = load(&etcd_errors[i]);
+        if (n)
+            emit(f, kind, etcd_error_name(i), n);
+    }
+}
+
+static void text_error(FILE *f, error_kind kind, const char *name, uint64_t n)
+{
+    char line[48];
+    snprintf(line, sizeof line, "%s_%s", kind == ERRORS_ANSWERED ? "errno" : "etcd", name);
+    LINE(f, line, n);
+}
+
+/* One operation's figures, read together: calls is the sum of the buckets read (consistent
+ * with them). Returns calls. */
+static uint64_t op_snapshot(int op, op_stats *s)
+{
+    s->calls = 0;
+    for (int b = 0; b < BUCKETS; b++)
+        s->calls += s->buckets[b] = load(&ops[op].buckets[b]);
+    s->errors = load(&ops[op].errors);
+    s->total_ns = load(&ops[op].total_ns);
+    s->max_ns = load(&ops[op].max_ns);
+    s->round_trips = load(&ops[op].round_trips);
+    return s->calls;
+}
+
 static void format_counters(FILE *f, etcdc_client *client)
 {
     etcdc_stats s = {0};
@@ -263,23 +307,8 @@ static void format_state(FILE *f)
     LINE(f, "locks_waiting", load64(&locks_waiting));
 
     fprintf(f, "\n# errors answered, by errno; failed etcd requests, by kind\n");
-    for (int e = 1; e <= ERRNO_MAX; e++) {
-        uint64_t n = load(&errnos[e]);
-        if (!n)
-            continue;
-        const char *en = e < ERRNO_MAX ? strerrorname_np(e) : NULL;
-        char name[40];
-        snprintf(name, sizeof name, "errno_%s", en ? en : "other");
-        LINE(f, name, n);
-    }
-    for (size_t i = 1; i < sizeof etcd_errors / sizeof etcd_errors[0]; i++) {
-        uint64_t n = load(&etcd_errors[i]);
-        if (!n)
-            continue;
-        char name[40];
-        snprintf(name, sizeof name, "etcd_%s", etcd_error_name(i));
-        LINE(f, name, n);
-    }
+    each_error(f, ERRORS_ANSWERED, text_error);
+    each_error(f, ETCD_FAILURES, text_error);
 }
 
 static void format_latency(FILE *f)
@@ -290,17 +319,8 @@ static void format_latency(FILE *f)
             "mean", "p50", "p90", "p99", "max");
     for (int i = 0; i < SOP_COUNT; i++) {
         op_stats s;
-        for (int b = 0; b < BUCKETS; b++)
-            s.buckets[b] = load(&ops[i].buckets[b]);
-        s.calls = 0;
-        for (int b = 0; b < BUCKETS; b++)
-            s.calls += s.buckets[b]; /* consistent with the buckets read just now */
-        if (!s.calls)
+        if (!op_snapshot(i, &s))
             continue;
-        s.errors = load(&ops[i].errors);
-        s.total_ns = load(&ops[i].total_ns);
-        s.max_ns = load(&ops[i].max_ns);
-        s.round_trips = load(&ops[i].round_trips);
         fprintf(f, " %-15s %10llu %8llu %10llu %8llu %8llu %8llu %8llu %8llu\n", op_names[i],
                 (unsigned long long)s.calls, (unsigned long long)s.errors,
                 (unsigned long long)s.round_trips,
@@ -398,6 +418,13 @@ static void prom_counter(FILE *f, const char *name, const char *help, double v)
     sample(f, name, "", v);
 }
 
+static void prom_error(FILE *f, error_kind kind, const char *name, uint64_t n)
+{
+    char l[64];
+    snprintf(l, sizeof l, kind == ERRORS_ANSWERED ? "{errno=\"%s\"}" : "{kind=\"%s\"}", name);
+    sample(f, kind == ERRORS_ANSWERED ? "errors_total" : "etcd_errors_total", l, (double)n);
+}
+
 static void prom_state(FILE *f)
 {
     cache_size c = {0};
@@ -445,62 +472,48 @@ static void prom_state(FILE *f)
     prom_gauge(f, "locks_waiting", "Lock requests waiting.", (double)load64(&locks_waiting));
 
     family(f, "errors_total", "counter", "Errors answered to the kernel, by errno.");
-    for (int e = 1; e <= ERRNO_MAX; e++) {
-        uint64_t n = load(&errnos[e]);
-        const char *en = e < ERRNO_MAX ? strerrorname_np(e) : NULL;
-        if (!n)
-            continue;
-        char l[64];
-        snprintf(l, sizeof l, "{errno=\"%s\"}", en ? en : "other");
-        sample(f, "errors_total", l, (double)n);
-    }
+    each_error(f, ERRORS_ANSWERED, prom_error);
     family(f, "etcd_errors_total", "counter", "Failed etcd requests, by kind.");
-    for (size_t i = 1; i < sizeof etcd_errors / sizeof etcd_errors[0]; i++) {
-        uint64_t n = load(&etcd_errors[i]);
-        if (!n)
-            continue;
-        char l[64];
-        snprintf(l, sizeof l, "{kind=\"%s\"}", etcd_error_name(i));
-        sample(f, "etcd_errors_total", l, (double)n);
-    }
+    each_error(f, ETCD_FAILURES, prom_error);
 }
 
 /* Per operation: a latency histogram (bucket b of op_stats is [2^(b-1), 2^b) microseconds, so
  * its cumulative count goes with le = 2^b microseconds), errors and round trips. */
 static void prom_latency(FILE *f)
 {
+    op_stats s[SOP_COUNT];
+    for (int i = 0; i < SOP_COUNT; i++)
+        op_snapshot(i, &s[i]);
     family(f, "operation_duration_seconds", "histogram",
            "Time to answer a FUSE request, by operation.");
     for (int i = 0; i < SOP_COUNT; i++) {
-        uint64_t b[BUCKETS], calls = 0;
-        for (int k = 0; k < BUCKETS; k++)
-            calls += b[k] = load(&ops[i].buckets[k]);
-        if (!calls)
+        if (!s[i].calls)
             continue;
         uint64_t seen = 0;
         for (int k = 0; k < BUCKETS - 1; k++) {
-            seen += b[k];
+            seen += s[i].buckets[k];
             fprintf(f, "etcdfs_operation_duration_seconds_bucket{op=\"%s\",le=\"%.6f\"} %llu\n",
                     op_names[i], (double)((uint64_t)1 << k) / 1e6, (unsigned long long)seen);
         }
         fprintf(f, "etcdfs_operation_duration_seconds_bucket{op=\"%s\",le=\"+Inf\"} %llu\n",
-                op_names[i], (unsigned long long)calls);
+                op_names[i], (unsigned long long)s[i].calls);
         fprintf(f, "etcdfs_operation_duration_seconds_sum{op=\"%s\"} %.9f\n", op_names[i],
-                (double)load(&ops[i].total_ns) / 1e9);
+                (double)s[i].total_ns / 1e9);
         fprintf(f, "etcdfs_operation_duration_seconds_count{op=\"%s\"} %llu\n", op_names[i],
-                (unsigned long long)calls);
+                (unsigned long long)s[i].calls);
     }
+    /* each family's samples together, after its own HELP and TYPE */
     family(f, "operation_errors_total", "counter", "FUSE requests answered with an error.");
+    for (int i = 0; i < SOP_COUNT; i++)
+        if (s[i].calls)
+            fprintf(f, "etcdfs_operation_errors_total{op=\"%s\"} %llu\n", op_names[i],
+                    (unsigned long long)s[i].errors);
     family(f, "operation_etcd_requests_total", "counter",
            "etcd requests made while answering FUSE requests, by operation.");
-    for (int i = 0; i < SOP_COUNT; i++) {
-        if (!load(&ops[i].calls))
-            continue;
-        char l[64];
-        snprintf(l, sizeof l, "{op=\"%s\"}", op_names[i]);
-        sample(f, "operation_errors_total", l, (double)load(&ops[i].errors));
-        sample(f, "operation_etcd_requests_total", l, (double)load(&ops[i].round_trips));
-    }
+    for (int i = 0; i < SOP_COUNT; i++)
+        if (s[i].calls)
+            fprintf(f, "etcdfs_operation_etcd_requests_total{op=\"%s\"} %llu\n", op_names[i],
+                    (unsigned long long)s[i].round_trips);
 }
 
 /* The text written by write(f, client), in a malloc'ed string (NULL: out of memory). */

@@ -484,6 +484,19 @@ def test_metrics_in_prometheus_format(etcd, kv, mount):
         values = [v for _, v in buckets]
         assert values == sorted(values), (op, values)  # cumulative
         assert values[-1] == count > 0 and total > 0, (op, count, total)
+    # every sample follows its own family's TYPE line, the families one after the other
+    current, kinds = None, {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, current, kinds[current] = line.split()
+        elif not line.startswith("#"):
+            name = line.split("{")[0].split()[0]
+            base = name
+            if kinds.get(current) == "histogram":
+                for suffix in ("_bucket", "_sum", "_count"):
+                    if name.endswith(suffix):
+                        base = name[:-len(suffix)]
+            assert base == current, (line, current)
     print(f"\n{len(families)} families, {len(text.splitlines())} lines")
 
 
