@@ -8,7 +8,9 @@
 #include "diagnose.h"
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +113,49 @@ static void diagnose_tls(const etcdfs_opts *o, const char *reason, const char *f
             reason, full);
 }
 
+/* Whether the certificate in cert_path is known not to be signed by a CA in ca_path (chain and
+ * signature only: validity dates and purpose have messages of their own). False when it is, or
+ * when either file cannot be read (nothing is known then). */
+static bool not_signed_by(const char *cert_path, const char *ca_path)
+{
+    FILE *f = fopen(cert_path, "r");
+    if (!f)
+        return false;
+    X509 *cert = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    X509_STORE *store = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    bool stranger = false;
+    if (cert && store && ctx && X509_STORE_load_file(store, ca_path) == 1 &&
+        X509_STORE_CTX_init(ctx, store, cert, NULL) == 1) {
+        X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_NO_CHECK_TIME);
+        stranger = X509_verify_cert(ctx) != 1;
+    }
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(store);
+    X509_free(cert);
+    ERR_clear_error();
+    return stranger;
+}
+
+/* Under TLS 1.3 the server checks the client certificate after the client has finished its
+ * handshake, and its alert is lost when the connection is reset before the client reads it. A
+ * reset right after a handshake whose client certificate is not signed by the CA that signed
+ * the server's is then told as the refusal it almost surely is. */
+static bool lost_client_cert_refusal(const etcdfs_opts *o, const char *full, diagnosis *d)
+{
+    if (!o->cert || !o->cacert || !not_signed_by(o->cert, o->cacert))
+        return false;
+    set(d,
+        "give --cert and --key: a client certificate signed by a CA the server trusts "
+        "(etcd --trusted-ca-file)",
+        "TLS handshake with %s failed: the server refused the client certificate in --cert "
+        "(it closed the connection after the handshake, and the certificate is not signed by "
+        "the CA in --cacert: %s)",
+        o->endpoints, full);
+    return true;
+}
+
 void diagnose_connect(const etcdfs_opts *o, const etcdc_error *err, diagnosis *d)
 {
     const char *full = err->message[0] ? err->message : etcdc_strerror(err->code);
@@ -132,6 +177,8 @@ void diagnose_connect(const etcdfs_opts *o, const etcdc_error *err, diagnosis *d
             "the server may speak TLS: give --cacert (and --cert and --key if it asks for a "
             "client certificate)",
             "cannot connect to %s: the server closed the connection (%s)", ep, full);
+    else if (tls && closed && lost_client_cert_refusal(o, full, d))
+        return;
     else if (tls && closed)
         set(d,
             "check that the server speaks TLS there, and whether it wants a client certificate "

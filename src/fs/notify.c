@@ -282,6 +282,8 @@ static void *notify_main(void *arg)
             pthread_cond_broadcast(&applied_cv);
             pthread_mutex_unlock(&q_mu);
         }
+        if (e->mark_rev)
+            replay_delivered(e->mark_rev);
         etcdc_kv_clear(&e->kv);
         free(e);
     }
@@ -328,8 +330,6 @@ static void on_watch(void *arg, const etcdc_watch_response *resp)
     (void)arg;
     if (resp->kind == ETCDC_WATCH_PROGRESS)
         enqueue_marker(resp->revision);
-    if (resp->kind == ETCDC_WATCH_EVENTS && resp->event_count > 0)
-        enqueue_marker(resp->events[resp->event_count - 1].kv.mod_revision);
     if (resp->kind == ETCDC_WATCH_EVENTS) {
         for (size_t i = 0; i < resp->event_count; i++) {
             queued_event *q = copy_event(&resp->events[i]);
@@ -343,6 +343,10 @@ static void on_watch(void *arg, const etcdc_watch_response *resp)
                 }
             }
         }
+        /* After the events it vouches for: a fence (lock) or a waiting replay that sees it
+         * must find every event of the response applied. A response holds whole revisions. */
+        if (resp->event_count > 0)
+            enqueue_marker(resp->events[resp->event_count - 1].kv.mod_revision);
     } else if (resp->kind == ETCDC_WATCH_COMPACTED || resp->kind == ETCDC_WATCH_CANCELED) {
         /* Events were lost: every cached answer must be confirmed again, and a new watch
          * starts from the current revision (the notify thread does both). The timeouts keep

@@ -36,9 +36,10 @@
 /* How long replay_stop waits for a replay syscall in flight (the session loop may have ended:
  * then the syscall returns only once the connection closes). */
 #define REPLAY_STOP_WAIT_S 2
-/* How long a create waits in the queue for a delete of the same revision, which makes the pair
- * a rename (one transaction: the watch delivers both together, well within this). */
-#define REPLAY_PAIR_WAIT_NS 2000000
+/* A create waits in the queue until every event of its revision was delivered: a delete of the
+ * same revision makes the pair a rename (replay_delivered). This bounds the wait should the
+ * word that its revision is complete never come (no memory for it). */
+#define REPLAY_PAIR_WAIT_NS 1000000000
 
 typedef enum replay_kind { REPLAY_CREATE, REPLAY_MODIFY, REPLAY_DELETE, REPLAY_RENAME } replay_kind;
 
@@ -68,6 +69,7 @@ static bool r_stop;                  /* [r_mu] */
 static bool r_started;               /* [r_mu] */
 static bool r_finished;              /* [r_mu] the thread left its loop */
 static replay_item *r_current;       /* [r_mu] the item being replayed */
+static int64_t r_delivered;          /* [r_mu] replay_delivered's revision */
 static pthread_t r_thread;
 static pid_t r_tid;   /* atomic: the replay thread's id, 0 before it runs */
 static char r_handle; /* its address is the replay thread's file handle */
@@ -210,7 +212,8 @@ static void *replay_main(void *arg)
             struct timespec now;
             clock_gettime(CLOCK_REALTIME, &now);
             const struct timespec *ready = &r_head->ready;
-            if (r_head->kind != REPLAY_CREATE || now.tv_sec > ready->tv_sec ||
+            if (r_head->kind != REPLAY_CREATE || r_head->rev <= r_delivered ||
+                now.tv_sec > ready->tv_sec ||
                 (now.tv_sec == ready->tv_sec && now.tv_nsec >= ready->tv_nsec))
                 break;
             pthread_cond_timedwait(&r_cv, &r_mu, ready);
@@ -403,6 +406,16 @@ void replay_event(const etcdc_kv *kv, bool is_delete, bool known_here)
     if (it->kind == REPLAY_DELETE && pair_as_rename(it, kv->mod_revision))
         return;
     enqueue(it);
+}
+
+void replay_delivered(int64_t rev)
+{
+    pthread_mutex_lock(&r_mu);
+    if (rev > r_delivered) {
+        r_delivered = rev;
+        pthread_cond_signal(&r_cv);
+    }
+    pthread_mutex_unlock(&r_mu);
 }
 
 void replay_stop(void)

@@ -19,6 +19,9 @@
  * kernel's dentries are invalidated. known_here: the kernel already got this version from us
  * (a change made through this mount): nothing to replay. */
 void replay_event(const etcdc_kv *kv, bool is_delete, bool known_here);
+/* On the notify thread: every event up to rev has been passed to replay_event. A create waits
+ * for this before it is replayed, since a delete of its revision makes it a rename. */
+void replay_delivered(int64_t rev);
 /* Stops the replay thread (before the session ends; waits a bounded time). */
 void replay_stop(void);
 
