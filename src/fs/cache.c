@@ -12,6 +12,7 @@
 #include "fs.h"
 #include "inode.h"
 #include "names.h"
+#include "notify.h"
 #include "prefetch.h"
 
 /* glibc's malloc: 16 bytes of header and alignment per allocation, about. */
@@ -24,6 +25,17 @@
  * that) wait twice as long each time, up to PASS_MAX_NS, instead of rescanning the table. */
 #define PASS_EVERY_NS 200000000LL
 #define PASS_MAX_NS 5000000000LL
+/* How long a cached answer is trusted while the watch keeps the cache coherent, at least. */
+#define WATCH_TRUST_NS ((int64_t)60 * 1000000000)
+
+int64_t cache_trust_ns(void)
+{
+    if (consistency_strict())
+        return 0;
+    if (notify_watching() && g_fs.timeout_ns < WATCH_TRUST_NS)
+        return WATCH_TRUST_NS;
+    return g_fs.timeout_ns;
+}
 
 static int64_t value_bytes;     /* atomic */
 static int64_t meta_bytes;      /* atomic */

@@ -20,6 +20,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* How long the daemon trusts a cached listing or attribute: --cache-timeout, or much longer
+ * while the watch on the prefix keeps the cache coherent (docs/consistency.md). */
+int64_t cache_trust_ns(void);
+
 /* A value buffer grew (delta > 0) or shrank/was freed (delta < 0). Any context. */
 void cache_account(int64_t delta);
 /* Node or listing memory grew or shrank (estimated bytes, allocator overhead included). */

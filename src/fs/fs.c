@@ -29,15 +29,6 @@ bool consistency_strict(void)
     return g_fs.opts->consistency == CONSISTENCY_STRICT;
 }
 
-int64_t cache_trust_ns(void)
-{
-    if (consistency_strict())
-        return 0;
-    if (notify_watching() && g_fs.timeout_ns < WATCH_TRUST_NS)
-        return WATCH_TRUST_NS;
-    return g_fs.timeout_ns;
-}
-
 int errno_from_etcdc(etcdc_code code)
 {
     switch (code) {

@@ -3,8 +3,8 @@
  *
  * The filesystem is the FUSE low-level API over libetcdc: ops_*.c implement the
  * fuse_lowlevel_ops, inode.c keeps the node table and the cache, listing.c reads directories,
- * names.c maps keys to names. Round trips are visible: every etcdc_* call in ops_*.c and
- * listing.c is one etcd request.
+ * names.c maps keys to names; docs/source-tour.md draws the whole. Round trips are visible:
+ * every etcdc_* call is one etcd request.
  */
 #ifndef ETCDFS_FS_H
 #define ETCDFS_FS_H
@@ -34,12 +34,9 @@ typedef struct etcdfs {
     struct timespec mount_time;
 } etcdfs;
 
+/* Filled in by main.c before the session starts and read-only from then on (so read without a
+ * lock by every thread); the client's own state is guarded inside the library. */
 extern etcdfs g_fs;
-
-/* How long the daemon trusts a cached listing or attribute: --cache-timeout, or much longer
- * while the watch on the prefix keeps the cache coherent (docs/consistency.md). */
-int64_t cache_trust_ns(void);
-#define WATCH_TRUST_NS ((int64_t)60 * 1000000000)
 
 /* --consistency (docs/consistency.md). watch: while the watch on the prefix runs, the
  * watch-coherent cache answers open, stat, lookup and readdir without asking etcd. strict:

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cache.h"
+#include "listing.h"
 #include "name_set.h"
 #include "names.h"
 #include "prefetch.h"
@@ -693,28 +694,6 @@ void node_fill_attr(node *n, struct stat *st, bool locked)
     st->st_atim = n->mtime;
     if (!locked)
         pthread_mutex_unlock(&n->mu);
-}
-
-listing *listing_ref(listing *l)
-{
-    if (l)
-        __atomic_add_fetch(&l->refs, 1, __ATOMIC_RELAXED);
-    return l;
-}
-
-void listing_unref(listing *l)
-{
-    if (!l || __atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL) > 0)
-        return;
-    cache_account_meta(-(int64_t)l->bytes);
-    for (size_t i = 0; i < l->n; i++) {
-        free(l->e[i].name);
-        free(l->e[i].comp);
-        etcdc_kv_clear(&l->e[i].kv);
-    }
-    free(l->e);
-    etcdc_kv_clear(&l->self);
-    free(l);
 }
 
 /* An own operation changed the directory: a listing read ahead for it is out of date too. */

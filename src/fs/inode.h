@@ -183,9 +183,7 @@ int node_resize_locked(node *n, size_t len);
 /* Attributes of a node (for files: under n->mu, or pass locked=false to take it). */
 void node_fill_attr(node *n, struct stat *st, bool locked);
 
-/* Directory listings. */
-listing *listing_ref(listing *l);
-void listing_unref(listing *l);
+/* Directory listings (a listing's references: listing.h). */
 /* The directory's listing if it was read within the cache timeout and still shows the
  * directory as it is (with a reference). */
 listing *node_fresh_listing(node *dir);

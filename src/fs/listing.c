@@ -11,6 +11,28 @@
 #include "prefetch.h"
 #include "stats.h"
 
+listing *listing_ref(listing *l)
+{
+    if (l)
+        __atomic_add_fetch(&l->refs, 1, __ATOMIC_RELAXED);
+    return l;
+}
+
+void listing_unref(listing *l)
+{
+    if (!l || __atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL) > 0)
+        return;
+    cache_account_meta(-(int64_t)l->bytes);
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->e[i].name);
+        free(l->e[i].comp);
+        etcdc_kv_clear(&l->e[i].kv);
+    }
+    free(l->e);
+    etcdc_kv_clear(&l->self);
+    free(l);
+}
+
 typedef struct builder {
     listing *l;
     size_t cap;
@@ -176,13 +198,97 @@ int listing_fetch(const char *dir_key, size_t dir_len, bool is_root, listing **o
     return listing_fetch_at(dir_key, dir_len, is_root, 0, out);
 }
 
+/* A new, empty listing with one reference; NULL when out of memory. */
+static listing *listing_new(void)
+{
+    listing *l = calloc(1, sizeof *l);
+    if (l)
+        l->refs = 1;
+    return l;
+}
+
+/* The first key of the directory's range, into start (dir_len + 1 bytes): its prefix, or "\0"
+ * for the whole key space (etcd has no empty key). Returns its length. */
+static size_t first_key(char *start, const char *dir_key, size_t dir_len)
+{
+    memcpy(start, dir_key, dir_len);
+    start[dir_len] = 0;
+    return dir_len ? dir_len : 1;
+}
+
+/* One page: a Range; with_self, the first page of a directory that may have a key of its own
+ * ("a" next to "a/...") also reads that key into l, in one read-only Txn, still one round
+ * trip. */
+static etcdc_code read_page(const etcdc_range_req *req, bool with_self, const char *dir_key,
+                            size_t dir_len, listing *l, etcdc_kvs *page, etcdc_error *err)
+{
+    if (!with_self)
+        return etcdc_range(g_fs.client, req, page, err);
+    etcdc_txn *t = etcdc_txn_new();
+    etcdc_range_req self = {.key = dir_key, .key_len = dir_len - 1};
+    etcdc_txn_result r = {0};
+    etcdc_txn_get(t, ETCDC_THEN, &self);
+    etcdc_txn_get(t, ETCDC_THEN, req);
+    etcdc_code code = etcdc_txn_commit(g_fs.client, t, &r, err);
+    if (code == ETCDC_OK && r.op_count == 2) {
+        etcdc_kvs *s = &r.ops[0].kvs;
+        if (s->count == 1) {
+            l->self = s->kvs[0];
+            memset(&s->kvs[0], 0, sizeof s->kvs[0]);
+            l->self_present = true;
+        }
+        *page = r.ops[1].kvs;
+        memset(&r.ops[1].kvs, 0, sizeof r.ops[1].kvs);
+        page->revision = r.revision;
+    }
+    etcdc_txn_result_clear(&r);
+    etcdc_txn_free(t);
+    return code;
+}
+
+/* Adds the page's entries to b and says where the next page starts (*next, malloc'ed): after
+ * the page's last key, or past the whole subtree of the child directory the page ended in.
+ * *more is false when no page follows (*next is then NULL). */
+static int take_page(builder *b, etcdc_kvs *page, char **next, size_t *next_len, bool *more)
+{
+    int rc = 0;
+    *next = NULL;
+    *next_len = 0;
+    if (page->count) { /* taken before feed() moves the kvs out */
+        const etcdc_kv *last = &page->kvs[page->count - 1];
+        *next = key_join(last->key, last->key_len, "", 1, NULL, 0, next_len);
+        if (!*next)
+            rc = ENOMEM;
+    }
+    char *skip = NULL;
+    size_t skip_len = 0;
+    if (rc == 0)
+        rc = feed(b, page, &skip, &skip_len);
+    *more = page->more && page->count > 0;
+    if (rc == 0 && *more && skip) {
+        free(*next);
+        *next = skip;
+        *next_len = skip_len;
+        skip = NULL;
+        /* A subtree running to the end of the key space ends the listing. */
+        if (*next_len == 1 && (*next)[0] == 0)
+            *more = false;
+    }
+    free(skip);
+    if (rc || !*more) {
+        free(*next);
+        *next = NULL;
+    }
+    return rc;
+}
+
 int listing_fetch_at(const char *dir_key, size_t dir_len, bool is_root, int64_t at_rev,
                      listing **out)
 {
     *out = NULL;
     int rc = 0;
-    builder b = {.dir = dir_key, .dir_len = dir_len, .at_root = is_root};
-    size_t end_len, start_len = dir_len;
+    builder b = {.dir = dir_key, .dir_len = dir_len, .at_root = is_root, .l = listing_new()};
+    size_t end_len, start_len = 0;
     char *end = key_prefix_end(dir_key, dir_len, &end_len);
     char *start = malloc(dir_len + 1);
     int64_t limit = g_fs.page_size, revision = at_rev;
@@ -190,16 +296,11 @@ int listing_fetch_at(const char *dir_key, size_t dir_len, bool is_root, int64_t 
     bool progress = false;
     size_t listed = 0;
     etcdc_error err = {0};
-    b.l = calloc(1, sizeof *b.l);
     if (!end || !start || !b.l) {
         rc = ENOMEM;
         goto out;
     }
-    b.l->refs = 1;
-    memcpy(start, dir_key, dir_len);
-    start[dir_len] = 0;
-    if (dir_len == 0)
-        start_len = 1; /* the whole key space starts at "\0" (etcd has no empty key) */
+    start_len = first_key(start, dir_key, dir_len);
     for (;;) {
         etcdc_range_req req = {.key = start,
                                .key_len = start_len,
@@ -208,32 +309,8 @@ int listing_fetch_at(const char *dir_key, size_t dir_len, bool is_root, int64_t 
                                .limit = limit,
                                .revision = revision};
         etcdc_kvs page = {0};
-        etcdc_code code;
-        if (first && !is_root && dir_len > 1) {
-            /* The first page also reads the directory's own key ("a" next to "a/..."):
-             * one read-only Txn, still one round trip. */
-            etcdc_txn *t = etcdc_txn_new();
-            etcdc_range_req self = {.key = dir_key, .key_len = dir_len - 1};
-            etcdc_txn_result r = {0};
-            etcdc_txn_get(t, ETCDC_THEN, &self);
-            etcdc_txn_get(t, ETCDC_THEN, &req);
-            code = etcdc_txn_commit(g_fs.client, t, &r, &err);
-            if (code == ETCDC_OK && r.op_count == 2) {
-                etcdc_kvs *s = &r.ops[0].kvs;
-                if (s->count == 1) {
-                    b.l->self = s->kvs[0];
-                    memset(&s->kvs[0], 0, sizeof s->kvs[0]);
-                    b.l->self_present = true;
-                }
-                page = r.ops[1].kvs;
-                memset(&r.ops[1].kvs, 0, sizeof r.ops[1].kvs);
-                page.revision = r.revision;
-            }
-            etcdc_txn_result_clear(&r);
-            etcdc_txn_free(t);
-        } else {
-            code = etcdc_range(g_fs.client, &req, &page, &err);
-        }
+        etcdc_code code =
+            read_page(&req, first && !is_root && dir_len > 1, dir_key, dir_len, b.l, &page, &err);
         stats_inc(STAT_listing_pages);
         if (log_debug_enabled()) {
             char kb[LOG_KEY_BUF];
@@ -248,16 +325,12 @@ int listing_fetch_at(const char *dir_key, size_t dir_len, bool is_root, int64_t 
         if (code == ETCDC_ERR_COMPACTED && revision && !at_rev) {
             /* The snapshot revision was compacted between pages: start over. */
             listing_unref(b.l);
-            b.l = calloc(1, sizeof *b.l);
             b.cap = 0;
-            if (!b.l) {
+            if (!(b.l = listing_new())) {
                 rc = ENOMEM;
                 goto out;
             }
-            b.l->refs = 1;
-            memcpy(start, dir_key, dir_len);
-            start[dir_len] = 0;
-            start_len = dir_len ? dir_len : 1;
+            start_len = first_key(start, dir_key, dir_len);
             revision = 0;
             first = true;
             continue;
@@ -276,32 +349,12 @@ int listing_fetch_at(const char *dir_key, size_t dir_len, bool is_root, int64_t 
             b.l->revision = revision;
         }
         first = false;
-        /* The page continues after its last key (taken before feed() moves the kvs out). */
-        char *next = NULL;
-        size_t next_len = 0;
-        if (page.count) {
-            const etcdc_kv *last = &page.kvs[page.count - 1];
-            next = key_join(last->key, last->key_len, "", 1, NULL, 0, &next_len);
-            if (!next)
-                rc = ENOMEM;
-        }
         if (limit < PAGE_MAX_KEYS && page_bytes(&page) < PAGE_GROW_BELOW_BYTES)
             limit *= 2;
-        char *skip = NULL;
-        size_t skip_len = 0;
-        if (rc == 0)
-            rc = feed(&b, &page, &skip, &skip_len);
-        bool more = page.more && page.count > 0;
-        if (rc == 0 && more && skip) {
-            free(next);
-            next = skip;
-            next_len = skip_len;
-            skip = NULL;
-            /* A subtree running to the end of the key space ends the listing. */
-            if (next_len == 1 && next[0] == 0)
-                more = false;
-        }
-        free(skip);
+        char *next;
+        size_t next_len;
+        bool more;
+        rc = take_page(&b, &page, &next, &next_len, &more);
         etcdc_kvs_clear(&page);
         listed = b.l->n;
         if (rc == 0 && more && listed >= PROGRESS_AFTER_ENTRIES) {
@@ -310,10 +363,8 @@ int listing_fetch_at(const char *dir_key, size_t dir_len, bool is_root, int64_t 
             log_progress("listing %s: %zu entries so far", log_key(dir_key, dir_len, kb, sizeof kb),
                          listed);
         }
-        if (rc || !more) {
-            free(next);
+        if (rc || !more)
             break;
-        }
         free(start);
         start = next;
         start_len = next_len;

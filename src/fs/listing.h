@@ -12,6 +12,11 @@
 
 #include "inode.h"
 
+/* Another reference to l (NULL: none); listing_unref drops one, and the last frees the
+ * listing and subtracts its bytes from the cache's metadata (cache.h). */
+listing *listing_ref(listing *l);
+void listing_unref(listing *l);
+
 /* Reads the directory (whose prefix is dir_key, ending in '/' unless it is the root of an
  * empty mount prefix). Returns 0 and a new listing (one reference), or an errno. */
 int listing_fetch(const char *dir_key, size_t dir_len, bool is_root, listing **out);

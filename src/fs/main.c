@@ -21,11 +21,14 @@
 #include "cache.h"
 #include "check_cmd.h"
 #include "connect.h"
+#include "file_sync.h"
 #include "fs.h"
 #include "inode.h"
 #include "log.h"
 #include "names.h"
 #include "notify.h"
+#include "notify_replay.h"
+#include "open_files.h"
 #include "ops.h"
 #include "ops_lock.h"
 #include "ops_poll.h"
@@ -202,8 +205,10 @@ static int run(const etcdfs_opts *o, char *password, int report_fd)
         report_startup(report_fd, "out of memory");
         goto out;
     }
-    /* The stats view times every operation: the session runs the wrapped table. */
-    se = fuse_session_new(&args, stats_wrap_ops(&etcdfs_ops), sizeof etcdfs_ops, NULL);
+    /* The session runs the handlers inside two wrappers: the inotify replay's own requests are
+     * answered before them (notify_replay.h), and the stats view times every operation. */
+    se = fuse_session_new(&args, stats_wrap_ops(replay_wrap_ops(&etcdfs_ops)), sizeof etcdfs_ops,
+                          NULL);
     if (!se) {
         report_startup(report_fd, "bad FUSE options '%s'%s%s", o->fuse_opts ? o->fuse_opts : "",
                        fuse_last_error[0] ? ": " : "", fuse_last_error);

@@ -16,6 +16,7 @@
 #include "cache.h"
 #include "commit.h"
 #include "inode.h"
+#include "listing.h"
 #include "log.h"
 #include "names.h"
 #include "notify_replay.h"

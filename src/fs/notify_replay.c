@@ -28,7 +28,7 @@
 #include "inode.h"
 #include "log.h"
 #include "names.h"
-#include "ops.h"
+#include "resolve.h"
 
 /* A burst of remote changes larger than this is not replayed beyond it: the events are a
  * courtesy to watchers, the cache itself is already current. */
@@ -486,7 +486,7 @@ static bool still_absent(node *n)
     return absent;
 }
 
-bool replay_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+static bool replay_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     if (!is_own(req))
         return false;
@@ -517,7 +517,8 @@ bool replay_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     return true;
 }
 
-bool replay_create(fuse_req_t req, fuse_ino_t parent, const char *name, struct fuse_file_info *fi)
+static bool replay_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+                          struct fuse_file_info *fi)
 {
     if (!is_own(req))
         return false;
@@ -551,7 +552,7 @@ bool replay_create(fuse_req_t req, fuse_ino_t parent, const char *name, struct f
     return true;
 }
 
-bool replay_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static bool replay_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     if (!is_own(req))
         return false;
@@ -567,7 +568,7 @@ bool replay_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     return true;
 }
 
-bool replay_setattr(fuse_req_t req, fuse_ino_t ino)
+static bool replay_setattr(fuse_req_t req, fuse_ino_t ino)
 {
     if (!is_own(req))
         return false;
@@ -583,7 +584,7 @@ bool replay_setattr(fuse_req_t req, fuse_ino_t ino)
     return true;
 }
 
-bool replay_close(fuse_req_t req, struct fuse_file_info *fi)
+static bool replay_close(fuse_req_t req, struct fuse_file_info *fi)
 {
     if (fi->fh != (uint64_t)(uintptr_t)&r_handle)
         return false;
@@ -591,7 +592,7 @@ bool replay_close(fuse_req_t req, struct fuse_file_info *fi)
     return true;
 }
 
-bool replay_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+static bool replay_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     if (!is_own(req))
         return false;
@@ -602,8 +603,8 @@ bool replay_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
     return true;
 }
 
-bool replay_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-                   const char *newname)
+static bool replay_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                          const char *newname)
 {
     if (!is_own(req))
         return false;
@@ -633,4 +634,74 @@ bool replay_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino
     node_put(to);
     node_put(n);
     return true;
+}
+
+/* The operation table seen by the kernel: the replay thread's requests are answered above,
+ * every other one goes to the handlers (inner). */
+static struct fuse_lowlevel_ops inner, outer;
+
+static void lookup_op(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    if (!replay_lookup(req, parent, name))
+        inner.lookup(req, parent, name);
+}
+
+static void create_op(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      struct fuse_file_info *fi)
+{
+    if (!replay_create(req, parent, name, fi))
+        inner.create(req, parent, name, mode, fi);
+}
+
+static void open_op(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    if (!replay_open(req, ino, fi))
+        inner.open(req, ino, fi);
+}
+
+static void setattr_op(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi)
+{
+    if (!replay_setattr(req, ino))
+        inner.setattr(req, ino, attr, to_set, fi);
+}
+
+static void unlink_op(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    if (!replay_unlink(req, parent, name))
+        inner.unlink(req, parent, name);
+}
+
+static void rename_op(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                      const char *newname, unsigned int flags)
+{
+    if (flags || !replay_rename(req, parent, name, newparent, newname))
+        inner.rename(req, parent, name, newparent, newname, flags);
+}
+
+static void flush_op(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    if (!replay_close(req, fi))
+        inner.flush(req, ino, fi);
+}
+
+static void release_op(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    if (!replay_close(req, fi))
+        inner.release(req, ino, fi);
+}
+
+const struct fuse_lowlevel_ops *replay_wrap_ops(const struct fuse_lowlevel_ops *ops)
+{
+    inner = *ops;
+    outer = *ops;
+    outer.lookup = lookup_op;
+    outer.create = create_op;
+    outer.open = open_op;
+    outer.setattr = setattr_op;
+    outer.unlink = unlink_op;
+    outer.rename = rename_op;
+    outer.flush = flush_op;
+    outer.release = release_op;
+    return &outer;
 }

@@ -4,9 +4,10 @@
  * None of the reverse notifications Linux gives a FUSE filesystem emits an inotify event (as
  * measured on 6.18, docs/consistency.md). So a thread of the daemon replays each remote change
  * through its own mount (open with O_CREAT, or open + ftruncate to the current size, then
- * close; unlink for a delete), and the kernel emits the events itself. The handlers recognise
- * the replay thread's requests and answer them from the node table: a replayed change never
- * reaches etcd (no round trip, no write).
+ * close; unlink for a delete), and the kernel emits the events itself. A wrapper around the
+ * operation table (replay_wrap_ops) recognises the replay thread's requests and answers them
+ * from the node table, so the handlers never see them: a replayed change never reaches etcd
+ * (no round trip, no write).
  */
 #ifndef ETCDFS_NOTIFY_REPLAY_H
 #define ETCDFS_NOTIFY_REPLAY_H
@@ -25,16 +26,10 @@ void replay_delivered(int64_t rev);
 /* Stops the replay thread (before the session ends; waits a bounded time). */
 void replay_stop(void);
 
-/* Request hooks: each returns true when the request is the replay thread's own (or concerns
- * its file handle) and has been answered. */
-bool replay_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
-bool replay_create(fuse_req_t req, fuse_ino_t parent, const char *name, struct fuse_file_info *fi);
-bool replay_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-bool replay_setattr(fuse_req_t req, fuse_ino_t ino);
-bool replay_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
-bool replay_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-                   const char *newname);
-/* flush and release of the replay thread's handle: nothing to write. */
-bool replay_close(fuse_req_t req, struct fuse_file_info *fi);
+/* The operation table ops with the replay thread's own requests (lookup, create, open,
+ * setattr, unlink, rename, flush, release) answered from the node table, never from etcd; every
+ * other request goes to ops. Every entry named must be set in ops; the result lives as long as
+ * the process. */
+const struct fuse_lowlevel_ops *replay_wrap_ops(const struct fuse_lowlevel_ops *ops);
 
 #endif

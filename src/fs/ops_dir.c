@@ -11,12 +11,13 @@
 #include <string.h>
 
 #include "commit.h"
+#include "key_guards.h"
 #include "listing.h"
 #include "log.h"
-#include "notify_replay.h"
 #include "ops.h"
 #include "optimistic.h"
 #include "past.h"
+#include "resolve.h"
 #include "stats.h"
 #include "witness.h"
 
@@ -437,50 +438,6 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
     resolved_free(&r);
 }
 
-/* Adds [from, to) (to NULL: up to end) to the compares "nothing there", skipping empty ranges. */
-static void if_nothing_in(etcdc_txn *t, const char *from, size_t from_len, const char *to,
-                          size_t to_len)
-{
-    size_t n = from_len < to_len ? from_len : to_len;
-    int c = memcmp(from, to, n);
-    if (c < 0 || (c == 0 && from_len < to_len))
-        etcdc_txn_if_range(t, from, from_len, to, to_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
-}
-
-void txn_keep_parent(etcdc_txn *t, const resolved *r, bool subtree)
-{
-    if (r->at_root || r->file_len == r->dir_len)
-        return; /* the root always exists; "%" is the marker itself and stays */
-    size_t end_len, after_len, sub_end_len = 0;
-    char *end = key_prefix_end(r->dir_key, r->dir_len, &end_len);
-    char *after = key_join(r->file_key, r->file_len, "", 1, NULL, 0, &after_len);
-    char *sub_end =
-        subtree && r->sub_key ? key_prefix_end(r->sub_key, r->sub_len, &sub_end_len) : NULL;
-    etcdc_txn *inner = etcdc_txn_new();
-    bool inside = r->file_len > r->dir_len && !memcmp(r->file_key, r->dir_key, r->dir_len);
-    /* The directory holds nothing but what this operation removes: [dir, name),
-     * (name, name/) or (name, end), and [name/ end, end). The compares see the state before
-     * the outer Txn's operations (etcd evaluates nested compares first). */
-    if (!end || !after || (subtree && r->sub_key && !sub_end)) {
-        etcdc_txn_set_error(inner, ETCDC_ERR_NO_MEMORY); /* the nest carries it to t */
-    } else if (!inside) {
-        if_nothing_in(inner, r->dir_key, r->dir_len, end, end_len);
-    } else {
-        if_nothing_in(inner, r->dir_key, r->dir_len, r->file_key, r->file_len);
-        if (sub_end)
-            if_nothing_in(inner, after, after_len, r->sub_key, r->sub_len);
-        else
-            if_nothing_in(inner, after, after_len, end, end_len);
-        if (sub_end)
-            if_nothing_in(inner, sub_end, sub_end_len, end, end_len);
-    }
-    etcdc_txn_put(inner, ETCDC_THEN, r->dir_key, r->dir_len, "", 0, 0);
-    etcdc_txn_nest(t, ETCDC_THEN, inner); /* takes inner, or its error */
-    free(end);
-    free(after);
-    free(sub_end);
-}
-
 /* What rmdir's attempts share: the directory, its range, and the marker's revision as last
  * read (the listing's, then each failed attempt's). */
 typedef struct rmdir_try {
@@ -655,8 +612,6 @@ static int unlink_txn(const resolved *r, bool keep_dir, int64_t *rev)
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     stats_inc(STAT_OP_unlink);
-    if (replay_unlink(req, parent, name))
-        return; /* the inotify replay of a remote delete: etcd has no key any more */
     resolved r = {0};
     node *dir = node_get(parent);
     int rc = g_fs.opts->ro || (dir && past_node(dir)) ? EROFS

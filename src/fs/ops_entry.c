@@ -1,124 +1,19 @@
 /*
- * ops_entry.c - name resolution and per-node attribute operations: lookup, forget, getattr,
- * setattr, statfs, access.
+ * ops_entry.c - per-node operations: lookup, forget, getattr, setattr, statfs, access.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cache.h"
+#include "file_sync.h"
 #include "listing.h"
 #include "log.h"
-#include "notify_replay.h"
+#include "open_files.h"
 #include "ops.h"
 #include "past.h"
+#include "resolve.h"
 #include "stats.h"
-
-bool node_is_root(const node *n)
-{
-    return n->ino == FUSE_ROOT_ID;
-}
-
-void resolved_free(resolved *r)
-{
-    free(r->dir_key);
-    free(r->comp);
-    free(r->file_key);
-    free(r->sub_key);
-    memset(r, 0, sizeof *r);
-}
-
-int resolve_name(node *dir, const char *name, resolved *r)
-{
-    memset(r, 0, sizeof *r);
-    int rc = 0;
-    size_t name_len = strlen(name);
-    uint64_t hash = 0;
-    if (name_len > NAMES_MAX)
-        return ENAMETOOLONG;
-    r->at_root = node_is_root(dir);
-    r->dir_key = node_key(dir, &r->dir_len);
-    r->comp = malloc(name_len + 1);
-    if (!r->dir_key || !r->comp) {
-        rc = ENOMEM;
-        goto out;
-    }
-    r->kind = names_from_display(name, name_len, r->at_root, r->comp, &r->comp_len, &hash);
-    switch (r->kind) {
-    case NAMES_INVALID: rc = EINVAL; goto out;
-    case NAMES_STATS: goto out;
-    case NAMES_SELF:
-        /* The directory's own key: its prefix without the trailing '/'. */
-        r->file_key = key_join(r->dir_key, r->dir_len - 1, NULL, 0, NULL, 0, &r->file_len);
-        rc = r->file_key ? 0 : ENOMEM;
-        goto out;
-    case NAMES_HASHED: {
-        listing *l = NULL;
-        bool refreshed = false;
-        rc = listing_get(dir, r->at_root, &l);
-        if (rc)
-            goto out;
-    again:
-        rc = ENOENT;
-        for (size_t i = 0; i < l->n; i++) {
-            if (strcmp(l->e[i].name, name))
-                continue;
-            char *c = malloc(l->e[i].comp_len + 1);
-            if (c) {
-                memcpy(c, l->e[i].comp, l->e[i].comp_len + 1);
-                free(r->comp);
-                r->comp = c;
-                r->comp_len = l->e[i].comp_len;
-            }
-            rc = c ? 0 : ENOMEM;
-            break;
-        }
-        listing_unref(l);
-        if (rc == ENOENT && !refreshed) {
-            /* Close-to-open for names: not in the cached listing; read the directory again. */
-            refreshed = true;
-            rc = listing_refresh(dir, r->at_root, &l);
-            if (rc == 0)
-                goto again;
-        }
-        if (rc)
-            goto out;
-        break;
-    }
-    default: break;
-    }
-    r->file_key = key_join(r->dir_key, r->dir_len, r->comp, r->comp_len, NULL, 0, &r->file_len);
-    r->sub_key = key_join(r->dir_key, r->dir_len, r->comp, r->comp_len, "/", 1, &r->sub_len);
-    if (!r->file_key || !r->sub_key)
-        rc = ENOMEM;
-out:
-    if (rc)
-        resolved_free(r);
-    return rc;
-}
-
-bool resolved_current(node *dir, const resolved *r)
-{
-    size_t len;
-    char *key = node_key(dir, &len);
-    bool same = key && len == r->dir_len && !memcmp(key, r->dir_key, len);
-    free(key);
-    return same;
-}
-
-void entry_for(node *n, struct fuse_entry_param *e)
-{
-    memset(e, 0, sizeof *e);
-    e->ino = n->ino;
-    e->generation = 1;
-    node_fill_attr(n, &e->attr, false);
-    bool virt = n->type == NODE_STATS_FILE;
-    e->attr_timeout = virt ? 0 : g_fs.timeout;
-    e->entry_timeout = g_fs.timeout;
-    if (n->type == NODE_PAST_DIR || n->type == NODE_PAST_FILE)
-        e->attr_timeout = e->entry_timeout = PAST_TIMEOUT; /* a past revision never changes */
-    node_ref_kernel(n);
-}
 
 static node *stats_node(node_type type, const char *file)
 {
@@ -128,86 +23,83 @@ static node *stats_node(node_type type, const char *file)
 
 /* Finds what `r` names, from the fresh listing or with one read-only Txn. *out is NULL when
  * nothing exists (ENOENT returned). */
-static int lookup_keys(node *dir, const resolved *r, node **out)
+/* The name "%": the directory's own key, from a fresh listing that shows it, else confirmed
+ * with etcd (close-to-open for names: a miss is never answered from a cached listing). */
+static int lookup_self(node *dir, const resolved *r, node **out)
 {
-    *out = NULL;
     int rc = 0;
-    int64_t now = now_ns();
-    if (r->kind == NAMES_SELF) {
-        listing *l = node_fresh_listing(dir);
-        node *n = NULL;
-        if (l && !l->self_present) {
-            /* Close-to-open for names: a miss is never answered from a cached listing. */
-            listing_unref(l);
-            l = NULL;
-        }
-        if (l) {
-            stats_inc(STAT_cache_lookup_hit);
-            n = node_obtain(r->file_key, r->file_len, NODE_FILE);
-            if (n) {
-                pthread_mutex_lock(&n->mu);
-                node_apply_kv_locked(n, &l->self, l->revision, l->fetched_ns);
-                pthread_mutex_unlock(&n->mu);
-            }
-        } else {
-            n = node_obtain(r->file_key, r->file_len, NODE_FILE);
-            if (n) {
-                pthread_mutex_lock(&n->mu);
-                rc = n->pending || n->dirty ? 0 : file_revalidate_locked(n, &(bool){0});
-                pthread_mutex_unlock(&n->mu);
-            }
-        }
+    listing *l = node_fresh_listing(dir);
+    if (l && !l->self_present) {
         listing_unref(l);
-        if (!n && !rc)
-            rc = ENOMEM;
-        if (rc)
-            node_put(n);
-        else
-            *out = n;
-        return rc;
-    }
-    /* A file created here and not yet written to etcd. */
-    node *n = node_find(r->file_key, r->file_len, NODE_FILE);
-    if (n) {
-        pthread_mutex_lock(&n->mu);
-        bool local = n->pending;
-        pthread_mutex_unlock(&n->mu);
-        if (local) {
-            *out = n;
-            return 0;
-        }
-        node_put(n);
-        n = NULL; /* the paths below hand out n: never this unreferenced one */
-    }
-    /* watch mode: a listing kept current by the watch proves the name absent. (Close-to-open
-     * asks etcd: a name another host created must show at once, docs/consistency.md.) */
-    if (consistency_watch_trusted() && node_listing_proves_absent(dir, r->comp, r->comp_len)) {
-        stats_inc(STAT_cache_lookup_hit);
-        *out = NULL;
-        return ENOENT;
-    }
-    listing *l = consistency_strict() ? NULL : node_fresh_listing(dir);
-    if (l && !listing_find(l, r->comp, r->comp_len)) {
-        listing_unref(l); /* the watch is not running: a miss is asked of etcd */
         l = NULL;
     }
-    if (l) {
+    node *n = node_obtain(r->file_key, r->file_len, NODE_FILE);
+    if (n && l) {
         stats_inc(STAT_cache_lookup_hit);
-        const listing_entry *e = listing_find(l, r->comp, r->comp_len);
-        if (e->is_dir) {
-            n = node_obtain(r->sub_key, r->sub_len, NODE_DIR);
-        } else if ((n = node_obtain(r->file_key, r->file_len, NODE_FILE))) {
-            pthread_mutex_lock(&n->mu);
-            node_apply_kv_locked(n, &e->kv, l->revision, l->fetched_ns);
-            pthread_mutex_unlock(&n->mu);
-        }
-        listing_unref(l);
-        if (!rc && !n)
-            rc = ENOMEM;
-        *out = n;
-        return rc;
+        pthread_mutex_lock(&n->mu);
+        node_apply_kv_locked(n, &l->self, l->revision, l->fetched_ns);
+        pthread_mutex_unlock(&n->mu);
+    } else if (n) {
+        pthread_mutex_lock(&n->mu);
+        rc = n->pending || n->dirty ? 0 : file_revalidate_locked(n, &(bool){0});
+        pthread_mutex_unlock(&n->mu);
     }
-    /* One read-only Txn: the key itself, and whether anything lies below it. */
+    listing_unref(l);
+    if (!n && !rc)
+        rc = ENOMEM;
+    if (rc)
+        node_put(n);
+    else
+        *out = n;
+    return rc;
+}
+
+/* A file created here and not yet written to etcd (with a reference), else NULL. */
+static node *pending_file(const resolved *r)
+{
+    node *n = node_find(r->file_key, r->file_len, NODE_FILE);
+    if (!n)
+        return NULL;
+    pthread_mutex_lock(&n->mu);
+    bool local = n->pending;
+    pthread_mutex_unlock(&n->mu);
+    if (local)
+        return n;
+    node_put(n);
+    return NULL;
+}
+
+/* The name as a fresh listing of dir shows it. Returns ENOENT when no listing can answer:
+ * none is fresh, or it does not show the name (a miss is asked of etcd when the watch does
+ * not run). */
+static int lookup_listed(node *dir, const resolved *r, node **out)
+{
+    listing *l = consistency_strict() ? NULL : node_fresh_listing(dir);
+    const listing_entry *e = l ? listing_find(l, r->comp, r->comp_len) : NULL;
+    if (!e) {
+        listing_unref(l);
+        return ENOENT;
+    }
+    stats_inc(STAT_cache_lookup_hit);
+    node *n = NULL;
+    if (e->is_dir) {
+        n = node_obtain(r->sub_key, r->sub_len, NODE_DIR);
+    } else if ((n = node_obtain(r->file_key, r->file_len, NODE_FILE))) {
+        pthread_mutex_lock(&n->mu);
+        node_apply_kv_locked(n, &e->kv, l->revision, l->fetched_ns);
+        pthread_mutex_unlock(&n->mu);
+    }
+    listing_unref(l);
+    *out = n;
+    return n ? 0 : ENOMEM;
+}
+
+/* One read-only Txn: the key itself, and whether anything lies below it. */
+static int lookup_in_etcd(const resolved *r, node **out)
+{
+    int64_t now = now_ns();
+    int rc;
+    node *n = NULL;
     etcdc_txn *t = etcdc_txn_new();
     size_t end_len;
     char *end = key_prefix_end(r->sub_key, r->sub_len, &end_len);
@@ -253,11 +145,26 @@ static int lookup_keys(node *dir, const resolved *r, node **out)
     return rc;
 }
 
+static int lookup_keys(node *dir, const resolved *r, node **out)
+{
+    *out = NULL;
+    if (r->kind == NAMES_SELF)
+        return lookup_self(dir, r, out);
+    if ((*out = pending_file(r)))
+        return 0;
+    /* watch mode: a listing kept current by the watch proves the name absent. (Close-to-open
+     * asks etcd: a name another host created must show at once, docs/consistency.md.) */
+    if (consistency_watch_trusted() && node_listing_proves_absent(dir, r->comp, r->comp_len)) {
+        stats_inc(STAT_cache_lookup_hit);
+        return ENOENT;
+    }
+    int rc = lookup_listed(dir, r, out);
+    return rc == ENOENT ? lookup_in_etcd(r, out) : rc;
+}
+
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     stats_inc(STAT_OP_lookup);
-    if (replay_lookup(req, parent, name))
-        return; /* the inotify replay of a remote create (notify_replay.h) */
     struct fuse_entry_param e;
     resolved r = {0};
     node *n = NULL;
@@ -367,8 +274,6 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                 struct fuse_file_info *fi)
 {
     stats_inc(STAT_OP_setattr);
-    if (replay_setattr(req, ino))
-        return; /* the inotify replay of a remote change: nothing to store */
     struct stat st;
     node *n = node_get(ino);
     int rc = n ? 0 : ENOENT;

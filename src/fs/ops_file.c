@@ -13,285 +13,20 @@
 
 #include "cache.h"
 #include "commit.h"
+#include "file_sync.h"
+#include "key_guards.h"
 #include "log.h"
 #include "notify.h"
-#include "notify_replay.h"
+#include "open_files.h"
 #include "open_retry.h"
 #include "ops.h"
 #include "ops_lock.h"
 #include "ops_poll.h"
 #include "past.h"
 #include "read_view.h"
+#include "resolve.h"
 #include "stats.h"
 #include "witness.h"
-
-/* The listings that show this key (its directory, and the directory whose own key it is) are
- * no longer accurate after we changed it. */
-static void drop_listings_for_key(const char *key, size_t len)
-{
-    size_t dir_len = len;
-    while (dir_len > 0 && key[dir_len - 1] != '/')
-        dir_len--;
-    if (dir_len < g_fs.prefix_len)
-        dir_len = g_fs.prefix_len;
-    node *d = node_find(key, dir_len, NODE_DIR);
-    if (d) {
-        node_drop_listing(d);
-        node_put(d);
-    }
-    char *sub = key_join(key, len, "/", 1, NULL, 0, &dir_len);
-    if (sub && (d = node_find(sub, dir_len, NODE_DIR))) {
-        node_drop_listing(d);
-        node_put(d);
-    }
-    free(sub);
-}
-
-/* This mount stored key (inside the commit section): its directory's listing keeps proving
- * other names absent (inode.h); the directory whose own key it is shows it no more. */
-static void note_key_stored(const char *key, size_t len)
-{
-    size_t dir_len = len;
-    while (dir_len > 0 && key[dir_len - 1] != '/')
-        dir_len--;
-    node *d = dir_len >= g_fs.prefix_len ? node_find(key, dir_len, NODE_DIR) : NULL;
-    if (d) {
-        node_listing_name_changed(d, key + dir_len, len - dir_len);
-        node_put(d);
-    }
-    size_t sub_len;
-    char *sub = key_join(key, len, "/", 1, NULL, 0, &sub_len);
-    if (sub && (d = node_find(sub, sub_len, NODE_DIR))) {
-        node_drop_listing(d);
-        node_put(d);
-    }
-    free(sub);
-}
-
-int file_revalidate_locked(node *n, bool *changed)
-{
-    *changed = false;
-    size_t len;
-    char *key = node_key(n, &len);
-    if (!key)
-        return ENOMEM;
-    int rc = 0;
-    int64_t now = now_ns();
-    etcdc_error err = {0};
-    etcdc_code code;
-    if (n->known && n->mod_rev > 0) {
-        /* If(mod == cached) Then() Else(Range key): no value transfer when unchanged. */
-        etcdc_txn *t = etcdc_txn_new();
-        etcdc_range_req get = {.key = key, .key_len = len};
-        etcdc_txn_result r = {0};
-        etcdc_txn_if(t, key, len, ETCDC_CMP_MOD, ETCDC_EQUAL, n->mod_rev);
-        etcdc_txn_get(t, ETCDC_ELSE, &get);
-        code = etcdc_txn_commit(g_fs.client, t, &r, &err);
-        if (code == ETCDC_OK && r.succeeded) {
-            n->validated_ns = now;
-            if (r.revision > n->as_of)
-                n->as_of = r.revision;
-        } else if (code == ETCDC_OK && r.op_count == 1 && r.ops[0].kvs.count == 1) {
-            *changed = node_apply_kv_locked(n, &r.ops[0].kvs.kvs[0], r.revision, now);
-            if (r.ops[0].kvs.kvs[0].value_error) /* err names the key and why */
-                rc = fs_fail("open", key, len, ETCDC_ERR_CRYPTO, &err);
-        } else if (code == ETCDC_OK) {
-            node_apply_absent_locked(n, r.revision, now);
-            *changed = true;
-            rc = ENOENT;
-        } else {
-            rc = fs_fail("revalidate", key, len, code, &err);
-        }
-        etcdc_txn_result_clear(&r);
-        etcdc_txn_free(t);
-    } else {
-        etcdc_range_req get = {.key = key, .key_len = len};
-        etcdc_kvs kvs = {0};
-        code = etcdc_range(g_fs.client, &get, &kvs, &err);
-        if (code == ETCDC_OK && kvs.count == 1) {
-            *changed = node_apply_kv_locked(n, &kvs.kvs[0], kvs.revision, now);
-            if (kvs.kvs[0].value_error) /* err names the key and why */
-                rc = fs_fail("get", key, len, ETCDC_ERR_CRYPTO, &err);
-        } else if (code == ETCDC_OK) {
-            node_apply_absent_locked(n, kvs.revision, now);
-            rc = ENOENT;
-        } else {
-            rc = fs_fail("get", key, len, code, &err);
-        }
-        etcdc_kvs_clear(&kvs);
-    }
-    free(key);
-    return rc;
-}
-
-/* If(the parent directory of key still exists): CREATE > 0 over [parent/, end) holds only when
- * some key lies below the parent (a range without keys compares a create_revision of 0). The
- * mount root always exists: no compare there. */
-void txn_if_parent_exists(etcdc_txn *t, const char *key, size_t len)
-{
-    txn_if_parent_exists_fast(t, key, len, NULL);
-}
-
-void txn_if_parent_exists_fast(etcdc_txn *t, const char *key, size_t len, bool *witnessed)
-{
-    size_t plen = len;
-    while (plen > 0 && key[plen - 1] != '/')
-        plen--;
-    if (witnessed)
-        *witnessed = false;
-    if (plen <= g_fs.prefix_len)
-        return;
-    size_t wlen = 0;
-    char *w = witnessed ? witness_get(key, plen, &wlen) : NULL;
-    if (w) {
-        /* One key known to exist below the parent: etcd reads one key, not the directory. */
-        *witnessed = etcdc_txn_if(t, w, wlen, ETCDC_CMP_CREATE, ETCDC_GREATER, 0) == ETCDC_OK;
-        free(w);
-        return;
-    }
-    size_t end_len;
-    char *end = key_prefix_end(key, plen, &end_len);
-    if (end)
-        etcdc_txn_if_range(t, key, plen, end, end_len, ETCDC_CMP_CREATE, ETCDC_GREATER, 0);
-    else
-        etcdc_txn_set_error(t, ETCDC_ERR_NO_MEMORY);
-    free(end);
-}
-
-/* The revision the node's local changes are based on (see inode.h). */
-static int64_t writeback_base(const node *n)
-{
-    return n->has_base ? n->base_rev : n->mod_rev;
-}
-
-/* The compares that make the write-back refuse to overwrite what it did not see. Today only
- * --conflict-check adds one: etcd must still hold the revision the changes are based on (a key
- * that did not exist must still not exist). Lock fencing adds its compare here too. Sets
- * *guarded when it added any. */
-static void writeback_guards(node *n, etcdc_txn *t, const char *key, size_t len, bool *guarded)
-{
-    *guarded = g_fs.opts->conflict_check;
-    if (!*guarded)
-        return;
-    int64_t base = writeback_base(n);
-    if (base > 0)
-        etcdc_txn_if(t, key, len, ETCDC_CMP_MOD, ETCDC_EQUAL, base);
-    else
-        etcdc_txn_if(t, key, len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
-}
-
-/* --lock-fencing: while this mount holds a lock, a write lands only if that lock's key still
- * exists with the create revision it was granted at (the session lease was not lost). Adds the
- * compare and an Else read of the lock key, so a failure can be told apart. *fence_key is
- * NULL when no lock is held. Returns 0, EIO when a held lock is known lost (nothing must be
- * sent), or ENOMEM. */
-static int fence_guard(etcdc_txn *t, char **fence_key, size_t *fence_len)
-{
-    *fence_key = NULL;
-    int64_t create_rev = 0;
-    int rc = locks_fence_key(fence_key, fence_len, &create_rev);
-    if (rc == ENOENT)
-        return 0;
-    if (rc)
-        return rc;
-    etcdc_range_req probe = {.key = *fence_key, .key_len = *fence_len, .keys_only = true};
-    etcdc_txn_if(t, *fence_key, *fence_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, create_rev);
-    etcdc_txn_get(t, ETCDC_ELSE, &probe);
-    return 0;
-}
-
-/* Stores a file's content in one write. A key not known to be in etcd yet (mod_rev 0) is
- * written by a Txn that also requires its parent directory to exist: a directory removed by
- * another host is not brought back (ENOENT). With guards (writeback_guards) the Txn also reads
- * the key when it fails, to tell a lost race (ESTALE: the key changed, appeared or vanished)
- * from a vanished directory (ENOENT). */
-static int put_content_txn(node *n, const char *key, size_t len, bool *use_witness, int64_t *rev,
-                           etcdc_error *err, etcdc_code *code);
-
-static int put_content(node *n, const char *key, size_t len, int64_t *rev, etcdc_error *err,
-                       etcdc_code *code)
-{
-    const char *data = n->data ? n->data : "";
-    if (n->mod_rev > 0 && !g_fs.opts->conflict_check && !g_fs.opts->lock_fencing) {
-        *code = etcdc_put(g_fs.client, key, len, data, n->size, rev, err);
-        return 0;
-    }
-    bool witnessed = true;
-    int rc = put_content_txn(n, key, len, &witnessed, rev, err, code);
-    if (rc == ENOENT && witnessed) {
-        /* The parent's witness may have been deleted while the directory lives on: ask again
-         * over the whole directory before calling the directory gone. */
-        witness_forget_dir(key, len);
-        witnessed = false;
-        rc = put_content_txn(n, key, len, &witnessed, rev, err, code);
-    }
-    if (rc == 0 && *code == ETCDC_OK)
-        witness_note(key, len);
-    return rc;
-}
-
-/* put_content's Txn. With *use_witness the parent guard may compare one witness key, and
- * *use_witness tells afterwards whether it did (an ENOENT may then only mean the witness is
- * gone: the caller asks again without it). */
-static int put_content_txn(node *n, const char *key, size_t len, bool *use_witness, int64_t *rev,
-                           etcdc_error *err, etcdc_code *code)
-{
-    const char *data = n->data ? n->data : "";
-    bool fencing = g_fs.opts->lock_fencing;
-    etcdc_txn *t = etcdc_txn_new();
-    etcdc_txn_result res = {0};
-    etcdc_range_req probe = {.key = key, .key_len = len, .keys_only = true};
-    bool guarded = false, witnessed = false;
-    if (n->mod_rev == 0)
-        txn_if_parent_exists_fast(t, key, len, *use_witness ? &witnessed : NULL);
-    *use_witness = witnessed;
-    writeback_guards(n, t, key, len, &guarded);
-    if (guarded)
-        etcdc_txn_get(t, ETCDC_ELSE, &probe);
-    char *fence_key = NULL;
-    size_t fence_len = 0;
-    int rc = fencing ? fence_guard(t, &fence_key, &fence_len) : 0;
-    etcdc_txn_put(t, ETCDC_THEN, key, len, data, n->size, 0);
-    /* Without --conflict-check the compares read only keys the Txn does not write (the parent,
-     * the lock): sent again when the connection broke (a member restarted or cut off), it
-     * writes the same content under the same guards, as a retried Put would. */
-    if (!guarded)
-        etcdc_txn_set_resend_safe(t);
-    /* a lock known lost (EIO): nothing is sent */
-    *code = rc == 0 ? etcdc_txn_commit(g_fs.client, t, &res, err) : ETCDC_OK;
-    size_t fence_op = guarded ? 1 : 0;
-    if (rc == 0 && *code == ETCDC_OK && !res.succeeded && fence_key && res.op_count > fence_op &&
-        res.ops[fence_op].kvs.count == 0) {
-        rc = EIO; /* the lock is gone: the next holder's work must not be overwritten */
-    } else if (rc == 0 && *code == ETCDC_OK && !res.succeeded) {
-        bool key_exists = guarded && res.op_count >= 1 && res.ops[0].kvs.count > 0;
-        /* Without a key, a guard on "no key" held: the parent compare failed. */
-        rc = guarded && (key_exists || writeback_base(n) > 0) ? ESTALE : ENOENT;
-    }
-    *rev = res.revision;
-    free(fence_key);
-    etcdc_txn_result_clear(&res);
-    etcdc_txn_free(t);
-    return rc;
-}
-
-static void lose_handle_changes(fuse_ino_t ino, int rc);
-
-/* Forgets the local changes of a write-back that failed with rc (nothing was written): the
- * next open reads etcd again, and every descriptor whose changes they held reports rc at its
- * next flush or fsync (lose_handle_changes). */
-static void drop_changes_locked(node *n, int rc)
-{
-    lose_handle_changes(n->ino, rc);
-    if (n->pending)
-        node_pending_add(-1);
-    n->dirty = n->written = n->pending = n->too_big = n->has_base = false;
-    n->known = false;
-    n->mod_rev = 0;
-}
-
-static void advance_handle_bases(fuse_ino_t ino, int64_t from, int64_t to);
-static void clear_handle_changes(fuse_ino_t ino);
 
 /* The answer to an open whose key was deleted since the kernel looked the name up: ESTALE, so
  * the kernel looks it up again and retries (open_retry.h); ENOENT to that retry. */
@@ -302,240 +37,6 @@ static int deleted_key_answer(node *n)
     bool retry = key && open_retry_is_retry(key, len);
     free(key);
     return retry ? ENOENT : ESTALE;
-}
-
-int file_writeback_locked(node *n, const char *why)
-{
-    if (!n->dirty || n->unlinked)
-        return 0;
-    if (n->too_big) {
-        /* A write failed with EFBIG: storing what came before it would keep a cut-off file.
-         * The changes are dropped; etcd keeps the previous value (or no key for a new file). */
-        drop_changes_locked(n, EFBIG);
-        return EFBIG;
-    }
-    /* The key cannot move between reading it and storing the result (commit.h). */
-    commit cm;
-    commit_begin(&cm);
-    size_t len;
-    char *key = node_key(n, &len);
-    if (!key) {
-        commit_end(&cm, 0);
-        return ENOMEM;
-    }
-    int rc = 0;
-    int64_t rev = 0;
-    etcdc_error err = {0};
-    etcdc_code code;
-    int64_t base = writeback_base(n);
-    rc = put_content(n, key, len, &rev, &err, &code);
-    if (rc == EIO) {
-        /* --lock-fencing: a lock this mount holds was lost; the changes made under it are
-         * dropped, never written later (close/fsync report EIO). */
-        char kb[LOG_KEY_BUF];
-        log_msg(LOG_WARNING, "%s: %s not written: the lock held by this mount was lost (EIO)", why,
-                log_key(key, len, kb, sizeof kb));
-        drop_changes_locked(n, rc);
-    } else if (rc == ESTALE) {
-        /* --conflict-check: another writer changed the key since this host's view; etcd keeps
-         * their content and ours is dropped (close/fsync report ESTALE). */
-        char kb[LOG_KEY_BUF];
-        log_msg(LOG_NOTICE,
-                "%s: %s changed in etcd since it was opened (base revision %lld): "
-                "not overwritten, local changes dropped (ESTALE)",
-                why, log_key(key, len, kb, sizeof kb), (long long)base);
-        drop_changes_locked(n, rc);
-        drop_listings_for_key(key, len);
-    } else if (rc == ENOENT) {
-        /* The parent directory was removed (by another host): the file is not created, and
-         * its buffered content is dropped (as on a local filesystem, nothing is left). */
-        char kb[LOG_KEY_BUF];
-        log_debug("%s: %s not created, its directory is gone", why,
-                  log_key(key, len, kb, sizeof kb));
-        drop_changes_locked(n, rc);
-        drop_listings_for_key(key, len);
-    } else if (code == ETCDC_OK) {
-        stats_inc(STAT_write_back);
-        /* Handles that saw the base saw what we wrote on top of it: our own write is not a
-         * conflict for them. */
-        if (g_fs.opts->conflict_check)
-            advance_handle_bases(n->ino, base, rev);
-        /* Every descriptor's changes are stored now, whichever close stored them: a later
-         * release of one of them must not store the file again (a newer O_TRUNC's '') */
-        clear_handle_changes(n->ino);
-        n->dirty = false;
-        n->written = false;
-        n->has_base = false;
-        if (n->pending) {
-            n->pending = false;
-            node_pending_add(-1);
-        }
-        node_committed_locked(n, rev);
-        n->kernel_rev = rev; /* the kernel's pages hold what was just written */
-        n->local_content = true;
-        note_key_stored(key, len);
-        char kb[LOG_KEY_BUF];
-        log_debug("%s: put %s (%zu bytes) at revision %lld", why, log_key(key, len, kb, sizeof kb),
-                  n->size, (long long)rev);
-    } else {
-        rc = fs_fail(why, key, len, code, &err);
-    }
-    commit_end(&cm, rc == 0 && code == ETCDC_OK ? rev : 0);
-    free(key);
-    return rc;
-}
-
-static void writeback_one(node *n, void *arg)
-{
-    (void)arg;
-    if (n->type != NODE_FILE)
-        return;
-    pthread_mutex_lock(&n->mu);
-    file_writeback_locked(n, "unmount");
-    pthread_mutex_unlock(&n->mu);
-}
-
-void file_writeback_all(void)
-{
-    node_for_each(writeback_one, NULL);
-}
-
-/* Per open file description of a regular file. */
-typedef struct open_file {
-    unsigned flushes; /* atomic: close() calls seen so far */
-    fuse_ino_t ino;
-    bool truncated;      /* immutable: opened with O_TRUNC (it reads its truncation at once) */
-    bool changed;        /* [node mu] it changed the content (created, truncated, wrote) since
-                          * its last flush or fsync: its release stores those changes */
-    int lost;            /* [node mu] an errno: its changes were dropped by a write-back that
-                          * failed elsewhere (another descriptor's close or fsync); every flush
-                          * and fsync of it reports that, so that no close acknowledges them */
-    int64_t base_rev;    /* [handles_mu] mod_revision seen at open (or written since through
-                          * this host): --conflict-check's base for changes made through it */
-    read_view view;      /* [node mu] read-only opens: the version it reads (read_view.h) */
-    struct node *source; /* immutable, owns a reference: the node a read-only open of a name
-                          * this mount had just replaced reads (view_successor), else NULL:
-                          * its view is that node's, under that node's mu */
-    struct open_file *prev, *next; /* [handles_mu] every handle not released yet */
-} open_file;
-
-/* Handles still open when the session ends (SIGTERM with a file open) get no release: they
- * are kept on a list and freed by file_handles_free_all at exit. */
-static pthread_mutex_t handles_mu = PTHREAD_MUTEX_INITIALIZER;
-static open_file *handles;
-
-static open_file *open_file_new(fuse_ino_t ino, int64_t base_rev)
-{
-    open_file *fh = calloc(1, sizeof *fh);
-    if (!fh)
-        return NULL;
-    fh->ino = ino;
-    fh->base_rev = base_rev;
-    pthread_mutex_lock(&handles_mu);
-    fh->next = handles;
-    if (handles)
-        handles->prev = fh;
-    handles = fh;
-    pthread_mutex_unlock(&handles_mu);
-    return fh;
-}
-
-static void open_file_free(open_file *fh)
-{
-    if (!fh)
-        return;
-    pthread_mutex_lock(&handles_mu);
-    if (fh->prev)
-        fh->prev->next = fh->next;
-    else
-        handles = fh->next;
-    if (fh->next)
-        fh->next->prev = fh->prev;
-    pthread_mutex_unlock(&handles_mu);
-    read_view_clear(&fh->view);
-    node_put(fh->source);
-    free(fh);
-}
-
-static void advance_handle_bases(fuse_ino_t ino, int64_t from, int64_t to)
-{
-    pthread_mutex_lock(&handles_mu);
-    for (open_file *fh = handles; fh; fh = fh->next)
-        if (fh->ino == ino && fh->base_rev == from)
-            fh->base_rev = to;
-    pthread_mutex_unlock(&handles_mu);
-}
-
-/* Caller holds the node's mu (open_file.changed is [node mu]). */
-static void clear_handle_changes(fuse_ino_t ino)
-{
-    pthread_mutex_lock(&handles_mu);
-    for (open_file *fh = handles; fh; fh = fh->next)
-        if (fh->ino == ino)
-            fh->changed = false;
-    pthread_mutex_unlock(&handles_mu);
-}
-
-/* A failed write-back dropped the node's changes: each descriptor that had made some of them
- * learns rc (caller holds the node's mu). */
-static void lose_handle_changes(fuse_ino_t ino, int rc)
-{
-    pthread_mutex_lock(&handles_mu);
-    for (open_file *fh = handles; fh; fh = fh->next)
-        if (fh->ino == ino && fh->changed) {
-            fh->changed = false;
-            fh->lost = rc;
-        }
-    pthread_mutex_unlock(&handles_mu);
-}
-
-void file_replaced_locked(node *n, int64_t new_rev)
-{
-    if (g_fs.opts->conflict_check)
-        advance_handle_bases(n->ino, writeback_base(n), new_rev);
-    n->has_base = false;
-}
-
-/* A change through fh: the node's base becomes the oldest revision seen by a handle that
- * changed it (caller holds n->mu; call before setting n->dirty). */
-static void note_change_base_locked(node *n, open_file *fh)
-{
-    int64_t seen = n->mod_rev;
-    if (fh) {
-        pthread_mutex_lock(&handles_mu);
-        seen = fh->base_rev;
-        pthread_mutex_unlock(&handles_mu);
-    }
-    int64_t cur = writeback_base(n);
-    n->base_rev = !n->dirty || seen < cur ? seen : cur;
-    n->has_base = true;
-}
-
-void file_note_change_locked(node *n, struct fuse_file_info *fi)
-{
-    if (fi && n->type == NODE_FILE)
-        ((open_file *)(uintptr_t)fi->fh)->changed = true;
-    note_change_base_locked(n, fi && n->type == NODE_FILE ? (open_file *)(uintptr_t)fi->fh : NULL);
-}
-
-/* The revision a handle opened now sees (caller holds n->mu). */
-static int64_t open_base_locked(const node *n)
-{
-    return n->dirty || n->pending ? writeback_base(n) : n->mod_rev;
-}
-
-void file_handles_free_all(void)
-{
-    pthread_mutex_lock(&handles_mu);
-    open_file *fh = handles;
-    handles = NULL;
-    pthread_mutex_unlock(&handles_mu);
-    while (fh) {
-        open_file *next = fh->next;
-        read_view_clear(&fh->view);
-        free(fh);
-        fh = next;
-    }
 }
 
 /* The statistics file: a snapshot taken at open, read with direct I/O. */
@@ -664,8 +165,6 @@ static void read_past(fuse_req_t req, node *n, size_t size, off_t off)
 void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     stats_inc(STAT_OP_open);
-    if (replay_open(req, ino, fi))
-        return; /* the inotify replay of a remote change (notify_replay.h) */
     node *n = node_get(ino);
     int rc = n ? 0 : ENOENT;
     bool changed = false;
@@ -728,7 +227,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
                 rc = node_resize_locked(n, 0);
             if (rc == 0) {
                 n->trunc_len = replaced;
-                note_change_base_locked(n, NULL);
+                open_file_note_change_base_locked(n, NULL);
                 n->dirty = true;
                 n->known = true;
                 changed = true;
@@ -749,7 +248,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
             n->kernel_rev = n->mod_rev;
             n->used_ns = now_ns();
             n->open_count++;
-            base = open_base_locked(n);
+            base = open_file_base_locked(n);
         }
         pthread_mutex_unlock(&n->mu);
     }
@@ -919,7 +418,7 @@ static int truncate_locally_locked(node *n)
         node_pending_add(1);
         n->mod_rev = 0; /* based on "no key" */
     }
-    note_change_base_locked(n, NULL);
+    open_file_note_change_base_locked(n, NULL);
     n->dirty = true;
     n->known = true;
     return node_resize_locked(n, 0);
@@ -997,7 +496,7 @@ static int create_and_open(node *dir, const char *name, int flags, resolved *r, 
                 clock_gettime(CLOCK_REALTIME, &n->mtime);
             n->open_count++;
             n->kernel_rev = n->mod_rev;
-            *base = open_base_locked(n);
+            *base = open_file_base_locked(n);
         }
         pthread_mutex_unlock(&n->mu);
     }
@@ -1009,8 +508,6 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 {
     (void)mode;
     stats_inc(STAT_OP_create);
-    if (replay_create(req, parent, name, fi))
-        return; /* the inotify replay of a remote create: etcd has the key already */
     resolved r = {0};
     node *n = NULL;
     node *dir = node_get(parent);
@@ -1197,7 +694,7 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
         if (rc == 0) {
             memcpy(n->data + off, buf, size);
             ((open_file *)(uintptr_t)fi->fh)->changed = true;
-            note_change_base_locked(n, (open_file *)(uintptr_t)fi->fh);
+            open_file_note_change_base_locked(n, (open_file *)(uintptr_t)fi->fh);
             n->dirty = true;
             n->written = true;
             n->known = true;
@@ -1228,7 +725,7 @@ static int writeback_or_drop_locked(node *n, const char *why)
 {
     int rc = file_writeback_locked(n, why);
     if (rc != 0 && (n->dirty || n->pending)) {
-        drop_changes_locked(n, rc);
+        file_drop_changes_locked(n, rc);
         char kb[LOG_KEY_BUF];
         size_t len;
         char *key = node_key(n, &len);
@@ -1258,7 +755,7 @@ static void writeback_reply(fuse_req_t req, fuse_ino_t ino, struct fuse_file_inf
              * rc in turn). */
             rc = fh->lost;
             if (fh->changed && (n->dirty || n->pending))
-                drop_changes_locked(n, rc);
+                file_drop_changes_locked(n, rc);
             fh->changed = false;
         } else if (!is_flush || (fh && fh->changed && (n->written || flushes >= 2))) {
             /* A close stores what its descriptor changed, never another's changes: their own
@@ -1290,8 +787,6 @@ static void writeback_reply(fuse_req_t req, fuse_ino_t ino, struct fuse_file_inf
 void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     stats_inc(STAT_OP_flush);
-    if (replay_close(req, fi))
-        return;
     writeback_reply(req, ino, fi, "flush", true);
 }
 
@@ -1305,8 +800,6 @@ void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_inf
 void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     stats_inc(STAT_OP_release);
-    if (replay_close(req, fi))
-        return;
     node *n = node_get(ino);
     if (n && n->type == NODE_STATS_FILE) {
         stats_snapshot *s = (stats_snapshot *)(uintptr_t)fi->fh;

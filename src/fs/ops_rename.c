@@ -12,12 +12,14 @@
 #include <string.h>
 
 #include "commit.h"
+#include "file_sync.h"
+#include "key_guards.h"
 #include "listing.h"
 #include "log.h"
-#include "notify_replay.h"
 #include "ops.h"
 #include "optimistic.h"
 #include "past.h"
+#include "resolve.h"
 #include "stats.h"
 #include "witness.h"
 
@@ -733,8 +735,6 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
                const char *newname, unsigned int flags)
 {
     stats_inc(STAT_OP_rename);
-    if (!flags && replay_rename(req, parent, name, newparent, newname))
-        return; /* the inotify replay of a rename made elsewhere: etcd has the result */
     resolved rs = {0}, rd = {0};
     node *sp = node_get(parent), *dp = node_get(newparent);
     bool src_dir = false;

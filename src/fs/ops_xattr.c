@@ -19,10 +19,13 @@
 #include <sys/xattr.h>
 
 #include "commit.h"
+#include "file_sync.h"
+#include "key_guards.h"
 #include "log.h"
 #include "ops.h"
 #include "ops_lock.h"
 #include "past.h"
+#include "resolve.h"
 
 #define XATTR_PREFIX "user.etcd."
 /* etcd's largest lease TTL (MaxLeaseTTL, seconds). */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "listing.h"
 #include "log.h"
 #include "names.h"
 

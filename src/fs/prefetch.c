@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
 #include "listing.h"
 #include "log.h"
 #include "names.h"

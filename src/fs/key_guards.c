@@ -1,0 +1,85 @@
+/* key_guards.c - keeping the key layout a tree inside each operation's Txn (see key_guards.h). */
+#include "key_guards.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "witness.h"
+
+/* If(the parent directory of key still exists): CREATE > 0 over [parent/, end) holds only when
+ * some key lies below the parent (a range without keys compares a create_revision of 0). The
+ * mount root always exists: no compare there. */
+void txn_if_parent_exists(etcdc_txn *t, const char *key, size_t len)
+{
+    txn_if_parent_exists_fast(t, key, len, NULL);
+}
+
+void txn_if_parent_exists_fast(etcdc_txn *t, const char *key, size_t len, bool *witnessed)
+{
+    size_t plen = len;
+    while (plen > 0 && key[plen - 1] != '/')
+        plen--;
+    if (witnessed)
+        *witnessed = false;
+    if (plen <= g_fs.prefix_len)
+        return;
+    size_t wlen = 0;
+    char *w = witnessed ? witness_get(key, plen, &wlen) : NULL;
+    if (w) {
+        /* One key known to exist below the parent: etcd reads one key, not the directory. */
+        *witnessed = etcdc_txn_if(t, w, wlen, ETCDC_CMP_CREATE, ETCDC_GREATER, 0) == ETCDC_OK;
+        free(w);
+        return;
+    }
+    size_t end_len;
+    char *end = key_prefix_end(key, plen, &end_len);
+    if (end)
+        etcdc_txn_if_range(t, key, plen, end, end_len, ETCDC_CMP_CREATE, ETCDC_GREATER, 0);
+    else
+        etcdc_txn_set_error(t, ETCDC_ERR_NO_MEMORY);
+    free(end);
+}
+
+/* Adds [from, to) (to NULL: up to end) to the compares "nothing there", skipping empty ranges. */
+static void if_nothing_in(etcdc_txn *t, const char *from, size_t from_len, const char *to,
+                          size_t to_len)
+{
+    size_t n = from_len < to_len ? from_len : to_len;
+    int c = memcmp(from, to, n);
+    if (c < 0 || (c == 0 && from_len < to_len))
+        etcdc_txn_if_range(t, from, from_len, to, to_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+}
+
+void txn_keep_parent(etcdc_txn *t, const resolved *r, bool subtree)
+{
+    if (r->at_root || r->file_len == r->dir_len)
+        return; /* the root always exists; "%" is the marker itself and stays */
+    size_t end_len, after_len, sub_end_len = 0;
+    char *end = key_prefix_end(r->dir_key, r->dir_len, &end_len);
+    char *after = key_join(r->file_key, r->file_len, "", 1, NULL, 0, &after_len);
+    char *sub_end =
+        subtree && r->sub_key ? key_prefix_end(r->sub_key, r->sub_len, &sub_end_len) : NULL;
+    etcdc_txn *inner = etcdc_txn_new();
+    bool inside = r->file_len > r->dir_len && !memcmp(r->file_key, r->dir_key, r->dir_len);
+    /* The directory holds nothing but what this operation removes: [dir, name),
+     * (name, name/) or (name, end), and [name/ end, end). The compares see the state before
+     * the outer Txn's operations (etcd evaluates nested compares first). */
+    if (!end || !after || (subtree && r->sub_key && !sub_end)) {
+        etcdc_txn_set_error(inner, ETCDC_ERR_NO_MEMORY); /* the nest carries it to t */
+    } else if (!inside) {
+        if_nothing_in(inner, r->dir_key, r->dir_len, end, end_len);
+    } else {
+        if_nothing_in(inner, r->dir_key, r->dir_len, r->file_key, r->file_len);
+        if (sub_end)
+            if_nothing_in(inner, after, after_len, r->sub_key, r->sub_len);
+        else
+            if_nothing_in(inner, after, after_len, end, end_len);
+        if (sub_end)
+            if_nothing_in(inner, sub_end, sub_end_len, end, end_len);
+    }
+    etcdc_txn_put(inner, ETCDC_THEN, r->dir_key, r->dir_len, "", 0, 0);
+    etcdc_txn_nest(t, ETCDC_THEN, inner); /* takes inner, or its error */
+    free(end);
+    free(after);
+    free(sub_end);
+}

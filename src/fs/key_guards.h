@@ -1,0 +1,26 @@
+/*
+ * key_guards.h - the compares and nested writes that keep the key layout a tree while other
+ * hosts change it: a file is written only into a directory that still exists, and a directory
+ * keeps its marker key when an operation takes its last entry away. Each is part of the one
+ * transaction of the operation that needs it, decided by etcd in the same round trip.
+ */
+#ifndef ETCDFS_KEY_GUARDS_H
+#define ETCDFS_KEY_GUARDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "etcdc.h"
+#include "resolve.h"
+
+/* Adds to t's Then branch a nested Txn that writes the marker of r's parent directory when the
+ * operation leaves it empty: the directory survives losing r's key (and, with subtree, the
+ * keys below r), decided by etcd in the same round trip, whatever other hosts did meanwhile. */
+void txn_keep_parent(etcdc_txn *t, const resolved *r, bool subtree);
+/* If(the parent directory of key still exists) (no compare at the mount root). */
+void txn_if_parent_exists(etcdc_txn *t, const char *key, size_t len);
+/* The same guard, on one witness key when one is known (witness.h) and witnessed is not NULL:
+ * *witnessed tells whether it was used (then a failure may only mean the witness is gone). */
+void txn_if_parent_exists_fast(etcdc_txn *t, const char *key, size_t len, bool *witnessed);
+
+#endif
