@@ -108,6 +108,26 @@ static int open_current_locked(node *n, bool *changed)
     return rc == ENOENT ? deleted_key_answer(n) : rc;
 }
 
+/* The node now at key, other than n and not itself replaced, with its lock held; or NULL. The
+ * node found may be replaced in turn before its lock is taken (a rename holds that lock while
+ * it moves another node there): then the node that replaced it is looked up. */
+static node *lock_successor(node *n, const char *key, size_t len)
+{
+    for (int i = 0; i < RESOLVE_ATTEMPTS; i++) {
+        node *s = node_find(key, len, NODE_FILE);
+        if (!s || s == n) {
+            node_put(s);
+            return NULL;
+        }
+        pthread_mutex_lock(&s->mu);
+        if (!s->unlinked)
+            return s;
+        pthread_mutex_unlock(&s->mu);
+        node_put(s);
+    }
+    return NULL;
+}
+
 /* A read-only open reached a node this mount removed or replaced (the kernel's lookup raced
  * the unlink or rename). When the name now leads to another node of this mount (a rename put
  * it there, or a create), the open reads that node, as a local open would have found it: no
@@ -119,15 +139,12 @@ static node *view_successor(node *n, read_view *view, int *rc)
 {
     size_t len;
     char *key = node_key(n, &len);
-    node *s = key ? node_find(key, len, NODE_FILE) : NULL;
+    node *s = key ? lock_successor(n, key, len) : NULL;
     free(key);
-    if (!s || s == n) {
-        node_put(s);
+    if (!s)
         return NULL;
-    }
     bool changed = false;
-    pthread_mutex_lock(&s->mu);
-    int got = s->unlinked ? ESTALE : open_current_locked(s, &changed);
+    int got = open_current_locked(s, &changed);
     if (got == 0)
         got = read_view_take_locked(view, s);
     pthread_mutex_unlock(&s->mu);
