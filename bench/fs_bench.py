@@ -729,8 +729,9 @@ METHOD_NOTES = [
     "etcdctl has no batch mode: every etcdctl figure includes starting the process and dialling "
     "etcd (about 15-20 ms here), which dominates small operations.",
     "\"libetcdc Range\" is `etcdc_get_prefix`, which pages (1000 keys per Range, values "
-    "included) at one revision; etcd 3.4 walks its index over the whole rest of the range for "
-    "every limited Range, so large prefixes cost more than one big Range would.",
+    "included) at one revision; etcd (3.4.23 and 3.5.16 alike) walks its index over the "
+    "whole rest of the range for every limited Range, so large prefixes cost more than one "
+    "big Range would.",
     "memfs_ll (`bench/memfs_ll.c`) answers every request from memory under one mutex, with the "
     "same kernel-facing choices as etcdfs (1 s entry/attr timeouts, keep_cache, readdirplus, no "
     "writeback cache, multi-threaded loop): the ceiling any FUSE daemon reaches on this kernel.",
