@@ -29,6 +29,7 @@
 #include "log.h"
 #include "names.h"
 #include "resolve.h"
+#include "stats.h"
 
 /* A burst of remote changes larger than this is not replayed beyond it: the events are a
  * courtesy to watchers, the cache itself is already current. */
@@ -636,58 +637,74 @@ static bool replay_rename(fuse_req_t req, fuse_ino_t parent, const char *name, f
     return true;
 }
 
-/* The operation table seen by the kernel: the replay thread's requests are answered above,
- * every other one goes to the handlers (inner). */
+/* The operation table seen by the kernel: the replay thread's requests are answered above
+ * (and counted as the handlers count theirs), every other one goes to the handlers (inner). */
 static struct fuse_lowlevel_ops inner, outer;
 
 static void lookup_op(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    if (!replay_lookup(req, parent, name))
+    if (replay_lookup(req, parent, name))
+        stats_inc(STAT_OP_lookup);
+    else
         inner.lookup(req, parent, name);
 }
 
 static void create_op(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                       struct fuse_file_info *fi)
 {
-    if (!replay_create(req, parent, name, fi))
+    if (replay_create(req, parent, name, fi))
+        stats_inc(STAT_OP_create);
+    else
         inner.create(req, parent, name, mode, fi);
 }
 
 static void open_op(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    if (!replay_open(req, ino, fi))
+    if (replay_open(req, ino, fi))
+        stats_inc(STAT_OP_open);
+    else
         inner.open(req, ino, fi);
 }
 
 static void setattr_op(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                        struct fuse_file_info *fi)
 {
-    if (!replay_setattr(req, ino))
+    if (replay_setattr(req, ino))
+        stats_inc(STAT_OP_setattr);
+    else
         inner.setattr(req, ino, attr, to_set, fi);
 }
 
 static void unlink_op(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    if (!replay_unlink(req, parent, name))
+    if (replay_unlink(req, parent, name))
+        stats_inc(STAT_OP_unlink);
+    else
         inner.unlink(req, parent, name);
 }
 
 static void rename_op(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
                       const char *newname, unsigned int flags)
 {
-    if (flags || !replay_rename(req, parent, name, newparent, newname))
+    if (!flags && replay_rename(req, parent, name, newparent, newname))
+        stats_inc(STAT_OP_rename);
+    else
         inner.rename(req, parent, name, newparent, newname, flags);
 }
 
 static void flush_op(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    if (!replay_close(req, fi))
+    if (replay_close(req, fi))
+        stats_inc(STAT_OP_flush);
+    else
         inner.flush(req, ino, fi);
 }
 
 static void release_op(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    if (!replay_close(req, fi))
+    if (replay_close(req, fi))
+        stats_inc(STAT_OP_release);
+    else
         inner.release(req, ino, fi);
 }
 
