@@ -70,16 +70,24 @@ static void open_stats(fuse_req_t req, node *n, struct fuse_file_info *fi)
     fuse_reply_open(req, fi);
 }
 
+/* An open is about to answer ESTALE for n: true if it is the kernel's retry of an open of n's
+ * key that answered ESTALE (open_retry.h), whose path walk asked for every name again; else the
+ * key is noted, so that the retry is known. */
+static bool kernel_retry(node *n)
+{
+    size_t len;
+    char *key = node_key(n, &len);
+    bool retry = key && open_retry_is_retry(key, len);
+    free(key);
+    return retry;
+}
+
 /* An open answers ESTALE for a node this mount removed or replaced: should the kernel's retry
  * find the key deleted (by another host, after it came back), that is ENOENT, not a second
  * ESTALE (open_retry.h). */
 static void note_stale_answer(node *n)
 {
-    size_t len;
-    char *key = node_key(n, &len);
-    if (key)
-        (void)open_retry_is_retry(key, len);
-    free(key);
+    (void)kernel_retry(n);
 }
 
 /* An open of a node that is not being truncated: makes sure it reflects etcd as the mode
@@ -215,8 +223,9 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
          * the first open after it answers ESTALE, so that the kernel looks the name up again
          * and finds the node under its new name, or nothing under the old one. Else an open
          * of the old name, begun after the rename was stored, would read the moved file. */
-        if (n->renamed_elsewhere) {
-            n->renamed_elsewhere = false;
+        bool stale_name = n->renamed_elsewhere && !kernel_retry(n);
+        n->renamed_elsewhere = false;
+        if (stale_name) {
             rc = ESTALE;
         } else if (n->unlinked || !node_indexed(n)) {
             /* Removed or replaced through this mount: a kernel name that still leads here is
