@@ -222,7 +222,8 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
          * open's path walk may have found the old name (the walk takes no directory lock):
          * the first open after it answers ESTALE, so that the kernel looks the name up again
          * and finds the node under its new name, or nothing under the old one. Else an open
-         * of the old name, begun after the rename was stored, would read the moved file. */
+         * of the old name, begun after the rename was stored, would read the moved file. Not
+         * so for the kernel's retry of an open of its new key: that walk asked for each name. */
         bool stale_name = n->renamed_elsewhere && !kernel_retry(n);
         n->renamed_elsewhere = false;
         if (stale_name) {
