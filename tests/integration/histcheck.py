@@ -1475,6 +1475,11 @@ class HistoryRun:
         data = o.result
         where = self.registry.get(digest(data))
         known = {x.value: f"#{x.id}({len(x.value)}B)" for x in ops if x.value is not None}
+        # the name's value as the epoch began is a version too (a read early in the epoch,
+        # racing its own mount's first write, holds the start of it)
+        init_id, init_bytes = self.shared_state[name]
+        if init_bytes and init_id not in (ABSENT, EMPTY):
+            known.setdefault(init_bytes, f"the epoch's initial value({len(init_bytes)}B)")
         shape = torn_shape(data, known) or ("pieces" if torn_pieces(data, known) else None)
         overlaps = any(x.kind in MODIFIERS and x.start < o.end and
                        (x.end > o.start or x.err) for x in ops)

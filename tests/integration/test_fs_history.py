@@ -151,6 +151,33 @@ def test_checker_values_and_trees():
     assert torn_shape(b"nobody wrote this", known) is None
 
 
+def test_checker_read_racing_its_own_mounts_first_write_of_an_epoch():
+    """A read that holds the start of the value the epoch began with and the rest of its own
+    mount's write racing it is the documented torn read of one's own change, not bytes nobody
+    wrote (the checker once left the epoch's initial value out of the versions it knew)."""
+    import random as _r
+    import shutil
+    from histcheck import HistConfig, HistoryRun, Op
+    rng = _r.Random(2)
+    a, b = make_value(rng, "m2t1", 1, big=False), make_value(rng, "m0t1", 2, big=False)
+    while len(b) <= len(a) + 10:
+        b = make_value(rng, "m0t1", 3, big=False)
+    from types import SimpleNamespace
+    mounts = [SimpleNamespace(path=f"/nonexistent/h{i}") for i in range(3)]
+    run = HistoryRun(HistConfig(seed=1), mounts, dict)
+    try:
+        run.shared_state["shared/s0"] = (7, a)
+        w = Op(10, "m0t1", 0, "s.write", "shared/s0", value=b)
+        w.start, w.end = 1.0, 2.0
+        r = Op(11, "m0t0", 0, "s.read", "shared/s0")
+        r.start, r.end, r.result = 0.5, 2.5, a + b[len(a):]
+        run.check_shared("shared/s0", [w, r], b)
+        assert [f.text for f in run.findings] == []
+        assert run.counts.get("torn_here") == 1
+    finally:
+        shutil.rmtree(run.mirror_root, ignore_errors=True)
+
+
 # --------------------------------------------------------------------------------------------
 # 1. histories
 # --------------------------------------------------------------------------------------------
