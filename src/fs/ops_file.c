@@ -28,15 +28,23 @@
 #include "stats.h"
 #include "witness.h"
 
-/* The answer to an open whose key was deleted since the kernel looked the name up: ESTALE, so
- * the kernel looks it up again and retries (open_retry.h); ENOENT to that retry. */
-static int deleted_key_answer(node *n)
+/* An open is about to answer ESTALE for n: true if it is the kernel's retry of an open of n's
+ * key that answered ESTALE (open_retry.h), whose path walk asked for every name again; else the
+ * key is noted, so that the retry is known. */
+static bool kernel_retry(node *n)
 {
     size_t len;
     char *key = node_key(n, &len);
     bool retry = key && open_retry_is_retry(key, len);
     free(key);
-    return retry ? ENOENT : ESTALE;
+    return retry;
+}
+
+/* The answer to an open whose key was deleted since the kernel looked the name up: ESTALE, so
+ * the kernel looks it up again and retries (open_retry.h); ENOENT to that retry. */
+static int deleted_key_answer(node *n)
+{
+    return kernel_retry(n) ? ENOENT : ESTALE;
 }
 
 /* The statistics file: a snapshot taken at open, read with direct I/O. */
@@ -68,18 +76,6 @@ static void open_stats(fuse_req_t req, node *n, struct fuse_file_info *fi)
     fi->fh = (uint64_t)(uintptr_t)s;
     fi->direct_io = 1;
     fuse_reply_open(req, fi);
-}
-
-/* An open is about to answer ESTALE for n: true if it is the kernel's retry of an open of n's
- * key that answered ESTALE (open_retry.h), whose path walk asked for every name again; else the
- * key is noted, so that the retry is known. */
-static bool kernel_retry(node *n)
-{
-    size_t len;
-    char *key = node_key(n, &len);
-    bool retry = key && open_retry_is_retry(key, len);
-    free(key);
-    return retry;
 }
 
 /* An open answers ESTALE for a node this mount removed or replaced: should the kernel's retry
