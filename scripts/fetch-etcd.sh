@@ -40,7 +40,9 @@ mirror_uri() {
   done
 }
 
-uri=$(mirror_uri | head -n 1)
+# The first URI, taken without "| head": under pipefail, awk writing into a closed pipe fails.
+uris=$(mirror_uri)
+uri=${uris%%$'\n'*}
 [[ -n $uri ]] || { log "no Debian mirror found in /etc/apt/sources.list{,.d}"; exit 1; }
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 [[ -f $keyring ]] || { log "$keyring is missing (apt-get install debian-archive-keyring)"; exit 1; }

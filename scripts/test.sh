@@ -119,8 +119,13 @@ run_stage "clang-format" bash scripts/check-format.sh || true
 # etcd 3.5 for the sanitizer runs. Without it those runs would silently test 3.4 twice, so a
 # failed fetch fails the run (and the runs use 3.4 rather than not running at all).
 ETCD_35=""
+# No "| head" here: under pipefail, etcd writing its later version lines into a pipe head has
+# already closed dies of SIGPIPE, and the stage failed (exit 141) with etcd 3.5 in hand.
 fetch_etcd_35() {
-  ETCD_35=${ETCDFS_ETCD_35:-$(bash scripts/fetch-etcd.sh)} && "$ETCD_35" --version | head -n 1
+  local version
+  ETCD_35=${ETCDFS_ETCD_35:-$(bash scripts/fetch-etcd.sh)} || return
+  version=$("$ETCD_35" --version) || return
+  echo "${version%%$'\n'*}"
 }
 if [[ $QUICK == 1 ]]; then
   skip_stage "fetch etcd 3.5" "ETCDFS_TEST_QUICK=1"
@@ -128,7 +133,8 @@ else
   run_stage "fetch etcd 3.5" fetch_etcd_35 || ETCD_35=""
 fi
 ETCD_35_ENV=()
-[[ -n $ETCD_35 ]] && ETCD_35_ENV=("ETCDFS_ETCD=$ETCD_35")
+SECOND_ETCD="etcd 3.5"
+if [[ -n $ETCD_35 ]]; then ETCD_35_ENV=("ETCDFS_ETCD=$ETCD_35"); else SECOND_ETCD="etcd 3.4, no 3.5"; fi
 
 build_ok=1
 run_stage "build build/" bash scripts/build.sh build "${CMAKE_EXTRA[@]}" || build_ok=0
@@ -147,7 +153,7 @@ else
   skip_stage "ctest build/" "build failed"
 fi
 if [[ $asan_ok == 1 ]]; then
-  run_stage "ctest build-asan/ (etcd 3.5)" run_ctest "$ROOT/build-asan" \
+  run_stage "ctest build-asan/ ($SECOND_ETCD)" run_ctest "$ROOT/build-asan" \
     "$RESULTS/ctest-build-asan.xml" "${SANITIZER_ENV[@]}" "${ETCD_35_ENV[@]}" || true
 elif [[ $QUICK != 1 ]]; then
   skip_stage "ctest build-asan/" "sanitizer build failed"
@@ -166,7 +172,7 @@ else
   skip_stage "bench (quick)" "build failed"
 fi
 if [[ $asan_ok == 1 ]]; then
-  run_stage "pytest build-asan/ (etcd 3.5)" run_pytest "$ROOT/build-asan" \
+  run_stage "pytest build-asan/ ($SECOND_ETCD)" run_pytest "$ROOT/build-asan" \
     "$RESULTS/pytest-build-asan.xml" ETCDFS_BUILD_TESTS_ONLY=1 ETCDFS_SECOND_PASS=1 \
     "${SANITIZER_ENV[@]}" \
     "${ETCD_35_ENV[@]}" || true
