@@ -86,12 +86,11 @@ size_t cache_node_bytes(size_t key_len)
     return sizeof(node) + key_len + 1 + 2 * ALLOC_OVERHEAD;
 }
 
-size_t cache_entry_bytes(size_t name_len, size_t comp_len, size_t key_len, size_t value_len)
+size_t cache_entry_bytes(size_t name_bytes, size_t comp_len, size_t val_bytes)
 {
-    /* the entry in the listing's array (grown by doubling: 1.5 entries on average), and its
-     * name, component, key and value buffers */
-    return sizeof(listing_entry) * 3 / 2 + name_len + comp_len + key_len + value_len + 4 +
-           4 * ALLOC_OVERHEAD;
+    /* the entry in the listing's array (cut to fit once read), and its one block: component,
+     * value and display name with their terminators */
+    return sizeof(listing_entry) + name_bytes + comp_len + 1 + val_bytes + ALLOC_OVERHEAD;
 }
 
 static uint64_t positive(int64_t *v)

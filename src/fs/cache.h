@@ -30,8 +30,10 @@ void cache_account(int64_t delta);
 void cache_account_meta(int64_t delta);
 /* What a node with a key of key_len bytes costs, for cache_account_meta. */
 size_t cache_node_bytes(size_t key_len);
-/* What one listing entry costs, for cache_account_meta. */
-size_t cache_entry_bytes(size_t name_len, size_t comp_len, size_t key_len, size_t value_len);
+/* What one listing entry costs, for cache_account_meta: its struct and its block (inode.h),
+ * given the bytes the block holds besides the component: a display name kept apart from it
+ * and a value, each with its terminator (0 when absent). */
+size_t cache_entry_bytes(size_t name_bytes, size_t comp_len, size_t val_bytes);
 
 /* Bytes held by value buffers now. */
 uint64_t cache_value_bytes(void);

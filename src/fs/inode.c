@@ -98,6 +98,8 @@ static void maybe_grow(void)
 
 static node *node_new(const void *key, size_t len, node_type type)
 {
+    if (len > UINT32_MAX) /* longer than any key etcd accepts */
+        return NULL;
     node *n = calloc(1, sizeof *n);
     if (!n)
         return NULL;
@@ -295,6 +297,8 @@ void node_unindex(node *n)
 
 int node_rekey(node *n, const void *new_key, size_t new_len)
 {
+    if (new_len > UINT32_MAX)
+        return ENAMETOOLONG;
     char *k = malloc(new_len + 1);
     if (!k)
         return ENOMEM;

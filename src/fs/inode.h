@@ -37,16 +37,26 @@ typedef enum node_type {
     NODE_PAST_FILE, /* a file as of a past revision, key "<rev>:<key>" */
 } node_type;
 
-/* One entry of a directory listing. */
+/* One entry of a directory listing. A listing of 100,000 files keeps 100,000 of these, so an
+ * entry is one small struct and one allocation: `comp` holds the component, NUL, the value,
+ * NUL, and the display name with its NUL when it differs from the component (else `name` is
+ * `comp`). Only `comp` is freed. */
 typedef struct listing_entry {
-    char *name; /* display name, NUL-terminated */
-    size_t name_len;
-    char *comp; /* the key component (raw bytes) */
-    size_t comp_len;
+    char *comp;  /* the key component (raw bytes) */
+    char *name;  /* display name, NUL-terminated */
+    char *value; /* file: the value (NUL-terminated); dir: its own key's value when has_kv */
+    size_t value_len;
+    int64_t mod_revision; /* of the entry's key/value (has_kv) */
+    uint32_t comp_len;
+    uint16_t name_len;
     bool is_dir;
-    bool has_kv; /* file: always; dir: the directory's own key also holds a value */
-    etcdc_kv kv; /* that key/value (value owned by the listing) */
+    bool has_kv;      /* file: always; dir: the directory's own key also holds a value */
+    bool value_error; /* encryption on and the stored value did not open (etcdc_kv's flag) */
 } listing_entry;
+
+/* The entry's key/value as etcdc_kv (key NULL; value and revision borrowed from e), for the
+ * functions that take one (node_apply_kv_locked). */
+etcdc_kv listing_entry_kv(const listing_entry *e);
 
 /* A snapshot of one directory, shared (refcounted) by the directory node and open handles. */
 typedef struct listing {
@@ -61,46 +71,50 @@ typedef struct listing {
     etcdc_kv self;      /* ... that key/value */
 } listing;
 
+/* Fields are ordered so that the struct has no holes and stays under 224 bytes with malloc's
+ * header (a node per cached key: 100,000 keys are 100,000 nodes). The flag bits share their
+ * bytes with nothing but each other (C11: a bit-field run is one memory location, apart from
+ * its non-bit-field neighbours), and all of them are guarded by `mu`. */
 typedef struct node {
     fuse_ino_t ino; /* immutable */
-    node_type type; /* immutable */
-
-    char *key;        /* [table] see above; changes on rename */
-    size_t key_len;   /* [table] */
-    uint64_t nlookup; /* [table] kernel references */
-    unsigned refs;    /* [table] in-flight users (node_get / node_put) */
-    bool indexed;     /* [table] reachable by key (false once unlinked or replaced) */
+    uint8_t type;   /* immutable, a node_type */
+    bool indexed;   /* [table] reachable by key (false once unlinked or replaced) */
+    bool known : 1; /* [mu] data and mod_rev reflect etcd as of validated_ns, or local state */
+    bool local_content : 1; /* [mu] the content is what this mount wrote (stored since), not a
+                             * version read from etcd: read views see it at once, as on a local
+                             * filesystem (a revision cannot tell: a rename gives the same content
+                             * a new one) */
+    bool dirty : 1;         /* [mu] local changes not yet written to etcd */
+    bool has_base : 1;      /* [mu] base_rev is set (while dirty; otherwise the base is mod_rev) */
+    bool written : 1;  /* [mu] write() or truncate since the last write-back, not just O_TRUNC */
+    bool too_big : 1;  /* [mu] a write failed with EFBIG: the changes are dropped, not stored cut */
+    bool pending : 1;  /* [mu] created here (O_CREAT), not yet in etcd */
+    bool unlinked : 1; /* [mu] removed: buffered data is discarded at release */
+    bool renamed_elsewhere : 1; /* [mu] its key was moved by the replay of another host's rename:
+                                 * the kernel may still reach it by the old name (see op_open) */
+    unsigned refs;              /* [table] in-flight users (node_get / node_put) */
+    char *key;                  /* [table] see above; changes on rename */
+    uint32_t key_len;           /* [table] */
+    int open_count;             /* [mu] files */
+    uint64_t nlookup;           /* [table] kernel references */
     struct node *next_ino, *next_key; /* [table] hash chains */
 
     pthread_mutex_t mu;
     /* files [mu] */
     char *data; /* cached or locally modified content */
     size_t size, cap;
-    bool known;             /* data and mod_rev reflect etcd as of validated_ns, or local state */
-    int64_t mod_rev;        /* of the cached content; 0 = not in etcd */
-    int64_t as_of;          /* the store revision that content (or absence) is known at: news
-                             * about the key at an older revision is old news (0 = none yet) */
-    int64_t kernel_rev;     /* mod_rev of the content the kernel was last given at an open (or
-                             * wrote itself): when mod_rev differs at the next open (the watch
-                             * updated the cache in between), the kernel's pages and size are
-                             * stale and open drops them */
-    bool local_content;     /* the content is what this mount wrote (stored since), not a version
-                             * read from etcd: read views see it at once, as on a local filesystem
-                             * (a revision cannot tell: a rename gives the same content a new one) */
-    bool dirty;             /* local changes not yet written to etcd */
-    bool has_base;          /* base_rev is set (while dirty; otherwise the base is mod_rev) */
-    int64_t base_rev;       /* --conflict-check: the mod_revision the local changes are based on
-                             * (the oldest one seen at open by a handle that changed them); the
-                             * write-back requires etcd to still hold it (0: no key) */
-    bool written;           /* write() or truncate since the last write-back, not just O_TRUNC */
-    size_t trunc_len;       /* after an O_TRUNC open, until the first write or truncate: the length
-                             * of the content it replaced, still in data (see op_read) */
-    bool too_big;           /* a write failed with EFBIG: the changes are dropped, not stored cut */
-    bool pending;           /* created here (O_CREAT), not yet in etcd */
-    bool unlinked;          /* removed: buffered data is discarded at release */
-    bool renamed_elsewhere; /* its key was moved by the replay of another host's rename: the
-                             * kernel may still reach it by the old name (see op_open) */
-    int open_count;
+    int64_t mod_rev;       /* of the cached content; 0 = not in etcd */
+    int64_t as_of;         /* the store revision that content (or absence) is known at: news
+                            * about the key at an older revision is old news (0 = none yet) */
+    int64_t kernel_rev;    /* mod_rev of the content the kernel was last given at an open (or
+                            * wrote itself): when mod_rev differs at the next open (the watch
+                            * updated the cache in between), the kernel's pages and size are
+                            * stale and open drops them */
+    int64_t base_rev;      /* --conflict-check: the mod_revision the local changes are based on
+                            * (the oldest one seen at open by a handle that changed them); the
+                            * write-back requires etcd to still hold it (0: no key) */
+    size_t trunc_len;      /* after an O_TRUNC open, until the first write or truncate: the length
+                            * of the content it replaced, still in data (see op_read) */
     int64_t validated_ns;  /* last confirmation from etcd (0 = never) */
     int64_t used_ns;       /* last open or read: what the value cache evicts first (cache.c) */
     struct timespec mtime; /* synthesized, see docs/semantics.md */

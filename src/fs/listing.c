@@ -23,14 +23,19 @@ void listing_unref(listing *l)
     if (!l || __atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL) > 0)
         return;
     cache_account_meta(-(int64_t)l->bytes);
-    for (size_t i = 0; i < l->n; i++) {
-        free(l->e[i].name);
+    for (size_t i = 0; i < l->n; i++)
         free(l->e[i].comp);
-        etcdc_kv_clear(&l->e[i].kv);
-    }
     free(l->e);
     etcdc_kv_clear(&l->self);
     free(l);
+}
+
+etcdc_kv listing_entry_kv(const listing_entry *e)
+{
+    return (etcdc_kv){.value = e->value,
+                      .value_len = e->value_len,
+                      .mod_revision = e->mod_revision,
+                      .value_error = e->value_error};
 }
 
 typedef struct builder {
@@ -41,7 +46,46 @@ typedef struct builder {
     bool at_root;
 } builder;
 
-static int add_entry(builder *b, const char *comp, size_t comp_len, bool is_dir, etcdc_kv *kv)
+/* Fills e with the component, the value of kv (may be NULL) and the display name, in one
+ * allocation (see listing_entry). */
+static int entry_init(listing_entry *e, const char *comp, size_t comp_len, bool at_root,
+                      const etcdc_kv *kv)
+{
+    if (comp_len > UINT32_MAX)
+        return ENAMETOOLONG;
+    char name[NAMES_MAX + 1];
+    size_t name_len = names_to_display(comp, comp_len, at_root, name);
+    bool own_name = name_len != comp_len || memcmp(name, comp, comp_len);
+    size_t value_len = kv ? kv->value_len : 0;
+    char *block = malloc(comp_len + 1 + (kv ? value_len + 1 : 0) + (own_name ? name_len + 1 : 0));
+    if (!block)
+        return ENOMEM;
+    *e = (listing_entry){.comp = block,
+                         .name = block,
+                         .comp_len = (uint32_t)comp_len,
+                         .name_len = (uint16_t)name_len};
+    memcpy(block, comp, comp_len);
+    block[comp_len] = 0;
+    char *next = block + comp_len + 1;
+    if (kv) {
+        e->value = next;
+        if (value_len)
+            memcpy(e->value, kv->value, value_len);
+        e->value[value_len] = 0;
+        e->value_len = value_len;
+        e->mod_revision = kv->mod_revision;
+        e->value_error = kv->value_error;
+        e->has_kv = true;
+        next += value_len + 1;
+    }
+    if (own_name) {
+        e->name = next;
+        memcpy(e->name, name, name_len + 1);
+    }
+    return 0;
+}
+
+static int add_entry(builder *b, const char *comp, size_t comp_len, bool is_dir, const etcdc_kv *kv)
 {
     listing *l = b->l;
     if (l->n == b->cap) {
@@ -53,27 +97,13 @@ static int add_entry(builder *b, const char *comp, size_t comp_len, bool is_dir,
         b->cap = cap;
     }
     listing_entry *e = &l->e[l->n];
-    memset(e, 0, sizeof *e);
-    char name[NAMES_MAX + 1];
-    e->name_len = names_to_display(comp, comp_len, b->at_root, name);
-    e->name = strdup(name);
-    e->comp = malloc(comp_len + 1);
-    if (!e->name || !e->comp) {
-        free(e->name);
-        free(e->comp);
-        return ENOMEM;
-    }
-    memcpy(e->comp, comp, comp_len);
-    e->comp[comp_len] = 0;
-    e->comp_len = comp_len;
+    int rc = entry_init(e, comp, comp_len, b->at_root, kv);
+    if (rc)
+        return rc;
     e->is_dir = is_dir;
-    if (kv) {
-        e->kv = *kv; /* take ownership */
-        memset(kv, 0, sizeof *kv);
-        e->has_kv = true;
-    }
     l->n++;
-    size_t bytes = cache_entry_bytes(e->name_len, comp_len, e->kv.key_len, e->kv.value_len);
+    size_t bytes = cache_entry_bytes(e->name == e->comp ? 0 : e->name_len + 1, comp_len,
+                                     e->has_kv ? e->value_len + 1 : 0);
     l->bytes += bytes;
     cache_account_meta((int64_t)bytes);
     return 0;
@@ -105,25 +135,24 @@ static void finish(listing *l)
             listing_entry *prev = &l->e[out - 1];
             if (prev->comp_len == e->comp_len && !memcmp(prev->comp, e->comp, e->comp_len)) {
                 if (!prev->is_dir && e->is_dir) {
-                    /* file then directory of the same name: keep the directory, with the value */
-                    e->has_kv = true;
-                    e->kv = prev->kv;
-                    memset(&prev->kv, 0, sizeof prev->kv);
-                    free(prev->name);
-                    free(prev->comp);
-                    *prev = *e;
+                    /* file then directory of the same name: keep the directory, with the
+                     * value (the file's block holds the same component and name) */
+                    free(e->comp);
+                    prev->is_dir = true;
                     continue;
                 }
                 /* a duplicate directory (cannot happen with sorted keys; be safe) */
-                free(e->name);
                 free(e->comp);
-                etcdc_kv_clear(&e->kv);
                 continue;
             }
         }
         l->e[out++] = *e;
     }
     l->n = out;
+    /* The array grew by doubling; a kept listing needs room for its entries only. */
+    listing_entry *fit = realloc(l->e, out * sizeof *l->e);
+    if (fit)
+        l->e = fit;
 }
 
 /* Feeds one page of keys into the builder. *skip_end receives the end of the child
@@ -423,21 +452,18 @@ int listing_refresh(node *dir, bool is_root, listing **out)
 
 /* --- whole subtrees (prefetch.h) ------------------------------------------------------------ */
 
-/* A copy of kv's bytes and revisions, for a directory's own value (its "%value"), which its
- * parent's listing keeps as well. */
-static int kv_copy(etcdc_kv *dst, const etcdc_kv *src)
+/* The value of entry e, for a directory's own value (its "%value"), which its parent's
+ * listing keeps as well. */
+static int self_copy(etcdc_kv *dst, const listing_entry *e)
 {
-    *dst = *src;
-    dst->key = malloc(src->key_len + 1);
-    dst->value = malloc(src->value_len + 1);
-    if (!dst->key || !dst->value) {
-        free(dst->key);
-        free(dst->value);
+    etcdc_kv view = listing_entry_kv(e);
+    *dst = view;
+    dst->value = malloc(e->value_len + 1);
+    if (!dst->value) {
         memset(dst, 0, sizeof *dst);
         return ENOMEM;
     }
-    memcpy(dst->key, src->key, src->key_len + 1);
-    memcpy(dst->value, src->value, src->value_len + 1);
+    memcpy(dst->value, e->value, e->value_len + 1);
     return 0;
 }
 
@@ -495,7 +521,7 @@ static int subtree_push(subtree *st, const char *comp, size_t comp_len)
         if (e->comp_len < comp_len || memcmp(e->comp, comp, comp_len))
             break; /* before every name starting with comp: no value of that name */
         if (!e->is_dir && e->comp_len == comp_len && e->has_kv) {
-            if (kv_copy(&l->self, &e->kv)) {
+            if (self_copy(&l->self, e)) {
                 free(dir);
                 listing_unref(l);
                 return ENOMEM;

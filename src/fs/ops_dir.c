@@ -264,7 +264,8 @@ static bool entry_at(dir_handle *dh, size_t idx, const char **name, bool *is_dir
         if (key && (*out = node_obtain(key, klen, e->is_dir ? NODE_DIR : NODE_FILE)) &&
             !e->is_dir) {
             pthread_mutex_lock(&(*out)->mu);
-            node_apply_kv_locked(*out, &e->kv, dh->l->revision, dh->l->fetched_ns);
+            etcdc_kv kv = listing_entry_kv(e);
+            node_apply_kv_locked(*out, &kv, dh->l->revision, dh->l->fetched_ns);
             pthread_mutex_unlock(&(*out)->mu);
         }
         free(key);

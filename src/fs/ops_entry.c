@@ -86,7 +86,8 @@ static int lookup_listed(node *dir, const resolved *r, node **out)
         n = node_obtain(r->sub_key, r->sub_len, NODE_DIR);
     } else if ((n = node_obtain(r->file_key, r->file_len, NODE_FILE))) {
         pthread_mutex_lock(&n->mu);
-        node_apply_kv_locked(n, &e->kv, l->revision, l->fetched_ns);
+        etcdc_kv kv = listing_entry_kv(e);
+        node_apply_kv_locked(n, &kv, l->revision, l->fetched_ns);
         pthread_mutex_unlock(&n->mu);
     }
     listing_unref(l);

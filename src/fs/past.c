@@ -214,9 +214,13 @@ static int at_listing(listing **out)
     for (size_t i = 0; i < n; i++) {
         char name[REV_DIGITS + 1];
         int len = snprintf(name, sizeof name, "%" PRId64, revs[2 - n + i]);
-        e[i] = (listing_entry){.name = strdup(name), .comp = strdup(name), .is_dir = true};
-        e[i].name_len = e[i].comp_len = (size_t)len;
-        if (!e[i].name || !e[i].comp)
+        char *comp = strdup(name);
+        e[i] = (listing_entry){.comp = comp,
+                               .name = comp,
+                               .comp_len = (uint32_t)len,
+                               .name_len = (uint16_t)len,
+                               .is_dir = true};
+        if (!comp)
             rc = ENOMEM;
     }
     if (rc)
@@ -275,9 +279,10 @@ node *past_entry_node(const char *dir_key, size_t dir_len, const listing_entry *
     int64_t rev = split_key(dir_key, dir_len, &ekey, &elen);
     size_t klen;
     char *key = key_join(ekey, elen, e->comp, e->comp_len, NULL, 0, &klen);
+    etcdc_kv kv = listing_entry_kv(e);
     node *n = !key        ? NULL
               : e->is_dir ? obtain(rev, key, klen, "/", NODE_PAST_DIR)
-                          : file_node(rev, &e->kv, key, klen);
+                          : file_node(rev, &kv, key, klen);
     free(key);
     return n;
 }
