@@ -7,7 +7,7 @@
 #   --build DIR   clang build dir (default build-fuzz/ in the repository; relative paths are
 #                 taken from the repository root)
 #   --junit FILE  also write one JUnit test case per target (for scripts/test.sh's totals)
-#   TARGET        fuzz_names fuzz_crypt fuzz_response fuzz_watch (default: all)
+#   TARGET        fuzz_names fuzz_attrs fuzz_crypt fuzz_response fuzz_watch (default: all)
 #
 # The committed corpus (tests/fuzz/corpus/<target>/) is read, never written: new inputs go to
 # a temporary directory that is removed afterwards. A crash, leak, sanitizer report, timeout or
@@ -31,7 +31,7 @@ while [[ $# -gt 0 ]]; do
     *) TARGETS+=("$1"); shift ;;
   esac
 done
-[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(fuzz_names fuzz_crypt fuzz_response fuzz_watch)
+[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(fuzz_names fuzz_attrs fuzz_crypt fuzz_response fuzz_watch)
 [[ $BUILD = /* ]] || BUILD=$ROOT/$BUILD
 CC_BIN=${ETCDFS_FUZZ_CC:-clang}
 command -v "$CC_BIN" >/dev/null || { echo "run_fuzzers.sh: $CC_BIN not found (scripts/install-deps.sh installs clang)" >&2; exit 1; }
