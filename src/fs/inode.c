@@ -125,6 +125,7 @@ static void node_free(node *n)
     if (n->list)
         listing_unref(n->list);
     name_set_free(n->changed_names);
+    free(n->rec);
     pthread_mutex_destroy(&n->mu);
     cache_account(-(int64_t)n->cap);
     cache_account_meta(-(int64_t)cache_node_bytes(n->key_len));
@@ -600,6 +601,7 @@ bool node_apply_kv_locked(node *n, const etcdc_kv *kv, int64_t as_of, int64_t at
         return true;
     }
     bool changed = !n->known || n->mod_rev != kv->mod_revision;
+    n->create_rev = kv->create_revision;
     if (changed) {
         if (node_set_data_locked(n, kv->value ? kv->value : "", kv->value_len) != 0) {
             n->known = false; /* keep nothing half-updated: the next access reads again */
@@ -622,6 +624,7 @@ void node_apply_absent_locked(node *n, int64_t as_of, int64_t at_ns)
     n->as_of = as_of;
     n->known = true;
     n->mod_rev = 0;
+    n->create_rev = 0;
     n->size = 0;
     n->local_content = false;
     n->validated_ns = at_ns;
@@ -629,6 +632,8 @@ void node_apply_absent_locked(node *n, int64_t as_of, int64_t at_ns)
 
 void node_committed_locked(node *n, int64_t rev)
 {
+    if (!n->create_rev) /* created by this write (else its creation was seen) */
+        n->create_rev = rev;
     n->known = true;
     n->mod_rev = rev;
     if (rev > n->as_of)
@@ -642,6 +647,7 @@ void node_moved_locked(node *n, int64_t old_mod, int64_t rev)
         return;
     if (rev > n->as_of)
         n->as_of = rev;
+    n->create_rev = 0; /* a Put over an existing key keeps that key's: not known here */
     if (n->dirty || n->pending) {
         /* Local changes on top of what moved: based on the moved value from now on. */
         if (n->mod_rev == old_mod && n->mod_rev > 0)
@@ -656,6 +662,55 @@ void node_moved_locked(node *n, int64_t old_mod, int64_t rev)
         n->mod_rev = 0;
         n->validated_ns = 0;
     }
+}
+
+bool node_set_record_locked(node *n, const attrs *a, int64_t rev)
+{
+    if (n->rec && rev < n->rec->rev)
+        return false; /* older news */
+    if (!n->rec && !a)
+        return false; /* none seen, none there */
+    if (!n->rec && !(n->rec = calloc(1, sizeof *n->rec)))
+        return false; /* shown without: the defaults */
+    bool changed = n->rec->present != (a != NULL) || (a && memcmp(&n->rec->a, a, sizeof *a));
+    n->rec->rev = rev;
+    n->rec->present = a != NULL;
+    if (a)
+        n->rec->a = *a;
+    return changed;
+}
+
+const attrs *node_record_locked(const node *n, bool *mtime_applies)
+{
+    *mtime_applies = false;
+    if (!n->rec || !n->rec->present || (n->type != NODE_FILE && n->type != NODE_DIR))
+        return NULL;
+    const attrs *a = &n->rec->a;
+    bool dir_type = (a->mode & S_IFMT) == S_IFDIR;
+    if (dir_type != (n->type == NODE_DIR))
+        return NULL;
+    /* A directory's content is its entries: its record's mtime is its own (the marker's
+     * revision says nothing about it). */
+    int64_t content =
+        n->type == NODE_DIR ? (a->content > 0 ? a->content : n->rec->rev) : n->mod_rev;
+    unsigned applies = attrs_applies(a, n->rec->rev, n->create_rev, content);
+    *mtime_applies = (applies & ATTRS_APPLY_MTIME) != 0;
+    return applies ? a : NULL;
+}
+
+/* The stored attributes over the synthesized ones, when a record applies. */
+static void fill_from_record(const node *n, struct stat *st)
+{
+    bool with_mtime;
+    const attrs *a = node_record_locked(n, &with_mtime);
+    if (!a)
+        return;
+    st->st_mode = a->mode;
+    st->st_uid = a->uid;
+    st->st_gid = a->gid;
+    st->st_ctim = a->ctime;
+    if (with_mtime)
+        st->st_mtim = st->st_atim = a->mtime;
 }
 
 void node_fill_attr(node *n, struct stat *st, bool locked)
@@ -696,6 +751,8 @@ void node_fill_attr(node *n, struct stat *st, bool locked)
     st->st_mtim = n->mtime;
     st->st_ctim = n->mtime;
     st->st_atim = n->mtime;
+    if (g_fs.opts->attrs_mode != ATTRS_MODE_NONE)
+        fill_from_record(n, st);
     if (!locked)
         pthread_mutex_unlock(&n->mu);
 }

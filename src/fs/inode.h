@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include "attrs.h"
 #include "fs.h"
 
 typedef enum node_type {
@@ -46,7 +47,9 @@ typedef struct listing_entry {
     char *name;  /* display name, NUL-terminated */
     char *value; /* file: the value (NUL-terminated); dir: its own key's value when has_kv */
     size_t value_len;
-    int64_t mod_revision; /* of the entry's key/value (has_kv) */
+    int64_t mod_revision;    /* of the entry's key/value (has_kv) */
+    int64_t create_revision; /* of that key (file), or of the directory's marker (0: none) */
+    uint32_t rec;            /* its attribute record: listing.recs[rec - 1]; 0: none */
     uint32_t comp_len;
     uint16_t name_len;
     bool is_dir;
@@ -57,6 +60,13 @@ typedef struct listing_entry {
 /* The entry's key/value as etcdc_kv (key NULL; value and revision borrowed from e), for the
  * functions that take one (node_apply_kv_locked). */
 etcdc_kv listing_entry_kv(const listing_entry *e);
+
+/* An attribute record as a listing or a lookup read it (docs/design-attributes.md). */
+typedef struct attrs_seen {
+    attrs a;
+    int64_t rev;  /* the record key's mod_revision (or the revision it was seen absent at) */
+    bool present; /* false: the record is known absent as of rev */
+} attrs_seen;
 
 /* A snapshot of one directory, shared (refcounted) by the directory node and open handles. */
 typedef struct listing {
@@ -69,6 +79,8 @@ typedef struct listing {
     int64_t marker_mod; /* mod_revision of the marker key "<dir>/", 0 = none */
     bool self_present;  /* the directory's own key (without '/') holds a value */
     etcdc_kv self;      /* ... that key/value */
+    attrs_seen *recs;   /* the records of entries (listing_entry.rec) */
+    uint32_t nrecs;
 } listing;
 
 /* Fields are ordered so that the struct has no holes and stays under 224 bytes with malloc's
@@ -126,6 +138,10 @@ typedef struct node {
                                      * still prove every other name absent */
     uint64_t list_gen; /* changes at every node_drop_listing: a listing read before a change
                         * in the directory is not kept after it */
+    /* files and directories [mu] */
+    int64_t create_rev; /* create_revision of the key (file) or of the marker (directory) as
+                         * last seen: what an attribute record must name; 0: none or unknown */
+    attrs_seen *rec;    /* the entry's attribute record as last seen; NULL: none seen */
 } node;
 
 void table_init(const char *root_key, size_t root_len);
@@ -193,6 +209,14 @@ void node_moved_locked(node *n, int64_t old_mod, int64_t rev);
 int node_set_data_locked(node *n, const void *data, size_t len);
 /* Resizes (zero-filling) the content (under n->mu). Returns 0 or ENOMEM. */
 int node_resize_locked(node *n, size_t len);
+
+/* The node's attribute record is `a` (NULL: absent) as of revision rev (under n->mu): older
+ * news than what the node holds is ignored. Returns true when what stat shows may change. */
+bool node_set_record_locked(node *n, const attrs *a, int64_t rev);
+/* The record that applies to the node as it is (under n->mu): NULL when none does (absent, an
+ * orphan of an earlier key of the name, or of a type the node cannot be). *mtime_applies:
+ * whether its mtime describes the current content. */
+const attrs *node_record_locked(const node *n, bool *mtime_applies);
 
 /* Attributes of a node (for files: under n->mu, or pass locked=false to take it). */
 void node_fill_attr(node *n, struct stat *st, bool locked);

@@ -26,6 +26,7 @@ void listing_unref(listing *l)
     for (size_t i = 0; i < l->n; i++)
         free(l->e[i].comp);
     free(l->e);
+    free(l->recs);
     etcdc_kv_clear(&l->self);
     free(l);
 }
@@ -35,15 +36,30 @@ etcdc_kv listing_entry_kv(const listing_entry *e)
     return (etcdc_kv){.value = e->value,
                       .value_len = e->value_len,
                       .mod_revision = e->mod_revision,
+                      .create_revision = e->create_revision,
                       .value_error = e->value_error};
+}
+
+void listing_give_record_locked(node *n, const listing *l, const listing_entry *e)
+{
+    if (n->type == NODE_DIR)
+        n->create_rev = e->create_revision;
+    if (e->rec)
+        node_set_record_locked(n, &l->recs[e->rec - 1].a, l->recs[e->rec - 1].rev);
+    else
+        node_set_record_locked(n, NULL, l->revision);
 }
 
 typedef struct builder {
     listing *l;
-    size_t cap;
+    size_t cap, rec_cap;
     const char *dir;
     size_t dir_len;
     bool at_root;
+    /* a directory's record, which comes before the directory's keys, until they come */
+    attrs_seen dir_rec;
+    char *dir_rec_comp; /* NULL: none waiting */
+    size_t dir_rec_len;
 } builder;
 
 /* Fills e with the component, the value of kv (may be NULL) and the display name, in one
@@ -68,6 +84,7 @@ static int entry_init(listing_entry *e, const char *comp, size_t comp_len, bool 
     block[comp_len] = 0;
     char *next = block + comp_len + 1;
     if (kv) {
+        e->create_revision = kv->create_revision;
         e->value = next;
         if (value_len)
             memcpy(e->value, kv->value, value_len);
@@ -109,6 +126,98 @@ static int add_entry(builder *b, const char *comp, size_t comp_len, bool is_dir,
     return 0;
 }
 
+static int comp_cmp(const char *a, size_t a_len, const char *b, size_t b_len)
+{
+    int c = memcmp(a, b, a_len < b_len ? a_len : b_len);
+    return c ? c : (a_len > b_len) - (a_len < b_len);
+}
+
+/* Keeps record r in the listing: its number for listing_entry.rec (0: out of memory, the entry
+ * then shows the defaults). */
+static uint32_t keep_record(builder *b, const attrs_seen *r)
+{
+    listing *l = b->l;
+    if (l->nrecs == b->rec_cap) {
+        size_t cap = b->rec_cap ? b->rec_cap * 2 : 8;
+        attrs_seen *grown = cap <= UINT32_MAX ? realloc(l->recs, cap * sizeof *grown) : NULL;
+        if (!grown)
+            return 0;
+        l->recs = grown;
+        b->rec_cap = cap;
+    }
+    l->recs[l->nrecs++] = *r;
+    l->bytes += sizeof *r;
+    cache_account_meta((int64_t)sizeof *r);
+    return l->nrecs;
+}
+
+/* A key whose component is an attribute record (docs/design-attributes.md): it is no entry of
+ * its own. A file's record comes right after the file (only keys "name\0..." sort between
+ * them); a directory's comes before the directory's keys and waits for them. */
+static int take_record(builder *b, attrs_kind kind, const char *name, size_t name_len,
+                       const etcdc_kv *kv)
+{
+    attrs_seen r = {.rev = kv->mod_revision, .present = true};
+    if (kv->value_error || !attrs_parse(kv->value, kv->value_len, &r.a))
+        return 0; /* damaged, foreign or unreadable: the entry shows the defaults */
+    if (kind == ATTRS_FILE) {
+        for (size_t i = b->l->n; i-- > 0;) {
+            listing_entry *e = &b->l->e[i];
+            int c = comp_cmp(e->comp, e->comp_len, name, name_len);
+            if (c < 0)
+                break;
+            if (c == 0 && !e->is_dir && e->has_kv) {
+                e->rec = keep_record(b, &r);
+                break;
+            }
+        }
+        return 0;
+    }
+    char *copy = malloc(name_len + 1);
+    if (!copy)
+        return ENOMEM;
+    memcpy(copy, name, name_len);
+    free(b->dir_rec_comp);
+    b->dir_rec_comp = copy;
+    b->dir_rec_len = name_len;
+    b->dir_rec = r;
+    return 0;
+}
+
+/* Adds the child directory comp, first seen at key first: its marker when it has one. */
+static int add_dir(builder *b, const char *comp, size_t comp_len, const etcdc_kv *first)
+{
+    int rc = add_entry(b, comp, comp_len, true, NULL);
+    if (rc)
+        return rc;
+    listing_entry *e = &b->l->e[b->l->n - 1];
+    bool marker = first->key_len == b->dir_len + comp_len + 1;
+    if (marker)
+        e->create_revision = first->create_revision;
+    if (b->dir_rec_comp && b->dir_rec_len == comp_len && !memcmp(b->dir_rec_comp, comp, comp_len) &&
+        marker)
+        e->rec = keep_record(b, &b->dir_rec);
+    free(b->dir_rec_comp);
+    b->dir_rec_comp = NULL;
+    return 0;
+}
+
+/* Adds a key that lies directly in the directory (not the marker): a file, or a record. */
+static int add_file(builder *b, const char *comp, size_t comp_len, const etcdc_kv *kv)
+{
+    size_t name_len;
+    attrs_kind kind = attrs_key_kind(comp, comp_len, &name_len);
+    if (kind != ATTRS_NONE)
+        return take_record(b, kind, comp, name_len, kv);
+    return add_entry(b, comp, comp_len, false, kv);
+}
+
+static void builder_done(builder *b)
+{
+    free(b->dir_rec_comp);
+    b->dir_rec_comp = NULL;
+}
+
 static int entry_cmp(const void *pa, const void *pb)
 {
     const listing_entry *a = pa, *b = pb;
@@ -136,9 +245,12 @@ static void finish(listing *l)
             if (prev->comp_len == e->comp_len && !memcmp(prev->comp, e->comp, e->comp_len)) {
                 if (!prev->is_dir && e->is_dir) {
                     /* file then directory of the same name: keep the directory, with the
-                     * value (the file's block holds the same component and name) */
+                     * value (the file's block holds the same component and name) and the
+                     * directory's record (the file, shown as its %value, goes without) */
                     free(e->comp);
                     prev->is_dir = true;
+                    prev->create_revision = e->create_revision;
+                    prev->rec = e->rec;
                     continue;
                 }
                 /* a duplicate directory (cannot happen with sorted keys; be safe) */
@@ -183,10 +295,10 @@ static int feed(builder *b, etcdc_kvs *page, char **skip_end, size_t *skip_len)
                 continue; /* still inside the same child directory */
             cur_dir = rel;
             cur_len = clen;
-            rc = add_entry(b, rel, clen, true, NULL);
+            rc = add_dir(b, rel, clen, kv);
         } else {
             cur_dir = NULL;
-            rc = add_entry(b, rel, clen, false, kv);
+            rc = add_file(b, rel, clen, kv);
         }
     }
     if (rc == 0 && cur_dir) {
@@ -354,7 +466,8 @@ int listing_fetch_at(const char *dir_key, size_t dir_len, bool is_root, int64_t 
         if (code == ETCDC_ERR_COMPACTED && revision && !at_rev) {
             /* The snapshot revision was compacted between pages: start over. */
             listing_unref(b.l);
-            b.cap = 0;
+            b.cap = b.rec_cap = 0;
+            builder_done(&b);
             if (!(b.l = listing_new())) {
                 rc = ENOMEM;
                 goto out;
@@ -413,6 +526,7 @@ out:
     }
     if (b.l)
         listing_unref(b.l);
+    builder_done(&b);
     free(start);
     free(end);
     return rc;
@@ -490,6 +604,7 @@ static void subtree_pop(subtree *st)
     } else {
         listing_unref(b->l);
     }
+    builder_done(b);
     free((char *)b->dir);
 }
 
@@ -555,11 +670,11 @@ static int subtree_feed(subtree *st, etcdc_kv *kv)
         bool deeper;
         size_t clen = names_first_component(rel, rel_len, &deeper);
         if (!deeper)
-            return add_entry(top, rel, clen, false, kv);
+            return add_file(top, rel, clen, kv);
         const listing_entry *last = top->l->n ? &top->l->e[top->l->n - 1] : NULL;
         bool added =
             last && last->is_dir && last->comp_len == clen && !memcmp(last->comp, rel, clen);
-        int rc = added ? 0 : add_entry(top, rel, clen, true, NULL);
+        int rc = added ? 0 : add_dir(top, rel, clen, kv);
         if (rc == 0)
             rc = subtree_push(st, rel, clen);
         if (rc)
@@ -637,6 +752,7 @@ int listing_fetch_subtree(const char *dir_key, size_t dir_len, bool is_root, siz
         if (rc) {
             builder *b = &st.stack[--st.depth];
             listing_unref(b->l);
+            builder_done(b);
             free((char *)b->dir);
         } else {
             subtree_pop(&st);

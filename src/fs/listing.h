@@ -17,6 +17,11 @@
 listing *listing_ref(listing *l);
 void listing_unref(listing *l);
 
+/* Gives node n, obtained for entry e of listing l, what the listing knows of its attributes:
+ * the create_revision a record must name (directories: their marker's) and the record. Under
+ * n->mu. (A file's value is applied by node_apply_kv_locked with listing_entry_kv.) */
+void listing_give_record_locked(node *n, const listing *l, const listing_entry *e);
+
 /* Reads the directory (whose prefix is dir_key, ending in '/' unless it is the root of an
  * empty mount prefix). Returns 0 and a new listing (one reference), or an errno. */
 int listing_fetch(const char *dir_key, size_t dir_len, bool is_root, listing **out);

@@ -80,6 +80,7 @@ static const struct fuse_lowlevel_ops etcdfs_ops = {
     .forget = op_forget,
     .forget_multi = op_forget_multi,
     .getattr = op_getattr,
+    .readlink = op_readlink,
     .setattr = op_setattr,
     .mknod = op_mknod,
     .symlink = op_symlink,

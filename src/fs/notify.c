@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attrs.h"
 #include "cache.h"
 #include "commit.h"
 #include "inode.h"
@@ -84,6 +85,63 @@ static void forget_cached(node *n, void *arg)
     }
 }
 
+/* The node of the directory whose marker key is kv's learns the marker's create_revision (what
+ * its attribute record names). */
+static void marker_event(const etcdc_kv *kv, bool is_delete)
+{
+    node *d = node_find(kv->key, kv->key_len, NODE_DIR);
+    if (!d)
+        return;
+    pthread_mutex_lock(&d->mu);
+    int64_t before = d->create_rev;
+    d->create_rev = is_delete ? 0 : kv->create_revision;
+    bool changed = d->rec && d->rec->present && before != d->create_rev;
+    pthread_mutex_unlock(&d->mu);
+    if (changed)
+        fuse_lowlevel_notify_inval_inode(g_fs.se, d->ino, -1, 0); /* attributes only */
+    node_put(d);
+}
+
+/* An event on an attribute record (docs/design-attributes.md): the node of its entry takes it,
+ * and the listing of its directory, which holds the old one, goes. No name appears or vanishes.
+ * Returns false when kv is no record's key. */
+static bool record_event(const etcdc_kv *kv, bool is_delete, bool own)
+{
+    size_t at = kv->key_len;
+    while (at > g_fs.prefix_len && kv->key[at - 1] != '/')
+        at--;
+    size_t name_len;
+    attrs_kind kind = attrs_key_kind(kv->key + at, kv->key_len - at, &name_len);
+    if (kind == ATTRS_NONE) {
+        if (kv->key_len > g_fs.prefix_len && at == kv->key_len)
+            marker_event(kv, is_delete);
+        return false;
+    }
+    node *dir = node_find(kv->key, at, NODE_DIR);
+    if (dir) {
+        if (!node_listing_reflects(dir, kv->key + at, kv->key_len - at, kv->mod_revision, own))
+            node_drop_listing_for_event(dir);
+        node_put(dir);
+    }
+    size_t anchor_len;
+    char *anchor = key_join(kv->key, at + name_len, kind == ATTRS_DIR ? "/" : "",
+                            kind == ATTRS_DIR ? 1 : 0, NULL, 0, &anchor_len);
+    node *n =
+        anchor ? node_find(anchor, anchor_len, kind == ATTRS_DIR ? NODE_DIR : NODE_FILE) : NULL;
+    free(anchor);
+    if (!n)
+        return true;
+    attrs a;
+    bool present = !is_delete && !kv->value_error && attrs_parse(kv->value, kv->value_len, &a);
+    pthread_mutex_lock(&n->mu);
+    bool changed = node_set_record_locked(n, present ? &a : NULL, kv->mod_revision);
+    pthread_mutex_unlock(&n->mu);
+    if (changed)
+        fuse_lowlevel_notify_inval_inode(g_fs.se, n->ino, -1, 0); /* attributes only */
+    node_put(n);
+    return true;
+}
+
 static void apply_event(const queued_event *e)
 {
     stats_watch_applied(e->kv.mod_revision, e->received_ns);
@@ -95,6 +153,8 @@ static void apply_event(const queued_event *e)
     /* A change this mount made: the operation put its result in the node table before this
      * event is looked at (commit.h), and the kernel learned it from the operation. */
     bool own = commit_is_own(kv->mod_revision);
+    if (record_event(kv, e->is_delete, own))
+        return;
     bool known_here = own; /* the kernel got this very name and version from us already */
     node *f = node_find(kv->key, kv->key_len, NODE_FILE);
     bool reborn = false;

@@ -15,6 +15,8 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
 void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
 void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
 void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/* A file whose attribute record says S_IFLNK is a symbolic link to its value. */
+void op_readlink(fuse_req_t req, fuse_ino_t ino);
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                 struct fuse_file_info *fi);
 void op_statfs(fuse_req_t req, fuse_ino_t ino);

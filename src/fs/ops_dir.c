@@ -261,11 +261,13 @@ static bool entry_at(dir_handle *dh, size_t idx, const char **name, bool *is_dir
         size_t klen;
         char *key = key_join(dh->dir_key, dh->dir_len, e->comp, e->comp_len, e->is_dir ? "/" : "",
                              e->is_dir ? 1 : 0, &klen);
-        if (key && (*out = node_obtain(key, klen, e->is_dir ? NODE_DIR : NODE_FILE)) &&
-            !e->is_dir) {
+        if (key && (*out = node_obtain(key, klen, e->is_dir ? NODE_DIR : NODE_FILE))) {
             pthread_mutex_lock(&(*out)->mu);
-            etcdc_kv kv = listing_entry_kv(e);
-            node_apply_kv_locked(*out, &kv, dh->l->revision, dh->l->fetched_ns);
+            if (!e->is_dir) {
+                etcdc_kv kv = listing_entry_kv(e);
+                node_apply_kv_locked(*out, &kv, dh->l->revision, dh->l->fetched_ns);
+            }
+            listing_give_record_locked(*out, dh->l, e);
             pthread_mutex_unlock(&(*out)->mu);
         }
         free(key);

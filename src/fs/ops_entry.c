@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attrs.h"
 #include "cache.h"
 #include "file_sync.h"
 #include "listing.h"
@@ -81,13 +82,15 @@ static int lookup_listed(node *dir, const resolved *r, node **out)
         return ENOENT;
     }
     stats_inc(STAT_cache_lookup_hit);
-    node *n = NULL;
-    if (e->is_dir) {
-        n = node_obtain(r->sub_key, r->sub_len, NODE_DIR);
-    } else if ((n = node_obtain(r->file_key, r->file_len, NODE_FILE))) {
+    node *n = e->is_dir ? node_obtain(r->sub_key, r->sub_len, NODE_DIR)
+                        : node_obtain(r->file_key, r->file_len, NODE_FILE);
+    if (n) {
         pthread_mutex_lock(&n->mu);
-        etcdc_kv kv = listing_entry_kv(e);
-        node_apply_kv_locked(n, &kv, l->revision, l->fetched_ns);
+        if (!e->is_dir) {
+            etcdc_kv kv = listing_entry_kv(e);
+            node_apply_kv_locked(n, &kv, l->revision, l->fetched_ns);
+        }
+        listing_give_record_locked(n, l, e);
         pthread_mutex_unlock(&n->mu);
     }
     listing_unref(l);
@@ -95,15 +98,47 @@ static int lookup_listed(node *dir, const resolved *r, node **out)
     return n ? 0 : ENOMEM;
 }
 
-/* One read-only Txn: the key itself, and whether anything lies below it. */
+/* The attribute record of kind in a lookup's answer (the keys "<name>\0..."), into *a; false
+ * when none is there (or it does not parse: the defaults). */
+static bool record_in(const etcdc_kvs *recs, const resolved *r, attrs_kind kind, attrs *a,
+                      int64_t *rev)
+{
+    for (size_t i = 0; recs && i < recs->count; i++) {
+        const etcdc_kv *kv = &recs->kvs[i];
+        size_t name_len;
+        if (kv->key_len > r->dir_len &&
+            attrs_key_kind(kv->key + r->dir_len, kv->key_len - r->dir_len, &name_len) == kind &&
+            name_len == r->comp_len && !kv->value_error &&
+            attrs_parse(kv->value, kv->value_len, a)) {
+            *rev = kv->mod_revision;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Gives n the record of kind found by a lookup answered at revision. */
+static void give_record_locked(node *n, const etcdc_kvs *recs, const resolved *r, attrs_kind kind,
+                               int64_t revision)
+{
+    attrs a;
+    int64_t rev = revision;
+    bool present = record_in(recs, r, kind, &a, &rev);
+    node_set_record_locked(n, present ? &a : NULL, rev);
+}
+
+/* One read-only Txn: the key itself, whether anything lies below it, and the attribute
+ * records of both (docs/design-attributes.md): the keys from "<name>\0" to "<name>\1". */
 static int lookup_in_etcd(const resolved *r, node **out)
 {
     int64_t now = now_ns();
     int rc;
     node *n = NULL;
     etcdc_txn *t = etcdc_txn_new();
-    size_t end_len;
+    size_t end_len, rec_len = 0, rec_end_len = 0;
     char *end = key_prefix_end(r->sub_key, r->sub_len, &end_len);
+    char *rec = key_join(r->file_key, r->file_len, "\0", 1, NULL, 0, &rec_len);
+    char *rec_end = key_join(r->file_key, r->file_len, "\1", 1, NULL, 0, &rec_end_len);
     etcdc_range_req get = {.key = r->file_key, .key_len = r->file_len};
     etcdc_range_req below = {.key = r->sub_key,
                              .key_len = r->sub_len,
@@ -111,28 +146,45 @@ static int lookup_in_etcd(const resolved *r, node **out)
                              .range_end_len = end_len,
                              .limit = 1,
                              .keys_only = true};
+    etcdc_range_req recs = {
+        .key = rec, .key_len = rec_len, .range_end = rec_end, .range_end_len = rec_end_len};
     etcdc_txn_result res = {0};
     etcdc_error err = {0};
     /* The name "%" at the root of the whole key space stands for the keys starting with '/':
      * its own key would be the empty key, which etcd cannot hold (nor be asked for). */
     bool own_key = r->file_len > 0;
-    size_t ops = own_key ? 2 : 1;
-    if (!end)
+    bool with_recs = own_key && g_fs.opts->attrs_mode != ATTRS_MODE_NONE;
+    size_t ops = (own_key ? 2 : 1) + (with_recs ? 1 : 0);
+    if (!end || !rec || !rec_end)
         etcdc_txn_set_error(t, ETCDC_ERR_NO_MEMORY);
     if (own_key)
         etcdc_txn_get(t, ETCDC_THEN, &get);
     etcdc_txn_get(t, ETCDC_THEN, &below);
+    if (with_recs)
+        etcdc_txn_get(t, ETCDC_THEN, &recs);
     etcdc_code code = etcdc_txn_commit(g_fs.client, t, &res, &err);
+    size_t below_at = own_key ? 1 : 0;
+    const etcdc_kvs *found = with_recs && res.op_count == ops ? &res.ops[ops - 1].kvs : NULL;
     if (code != ETCDC_OK) {
         rc = fs_fail("lookup", r->file_key, r->file_len, code, &err);
-    } else if (res.op_count == ops && res.ops[ops - 1].kvs.count > 0) {
+    } else if (res.op_count == ops && res.ops[below_at].kvs.count > 0) {
         n = node_obtain(r->sub_key, r->sub_len, NODE_DIR);
+        if (n) {
+            const etcdc_kv *first = &res.ops[below_at].kvs.kvs[0];
+            pthread_mutex_lock(&n->mu);
+            n->create_rev = first->key_len == r->sub_len ? first->create_revision : 0;
+            if (with_recs)
+                give_record_locked(n, found, r, ATTRS_DIR, res.revision);
+            pthread_mutex_unlock(&n->mu);
+        }
         rc = n ? 0 : ENOMEM;
-    } else if (own_key && res.op_count == 2 && res.ops[0].kvs.count > 0) {
+    } else if (own_key && res.op_count == ops && res.ops[0].kvs.count > 0) {
         n = node_obtain(r->file_key, r->file_len, NODE_FILE);
         if (n) {
             pthread_mutex_lock(&n->mu);
             node_apply_kv_locked(n, &res.ops[0].kvs.kvs[0], res.revision, now);
+            if (with_recs)
+                give_record_locked(n, found, r, ATTRS_FILE, res.revision);
             pthread_mutex_unlock(&n->mu);
         }
         rc = n ? 0 : ENOMEM;
@@ -142,6 +194,8 @@ static int lookup_in_etcd(const resolved *r, node **out)
     etcdc_txn_result_clear(&res);
     etcdc_txn_free(t);
     free(end);
+    free(rec);
+    free(rec_end);
     *out = n;
     return rc;
 }
@@ -268,6 +322,34 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     else
         fuse_reply_err(req, rc);
     log_debug("getattr %lu -> %s", (unsigned long)ino, rc ? strerror(rc) : "ok");
+    node_put(n);
+}
+
+void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+    node *n = node_get(ino);
+    int rc = !n ? ENOENT : n->type != NODE_FILE ? EINVAL : 0;
+    char *target = NULL;
+    if (rc == 0) {
+        pthread_mutex_lock(&n->mu);
+        /* The target is the key's value: as fresh as getattr's answer would be. */
+        if (!n->pending && !n->dirty &&
+            !(n->known && now_ns() - n->validated_ns <= cache_trust_ns()))
+            rc = file_revalidate_locked(n, &(bool){0});
+        bool with_mtime;
+        const attrs *a = node_record_locked(n, &with_mtime);
+        if (rc == 0 && (g_fs.opts->attrs_mode == ATTRS_MODE_NONE || !a || !S_ISLNK(a->mode)))
+            rc = EINVAL; /* not a symbolic link, as readlink(2) says */
+        if (rc == 0 && !(target = strndup(n->data ? n->data : "", n->size)))
+            rc = ENOMEM;
+        pthread_mutex_unlock(&n->mu);
+    }
+    if (rc == 0)
+        fuse_reply_readlink(req, target);
+    else
+        fuse_reply_err(req, rc);
+    log_debug("readlink %lu -> %s", (unsigned long)ino, rc ? strerror(rc) : "ok");
+    free(target);
     node_put(n);
 }
 

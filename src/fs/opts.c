@@ -25,6 +25,7 @@ typedef enum opt_type {
     T_OCTAL,    /* mode_t */
     T_SECONDS,  /* double */
     T_CONSISTENCY,
+    T_ATTRS,
     T_PASSWORD, /* refused: passwords never come from argv */
 } opt_type;
 
@@ -76,6 +77,9 @@ static const opt_spec option_table[] = {
     {"consistency", T_CONSISTENCY, F(consistency), "MODE",
      "close-to-open (default), watch (the watch-coherent cache answers without a round trip) "
      "or strict (every access asks etcd); docs/consistency.md"},
+    {"attrs", T_ATTRS, F(attrs_mode), "MODE",
+     "etcd (default: mode, owner and times kept in etcd as attribute records are shown) or "
+     "none (a plain mirror: --uid/--gid/--umask only); docs/design-attributes.md"},
     {"allow-other", T_FLAG, F(allow_other), NULL, "let other users access the mount"},
     {"ro", T_FLAG, F(ro), NULL, "read-only mount"},
     {"quiet", T_FLAG, F(quiet), NULL, "chmod/chown succeed without effect instead of EPERM"},
@@ -301,6 +305,14 @@ static int apply(etcdfs_opts *o, const opt_spec *spec, const char *value, char *
             o->consistency = CONSISTENCY_STRICT;
         else
             return fail(err, es, "bad consistency '%s' (close-to-open, watch or strict)", value);
+        return 0;
+    case T_ATTRS:
+        if (!strcmp(value, "etcd"))
+            o->attrs_mode = ATTRS_MODE_ETCD;
+        else if (!strcmp(value, "none"))
+            o->attrs_mode = ATTRS_MODE_NONE;
+        else
+            return fail(err, es, "bad attrs mode '%s' (etcd or none)", value);
         return 0;
     default: return fail(err, es, "internal error: option '%s'", spec->name);
     }

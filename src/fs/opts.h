@@ -19,6 +19,12 @@ typedef enum etcdfs_consistency {
     CONSISTENCY_STRICT,
 } etcdfs_consistency;
 
+/* --attrs: whether attribute records (docs/design-attributes.md) are used. */
+typedef enum etcdfs_attrs_mode {
+    ATTRS_MODE_ETCD = 0, /* shown where a record applies */
+    ATTRS_MODE_NONE,     /* never read (a plain mirror: the mount-wide defaults only) */
+} etcdfs_attrs_mode;
+
 /* Filled by opts_parse; every string is malloc'ed and owned by the struct (opts_free). */
 typedef struct etcdfs_opts {
     /* connection */
@@ -36,6 +42,7 @@ typedef struct etcdfs_opts {
     int64_t lock_ttl_ms;        /* --lock-ttl: the lock session's lease (0: 10 s) */
     bool lock_fencing;          /* --lock-fencing: writes conditional on the held lock key */
     etcdfs_consistency consistency;
+    etcdfs_attrs_mode attrs_mode; /* --attrs */
     /* process */
     bool foreground, debug, show_help, show_version;
     char *log_level; /* --log-level: error, warning, info (NULL: info; -d: debug) */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attrs.h"
 #include "listing.h"
 #include "past.h"
 
@@ -80,6 +81,11 @@ int resolve_name(node *dir, const char *name, resolved *r)
         break;
     }
     default: break;
+    }
+    size_t record_of;
+    if (attrs_key_kind(r->comp, r->comp_len, &record_of) != ATTRS_NONE) {
+        rc = EINVAL; /* an attribute record's key (docs/design-attributes.md): no entry */
+        goto out;
     }
     r->file_key = key_join(r->dir_key, r->dir_len, r->comp, r->comp_len, NULL, 0, &r->file_len);
     r->sub_key = key_join(r->dir_key, r->dir_len, r->comp, r->comp_len, "/", 1, &r->sub_len);
