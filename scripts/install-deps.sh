@@ -26,6 +26,7 @@ PACKAGES=(
   attr inotify-tools iproute2 util-linux psmisc procps clang clang-format
   libclang-rt-dev valgrind  # libFuzzer + sanitizer runtimes (only recommended by clang); valgrind
   dpkg-dev man-db systemd   # tests/integration/test_operator.py: cpack DEB deps, man -l, unit verify
+  rsync tar                 # tests/integration/test_fs_attrs.py: rsync -a and tar x round trips
 )
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }

@@ -1,10 +1,13 @@
 /* file_sync.c - a file node's content against etcd (see file_sync.h). */
 #include "file_sync.h"
 
+#include "attrs_store.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "attrs_store.h"
 #include "commit.h"
 #include "key_guards.h"
 #include "log.h"
@@ -158,36 +161,45 @@ static int fence_guard(etcdc_txn *t, char **fence_key, size_t *fence_len)
  * another host is not brought back (ENOENT). With guards (writeback_guards) the Txn also reads
  * the key when it fails, to tell a lost race (ESTALE: the key changed, appeared or vanished)
  * from a vanished directory (ENOENT). */
-static int put_content_txn(node *n, const char *key, size_t len, bool *use_witness, int64_t *rev,
-                           etcdc_error *err, etcdc_code *code);
+static int put_content_txn(node *n, const char *key, size_t len, attrs_writeback wb,
+                           const attrs *rec, bool *use_witness, int64_t *rev, etcdc_error *err,
+                           etcdc_code *code);
 
+/* ... and the file's attribute record with it, in the same request, when it has one
+ * (attrs_store.h): the new mtime travels with the content. */
 static int put_content(node *n, const char *key, size_t len, int64_t *rev, etcdc_error *err,
                        etcdc_code *code)
 {
     const char *data = n->data ? n->data : "";
-    if (n->mod_rev > 0 && !g_fs.opts->conflict_check && !g_fs.opts->lock_fencing) {
+    attrs rec;
+    attrs_writeback wb = attrs_for_writeback_locked(n, n->mod_rev == 0, &rec);
+    if (n->mod_rev > 0 && !g_fs.opts->conflict_check && !g_fs.opts->lock_fencing &&
+        wb == ATTRS_WB_LEAVE) {
         *code = etcdc_put(g_fs.client, key, len, data, n->size, rev, err);
         return 0;
     }
     bool witnessed = true;
-    int rc = put_content_txn(n, key, len, &witnessed, rev, err, code);
+    int rc = put_content_txn(n, key, len, wb, &rec, &witnessed, rev, err, code);
     if (rc == ENOENT && witnessed) {
         /* The parent's witness may have been deleted while the directory lives on: ask again
          * over the whole directory before calling the directory gone. */
         witness_forget_dir(key, len);
         witnessed = false;
-        rc = put_content_txn(n, key, len, &witnessed, rev, err, code);
+        rc = put_content_txn(n, key, len, wb, &rec, &witnessed, rev, err, code);
     }
     if (rc == 0 && *code == ETCDC_OK)
         witness_note(key, len);
+    if (rc == 0 && *code == ETCDC_OK)
+        attrs_written_locked(n, wb, &rec, *rev);
     return rc;
 }
 
 /* put_content's Txn. With *use_witness the parent guard may compare one witness key, and
  * *use_witness tells afterwards whether it did (an ENOENT may then only mean the witness is
  * gone: the caller asks again without it). */
-static int put_content_txn(node *n, const char *key, size_t len, bool *use_witness, int64_t *rev,
-                           etcdc_error *err, etcdc_code *code)
+static int put_content_txn(node *n, const char *key, size_t len, attrs_writeback wb,
+                           const attrs *rec, bool *use_witness, int64_t *rev, etcdc_error *err,
+                           etcdc_code *code)
 {
     const char *data = n->data ? n->data : "";
     bool fencing = g_fs.opts->lock_fencing;
@@ -205,6 +217,10 @@ static int put_content_txn(node *n, const char *key, size_t len, bool *use_witne
     size_t fence_len = 0;
     int rc = fencing ? fence_guard(t, &fence_key, &fence_len) : 0;
     etcdc_txn_put(t, ETCDC_THEN, key, len, data, n->size, 0);
+    if (wb == ATTRS_WB_PUT)
+        txn_put_record(t, ETCDC_THEN, key, len, rec);
+    else if (wb == ATTRS_WB_DROP)
+        txn_delete_record(t, ETCDC_THEN, key, len, ATTRS_FILE);
     /* Without --conflict-check the compares read only keys the Txn does not write (the parent,
      * the lock): sent again when the connection broke (a member restarted or cut off), it
      * writes the same content under the same guards, as a retried Put would. */
@@ -236,6 +252,8 @@ void file_drop_changes_locked(node *n, int rc)
     n->dirty = n->written = n->pending = n->too_big = n->has_base = false;
     n->known = false;
     n->mod_rev = 0;
+    if (n->rec && n->rec->local) /* a chmod made since goes with the changes it waited for */
+        n->rec->local = n->rec->present = false;
 }
 
 int file_writeback_locked(node *n, const char *why)

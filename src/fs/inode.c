@@ -666,8 +666,8 @@ void node_moved_locked(node *n, int64_t old_mod, int64_t rev)
 
 bool node_set_record_locked(node *n, const attrs *a, int64_t rev)
 {
-    if (n->rec && rev < n->rec->rev)
-        return false; /* older news */
+    if (n->rec && (rev < n->rec->rev || n->rec->local))
+        return false; /* older news, or a local record that waits for its write-back */
     if (!n->rec && !a)
         return false; /* none seen, none there */
     if (!n->rec && !(n->rec = calloc(1, sizeof *n->rec)))
@@ -680,6 +680,15 @@ bool node_set_record_locked(node *n, const attrs *a, int64_t rev)
     return changed;
 }
 
+int node_set_local_record_locked(node *n, const attrs *a)
+{
+    if (!n->rec && !(n->rec = calloc(1, sizeof *n->rec)))
+        return ENOMEM;
+    n->rec->a = *a;
+    n->rec->present = n->rec->local = true;
+    return 0;
+}
+
 const attrs *node_record_locked(const node *n, bool *mtime_applies)
 {
     *mtime_applies = false;
@@ -689,6 +698,10 @@ const attrs *node_record_locked(const node *n, bool *mtime_applies)
     bool dir_type = (a->mode & S_IFMT) == S_IFDIR;
     if (dir_type != (n->type == NODE_DIR))
         return NULL;
+    if (n->rec->local) {
+        *mtime_applies = true;
+        return a;
+    }
     /* A directory's content is its entries: its record's mtime is its own (the marker's
      * revision says nothing about it). */
     int64_t content =

@@ -66,6 +66,8 @@ typedef struct attrs_seen {
     attrs a;
     int64_t rev;  /* the record key's mod_revision (or the revision it was seen absent at) */
     bool present; /* false: the record is known absent as of rev */
+    bool local;   /* in a node: set here (chmod of a file whose content is not written yet),
+                   * to be written with the content; news from etcd does not replace it */
 } attrs_seen;
 
 /* A snapshot of one directory, shared (refcounted) by the directory node and open handles. */
@@ -213,6 +215,9 @@ int node_resize_locked(node *n, size_t len);
 /* The node's attribute record is `a` (NULL: absent) as of revision rev (under n->mu): older
  * news than what the node holds is ignored. Returns true when what stat shows may change. */
 bool node_set_record_locked(node *n, const attrs *a, int64_t rev);
+/* A record set here for a file whose content is not written yet (under n->mu): it applies at
+ * once and is written with the content (attrs_store.h). Returns 0 or ENOMEM. */
+int node_set_local_record_locked(node *n, const attrs *a);
 /* The record that applies to the node as it is (under n->mu): NULL when none does (absent, an
  * orphan of an earlier key of the name, or of a type the node cannot be). *mtime_applies:
  * whether its mtime describes the current content. */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attrs.h"
 #include "witness.h"
 
 /* If(the parent directory of key still exists): CREATE > 0 over [parent/, end) holds only when
@@ -50,6 +51,35 @@ static void if_nothing_in(etcdc_txn *t, const char *from, size_t from_len, const
         etcdc_txn_if_range(t, from, from_len, to, to_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
 }
 
+/* if_nothing_in over [from, to) but for the records of name (its "\0attrs" and "\0dirattrs"
+ * keys, which the operation moves or drops with it). */
+static void if_nothing_in_but_records(etcdc_txn *t, const char *from, size_t from_len,
+                                      const char *to, size_t to_len, const char *name,
+                                      size_t name_len)
+{
+    size_t f_len, d_len;
+    char *f = attrs_key(name, name_len, ATTRS_FILE, &f_len);
+    char *d = f ? key_join(name, name_len, "\0dirattrs", 9, NULL, 0, &d_len) : NULL;
+    if (!f || !d) {
+        etcdc_txn_set_error(t, ETCDC_ERR_NO_MEMORY);
+    } else {
+        /* name\0attrs < name\0dirattrs; each record key ends where the key + NUL begins */
+        f[f_len] = 0;
+        d[d_len] = 0;
+        if_nothing_in(t, from, from_len, f, f_len);
+        if_nothing_in(t, f, f_len + 1, d, d_len);
+        if_nothing_in(t, d, d_len + 1, to, to_len);
+    }
+    free(f);
+    free(d);
+}
+
+void txn_if_empty_but(etcdc_txn *t, const char *from, size_t from_len, const char *to,
+                      size_t to_len, const char *name, size_t name_len)
+{
+    if_nothing_in_but_records(t, from, from_len, to, to_len, name, name_len);
+}
+
 void txn_keep_parent(etcdc_txn *t, const resolved *r, bool subtree)
 {
     if (r->at_root || r->file_len == r->dir_len)
@@ -71,9 +101,11 @@ void txn_keep_parent(etcdc_txn *t, const resolved *r, bool subtree)
     } else {
         if_nothing_in(inner, r->dir_key, r->dir_len, r->file_key, r->file_len);
         if (sub_end)
-            if_nothing_in(inner, after, after_len, r->sub_key, r->sub_len);
+            if_nothing_in_but_records(inner, after, after_len, r->sub_key, r->sub_len, r->file_key,
+                                      r->file_len);
         else
-            if_nothing_in(inner, after, after_len, end, end_len);
+            if_nothing_in_but_records(inner, after, after_len, end, end_len, r->file_key,
+                                      r->file_len);
         if (sub_end)
             if_nothing_in(inner, sub_end, sub_end_len, end, end_len);
     }

@@ -17,6 +17,10 @@
  * operation leaves it empty: the directory survives losing r's key (and, with subtree, the
  * keys below r), decided by etcd in the same round trip, whatever other hosts did meanwhile. */
 void txn_keep_parent(etcdc_txn *t, const resolved *r, bool subtree);
+/* If(nothing lies in [from, to) but the attribute records of the entry name): the compares of
+ * an operation that removes name and its records together. */
+void txn_if_empty_but(etcdc_txn *t, const char *from, size_t from_len, const char *to,
+                      size_t to_len, const char *name, size_t name_len);
 /* If(the parent directory of key still exists) (no compare at the mount root). */
 void txn_if_parent_exists(etcdc_txn *t, const char *key, size_t len);
 /* The same guard, on one witness key when one is known (witness.h) and witnessed is not NULL:

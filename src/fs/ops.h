@@ -31,15 +31,15 @@ void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
 void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
-/* Symlinks have no representation in etcd: EPERM, as symlink(2) documents for a filesystem
- * that does not support them (without this op the kernel would answer ENOSYS). */
-void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
 
 /* ops_file.c */
 void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                struct fuse_file_info *fi);
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
+/* A symbolic link is a key holding the target with an S_IFLNK attribute record; without
+ * records (--attrs=none) EPERM, as symlink(2) says for a filesystem without them. */
+void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
 void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
               struct fuse_file_info *fi);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attrs_store.h"
 #include "commit.h"
 #include "key_guards.h"
 #include "listing.h"
@@ -380,7 +381,6 @@ void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-    (void)mode;
     stats_inc(STAT_OP_mkdir);
     resolved r = {0};
     node *n = NULL;
@@ -396,6 +396,8 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
         rc = resolve_name(dir, name, &r);
     if (rc == 0 && r.kind != NAMES_PLAIN && r.kind != NAMES_ESCAPED)
         rc = EEXIST; /* %value, .etcdfs and shortened names only name existing things */
+    attrs rec;
+    bool with_rec = rc == 0 && attrs_for_new_entry(dir, S_IFDIR | (mode & 07777), req, &rec);
     etcdc_txn *t = NULL;
     size_t end_len = 0;
     char *end = NULL;
@@ -410,6 +412,12 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
         etcdc_txn_if(t, r.file_key, r.file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
         etcdc_txn_if_range(t, r.sub_key, r.sub_len, end, end_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
         etcdc_txn_put(t, ETCDC_THEN, r.sub_key, r.sub_len, "", 0, 0);
+        /* its attribute record hangs on the marker, created with it (anchor 0); a record
+         * left by an earlier directory of the name goes */
+        if (with_rec)
+            txn_put_record(t, ETCDC_THEN, r.sub_key, r.sub_len, &rec);
+        else if (attrs_writable())
+            txn_delete_record(t, ETCDC_THEN, r.sub_key, r.sub_len, ATTRS_DIR);
         etcdc_code code = etcdc_txn_commit(g_fs.client, t, &res, &err);
         rc = code != ETCDC_OK ? fs_fail("mkdir", r.sub_key, r.sub_len, code, &err)
              : res.succeeded  ? 0
@@ -420,10 +428,15 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
     if (rc == 0) {
         witness_note(r.sub_key, r.sub_len); /* its marker proves it exists to later creates */
         node_listing_name_changed(dir, r.comp, r.comp_len);
-        if (!(n = node_obtain(r.sub_key, r.sub_len, NODE_DIR)))
+        if (!(n = node_obtain(r.sub_key, r.sub_len, NODE_DIR))) {
             rc = ENOMEM;
-        else
+        } else {
             node_listing_set_empty(n, rev); /* etcd checked: nothing below it but the marker */
+            pthread_mutex_lock(&n->mu);
+            n->create_rev = rev;
+            node_set_record_locked(n, with_rec ? &rec : NULL, rev);
+            pthread_mutex_unlock(&n->mu);
+        }
     }
     commit_end(&cm, rev);
     if (rc == 0) {
@@ -471,6 +484,7 @@ static int rmdir_attempt(void *arg)
     etcdc_txn_if(t, r->sub_key, r->sub_len, ETCDC_CMP_MOD, ETCDC_EQUAL, x->marker_mod);
     etcdc_txn_if(t, r->file_key, r->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
     etcdc_txn_delete(t, ETCDC_THEN, r->sub_key, r->sub_len, x->end, x->end_len, false);
+    txn_delete_record(t, ETCDC_THEN, r->sub_key, r->sub_len, ATTRS_DIR);
     txn_keep_parent(t, r, true);
     etcdc_txn_get(t, ETCDC_ELSE, &below);
     etcdc_txn_get(t, ETCDC_ELSE, &self);
@@ -587,14 +601,17 @@ static int unlink_txn(const resolved *r, bool keep_dir, int64_t *rev)
         /* the key "a" lies outside "a/": the directory is empty when nothing is below */
         etcdc_txn_if_range(t, d, d_len, end, end_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
     } else if (keep_dir) {
-        /* nothing in [dir/, key) and nothing in (key, end of dir) */
+        /* nothing in [dir/, key) and nothing in (key, end of dir) but the key's records */
         etcdc_txn_if_range(t, d, d_len, r->file_key, r->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
-        etcdc_txn_if_range(t, after, after_len, end, end_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+        txn_if_empty_but(t, after, after_len, end, end_len, r->file_key, r->file_len);
     }
+    /* The file and its attribute record go together (docs/design-attributes.md). */
     etcdc_txn_delete(t, ETCDC_THEN, r->file_key, r->file_len, NULL, 0, false);
+    txn_delete_record(t, ETCDC_THEN, r->file_key, r->file_len, ATTRS_FILE);
     if (keep_dir) {
         etcdc_txn_put(t, ETCDC_THEN, d, d_len, "", 0, 0);
         etcdc_txn_delete(t, ETCDC_ELSE, r->file_key, r->file_len, NULL, 0, false);
+        txn_delete_record(t, ETCDC_ELSE, r->file_key, r->file_len, ATTRS_FILE);
     }
     etcdc_code code = etcdc_txn_commit(g_fs.client, t, &res, &err);
     int rc = 0;
@@ -663,13 +680,4 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
     log_debug("unlink %lu '%s' -> %s", (unsigned long)parent, name, rc ? strerror(rc) : "ok");
     node_put(dir);
     resolved_free(&r);
-}
-
-void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
-{
-    (void)link;
-    (void)name;
-    node *dir = node_get(parent);
-    fuse_reply_err(req, dir && past_node(dir) ? EROFS : EPERM);
-    node_put(dir);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "attrs.h"
+#include "attrs_store.h"
 #include "cache.h"
 #include "file_sync.h"
 #include "listing.h"
@@ -325,6 +326,36 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     node_put(n);
 }
 
+static bool has_record_locked(const node *n)
+{
+    bool with_mtime;
+    return node_record_locked(n, &with_mtime) != NULL;
+}
+
+/* chmod, chown and utimens with records: the record of n with what to_set changes. */
+static int store_attrs(node *n, const struct stat *attr, int to_set)
+{
+    pthread_mutex_lock(&n->mu);
+    attrs want;
+    attrs_current_locked(n, &want);
+    if (to_set & FUSE_SET_ATTR_MODE)
+        want.mode = (want.mode & S_IFMT) | (attr->st_mode & 07777);
+    if (to_set & FUSE_SET_ATTR_UID)
+        want.uid = attr->st_uid;
+    if (to_set & FUSE_SET_ATTR_GID)
+        want.gid = attr->st_gid;
+    clock_gettime(CLOCK_REALTIME, &want.ctime);
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+        want.mtime = want.ctime;
+    else if (to_set & FUSE_SET_ATTR_MTIME)
+        want.mtime = attr->st_mtim;
+    /* explicit times are kept; a mode and owner back to the defaults need no record */
+    bool explicit_time = (to_set & FUSE_SET_ATTR_MTIME) && !(to_set & FUSE_SET_ATTR_MTIME_NOW);
+    int rc = explicit_time ? attrs_store_locked(n, &want) : attrs_store_or_drop_locked(n, &want);
+    pthread_mutex_unlock(&n->mu);
+    return rc;
+}
+
 void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
     node *n = node_get(ino);
@@ -366,15 +397,15 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
         rc = EACCES;
     if (rc == 0)
         node_fill_attr(n, &st, false);
-    /* etcd stores no mode or owner: changing them fails honestly unless -o quiet; setting
-     * what they already are succeeds (cp -p, tar). */
-    if (rc == 0 && (to_set & FUSE_SET_ATTR_MODE) &&
-        (attr->st_mode & 07777) != (st.st_mode & 07777) && !g_fs.opts->quiet)
-        rc = EPERM;
-    if (rc == 0 && (to_set & FUSE_SET_ATTR_UID) && attr->st_uid != st.st_uid && !g_fs.opts->quiet)
-        rc = EPERM;
-    if (rc == 0 && (to_set & FUSE_SET_ATTR_GID) && attr->st_gid != st.st_gid && !g_fs.opts->quiet)
-        rc = EPERM;
+    bool change_mode =
+        rc == 0 && (to_set & FUSE_SET_ATTR_MODE) && (attr->st_mode & 07777) != (st.st_mode & 07777);
+    bool change_owner = rc == 0 && (((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != st.st_uid) ||
+                                    ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != st.st_gid));
+    /* Without attribute records (--attrs=none, read-only) nothing can keep a mode or owner:
+     * changing them fails honestly unless -o quiet; setting what they already are succeeds
+     * (cp -p, tar). */
+    if ((change_mode || change_owner) && !attrs_writable() && !g_fs.opts->quiet)
+        rc = g_fs.opts->ro ? EROFS : EPERM;
     if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE) && n->type != NODE_FILE)
         rc = EISDIR;
     if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE) && g_fs.opts->ro)
@@ -404,17 +435,30 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
             if (rc == 0 && !fi && n->open_count == 0)
                 rc = file_writeback_locked(n, "truncate");
         }
-        /* Times are not stored in etcd: kept in memory only until the content changes. */
-        if (rc == 0 && (to_set & FUSE_SET_ATTR_MTIME)) {
+        /* Without records, times are kept in memory only until the content changes; so is
+         * `touch` (the time now) of a file without a record, whose synthesized mtime is the
+         * time this mount saw its content change: no write for what every mount shows alike. */
+        if (rc == 0 && (to_set & FUSE_SET_ATTR_MTIME) &&
+            (!attrs_writable() || ((to_set & FUSE_SET_ATTR_MTIME_NOW) && !has_record_locked(n)))) {
+            to_set &= ~FUSE_SET_ATTR_MTIME;
             if (to_set & FUSE_SET_ATTR_MTIME_NOW)
                 clock_gettime(CLOCK_REALTIME, &n->mtime);
             else
                 n->mtime = attr->st_mtim;
         }
-        if (rc == 0)
-            node_fill_attr(n, &st, true);
         pthread_mutex_unlock(&n->mu);
     }
+    if (rc == 0 && n->type == NODE_DIR && (to_set & FUSE_SET_ATTR_MTIME_NOW)) {
+        pthread_mutex_lock(&n->mu);
+        if (!has_record_locked(n))
+            to_set &= ~FUSE_SET_ATTR_MTIME; /* as for files (directories show the mount time) */
+        pthread_mutex_unlock(&n->mu);
+    }
+    if (rc == 0 && attrs_writable() &&
+        (change_mode || change_owner || (to_set & FUSE_SET_ATTR_MTIME)))
+        rc = store_attrs(n, attr, to_set);
+    if (rc == 0)
+        node_fill_attr(n, &st, false);
     if (rc == 0)
         fuse_reply_attr(req, &st, g_fs.timeout);
     else

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attrs_store.h"
 #include "cache.h"
 #include "commit.h"
 #include "file_sync.h"
@@ -313,6 +314,15 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     cache_trim(); /* the value read may have passed --cache-size */
 }
 
+/* What a create puts: the value (a symbolic link's target; "" for others), the attribute record
+ * when the entry needs one (attrs_store.h), and whether an existing key is an error. */
+typedef struct new_file {
+    const char *value;
+    size_t value_len;
+    const attrs *rec;
+    bool exclusive;
+} new_file;
+
 /* Creates the empty file r names unless something is there, decided by etcd in one Txn:
  * If(no key, the parent exists, nothing below name/) Then(Put key "") Else(read the parent's
  * probe, the key and name/). The parent is proved by its witness (witness.h) when this mount
@@ -321,19 +331,19 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
  * exists is no error: 0 with *rev 0, its value in *found (etcdc_kv_clear it) as of store
  * revision *found_as_of. EEXIST: exclusive and the key exists, or a directory of that name
  * exists (EISDIR without exclusive); ENOENT: the parent directory is gone. */
-static int create_guarded_txn(const resolved *r, bool exclusive, bool *use_witness, int64_t *rev,
-                              etcdc_kv *found, int64_t *found_as_of);
+static int create_guarded_txn(const resolved *r, const new_file *nf, bool *use_witness,
+                              int64_t *rev, etcdc_kv *found, int64_t *found_as_of);
 
-static int create_guarded(const resolved *r, bool exclusive, int64_t *rev, etcdc_kv *found,
+static int create_guarded(const resolved *r, const new_file *nf, int64_t *rev, etcdc_kv *found,
                           int64_t *found_as_of)
 {
     bool witnessed = true;
-    int rc = create_guarded_txn(r, exclusive, &witnessed, rev, found, found_as_of);
+    int rc = create_guarded_txn(r, nf, &witnessed, rev, found, found_as_of);
     if (rc == ENOENT && witnessed) {
         /* the witness was deleted; the directory may live on: ask over its whole range */
         witness_forget_dir(r->file_key, r->file_len);
         witnessed = false;
-        rc = create_guarded_txn(r, exclusive, &witnessed, rev, found, found_as_of);
+        rc = create_guarded_txn(r, nf, &witnessed, rev, found, found_as_of);
     }
     if (rc == 0 && *rev > 0)
         witness_note(r->file_key, r->file_len);
@@ -341,9 +351,10 @@ static int create_guarded(const resolved *r, bool exclusive, int64_t *rev, etcdc
 }
 
 /* create_guarded's Txn; *use_witness as in put_content_txn. */
-static int create_guarded_txn(const resolved *r, bool exclusive, bool *use_witness, int64_t *rev,
-                              etcdc_kv *found, int64_t *found_as_of)
+static int create_guarded_txn(const resolved *r, const new_file *nf, bool *use_witness,
+                              int64_t *rev, etcdc_kv *found, int64_t *found_as_of)
 {
+    bool exclusive = nf->exclusive;
     etcdc_txn *t = etcdc_txn_new();
     size_t end_len = 0;
     char *end = r->sub_key ? key_prefix_end(r->sub_key, r->sub_len, &end_len) : NULL;
@@ -378,7 +389,11 @@ static int create_guarded_txn(const resolved *r, bool exclusive, bool *use_witne
     if (end)
         etcdc_txn_if_range(t, r->sub_key, r->sub_len, end, end_len, ETCDC_CMP_CREATE, ETCDC_EQUAL,
                            0);
-    etcdc_txn_put(t, ETCDC_THEN, r->file_key, r->file_len, "", 0, 0);
+    etcdc_txn_put(t, ETCDC_THEN, r->file_key, r->file_len, nf->value, nf->value_len, 0);
+    if (nf->rec) /* created together: anchor 0, the record's own revision */
+        txn_put_record(t, ETCDC_THEN, r->file_key, r->file_len, nf->rec);
+    else if (attrs_writable()) /* one an earlier file of the name left */
+        txn_delete_record(t, ETCDC_THEN, r->file_key, r->file_len, ATTRS_FILE);
     /* Else: [parent probe], the key, [the probe below name/], in that order */
     if (guard)
         etcdc_txn_get(t, ETCDC_ELSE, &parent);
@@ -448,7 +463,8 @@ static int truncate_locally_locked(node *n)
 }
 
 /* The node holds what etcd holds after a create-if-absent (caller holds n->mu). */
-static int take_created_locked(node *n, int64_t rev, const etcdc_kv *found, int64_t found_as_of)
+static int take_created_locked(node *n, int64_t rev, const new_file *nf, const etcdc_kv *found,
+                               int64_t found_as_of)
 {
     if (rev == 0) {
         node_apply_kv_locked(n, found, found_as_of, now_ns());
@@ -457,9 +473,13 @@ static int take_created_locked(node *n, int64_t rev, const etcdc_kv *found, int6
     if (n->pending)
         node_pending_add(-1);
     n->pending = n->dirty = n->written = n->has_base = false;
-    int rc = node_resize_locked(n, 0);
+    int rc = node_set_data_locked(n, nf->value, nf->value_len);
+    n->create_rev = rev;
     node_committed_locked(n, rev);
     n->local_content = true;
+    if (n->rec)
+        n->rec->local = false;
+    node_set_record_locked(n, nf->rec, rev);
     return rc;
 }
 
@@ -467,14 +487,22 @@ static int take_created_locked(node *n, int64_t rev, const etcdc_kv *found, int6
  * create-if-absent guard (never decided by the cache, so a value that appeared meanwhile is
  * opened, not overwritten); O_TRUNC defers the creation to the write-back, which replaces
  * whatever is there (docs/design-node-table.md). Caller holds n->mu. */
-static int create_locked(node *n, node *dir, const resolved *r, int flags, bool *created)
+static int create_locked(node *n, node *dir, const resolved *r, int flags, const new_file *nf,
+                         bool *created)
 {
     *created = false;
     bool local = n->pending || n->dirty;
     if ((flags & O_EXCL) && local)
         return EEXIST; /* exists here, not yet in etcd */
-    if (!(flags & O_EXCL) && (local || (flags & O_TRUNC)))
-        return flags & O_TRUNC ? truncate_locally_locked(n) : 0;
+    if (!(flags & O_EXCL) && (local || (flags & O_TRUNC))) {
+        if (!(flags & O_TRUNC))
+            return 0;
+        bool creating = !local && (!n->known || n->mod_rev == 0);
+        int rc = truncate_locally_locked(n);
+        if (rc == 0 && creating && nf->rec) /* written with the content */
+            rc = node_set_local_record_locked(n, nf->rec);
+        return rc;
+    }
     int64_t rev = 0, found_as_of = 0;
     etcdc_kv found = {0};
     commit cm;
@@ -483,9 +511,11 @@ static int create_locked(node *n, node *dir, const resolved *r, int flags, bool 
         commit_end(&cm, 0);
         return EAGAIN; /* a directory above moved since the name was resolved */
     }
-    int rc = create_guarded(r, flags & O_EXCL, &rev, &found, &found_as_of);
+    new_file how = *nf;
+    how.exclusive = flags & O_EXCL;
+    int rc = create_guarded(r, &how, &rev, &found, &found_as_of);
     if (rc == 0)
-        rc = take_created_locked(n, rev, &found, found_as_of);
+        rc = take_created_locked(n, rev, &how, &found, found_as_of);
     if (rc == 0 && rev > 0)
         node_listing_name_changed(dir, r->comp, r->comp_len);
     commit_end(&cm, rc == 0 ? rev : 0);
@@ -497,8 +527,8 @@ static int create_locked(node *n, node *dir, const resolved *r, int flags, bool 
 /* Resolves name in dir, creates it (create_locked) and counts one more open, resolving again
  * when a directory above moves meanwhile. *out: the node (with a reference, also on failure:
  * node_put it); *base: the revision the new handle sees. */
-static int create_and_open(node *dir, const char *name, int flags, resolved *r, node **out,
-                           bool *created, int64_t *base)
+static int create_and_open(node *dir, const char *name, int flags, const new_file *nf, resolved *r,
+                           node **out, bool *created, int64_t *base)
 {
     int rc = EAGAIN;
     for (int attempt = 0; rc == EAGAIN && attempt < RESOLVE_ATTEMPTS; attempt++) {
@@ -513,7 +543,7 @@ static int create_and_open(node *dir, const char *name, int flags, resolved *r, 
             break;
         *out = n;
         pthread_mutex_lock(&n->mu);
-        rc = create_locked(n, dir, r, flags, created);
+        rc = create_locked(n, dir, r, flags, nf, created);
         if (rc == 0) {
             if (*created || (flags & O_TRUNC))
                 clock_gettime(CLOCK_REALTIME, &n->mtime);
@@ -529,14 +559,18 @@ static int create_and_open(node *dir, const char *name, int flags, resolved *r, 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                struct fuse_file_info *fi)
 {
-    (void)mode;
     stats_inc(STAT_OP_create);
     resolved r = {0};
     node *n = NULL;
     node *dir = node_get(parent);
     int64_t base = 0;
     bool created = false;
-    int rc = create_and_open(dir, name, fi->flags, &r, &n, &created, &base);
+    attrs rec;
+    new_file nf = {.value = ""};
+    if (dir && dir->type == NODE_DIR &&
+        attrs_for_new_entry(dir, S_IFREG | (mode & 07777), req, &rec))
+        nf.rec = &rec;
+    int rc = create_and_open(dir, name, fi->flags, &nf, &r, &n, &created, &base);
     if (rc == 0)
         open_retry_created(r.file_key, r.file_len);
     open_file *fh = rc == 0 ? open_file_new(n->ino, base) : NULL;
@@ -571,6 +605,41 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
     resolved_free(&r);
 }
 
+/* A new entry that no open follows (mknod, mkfifo, symlink): created in etcd at once, with
+ * its record; a name that exists is EEXIST. */
+static int make_entry(fuse_req_t req, node *dir, const char *name, mode_t mode, const char *value,
+                      resolved *r, node **out)
+{
+    attrs rec;
+    new_file nf = {.value = value, .value_len = strlen(value)};
+    if (dir && dir->type == NODE_DIR && attrs_for_new_entry(dir, mode, req, &rec))
+        nf.rec = &rec;
+    bool created = false;
+    int rc = EAGAIN;
+    for (int attempt = 0; rc == EAGAIN && attempt < RESOLVE_ATTEMPTS; attempt++) {
+        node_put(*out);
+        *out = NULL;
+        resolved_free(r);
+        rc = check_new_name(dir, name, r);
+        if (rc == 0 && !(*out = node_obtain(r->file_key, r->file_len, NODE_FILE)))
+            rc = ENOMEM;
+        if (rc == 0) {
+            pthread_mutex_lock(&(*out)->mu);
+            rc = create_locked(*out, dir, r, O_EXCL, &nf, &created);
+            pthread_mutex_unlock(&(*out)->mu);
+        }
+    }
+    return rc == EAGAIN ? ESTALE : rc;
+}
+
+/* Device files and sockets bound by a process need a kernel object etcd cannot hold across
+ * hosts: devices are refused (EPERM, as on a filesystem without them); a FIFO or a socket
+ * entry is a type in its record (the kernel makes the pipe or socket on each host). */
+static bool mknod_type_kept(mode_t mode)
+{
+    return S_ISREG(mode) || ((S_ISFIFO(mode) || S_ISSOCK(mode)) && attrs_writable());
+}
+
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
     (void)rdev;
@@ -578,23 +647,8 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, 
     resolved r = {0};
     node *n = NULL;
     node *dir = node_get(parent);
-    bool created = false;
-    int rc = EAGAIN;
-    /* No open follows a mknod: the file must exist in etcd at once. */
-    for (int attempt = 0; rc == EAGAIN && attempt < RESOLVE_ATTEMPTS; attempt++) {
-        node_put(n);
-        n = NULL;
-        resolved_free(&r);
-        rc = S_ISREG(mode) ? check_new_name(dir, name, &r) : dir && past_node(dir) ? EROFS : EPERM;
-        if (rc == 0 && !(n = node_obtain(r.file_key, r.file_len, NODE_FILE)))
-            rc = ENOMEM;
-        if (rc == 0) {
-            pthread_mutex_lock(&n->mu);
-            rc = create_locked(n, dir, &r, O_EXCL, &created);
-            pthread_mutex_unlock(&n->mu);
-        }
-    }
-    rc = rc == EAGAIN ? ESTALE : rc;
+    int rc = !mknod_type_kept(mode) ? (dir && past_node(dir) ? EROFS : EPERM)
+                                    : make_entry(req, dir, name, mode, "", &r, &n);
     if (rc == 0) {
         struct fuse_entry_param e;
         entry_for(n, &e);
@@ -602,6 +656,26 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, 
     } else {
         fuse_reply_err(req, rc);
     }
+    node_put(n);
+    node_put(dir);
+    resolved_free(&r);
+}
+
+void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+    resolved r = {0};
+    node *n = NULL;
+    node *dir = node_get(parent);
+    int rc = !attrs_writable() ? (g_fs.opts->ro || (dir && past_node(dir)) ? EROFS : EPERM)
+                               : make_entry(req, dir, name, S_IFLNK | 0777, link, &r, &n);
+    if (rc == 0) {
+        struct fuse_entry_param e;
+        entry_for(n, &e);
+        fuse_reply_entry(req, &e);
+    } else {
+        fuse_reply_err(req, rc);
+    }
+    log_debug("symlink %lu '%s' -> %s", (unsigned long)parent, name, rc ? strerror(rc) : "ok");
     node_put(n);
     node_put(dir);
     resolved_free(&r);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attrs_store.h"
 #include "commit.h"
 #include "file_sync.h"
 #include "key_guards.h"
@@ -150,7 +151,39 @@ typedef struct file_move {
     unsigned flags;
     bool src_in_etcd, dst_exists, dst_pending, src_is_marker, keep_parent;
     int64_t revision; /* of the move, once committed */
+    /* the attribute records that go with the contents (docs/design-attributes.md) */
+    bool src_has_rec, dst_has_rec;
+    attrs src_rec, dst_rec;
 } file_move;
+
+/* The record node n's content takes to the key it moves to (a key that exists keeps its
+ * create_revision, 0: created by the move), into *a; false when n has none. Under n->mu. */
+static bool moving_record(node *n, int64_t to_create, attrs *a)
+{
+    if (!attrs_writable())
+        return false;
+    bool with_mtime;
+    const attrs *cur = n->rec && n->rec->local ? &n->rec->a : node_record_locked(n, &with_mtime);
+    if (!cur)
+        return false;
+    *a = *cur;
+    if (!(n->rec && n->rec->local) && !with_mtime)
+        a->mtime = n->mtime; /* the time shown now, bound to the content from now on */
+    clock_gettime(CLOCK_REALTIME, &a->ctime);
+    a->anchor = to_create;
+    a->content = 0;
+    return true;
+}
+
+/* The record for key in the move's Txn: the moved one, or none (a record left there would
+ * describe the content moved in, as the key keeps its create_revision). */
+static void move_record(etcdc_txn *t, const char *key, size_t len, bool has, const attrs *a)
+{
+    if (has)
+        txn_put_record(t, ETCDC_THEN, key, len, a);
+    else
+        txn_delete_record(t, ETCDC_THEN, key, len, ATTRS_FILE);
+}
 
 /* One Txn: If(src and dst as known) Then(put dst, delete or rewrite src, keep src's parent)
  * Else(read both). */
@@ -180,6 +213,18 @@ static int file_move_attempt(void *arg)
         etcdc_txn_put(t, ETCDC_THEN, rs->file_key, rs->file_len, "", 0, 0);
     else if (x->src_in_etcd)
         etcdc_txn_delete(t, ETCDC_THEN, rs->file_key, rs->file_len, NULL, 0, false);
+    if (attrs_writable() && !x->src_is_marker) {
+        x->src_has_rec = moving_record(src, x->dst_exists ? dst->create_rev : 0, &x->src_rec);
+        x->dst_has_rec = (flags & RENAME_EXCHANGE) &&
+                         moving_record(dst, x->src_in_etcd ? src->create_rev : 0, &x->dst_rec);
+        if (x->dst_exists && dst->create_rev <= 0)
+            x->src_has_rec = false; /* the key's incarnation is not known: no record there */
+        move_record(t, rd->file_key, rd->file_len, x->src_has_rec, &x->src_rec);
+        if (flags & RENAME_EXCHANGE)
+            move_record(t, rs->file_key, rs->file_len, x->dst_has_rec, &x->dst_rec);
+        else
+            txn_delete_record(t, ETCDC_THEN, rs->file_key, rs->file_len, ATTRS_FILE);
+    }
     if (x->keep_parent)
         txn_keep_parent(t, rs, false);
     etcdc_txn_get(t, ETCDC_ELSE, &rsrc);
@@ -223,6 +268,16 @@ static int file_move_attempt(void *arg)
     return rc;
 }
 
+/* Node n holds the content a move put at its new key at rev, with record a (has) or none. */
+static void moved_record_locked(node *n, bool has, const attrs *a, int64_t rev)
+{
+    if (!attrs_writable())
+        return;
+    if (n->rec)
+        n->rec->local = false; /* written by the move */
+    node_set_record_locked(n, has ? a : NULL, rev);
+}
+
 static int rename_file(node *src, node *dst, const names2 *nm, unsigned flags)
 {
     const resolved *rs = nm->rs, *rd = nm->rd;
@@ -249,8 +304,16 @@ static int rename_file(node *src, node *dst, const names2 *nm, unsigned flags)
         rc = ENOENT;
     bool src_is_marker = rs->file_len == rs->dir_len; /* "%": the marker holding data */
     bool keep_parent = !same_dir && !src_is_marker && !(flags & RENAME_EXCHANGE);
-    file_move x = {rs,         rd,          src,           dst,         flags, src_in_etcd,
-                   dst_exists, dst_pending, src_is_marker, keep_parent, 0};
+    file_move x = {.rs = rs,
+                   .rd = rd,
+                   .src = src,
+                   .dst = dst,
+                   .flags = flags,
+                   .src_in_etcd = src_in_etcd,
+                   .dst_exists = dst_exists,
+                   .dst_pending = dst_pending,
+                   .src_is_marker = src_is_marker,
+                   .keep_parent = keep_parent};
     if (rc == 0)
         rc = optimistic_run(file_move_attempt, &x);
     int64_t revision = x.revision;
@@ -260,10 +323,15 @@ static int rename_file(node *src, node *dst, const names2 *nm, unsigned flags)
             node_pending_add(-1);
         src->pending = src->dirty = src->written = false;
         file_replaced_locked(src, revision); /* our own change: no conflict for open handles */
+        int64_t src_create = src->create_rev;
+        src->create_rev = x.dst_exists ? dst->create_rev : 0;
         node_committed_locked(src, revision);
+        moved_record_locked(src, x.src_has_rec, &x.src_rec, revision);
         if (dst && (flags & RENAME_EXCHANGE)) {
             file_replaced_locked(dst, revision);
+            dst->create_rev = x.src_in_etcd ? src_create : 0;
             node_committed_locked(dst, revision);
+            moved_record_locked(dst, x.dst_has_rec, &x.dst_rec, revision);
         } else if (dst) {
             if (dst->pending)
                 node_pending_add(-1);
@@ -314,6 +382,8 @@ typedef struct dir_move {
     char *send, *dend, *dafter; /* ends of the source and destination subtrees; the first key
                                  * after the destination's marker */
     size_t send_len, dend_len, dafter_len;
+    char *srec, *srec_end; /* the source name + "\0" and + "\1": its records lie between */
+    size_t srec_len;
     int64_t revision; /* of the move, once committed */
 } dir_move;
 
@@ -321,7 +391,7 @@ typedef struct dir_move {
  * one Txn (EXDEV) or is not there (ENOENT). */
 static int dir_snapshot(const dir_move *x, etcdc_txn_result *snap)
 {
-    const resolved *rs = x->nm->rs;
+    const resolved *rs = x->nm->rs, *rd = x->nm->rd;
     size_t max_ops = etcdc_max_txn_ops();
     etcdc_txn *rt = etcdc_txn_new();
     etcdc_error err = {0};
@@ -331,21 +401,31 @@ static int dir_snapshot(const dir_move *x, etcdc_txn_result *snap)
                              .range_end_len = x->send_len,
                              .limit = (int64_t)max_ops + 1};
     etcdc_range_req self = {.key = rs->file_key, .key_len = rs->file_len};
+    /* the directory's own records ("name\0attrs", "name\0dirattrs": outside name/), and the
+     * destination's marker (a record there must name its create_revision) */
+    etcdc_range_req recs = {.key = x->srec,
+                            .key_len = x->srec_len,
+                            .range_end = x->srec_end,
+                            .range_end_len = x->srec_len};
+    etcdc_range_req dmarker = {.key = rd->sub_key, .key_len = rd->sub_len, .keys_only = true};
     etcdc_txn_get(rt, ETCDC_THEN, &below);
     etcdc_txn_get(rt, ETCDC_THEN, &self);
+    etcdc_txn_get(rt, ETCDC_THEN, &recs);
+    etcdc_txn_get(rt, ETCDC_THEN, &dmarker);
     etcdc_code code = etcdc_txn_commit(g_fs.client, rt, snap, &err);
     etcdc_txn_free(rt);
     if (code == ETCDC_ERR_TOO_LARGE)
         return exdev_refused("rename", rs->sub_key, rs->sub_len, code, &err);
-    if (code != ETCDC_OK || snap->op_count != 2)
+    if (code != ETCDC_OK || snap->op_count != 4)
         return code ? fs_fail("rename", rs->sub_key, rs->sub_len, code, &err) : EIO;
     const etcdc_kvs *keys = &snap->ops[0].kvs;
     bool own = snap->ops[1].kvs.count > 0;
     /* etcd's budget: the larger of ops and compares, plus the nested marker Txn's
-     * (at most 3 compares) when the source leaves its directory */
-    size_t ops = keys->count + 1 + (own ? 2 : 0) + (x->same_dir ? 0 : 1);
-    size_t compares = keys->count + 4;
-    size_t needed = (ops > compares ? ops : compares) + (x->same_dir ? 0 : 3);
+     * (at most 7 compares) when the source leaves its directory; records of the directory
+     * itself: 2 deletes and 2 puts or deletes at the destination, 1 compare */
+    size_t ops = keys->count + 1 + (own ? 2 : 0) + (x->same_dir ? 0 : 1) + 4;
+    size_t compares = keys->count + 7;
+    size_t needed = (ops > compares ? ops : compares) + (x->same_dir ? 0 : 7);
     if (keys->count == 0 && !own)
         return ENOENT;
     if (keys->more || needed > max_ops) {
@@ -358,6 +438,79 @@ static int dir_snapshot(const dir_move *x, etcdc_txn_result *snap)
         return EXDEV;
     }
     return 0;
+}
+
+/* Puts kv (one key of a moved subtree, among keys) at key nk: a record is carried only if it
+ * applies to its anchor, with the anchor as old as this Txn (all of the subtree is put at
+ * fresh keys, dst_marker_create aside: what the destination's marker keeps). */
+static void put_moved(etcdc_txn *t, const char *nk, size_t nlen, const etcdc_kv *kv,
+                      const etcdc_kvs *keys, int64_t dst_marker_create)
+{
+    size_t name_len, at = kv->key_len;
+    while (at > 0 && kv->key[at - 1] != '/')
+        at--;
+    attrs_kind kind = attrs_key_kind(kv->key + at, kv->key_len - at, &name_len);
+    if (kind == ATTRS_NONE || !attrs_writable()) {
+        etcdc_txn_put(t, ETCDC_THEN, nk, nlen, kv->value ? kv->value : "", kv->value_len, 0);
+        return;
+    }
+    size_t alen;
+    char *akey = key_join(kv->key, at + name_len, "/", kind == ATTRS_DIR ? 1 : 0, NULL, 0, &alen);
+    char text[ATTRS_TEXT_MAX];
+    size_t tlen;
+    if (!akey)
+        etcdc_txn_set_error(t, ETCDC_ERR_NO_MEMORY);
+    else if (attrs_carry(kv, attrs_find_kv(keys, akey, alen), dst_marker_create, text, &tlen))
+        etcdc_txn_put(t, ETCDC_THEN, nk, nlen, text, tlen, 0);
+    free(akey);
+}
+
+/* The records of the moved name itself, "name\0attrs" (its own value's, "%value") and
+ * "name\0dirattrs" (the directory's, on its marker), read by the snapshot: carried to the new
+ * name when they apply; the new name's old ones are dropped (its marker, when there was one,
+ * keeps its create_revision: a record left there would describe the moved directory). */
+static void move_own_records(etcdc_txn *t, const dir_move *x, const etcdc_txn_result *snap)
+{
+    const resolved *rs = x->nm->rs, *rd = x->nm->rd;
+    if (!attrs_writable())
+        return;
+    const etcdc_kvs *recs = &snap->ops[2].kvs;
+    const etcdc_kv *own = snap->ops[1].kvs.count ? &snap->ops[1].kvs.kvs[0] : NULL;
+    const etcdc_kv *smarker = attrs_find_kv(&snap->ops[0].kvs, rs->sub_key, rs->sub_len);
+    int64_t dmarker = snap->ops[3].kvs.count ? snap->ops[3].kvs.kvs[0].create_revision : 0;
+    static const attrs_kind kinds[] = {ATTRS_FILE, ATTRS_DIR};
+    for (size_t k = 0; k < 2; k++) {
+        const char *from = kinds[k] == ATTRS_DIR ? rs->sub_key : rs->file_key;
+        size_t from_len = kinds[k] == ATTRS_DIR ? rs->sub_len : rs->file_len;
+        const char *to = kinds[k] == ATTRS_DIR ? rd->sub_key : rd->file_key;
+        size_t to_len = kinds[k] == ATTRS_DIR ? rd->sub_len : rd->file_len;
+        size_t rlen, tlen;
+        char *rkey = attrs_key(from, from_len, kinds[k], &rlen);
+        const etcdc_kv *rec = rkey ? attrs_find_kv(recs, rkey, rlen) : NULL;
+        const etcdc_kv *anchor = kinds[k] == ATTRS_DIR ? smarker : own;
+        int64_t after = kinds[k] == ATTRS_DIR && smarker ? dmarker : 0;
+        char text[ATTRS_TEXT_MAX];
+        if (rkey) /* as the snapshot read it */
+            etcdc_txn_if(t, rkey, rlen, rec ? ETCDC_CMP_MOD : ETCDC_CMP_CREATE, ETCDC_EQUAL,
+                         rec ? rec->mod_revision : 0);
+        txn_delete_record(t, ETCDC_THEN, from, from_len, kinds[k]);
+        if (rec && attrs_carry(rec, anchor, after, text, &tlen)) {
+            size_t dlen;
+            char *dkey = attrs_key(to, to_len, kinds[k], &dlen);
+            if (dkey)
+                etcdc_txn_put(t, ETCDC_THEN, dkey, dlen, text, tlen, 0);
+            else
+                etcdc_txn_set_error(t, ETCDC_ERR_NO_MEMORY);
+            free(dkey);
+        } else {
+            txn_delete_record(t, ETCDC_THEN, to, to_len, kinds[k]);
+        }
+        if (!rkey)
+            etcdc_txn_set_error(t, ETCDC_ERR_NO_MEMORY);
+        free(rkey);
+    }
+    /* the destination marker is what the snapshot saw (its create_revision is in the record) */
+    etcdc_txn_if(t, rd->sub_key, rd->sub_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, dmarker);
 }
 
 /* The move of the snapshot, guarded by it: Then(delete the source subtree, put every key at
@@ -395,7 +548,7 @@ static etcdc_txn *dir_move_txn(const dir_move *x, const etcdc_txn_result *snap)
         char *nk = key_join(rd->sub_key, rd->sub_len, kv->key + rs->sub_len,
                             kv->key_len - rs->sub_len, NULL, 0, &nlen);
         if (nk)
-            etcdc_txn_put(t, ETCDC_THEN, nk, nlen, kv->value ? kv->value : "", kv->value_len, 0);
+            put_moved(t, nk, nlen, kv, keys, 0);
         else
             etcdc_txn_set_error(t, ETCDC_ERR_NO_MEMORY);
         free(nk);
@@ -405,6 +558,7 @@ static etcdc_txn *dir_move_txn(const dir_move *x, const etcdc_txn_result *snap)
         etcdc_txn_put(t, ETCDC_THEN, rd->file_key, rd->file_len, own->value ? own->value : "",
                       own->value_len, 0);
     }
+    move_own_records(t, x, snap);
     if (!x->same_dir)
         txn_keep_parent(t, rs, true);
     etcdc_range_req dst_below = {.key = rd->sub_key,
@@ -471,13 +625,18 @@ static int rename_dir(const names2 *nm, unsigned flags)
     x.send = key_prefix_end(rs->sub_key, rs->sub_len, &x.send_len);
     x.dend = key_prefix_end(rd->sub_key, rd->sub_len, &x.dend_len);
     x.dafter = key_join(rd->sub_key, rd->sub_len, "", 1, NULL, 0, &x.dafter_len);
-    int rc = !names_current(nm)                ? EAGAIN
-             : !x.send || !x.dend || !x.dafter ? ENOMEM
-                                               : optimistic_run(dir_move_attempt, &x);
+    x.srec = key_join(rs->file_key, rs->file_len, "", 1, NULL, 0, &x.srec_len);
+    x.srec_end = key_join(rs->file_key, rs->file_len, "\1", 1, NULL, 0, &x.srec_len);
+    int rc = !names_current(nm) ? EAGAIN
+             : !x.send || !x.dend || !x.dafter || !x.srec || !x.srec_end
+                 ? ENOMEM
+                 : optimistic_run(dir_move_attempt, &x);
     commit_end(&cm, x.revision);
     free(x.send);
     free(x.dend);
     free(x.dafter);
+    free(x.srec);
+    free(x.srec_end);
     return rc;
 }
 
@@ -524,6 +683,32 @@ static void guard_side(etcdc_txn *t, const side *x, int64_t snap_rev)
                      x->below->kvs[i].mod_revision);
 }
 
+/* A key of side `from` that is an attribute record, carried to the other side: its text
+ * there (naming the anchor it will have there), into text and *len; false when it is a record
+ * that does not apply (not carried). Any other key: true, text[0] = 0 (put as it is). */
+static bool swapped_record(const etcdc_kv *kv, const side *from, const side *to, char *text,
+                           size_t *len)
+{
+    text[0] = 0;
+    size_t at = kv->key_len, name_len;
+    while (at > 0 && kv->key[at - 1] != '/')
+        at--;
+    attrs_kind kind = attrs_key_kind(kv->key + at, kv->key_len - at, &name_len);
+    if (kind == ATTRS_NONE || !attrs_writable())
+        return true;
+    size_t alen, tlen;
+    char *akey = key_join(kv->key, at + name_len, "/", kind == ATTRS_DIR ? 1 : 0, NULL, 0, &alen);
+    char *tkey = akey ? key_join(to->r->file_key, to->r->file_len, akey + from->r->file_len,
+                                 alen - from->r->file_len, NULL, 0, &tlen)
+                      : NULL;
+    const etcdc_kv *anchor = akey ? attrs_find_kv(from->below, akey, alen) : NULL;
+    const etcdc_kv *there = tkey ? attrs_find_kv(to->below, tkey, tlen) : NULL;
+    bool carried = attrs_carry(kv, anchor, there ? there->create_revision : 0, text, len);
+    free(akey);
+    free(tkey);
+    return carried;
+}
+
 /* Moves one key of side `from` to the other name; deletes it when the other side does not
  * overwrite it (etcd refuses a put inside a range deleted by the same Txn, hence per key). */
 static void swap_key(etcdc_txn *t, const etcdc_kv *kv, const side *from, const side *to)
@@ -531,10 +716,17 @@ static void swap_key(etcdc_txn *t, const etcdc_kv *kv, const side *from, const s
     const char *rel = kv->key + from->r->file_len;
     size_t rel_len = kv->key_len - from->r->file_len, nlen;
     char *nk = key_join(to->r->file_key, to->r->file_len, rel, rel_len, NULL, 0, &nlen);
-    if (nk)
-        etcdc_txn_put(t, ETCDC_THEN, nk, nlen, kv->value ? kv->value : "", kv->value_len, 0);
-    else
+    char text[ATTRS_TEXT_MAX] = "";
+    size_t text_len = 0;
+    bool put = !nk || swapped_record(kv, from, to, text, &text_len);
+    const char *value = text[0] ? text : kv->value ? kv->value : "";
+    size_t value_len = text[0] ? text_len : kv->value_len;
+    if (!nk)
         etcdc_txn_set_error(t, ETCDC_ERR_NO_MEMORY);
+    else if (put)
+        etcdc_txn_put(t, ETCDC_THEN, nk, nlen, value, value_len, 0);
+    else if (side_has(to, rel, rel_len))
+        etcdc_txn_delete(t, ETCDC_THEN, nk, nlen, NULL, 0, false); /* a record of what left */
     free(nk);
     if (!side_has(to, rel, rel_len))
         etcdc_txn_delete(t, ETCDC_THEN, kv->key, kv->key_len, NULL, 0, false);
@@ -606,17 +798,31 @@ static int swap_snapshot(const tree_swap *x, etcdc_txn_result *snap, side *a, si
         etcdc_txn_get(rt, ETCDC_THEN, &below);
         free(end);
     }
+    /* ops 4 and 5: each name's own attribute records, which trade places with the rest */
+    for (int i = 0; i < 2; i++) {
+        size_t from_len, to_len;
+        char *from = key_join(rs[i]->file_key, rs[i]->file_len, "", 1, NULL, 0, &from_len);
+        char *to = key_join(rs[i]->file_key, rs[i]->file_len, "\1", 1, NULL, 0, &to_len);
+        etcdc_range_req recs = {
+            .key = from, .key_len = from_len, .range_end = to, .range_end_len = to_len};
+        if (!from || !to)
+            etcdc_txn_set_error(rt, ETCDC_ERR_NO_MEMORY);
+        else
+            etcdc_txn_get(rt, ETCDC_THEN, &recs);
+        free(from);
+        free(to);
+    }
     etcdc_code code = etcdc_txn_commit(g_fs.client, rt, snap, &err);
     etcdc_txn_free(rt);
     if (code == ETCDC_ERR_TOO_LARGE)
         return exdev_refused("rename exchange", rs[0]->file_key, rs[0]->file_len, code, &err);
-    if (code != ETCDC_OK || snap->op_count != 4)
+    if (code != ETCDC_OK || snap->op_count != 6)
         return code ? fs_fail("rename", rs[0]->file_key, rs[0]->file_len, code, &err) : EIO;
     *a = (side){rs[0], snap->ops[0].kvs.count ? &snap->ops[0].kvs.kvs[0] : NULL, &snap->ops[1].kvs};
     *b = (side){rs[1], snap->ops[2].kvs.count ? &snap->ops[2].kvs.kvs[0] : NULL, &snap->ops[3].kvs};
     size_t na = a->below->count + (a->own != NULL), nb = b->below->count + (b->own != NULL);
-    size_t compares = a->below->count + b->below->count + 4;
-    size_t ops = 2 * (na + nb); /* a put per key, at most a delete per key */
+    size_t compares = a->below->count + b->below->count + 8;
+    size_t ops = 2 * (na + nb) + 4; /* a put per key, at most a delete per key; the records */
     if (na == 0 || nb == 0)
         return ENOENT;
     if (side_unreadable(a) || side_unreadable(b))
@@ -631,6 +837,54 @@ static int swap_snapshot(const tree_swap *x, etcdc_txn_result *snap, side *a, si
         return EXDEV;
     }
     return 0;
+}
+
+/* The key/value of side x that anchors its own record of kind (its own value, or its marker),
+ * or NULL. */
+static const etcdc_kv *side_anchor(const side *x, attrs_kind kind)
+{
+    if (kind == ATTRS_FILE)
+        return x->own;
+    return attrs_find_kv(x->below, x->r->sub_key, x->r->sub_len);
+}
+
+/* The names' own attribute records trade places as their contents do: each is carried to the
+ * other name when it applies, naming the anchor it will have there (a marker or value put over
+ * an existing one keeps that one's create_revision), or the other name's record is dropped. */
+static void swap_records(etcdc_txn *t, const side *a, const etcdc_kvs *ra, const side *b,
+                         const etcdc_kvs *rb)
+{
+    if (!attrs_writable())
+        return;
+    static const attrs_kind kinds[] = {ATTRS_FILE, ATTRS_DIR};
+    const side *sides[2] = {a, b};
+    const etcdc_kvs *recs[2] = {ra, rb};
+    for (int i = 0; i < 2; i++) {
+        const side *from = sides[i], *to = sides[1 - i];
+        for (size_t k = 0; k < 2; k++) {
+            bool dir = kinds[k] == ATTRS_DIR; /* a directory's record is named by its prefix */
+            size_t flen, tlen, text_len;
+            char *fkey = attrs_key(dir ? from->r->sub_key : from->r->file_key,
+                                   dir ? from->r->sub_len : from->r->file_len, kinds[k], &flen);
+            char *tkey = attrs_key(dir ? to->r->sub_key : to->r->file_key,
+                                   dir ? to->r->sub_len : to->r->file_len, kinds[k], &tlen);
+            const etcdc_kv *rec = fkey ? attrs_find_kv(recs[i], fkey, flen) : NULL;
+            const etcdc_kv *there = side_anchor(to, kinds[k]);
+            char text[ATTRS_TEXT_MAX];
+            if (fkey) /* as the snapshot read it */
+                etcdc_txn_if(t, fkey, flen, rec ? ETCDC_CMP_MOD : ETCDC_CMP_CREATE, ETCDC_EQUAL,
+                             rec ? rec->mod_revision : 0);
+            if (!fkey || !tkey)
+                etcdc_txn_set_error(t, ETCDC_ERR_NO_MEMORY);
+            else if (rec && attrs_carry(rec, side_anchor(from, kinds[k]),
+                                        there ? there->create_revision : 0, text, &text_len))
+                etcdc_txn_put(t, ETCDC_THEN, tkey, tlen, text, text_len, 0);
+            else
+                etcdc_txn_delete(t, ETCDC_THEN, tkey, tlen, NULL, 0, false);
+            free(fkey);
+            free(tkey);
+        }
+    }
 }
 
 /* A snapshot of both trees, then one Txn that swaps them, guarded by it; a failed guard means
@@ -650,6 +904,7 @@ static int tree_swap_attempt(void *arg)
         guard_side(t, &b, snap.revision);
         swap_side(t, &a, &b);
         swap_side(t, &b, &a);
+        swap_records(t, &a, &snap.ops[4].kvs, &b, &snap.ops[5].kvs);
         etcdc_code code = etcdc_txn_commit(g_fs.client, t, &res, &err);
         if (code == ETCDC_ERR_TOO_LARGE || code == ETCDC_ERR_TOO_MANY_OPS)
             rc = exdev_refused("rename exchange", ra->file_key, ra->file_len, code, &err);

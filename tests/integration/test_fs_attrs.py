@@ -6,7 +6,9 @@ etcdfs) would: the mount must show them where they apply, hide their keys, ignor
 names an earlier incarnation of its file, follow changes through its watch, and cost no extra
 round trip."""
 
+import ctypes
 import errno
+import subprocess
 import os
 import stat
 import time
@@ -147,3 +149,206 @@ def test_a_lookup_with_records_is_still_one_round_trip(etcd, kv, mount):
     s1 = m.stats()
     # two lookups (r, r/f), one Txn each, no more
     assert s1["rt_total"] - s0["rt_total"] == 2
+
+
+# -- written by the mount ------------------------------------------------------------------------
+
+
+def records(kv, prefix):
+    """{record key: text} of every attribute record under prefix, read from etcd."""
+    return {m.key: v.decode() for v, m in kv.get_prefix(prefix)
+            if m.key.endswith(b"\x00attrs") or m.key.endswith(b"\x00dirattrs")}
+
+
+def test_chmod_chown_and_utimes_are_kept_in_etcd_and_seen_by_another_mount(etcd, kv, mount):
+    a = mount(etcd)
+    f = a.path / "deploy.sh"
+    f.write_bytes(b"#!/bin/sh\necho deployed\n")
+    os.chmod(f, 0o755)
+    os.chown(f, 1000, 2000)
+    os.utime(f, ns=(1500000000_000000001, 1500000000_000000001))
+    (a.path / "etc").mkdir()
+    (a.path / "etc" / "x").write_bytes(b"x")
+    os.chmod(a.path / "etc", 0o2750)
+    # etcd holds the value unchanged and one record per entry
+    assert kv.get("/deploy.sh")[0] == b"#!/bin/sh\necho deployed\n"
+    recs = records(kv, "/")
+    assert set(recs) == {b"/deploy.sh\x00attrs", b"/etc\x00dirattrs"}, recs
+    assert "mode=100755 uid=1000 gid=2000 mtime=1500000000.000000001" in recs[b"/deploy.sh\x00attrs"]
+    assert "mode=42750" in recs[b"/etc\x00dirattrs"]
+    b = mount(etcd)
+    for m in (a, b):
+        st = os.stat(m.path / "deploy.sh")
+        assert stat.S_IMODE(st.st_mode) == 0o755 and (st.st_uid, st.st_gid) == (1000, 2000)
+        assert st.st_mtime_ns == 1500000000_000000001
+        assert stat.S_IMODE(os.stat(m.path / "etc").st_mode) == 0o2750
+    r = subprocess.run([str(b.path / "deploy.sh")], capture_output=True)
+    assert r.returncode == 0 and r.stdout == b"deployed\n"
+
+
+def test_a_rewrite_keeps_the_mode_and_carries_the_new_mtime(etcd, kv, mount):
+    a = mount(etcd)
+    f = a.path / "run"
+    f.write_bytes(b"v1")
+    os.chmod(f, 0o700)
+    created = meta(kv, "/run")[0]
+    f.write_bytes(b"version two")  # one Txn: the value and its record
+    st = os.stat(f)
+    assert stat.S_IMODE(st.st_mode) == 0o700
+    assert meta(kv, "/run")[0] == created
+    b = mount(etcd)
+    sb = os.stat(b.path / "run")
+    assert stat.S_IMODE(sb.st_mode) == 0o700 and sb.st_mtime_ns == st.st_mtime_ns
+    assert (b.path / "run").read_bytes() == b"version two"
+
+
+def test_records_go_with_unlink_rmdir_and_rename(etcd, kv, mount):
+    a = mount(etcd)
+    d = a.path / "d"
+    d.mkdir()
+    (d / "f").write_bytes(b"f")
+    os.chmod(d / "f", 0o600)
+    # the last file of a directory goes with its record, and the directory stays (marker)
+    os.unlink(d / "f")
+    assert d.is_dir() and os.listdir(d) == []
+    assert records(kv, "/d") == {}
+    assert kv.get("/d/")[0] == b""
+    # rename of a file carries its record; over a file with one, the moved one wins
+    (d / "s").write_bytes(b"s")
+    os.chmod(d / "s", 0o751)
+    (d / "t").write_bytes(b"t")
+    os.chmod(d / "t", 0o600)
+    os.rename(d / "s", d / "t")
+    assert stat.S_IMODE(os.stat(d / "t").st_mode) == 0o751
+    (d / "u").write_bytes(b"u")  # no record: over t, t's record must go
+    os.rename(d / "u", d / "t")
+    assert stat.S_IMODE(os.stat(d / "t").st_mode) == 0o644
+    assert set(records(kv, "/d")) == set(), records(kv, "/d")
+    # a directory rename carries the records below it and its own
+    sub = d / "sub"
+    sub.mkdir()
+    os.chmod(sub, 0o710)
+    (sub / "x").write_bytes(b"x")
+    os.chmod(sub / "x", 0o640)
+    (sub / "inner").mkdir()
+    os.chmod(sub / "inner", 0o700)
+    os.rename(sub, a.path / "moved")
+    assert set(records(kv, "/")) == {b"/moved\x00dirattrs", b"/moved/x\x00attrs",
+                                     b"/moved/inner\x00dirattrs"}, records(kv, "/")
+    b = mount(etcd)
+    for m in (a, b):
+        assert stat.S_IMODE(os.stat(m.path / "moved").st_mode) == 0o710
+        assert stat.S_IMODE(os.stat(m.path / "moved" / "x").st_mode) == 0o640
+        assert stat.S_IMODE(os.stat(m.path / "moved" / "inner").st_mode) == 0o700
+    # rmdir drops the directory's record
+    os.rmdir(a.path / "moved" / "inner")
+    assert b"/moved/inner\x00dirattrs" not in records(kv, "/")
+
+
+def test_exchange_swaps_records_with_contents(etcd, kv, mount):
+    libc = ctypes.CDLL(None, use_errno=True)
+    a = mount(etcd)
+    (a.path / "p").mkdir()
+    (a.path / "p" / "k").write_bytes(b"pk")
+    os.chmod(a.path / "p", 0o700)
+    (a.path / "q").mkdir()
+    (a.path / "q" / "k").write_bytes(b"qk")
+    os.chmod(a.path / "q", 0o755)
+    os.chmod(a.path / "q" / "k", 0o600)
+    RENAME_EXCHANGE = 2
+    rc = libc.renameat2(-100, str(a.path / "p").encode(), -100, str(a.path / "q").encode(),
+                        RENAME_EXCHANGE)
+    assert rc == 0, os.strerror(ctypes.get_errno())
+    b = mount(etcd)
+    for m in (a, b):
+        assert (m.path / "q" / "k").read_bytes() == b"pk"
+        assert stat.S_IMODE(os.stat(m.path / "q").st_mode) == 0o700
+        assert stat.S_IMODE(os.stat(m.path / "p").st_mode) == 0o755
+        assert stat.S_IMODE(os.stat(m.path / "p" / "k").st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(m.path / "q" / "k").st_mode) == 0o644
+
+
+def test_symlinks_fifos_and_modes_of_new_entries(etcd, kv, mount):
+    a = mount(etcd)
+    os.makedirs(a.path / "rel" / "v1")
+    (a.path / "rel" / "v1" / "app").write_bytes(b"one")
+    os.makedirs(a.path / "rel" / "v2")
+    (a.path / "rel" / "v2" / "app").write_bytes(b"two")
+    # the classic atomic release switch
+    subprocess.run(["ln", "-sfn", "v1", str(a.path / "rel" / "current")], check=True)
+    assert (a.path / "rel" / "current" / "app").read_bytes() == b"one"
+    subprocess.run(["ln", "-sfn", "v2", str(a.path / "rel" / "current")], check=True)
+    assert os.readlink(a.path / "rel" / "current") == "v2"
+    assert kv.get("/rel/current")[0] == b"v2"  # the target is the value
+    old_umask = os.umask(0)
+    try:
+        os.mkfifo(a.path / "rel" / "pipe", 0o620)
+    finally:
+        os.umask(old_umask)
+    with open(a.path / "rel" / "new.sh", "w") as f:
+        f.write("#!/bin/sh\n")
+    os.chmod(a.path / "rel" / "new.sh", 0o750)  # before the first write-back (open)
+    fd = os.open(a.path / "rel" / "made", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    os.close(fd)
+    os.mkdir(a.path / "rel" / "private", 0o700)
+    b = mount(etcd)
+    for m in (a, b):
+        r = m.path / "rel"
+        assert (r / "current" / "app").read_bytes() == b"two"
+        assert stat.S_ISLNK(os.lstat(r / "current").st_mode)
+        assert stat.S_ISFIFO(os.lstat(r / "pipe").st_mode)
+        assert stat.S_IMODE(os.lstat(r / "pipe").st_mode) == 0o620
+        assert stat.S_IMODE(os.stat(r / "new.sh").st_mode) == 0o750
+        assert stat.S_IMODE(os.stat(r / "made").st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(r / "private").st_mode) == 0o700
+        assert stat.S_IMODE(os.stat(r / "v1").st_mode) == 0o755  # defaults: no record
+    assert b"/rel/v1\x00dirattrs" not in records(kv, "/")
+    # device nodes stay refused
+    with pytest.raises(PermissionError):
+        os.mknod(a.path / "rel" / "dev", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+
+
+def test_cp_a_rsync_a_and_tar_round_trip_modes_times_symlinks_and_fifos(etcd, kv, mount, tmp_path):
+    src = tmp_path / "src"
+    (src / "bin").mkdir(parents=True)
+    (src / "bin" / "run").write_bytes(b"#!/bin/sh\n")
+    os.chmod(src / "bin" / "run", 0o755)
+    (src / "etc").mkdir()
+    (src / "etc" / "secret").write_bytes(b"s")
+    os.chmod(src / "etc" / "secret", 0o600)
+    os.symlink("bin/run", src / "start")
+    os.mkfifo(src / "fifo")
+    os.utime(src / "etc" / "secret", ns=(1400000000_000000000, 1400000000_000000000))
+    os.chmod(src / "etc", 0o750)
+    m = mount(etcd)
+
+    def tree(root):
+        out = {}
+        for dirpath, dirs, files in os.walk(root):
+            for name in dirs + files:
+                p = os.path.join(dirpath, name)
+                st = os.lstat(p)
+                rel = os.path.relpath(p, root)
+                out[rel] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode),
+                            os.readlink(p) if stat.S_ISLNK(st.st_mode) else None,
+                            st.st_mtime_ns if stat.S_ISREG(st.st_mode) else None)
+        return out
+
+    want = tree(src)
+    subprocess.run(["cp", "-a", str(src), str(m.path / "cp")], check=True)
+    assert tree(m.path / "cp") == want
+    # pax keeps nanoseconds (the default GNU format keeps seconds)
+    subprocess.run(["tar", "--format=posix", "-C", str(src), "-cf", str(tmp_path / "t.tar"), "."],
+                   check=True)
+    os.mkdir(m.path / "tar")
+    subprocess.run(["tar", "-C", str(m.path / "tar"), "-xpf", str(tmp_path / "t.tar")], check=True)
+    assert tree(m.path / "tar") == want
+    subprocess.run(["rsync", "-a", str(src) + "/", str(m.path / "rsync")], check=True)
+    assert tree(m.path / "rsync") == want
+    # and back out, to a local filesystem
+    back = tmp_path / "back"
+    subprocess.run(["cp", "-a", str(m.path / "cp"), str(back)], check=True)
+    assert tree(back) == want
+    subprocess.run(["rsync", "-a", str(m.path / "rsync") + "/", str(tmp_path / "rback")],
+                   check=True)
+    assert tree(tmp_path / "rback") == want

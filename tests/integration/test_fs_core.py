@@ -153,16 +153,28 @@ def test_name_too_long(etcd, mount):
     (m.path / ("n" * 255)).write_text("ok")
 
 
-def test_chmod_chown_eperm_unless_quiet(etcd, kv, mount):
+def test_chmod_chown_are_stored(etcd, kv, mount):
+    """Attribute records (docs/design-attributes.md; more in test_fs_attrs.py)."""
     kv.put("/f", b"1")
     m = mount(etcd)
+    os.chmod(m.path / "f", 0o600)
+    os.chown(m.path / "f", 12345, -1)
+    st = os.stat(m.path / "f")
+    assert (oct(st.st_mode & 0o777), st.st_uid) == ("0o600", 12345)
+    assert get(kv, "/f") == b"1"
+    assert get(kv, b"/f\x00attrs").startswith(b"etcdfs-attrs 1 mode=100600 uid=12345 ")
+
+
+def test_chmod_chown_eperm_unless_quiet_without_records(etcd, kv, mount):
+    kv.put("/f", b"1")
+    m = mount(etcd, extra_args=["--attrs=none"])
     with pytest.raises(PermissionError):
         os.chmod(m.path / "f", 0o600)
     with pytest.raises(PermissionError):
         os.chown(m.path / "f", 12345, -1)
     os.chmod(m.path / "f", 0o644)  # what it already is: fine (cp -p, tar)
     os.utime(m.path / "f", (1, 1))  # accepted (kept in memory only)
-    q = mount(etcd, options=("quiet",))
+    q = mount(etcd, options=("quiet",), extra_args=["--attrs=none"])
     os.chmod(q.path / "f", 0o600)
     os.chown(q.path / "f", 12345, -1)
     assert oct(os.stat(q.path / "f").st_mode & 0o777) == "0o644"
@@ -384,7 +396,9 @@ def test_rename_directory_too_big_is_exdev_and_mv_copies(etcd, kv, mount):
     assert len(keys(kv, "/huge/")) == 200  # nothing lost or half-moved
     subprocess.run(["mv", str(m.path / "huge"), str(m.path / "moved")], check=True)
     assert keys(kv, "/huge") == []
-    assert len([k for k in keys(kv, "/moved/") if k != b"/moved/"]) == 200
+    moved = [k for k in keys(kv, "/moved/") if k != b"/moved/"]
+    # mv's copy keeps the times: each file has its attribute record
+    assert len([k for k in moved if not k.endswith(b"\x00attrs")]) == 200
 
 
 def test_rename_dir_onto_non_empty_dir(etcd, kv, mount):

@@ -113,9 +113,9 @@ CASES = [
                                                    RENAME_NOREPLACE | RENAME_EXCHANGE),
      errno.EINVAL),
     ("link", lambda p: os.link(p("f"), p("hard")), {errno.EPERM, errno.ENOSYS, errno.EOPNOTSUPP}),
-    ("symlink", lambda p: os.symlink("f", p("soft")),
-     {errno.EPERM, errno.ENOSYS, errno.EOPNOTSUPP}),
-    ("mkfifo", lambda p: os.mkfifo(p("fifo")), {errno.EPERM, errno.ENOSYS, errno.EOPNOTSUPP}),
+    ("symlink-onto-existing", lambda p: os.symlink("x", p("f")), errno.EEXIST),
+    ("symlink-onto-dir", lambda p: os.symlink("x", p("e")), errno.EEXIST),
+    ("mkfifo-onto-existing", lambda p: os.mkfifo(p("g")), errno.EEXIST),
     ("mknod-char-device", lambda p: os.mknod(p("chr"), stat.S_IFCHR | 0o644, os.makedev(1, 3)),
      {errno.EPERM, errno.ENOSYS, errno.EOPNOTSUPP}),
 ]

@@ -518,8 +518,10 @@ def test_stat_fields_sane_and_stable(fs0, kv):
     assert os.stat(f).st_mtime_ns == st3.st_mtime_ns
 
 
-def test_chmod_chown_fail_with_eperm(fs0, kv):
+def test_chmod_chown_fail_with_eperm_without_records(etcd, kv, mount):
+    """--attrs=none: a plain mirror keeps no mode or owner (with records: test_fs_attrs.py)."""
     kv.put("/p/f", b"1")
+    fs0 = mount(etcd, extra_args=["--attrs=none"])
     rev = revision(kv)
     for cmd in ("chmod 600 p/f", "chmod 700 p", "chown 12345 p/f", "chgrp 12345 p/f"):
         r = sh(cmd, fs0.path, check=False)
@@ -530,9 +532,9 @@ def test_chmod_chown_fail_with_eperm(fs0, kv):
     assert revision(kv) == rev and dump(kv) == {b"/p/f": b"1"}
 
 
-def test_chmod_chown_quiet_succeed_without_effect(etcd, kv, mount):
+def test_chmod_chown_quiet_succeed_without_effect_without_records(etcd, kv, mount):
     kv.put("/p/f", b"1")
-    q = mount(etcd, options=("quiet",))
+    q = mount(etcd, options=("quiet",), extra_args=["--attrs=none"])
     rev = revision(kv)
     for cmd in ("chmod 600 p/f", "chmod 700 p", "chown 12345:12345 p/f"):
         sh(cmd, q.path)
@@ -583,14 +585,34 @@ def test_name_length_255_ok_256_enametoolong(mode, fs, kv):
     assert get(kv, "/" + "d" * 255 + "/") == b""
 
 
-def test_links_fail_clearly_and_leave_nothing(fs0, kv):
+def test_hard_links_fail_clearly_and_leave_nothing(fs0, kv):
     kv.put("/f", b"F")
     rev = revision(kv)
     bad = {errno.EPERM, errno.ENOSYS, errno.EOPNOTSUPP}
-    for cmd in ("ln f hard", "ln -s f soft", "ln -s /etc/passwd abs"):
-        r = sh(cmd, fs0.path, check=False)
-        assert r.returncode != 0, cmd
+    r = sh("ln f hard", fs0.path, check=False)
+    assert r.returncode != 0
     assert_errno(os.link, bad, fs0.path / "f", fs0.path / "hard")
-    assert_errno(os.symlink, bad, "f", fs0.path / "soft")
     assert revision(kv) == rev and dump(kv) == {b"/f": b"F"}
     assert os.listdir(fs0.path) == ["f"]
+
+
+def test_symlinks_fail_clearly_without_records(etcd, kv, mount):
+    kv.put("/f", b"F")
+    fs0 = mount(etcd, extra_args=["--attrs=none"])
+    rev = revision(kv)
+    for cmd in ("ln -s f soft", "ln -s /etc/passwd abs"):
+        r = sh(cmd, fs0.path, check=False)
+        assert r.returncode != 0, cmd
+    assert_errno(os.symlink, errno.EPERM, "f", fs0.path / "soft")
+    assert revision(kv) == rev and dump(kv) == {b"/f": b"F"}
+    assert os.listdir(fs0.path) == ["f"]
+
+
+def test_symlinks_are_keys_holding_the_target(fs0, kv):
+    kv.put("/f", b"F")
+    sh("ln -s f soft && ln -s /etc/passwd abs", fs0.path)
+    assert os.readlink(fs0.path / "abs") == "/etc/passwd"
+    assert (fs0.path / "soft").read_bytes() == b"F"
+    got = dump(kv)
+    assert got[b"/soft"] == b"f" and got[b"/abs"] == b"/etc/passwd"
+    assert b"lnk" not in got[b"/soft\x00attrs"] and b"mode=120777" in got[b"/soft\x00attrs"]

@@ -56,11 +56,7 @@ REF_XATTRS = {b"user.etcd.revision": b"2", b"user.etcd.create_revision": b"2",
 # something else (usually success). Kept short: anything not here must match the reference.
 DOCUMENTED = {
     "link-new": (errno.EPERM, "no hard links (semantics.md 'Not supported')"),
-    "symlink-new": (errno.EPERM, "no symlinks (semantics.md 'Not supported')"),
     "mknod-chr": (errno.EPERM, "mknod of anything but a regular file (semantics.md)"),
-    "mkfifo-new": (errno.EPERM, "mknod of anything but a regular file (semantics.md)"),
-    "chmod-other-mode": (errno.EPERM, "etcd stores no mode (semantics.md Attributes)"),
-    "chown-other-owner": (errno.EPERM, "etcd stores no owner (semantics.md Attributes)"),
     "truncate-over-max-file-size": (errno.EFBIG, "max_file_size (semantics.md Size limit)"),
     "setxattr-user-other": (errno.ENOTSUP, "only user.etcd.* attributes (xattrs.md)"),
     "setxattr-trusted": (errno.ENOTSUP, "names outside user. (xattrs.md)"),
@@ -175,6 +171,20 @@ def plain(call, *args, paths=(0,)):
     """Case: probe call(*args), the args at the indexes `paths` being names in the tree."""
     def case(p, probe):
         probe(call, *[p(a) if i in paths else a for i, a in enumerate(args)])
+    return case
+
+
+def undone(call, args, undo, paths=(0,)):
+    """Case: probe call(*args) as plain() does, then undo(p) when it succeeded, so that etcd
+    returns to the tree's state (the attribute record a chmod wrote goes with the chmod back
+    to the defaults, a new entry with its unlink)."""
+    def case(p, probe):
+        got = plain(call, *args, paths=paths)
+        got(p, probe)
+        try:
+            undo(p)
+        except OSError:
+            pass
     return case
 
 
@@ -456,23 +466,25 @@ CASES = [
     # chmod/chown(2)
     ("chmod-missing", plain(os.chmod, "nope", 0o644)),
     ("chmod-through-file", plain(os.chmod, "f/x", 0o644)),
-    ("chmod-other-mode", plain(os.chmod, "f", 0o600)),
+    ("chmod-other-mode", undone(os.chmod, ("f", 0o600), lambda p: os.chmod(p("f"), 0o644))),
     ("chown-missing", plain(os.chown, "nope", 0, 0)),
-    ("chown-other-owner", plain(os.chown, "f", 1, 1)),
+    ("chown-other-owner", undone(os.chown, ("f", 1, 1),
+                                 lambda p: os.chown(p("f"), os.getuid(), os.getgid()))),
     # link/symlink/mknod/mkfifo/readlink(2)
     ("link-new", plain(os.link, "f", "hard", paths=(0, 1))),
     ("link-missing-src", plain(os.link, "nope", "hard", paths=(0, 1))),
     ("link-onto-existing", plain(os.link, "f", "g", paths=(0, 1))),
     ("link-dir", plain(os.link, "d", "hard", paths=(0, 1))),
     ("link-into-missing-dir", plain(os.link, "f", "nodir/hard", paths=(0, 1))),
-    ("symlink-new", plain(os.symlink, "f", "soft", paths=(1,))),
+    ("symlink-new", undone(os.symlink, ("f", "soft"), lambda p: os.unlink(p("soft")),
+                           paths=(1,))),
     ("symlink-onto-existing", plain(os.symlink, "whatever", "g", paths=(1,))),
     ("symlink-into-missing-dir", plain(os.symlink, "whatever", "nodir/soft", paths=(1,))),
     ("symlink-long-name", plain(os.symlink, "whatever", LONG, paths=(1,))),
     ("mknod-chr", plain(os.mknod, "chr", stat.S_IFCHR | 0o644, os.makedev(1, 3))),
     ("mknod-existing", plain(os.mknod, "f", stat.S_IFREG | 0o644)),
     ("mknod-bad-type", plain(os.mknod, "bad", 0o170000 | 0o644)),
-    ("mkfifo-new", plain(os.mkfifo, "fifo")),
+    ("mkfifo-new", undone(os.mkfifo, ("fifo",), lambda p: os.unlink(p("fifo")))),
     ("mkfifo-existing", plain(os.mkfifo, "g")),
     ("readlink-file", plain(os.readlink, "f")),
     ("readlink-dir", plain(os.readlink, "d")),
@@ -742,10 +754,10 @@ QUIET_CASES = [(cid, fn) for cid, fn in CASES
 
 
 def test_errno_with_quiet_matches_reference(etcd, kv, mount, tmp_path, monkeypatch):
-    """-o quiet: chmod/chown to other values succeed as on tmpfs (without effect); their
-    error paths stay the reference's."""
+    """-o quiet without attribute records (--attrs=none): chmod/chown to other values succeed
+    as on tmpfs (without effect); their error paths stay the reference's."""
     put_tree(kv)
-    m = mount(etcd, options=("quiet",))
+    m = mount(etcd, options=("quiet",), extra_args=["--attrs=none"])
     os.listdir(m.path)
     monkeypatch.setattr(sys.modules[__name__], "DOCUMENTED", {})
     with tmpfs(tmp_path / "ref") as ref:
