@@ -9,6 +9,7 @@
 #include "file_sync.h"
 #include "key_guards.h"
 #include "log.h"
+#include "names.h"
 
 bool attrs_is_default(const attrs *a)
 {
@@ -245,18 +246,12 @@ bool attrs_carry(const etcdc_kv *kv, const etcdc_kv *anchor, int64_t anchor_crea
     return true;
 }
 
-static int key_cmp(const char *a, size_t a_len, const char *b, size_t b_len)
-{
-    int c = memcmp(a, b, a_len < b_len ? a_len : b_len);
-    return c ? c : (a_len > b_len) - (a_len < b_len);
-}
-
 const etcdc_kv *attrs_find_kv(const etcdc_kvs *keys, const char *key, size_t len)
 {
     size_t lo = 0, hi = keys ? keys->count : 0;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = key_cmp(keys->kvs[mid].key, keys->kvs[mid].key_len, key, len);
+        int c = names_key_cmp(keys->kvs[mid].key, keys->kvs[mid].key_len, key, len);
         if (c == 0)
             return &keys->kvs[mid];
         if (c < 0)

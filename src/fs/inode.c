@@ -897,18 +897,12 @@ void node_offer_listing(node *dir, listing *l, uint64_t gen)
     listing_unref(l);
 }
 
-static int comp_cmp(const void *a, size_t alen, const void *b, size_t blen)
-{
-    int c = memcmp(a, b, alen < blen ? alen : blen);
-    return c ? c : (alen > blen) - (alen < blen);
-}
-
 const listing_entry *listing_find(const listing *l, const void *comp, size_t comp_len)
 {
     size_t lo = 0, hi = l->n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        int c = comp_cmp(l->e[mid].comp, l->e[mid].comp_len, comp, comp_len);
+        int c = names_key_cmp(l->e[mid].comp, l->e[mid].comp_len, comp, comp_len);
         if (c == 0)
             return &l->e[mid];
         if (c < 0)

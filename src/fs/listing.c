@@ -126,12 +126,6 @@ static int add_entry(builder *b, const char *comp, size_t comp_len, bool is_dir,
     return 0;
 }
 
-static int comp_cmp(const char *a, size_t a_len, const char *b, size_t b_len)
-{
-    int c = memcmp(a, b, a_len < b_len ? a_len : b_len);
-    return c ? c : (a_len > b_len) - (a_len < b_len);
-}
-
 /* Keeps record r in the listing: its number for listing_entry.rec (0: out of memory, the entry
  * then shows the defaults). */
 static uint32_t keep_record(builder *b, const attrs_seen *r)
@@ -163,7 +157,7 @@ static int take_record(builder *b, attrs_kind kind, const char *name, size_t nam
     if (kind == ATTRS_FILE) {
         for (size_t i = b->l->n; i-- > 0;) {
             listing_entry *e = &b->l->e[i];
-            int c = comp_cmp(e->comp, e->comp_len, name, name_len);
+            int c = names_key_cmp(e->comp, e->comp_len, name, name_len);
             if (c < 0)
                 break;
             if (c == 0 && !e->is_dir && e->has_kv) {

@@ -170,3 +170,9 @@ size_t names_first_component(const char *rel, size_t rel_len, bool *is_dir)
     *is_dir = slash != NULL;
     return slash ? (size_t)(slash - rel) : rel_len;
 }
+
+int names_key_cmp(const void *a, size_t a_len, const void *b, size_t b_len)
+{
+    int c = memcmp(a, b, a_len < b_len ? a_len : b_len);
+    return c ? c : (a_len > b_len) - (a_len < b_len);
+}

@@ -138,6 +138,8 @@ static bool record_event(const etcdc_kv *kv, bool is_delete, bool own)
     pthread_mutex_unlock(&n->mu);
     if (changed)
         fuse_lowlevel_notify_inval_inode(g_fs.se, n->ino, -1, 0); /* attributes only */
+    if (changed && !own)
+        replay_attrib(kv->key, at + name_len); /* inotify watchers: IN_ATTRIB */
     node_put(n);
     return true;
 }

@@ -42,7 +42,13 @@
  * word that its revision is complete never come (no memory for it). */
 #define REPLAY_PAIR_WAIT_NS 1000000000
 
-typedef enum replay_kind { REPLAY_CREATE, REPLAY_MODIFY, REPLAY_DELETE, REPLAY_RENAME } replay_kind;
+typedef enum replay_kind {
+    REPLAY_CREATE,
+    REPLAY_MODIFY,
+    REPLAY_DELETE,
+    REPLAY_RENAME,
+    REPLAY_ATTRIB, /* an attribute record changed: utimensat to the times it has (IN_ATTRIB) */
+} replay_kind;
 
 typedef struct replay_item {
     struct replay_item *next;
@@ -127,6 +133,17 @@ static void replay_one(const replay_item *it)
     }
     if (it->kind == REPLAY_DELETE) {
         if (unlinkat(root, it->path, 0) != 0)
+            log_debug("replay of '%s' not possible: %s", it->path, strerror(errno));
+        close(root);
+        return;
+    }
+    if (it->kind == REPLAY_ATTRIB) {
+        /* Setting both times is what makes the kernel report IN_ATTRIB; replay_setattr answers
+         * it with the attributes as they are (nothing is stored). */
+        struct stat st;
+        if (fstatat(root, it->path, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+            utimensat(root, it->path, (struct timespec[2]){st.st_atim, st.st_mtim},
+                      AT_SYMLINK_NOFOLLOW) != 0)
             log_debug("replay of '%s' not possible: %s", it->path, strerror(errno));
         close(root);
         return;
@@ -406,6 +423,24 @@ void replay_event(const etcdc_kv *kv, bool is_delete, bool known_here)
     }
     if (it->kind == REPLAY_DELETE && pair_as_rename(it, kv->mod_revision))
         return;
+    enqueue(it);
+}
+
+void replay_attrib(const char *key, size_t key_len)
+{
+    if (g_fs.opts->ro || key_len <= g_fs.prefix_len)
+        return;
+    replay_item *it = calloc(1, sizeof *it);
+    if (!it)
+        return;
+    size_t dir_at;
+    etcdc_kv kv = {.key = (char *)key, .key_len = key_len};
+    it->kind = REPLAY_ATTRIB;
+    it->path = display_path(&kv, &dir_at, it->name);
+    if (!it->path) {
+        item_free(it);
+        return;
+    }
     enqueue(it);
 }
 

@@ -20,6 +20,9 @@
  * kernel's dentries are invalidated. known_here: the kernel already got this version from us
  * (a change made through this mount): nothing to replay. */
 void replay_event(const etcdc_kv *kv, bool is_delete, bool known_here);
+/* On the notify thread: the attribute record of the entry whose key is key (a file's key, or a
+ * directory's without its '/') changed elsewhere: IN_ATTRIB. */
+void replay_attrib(const char *key, size_t key_len);
 /* On the notify thread: every event up to rev has been passed to replay_event. A create waits
  * for this before it is replayed, since a delete of its revision makes it a rename. */
 void replay_delivered(int64_t rev);

@@ -640,15 +640,16 @@ static bool mknod_type_kept(mode_t mode)
     return S_ISREG(mode) || ((S_ISFIFO(mode) || S_ISSOCK(mode)) && attrs_writable());
 }
 
-void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+/* mknod and symlink: make_entry, or `refused` (EROFS on a read-only mount or a past view). */
+static void make_and_reply(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                           const char *value, int refused, const char *op)
 {
-    (void)rdev;
-    stats_inc(STAT_OP_mknod);
     resolved r = {0};
     node *n = NULL;
     node *dir = node_get(parent);
-    int rc = !mknod_type_kept(mode) ? (dir && past_node(dir) ? EROFS : EPERM)
-                                    : make_entry(req, dir, name, mode, "", &r, &n);
+    int rc = !refused ? make_entry(req, dir, name, mode, value, &r, &n)
+             : g_fs.opts->ro || (dir && past_node(dir)) ? EROFS
+                                                        : refused;
     if (rc == 0) {
         struct fuse_entry_param e;
         entry_for(n, &e);
@@ -656,29 +657,23 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, 
     } else {
         fuse_reply_err(req, rc);
     }
+    log_debug("%s %lu '%s' -> %s", op, (unsigned long)parent, name, rc ? strerror(rc) : "ok");
     node_put(n);
     node_put(dir);
     resolved_free(&r);
 }
 
+void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+    (void)rdev;
+    stats_inc(STAT_OP_mknod);
+    make_and_reply(req, parent, name, mode, "", mknod_type_kept(mode) ? 0 : EPERM, "mknod");
+}
+
 void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
-    resolved r = {0};
-    node *n = NULL;
-    node *dir = node_get(parent);
-    int rc = !attrs_writable() ? (g_fs.opts->ro || (dir && past_node(dir)) ? EROFS : EPERM)
-                               : make_entry(req, dir, name, S_IFLNK | 0777, link, &r, &n);
-    if (rc == 0) {
-        struct fuse_entry_param e;
-        entry_for(n, &e);
-        fuse_reply_entry(req, &e);
-    } else {
-        fuse_reply_err(req, rc);
-    }
-    log_debug("symlink %lu '%s' -> %s", (unsigned long)parent, name, rc ? strerror(rc) : "ok");
-    node_put(n);
-    node_put(dir);
-    resolved_free(&r);
+    make_and_reply(req, parent, name, S_IFLNK | 0777, link, attrs_writable() ? 0 : EPERM,
+                   "symlink");
 }
 
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)

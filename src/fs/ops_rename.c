@@ -110,26 +110,73 @@ static int64_t snapshot_mod(const etcdc_kv *own, const etcdc_kvs *below, const c
 /* After a subtree move committed at rev: each moved file node (now under `to`, formerly under
  * `from`) reflects rev if it held the value that moved, else forgets its content. Runs after
  * the names were released (it takes node locks), before commit_end (so before the watch). */
+/* The create_revision the key of a moved node has after a move committed at rev: that of the
+ * key that was there before (there_own, there_below: what the move found at the destination;
+ * a Put keeps it), else rev. */
+static int64_t created_by_move(const char *key, size_t len, const etcdc_kv *there_own,
+                               const etcdc_kvs *there_below, int64_t rev)
+{
+    if (there_own && there_own->key_len == len && !memcmp(there_own->key, key, len))
+        return there_own->create_revision;
+    const etcdc_kv *kv = attrs_find_kv(there_below, key, len);
+    return kv ? kv->create_revision : rev;
+}
+
+/* Whether n's record applies before a move (ATTRS_APPLY, with ATTRS_APPLY_MTIME): the move
+ * carries exactly such records (attrs_carry). Under n->mu. */
+static unsigned record_carried_locked(node *n)
+{
+    bool with_mtime;
+    if (!n->rec || n->rec->local || !node_record_locked(n, &with_mtime))
+        return 0;
+    return ATTRS_APPLY | (with_mtime ? ATTRS_APPLY_MTIME : 0);
+}
+
+/* n's record as the move committed at rev wrote it: carried (naming the key's incarnation now,
+ * its mtime kept if it applied) or dropped; the watch brings the same news later. */
+static void record_moved_locked(node *n, unsigned carried, int64_t rev)
+{
+    if (!n->rec || n->rec->local || !attrs_writable())
+        return;
+    if (carried && n->create_rev > 0) {
+        n->rec->a.anchor = n->create_rev;
+        n->rec->a.content = (carried & ATTRS_APPLY_MTIME) ? 0 : -1;
+    } else {
+        n->rec->present = false;
+    }
+    n->rec->rev = rev;
+}
+
 static void settle_moved(node **moved, size_t count, const char *from, size_t from_len,
                          const char *to, size_t to_len, const etcdc_kv *own, const etcdc_kvs *below,
-                         int64_t rev)
+                         const etcdc_kv *there_own, const etcdc_kvs *there_below, int64_t rev)
 {
     for (size_t i = 0; i < count; i++) {
         node *n = moved[i];
-        size_t len;
-        char *key = n->type == NODE_FILE ? node_key(n, &len) : NULL;
-        char *old = key && len >= to_len && !memcmp(key, to, to_len)
-                        ? key_join(from, from_len, key + to_len, len - to_len, NULL, 0, &len)
+        size_t klen, len = 0;
+        char *key = node_key(n, &klen);
+        char *old = key && n->type == NODE_FILE && klen >= to_len && !memcmp(key, to, to_len)
+                        ? key_join(from, from_len, key + to_len, klen - to_len, NULL, 0, &len)
                         : NULL;
         if (old) {
             int64_t old_mod = snapshot_mod(own, below, old, len);
             pthread_mutex_lock(&n->mu);
+            unsigned carried = record_carried_locked(n);
             if (old_mod > 0 && n->mod_rev == old_mod)
                 file_replaced_locked(n, rev); /* our own move: no conflict for handles */
             node_moved_locked(n, old_mod, rev);
+            if (old_mod > 0) /* the key is what this mount put: its incarnation is known */
+                n->create_rev = created_by_move(key, klen, there_own, there_below, rev);
+            record_moved_locked(n, carried, rev);
             pthread_mutex_unlock(&n->mu);
         } else if (n->type == NODE_DIR) {
             node_drop_listing(n); /* its entries name keys of the old place */
+            pthread_mutex_lock(&n->mu);
+            unsigned carried = record_carried_locked(n);
+            if (key && n->create_rev > 0) /* its marker moved with it */
+                n->create_rev = created_by_move(key, klen, NULL, there_below, rev);
+            record_moved_locked(n, carried, rev);
+            pthread_mutex_unlock(&n->mu);
         }
         free(key);
         free(old);
@@ -268,6 +315,24 @@ static int file_move_attempt(void *arg)
     return rc;
 }
 
+/* The create_revision of a key in etcd that node n does not know (a key moved by an exchange
+ * of directories, written since): the record the rename carries must name it. One read, rare.
+ * Under n->mu. */
+static int learn_incarnation_locked(node *n, const resolved *r, bool in_etcd)
+{
+    if (!in_etcd || n->create_rev > 0)
+        return 0;
+    etcdc_range_req get = {.key = r->file_key, .key_len = r->file_len, .keys_only = true};
+    etcdc_kvs kvs = {0};
+    etcdc_error err = {0};
+    etcdc_code code = etcdc_range(g_fs.client, &get, &kvs, &err);
+    int rc = code ? fs_fail("rename", r->file_key, r->file_len, code, &err) : 0;
+    if (rc == 0 && kvs.count == 1) /* another incarnation: the rename's guard then fails */
+        n->create_rev = kvs.kvs[0].create_revision;
+    etcdc_kvs_clear(&kvs);
+    return rc;
+}
+
 /* Node n holds the content a move put at its new key at rev, with record a (has) or none. */
 static void moved_record_locked(node *n, bool has, const attrs *a, int64_t rev)
 {
@@ -302,6 +367,10 @@ static int rename_file(node *src, node *dst, const names2 *nm, unsigned flags)
     bool dst_pending = dst && dst->pending && !dst_exists;
     if (rc == 0 && (flags & RENAME_EXCHANGE) && !dst_exists && !dst_pending)
         rc = ENOENT;
+    if (rc == 0 && attrs_writable())
+        rc = learn_incarnation_locked(src, rs, src_in_etcd);
+    if (rc == 0 && attrs_writable() && dst)
+        rc = learn_incarnation_locked(dst, rd, dst_exists);
     bool src_is_marker = rs->file_len == rs->dir_len; /* "%": the marker holding data */
     bool keep_parent = !same_dir && !src_is_marker && !(flags & RENAME_EXCHANGE);
     file_move x = {.rs = rs,
@@ -364,11 +433,13 @@ static void moved_dir(const names2 *nm, commit *cm, const etcdc_txn_result *snap
     if (own_node)
         node_rekey(own_node, rd->file_key, rd->file_len);
     commit_release_names(cm);
+    /* every key put below the destination is new there, but its marker maybe */
+    const etcdc_kvs *dst_marker = &snap->ops[3].kvs;
     settle_moved(moved, count, rs->sub_key, rs->sub_len, rd->sub_key, rd->sub_len, NULL, below,
-                 rev);
+                 NULL, dst_marker, rev);
     if (own_node)
         settle_moved(&own_node, 1, rs->file_key, rs->file_len, rd->file_key, rd->file_len, own,
-                     NULL, rev);
+                     NULL, NULL, NULL, rev);
     node_put(own_node);
     put_all(moved, count);
 }
@@ -384,11 +455,16 @@ typedef struct dir_move {
     size_t send_len, dend_len, dafter_len;
     char *srec, *srec_end; /* the source name + "\0" and + "\1": its records lie between */
     size_t srec_len;
+    char *drec, *drec_end; /* the same for the destination name */
+    size_t drec_len;
     int64_t revision; /* of the move, once committed */
 } dir_move;
 
-/* The subtree and the directory's own key, in one read-only Txn; refuses what cannot move in
- * one Txn (EXDEV) or is not there (ENOENT). */
+static size_t own_record_budget(const etcdc_txn_result *snap);
+
+/* The subtree, the directory's own key and records, the destination's marker and records, in
+ * one read-only Txn (ops 0 to 4); refuses what cannot move in one Txn (EXDEV) or is not there
+ * (ENOENT). */
 static int dir_snapshot(const dir_move *x, etcdc_txn_result *snap)
 {
     const resolved *rs = x->nm->rs, *rd = x->nm->rd;
@@ -408,23 +484,29 @@ static int dir_snapshot(const dir_move *x, etcdc_txn_result *snap)
                             .range_end = x->srec_end,
                             .range_end_len = x->srec_len};
     etcdc_range_req dmarker = {.key = rd->sub_key, .key_len = rd->sub_len, .keys_only = true};
+    etcdc_range_req drecs = {.key = x->drec,
+                             .key_len = x->drec_len,
+                             .range_end = x->drec_end,
+                             .range_end_len = x->drec_len};
     etcdc_txn_get(rt, ETCDC_THEN, &below);
     etcdc_txn_get(rt, ETCDC_THEN, &self);
     etcdc_txn_get(rt, ETCDC_THEN, &recs);
     etcdc_txn_get(rt, ETCDC_THEN, &dmarker);
+    etcdc_txn_get(rt, ETCDC_THEN, &drecs);
     etcdc_code code = etcdc_txn_commit(g_fs.client, rt, snap, &err);
     etcdc_txn_free(rt);
     if (code == ETCDC_ERR_TOO_LARGE)
         return exdev_refused("rename", rs->sub_key, rs->sub_len, code, &err);
-    if (code != ETCDC_OK || snap->op_count != 4)
+    if (code != ETCDC_OK || snap->op_count != 5)
         return code ? fs_fail("rename", rs->sub_key, rs->sub_len, code, &err) : EIO;
     const etcdc_kvs *keys = &snap->ops[0].kvs;
     bool own = snap->ops[1].kvs.count > 0;
-    /* etcd's budget: the larger of ops and compares, plus the nested marker Txn's
-     * (at most 7 compares) when the source leaves its directory; records of the directory
-     * itself: 2 deletes and 2 puts or deletes at the destination, 1 compare */
-    size_t ops = keys->count + 1 + (own ? 2 : 0) + (x->same_dir ? 0 : 1) + 4;
-    size_t compares = keys->count + 7;
+    /* etcd's budget: the larger of ops and compares, plus the nested marker Txn's (at most 7
+     * compares) when the source leaves its directory; and the records of the directory
+     * itself, when it or the destination has any */
+    size_t rec_ops = own_record_budget(snap);
+    size_t ops = keys->count + 1 + (own ? 2 : 0) + (x->same_dir ? 0 : 1) + rec_ops;
+    size_t compares = keys->count + 4 + rec_ops;
     size_t needed = (ops > compares ? ops : compares) + (x->same_dir ? 0 : 7);
     if (keys->count == 0 && !own)
         return ENOENT;
@@ -466,51 +548,59 @@ static void put_moved(etcdc_txn *t, const char *nk, size_t nlen, const etcdc_kv 
 }
 
 /* The records of the moved name itself, "name\0attrs" (its own value's, "%value") and
- * "name\0dirattrs" (the directory's, on its marker), read by the snapshot: carried to the new
- * name when they apply; the new name's old ones are dropped (its marker, when there was one,
- * keeps its create_revision: a record left there would describe the moved directory). */
+ * "name\0dirattrs" (the directory's, on its marker), and the new name's, as the snapshot read
+ * them (ops 2 and 4): each of the name's is carried to the new name when it applies, the new
+ * name's are dropped (its marker, when it had one, keeps its create_revision: a record left
+ * there would describe the moved directory). Without records, nothing is added: the Txn keeps
+ * room for as many keys as before. */
 static void move_own_records(etcdc_txn *t, const dir_move *x, const etcdc_txn_result *snap)
 {
     const resolved *rs = x->nm->rs, *rd = x->nm->rd;
     if (!attrs_writable())
         return;
-    const etcdc_kvs *recs = &snap->ops[2].kvs;
+    const etcdc_kvs *recs = &snap->ops[2].kvs, *drecs = &snap->ops[4].kvs;
     const etcdc_kv *own = snap->ops[1].kvs.count ? &snap->ops[1].kvs.kvs[0] : NULL;
     const etcdc_kv *smarker = attrs_find_kv(&snap->ops[0].kvs, rs->sub_key, rs->sub_len);
     int64_t dmarker = snap->ops[3].kvs.count ? snap->ops[3].kvs.kvs[0].create_revision : 0;
     static const attrs_kind kinds[] = {ATTRS_FILE, ATTRS_DIR};
     for (size_t k = 0; k < 2; k++) {
-        const char *from = kinds[k] == ATTRS_DIR ? rs->sub_key : rs->file_key;
-        size_t from_len = kinds[k] == ATTRS_DIR ? rs->sub_len : rs->file_len;
-        const char *to = kinds[k] == ATTRS_DIR ? rd->sub_key : rd->file_key;
-        size_t to_len = kinds[k] == ATTRS_DIR ? rd->sub_len : rd->file_len;
-        size_t rlen, tlen;
+        bool dir = kinds[k] == ATTRS_DIR;
+        const char *from = dir ? rs->sub_key : rs->file_key, *to = dir ? rd->sub_key : rd->file_key;
+        size_t from_len = dir ? rs->sub_len : rs->file_len,
+               to_len = dir ? rd->sub_len : rd->file_len;
+        size_t rlen, dlen, tlen;
         char *rkey = attrs_key(from, from_len, kinds[k], &rlen);
+        char *dkey = attrs_key(to, to_len, kinds[k], &dlen);
         const etcdc_kv *rec = rkey ? attrs_find_kv(recs, rkey, rlen) : NULL;
-        const etcdc_kv *anchor = kinds[k] == ATTRS_DIR ? smarker : own;
-        int64_t after = kinds[k] == ATTRS_DIR && smarker ? dmarker : 0;
+        const etcdc_kv *drec = dkey ? attrs_find_kv(drecs, dkey, dlen) : NULL;
+        int64_t after = dir && smarker ? dmarker : 0;
         char text[ATTRS_TEXT_MAX];
-        if (rkey) /* as the snapshot read it */
-            etcdc_txn_if(t, rkey, rlen, rec ? ETCDC_CMP_MOD : ETCDC_CMP_CREATE, ETCDC_EQUAL,
-                         rec ? rec->mod_revision : 0);
-        txn_delete_record(t, ETCDC_THEN, from, from_len, kinds[k]);
-        if (rec && attrs_carry(rec, anchor, after, text, &tlen)) {
-            size_t dlen;
-            char *dkey = attrs_key(to, to_len, kinds[k], &dlen);
-            if (dkey)
-                etcdc_txn_put(t, ETCDC_THEN, dkey, dlen, text, tlen, 0);
-            else
-                etcdc_txn_set_error(t, ETCDC_ERR_NO_MEMORY);
-            free(dkey);
-        } else {
-            txn_delete_record(t, ETCDC_THEN, to, to_len, kinds[k]);
-        }
-        if (!rkey)
+        if (!rkey || !dkey) {
             etcdc_txn_set_error(t, ETCDC_ERR_NO_MEMORY);
+        } else if (rec) { /* as the snapshot read it */
+            etcdc_txn_if(t, rkey, rlen, ETCDC_CMP_MOD, ETCDC_EQUAL, rec->mod_revision);
+            etcdc_txn_delete(t, ETCDC_THEN, rkey, rlen, NULL, 0, false);
+            if (attrs_carry(rec, dir ? smarker : own, after, text, &tlen)) {
+                etcdc_txn_put(t, ETCDC_THEN, dkey, dlen, text, tlen, 0);
+                if (after) /* the marker there is what the snapshot saw */
+                    etcdc_txn_if(t, rd->sub_key, rd->sub_len, ETCDC_CMP_CREATE, ETCDC_EQUAL,
+                                 dmarker);
+            } else if (drec) {
+                etcdc_txn_delete(t, ETCDC_THEN, dkey, dlen, NULL, 0, false);
+            }
+        } else if (drec) {
+            etcdc_txn_delete(t, ETCDC_THEN, dkey, dlen, NULL, 0, false);
+        }
         free(rkey);
+        free(dkey);
     }
-    /* the destination marker is what the snapshot saw (its create_revision is in the record) */
-    etcdc_txn_if(t, rd->sub_key, rd->sub_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, dmarker);
+}
+
+/* What move_own_records adds at most to the Txn, from the snapshot: operations and compares. */
+static size_t own_record_budget(const etcdc_txn_result *snap)
+{
+    size_t recs = snap->ops[2].kvs.count, drecs = snap->ops[4].kvs.count;
+    return recs || drecs ? 2 * recs + drecs + 1 : 0;
 }
 
 /* The move of the snapshot, guarded by it: Then(delete the source subtree, put every key at
@@ -627,16 +717,18 @@ static int rename_dir(const names2 *nm, unsigned flags)
     x.dafter = key_join(rd->sub_key, rd->sub_len, "", 1, NULL, 0, &x.dafter_len);
     x.srec = key_join(rs->file_key, rs->file_len, "", 1, NULL, 0, &x.srec_len);
     x.srec_end = key_join(rs->file_key, rs->file_len, "\1", 1, NULL, 0, &x.srec_len);
-    int rc = !names_current(nm) ? EAGAIN
-             : !x.send || !x.dend || !x.dafter || !x.srec || !x.srec_end
-                 ? ENOMEM
-                 : optimistic_run(dir_move_attempt, &x);
+    x.drec = key_join(rd->file_key, rd->file_len, "", 1, NULL, 0, &x.drec_len);
+    x.drec_end = key_join(rd->file_key, rd->file_len, "\1", 1, NULL, 0, &x.drec_len);
+    bool mem = x.send && x.dend && x.dafter && x.srec && x.srec_end && x.drec && x.drec_end;
+    int rc = !names_current(nm) ? EAGAIN : !mem ? ENOMEM : optimistic_run(dir_move_attempt, &x);
     commit_end(&cm, x.revision);
     free(x.send);
     free(x.dend);
     free(x.dafter);
     free(x.srec);
     free(x.srec_end);
+    free(x.drec);
+    free(x.drec_end);
     return rc;
 }
 
@@ -760,10 +852,10 @@ static void exchanged(commit *cm, const side *a, const side *b, int64_t rev)
         node_swap_names(ra->file_key, ra->file_len, rb->file_key, rb->file_len, &na, &nb);
     commit_release_names(cm);
     settle_moved(moved, na, ra->file_key, ra->file_len, rb->file_key, rb->file_len, a->own,
-                 a->below, rev);
+                 a->below, b->own, b->below, rev);
     if (moved)
         settle_moved(moved + na, nb, rb->file_key, rb->file_len, ra->file_key, ra->file_len, b->own,
-                     b->below, rev);
+                     b->below, a->own, a->below, rev);
     put_all(moved, na + nb);
 }
 

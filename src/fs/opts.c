@@ -78,11 +78,13 @@ static const opt_spec option_table[] = {
      "close-to-open (default), watch (the watch-coherent cache answers without a round trip) "
      "or strict (every access asks etcd); docs/consistency.md"},
     {"attrs", T_ATTRS, F(attrs_mode), "MODE",
-     "etcd (default: mode, owner and times kept in etcd as attribute records are shown) or "
-     "none (a plain mirror: --uid/--gid/--umask only); docs/design-attributes.md"},
+     "etcd (default): keep mode, owner, times, symlinks and FIFOs in etcd as attribute "
+     "records next to the keys; none: a plain mirror (--uid/--gid/--umask only); "
+     "docs/design-attributes.md"},
     {"allow-other", T_FLAG, F(allow_other), NULL, "let other users access the mount"},
     {"ro", T_FLAG, F(ro), NULL, "read-only mount"},
-    {"quiet", T_FLAG, F(quiet), NULL, "chmod/chown succeed without effect instead of EPERM"},
+    {"quiet", T_FLAG, F(quiet), NULL,
+     "with --attrs=none: chmod/chown succeed without effect instead of EPERM"},
     {"page-cache-reads", T_FLAG, F(page_cache_reads), NULL,
      "read-only opens read through the kernel's page cache: shared mmap of them works, but a "
      "read racing a change can be torn (default: each reads the version it opened, whole)"},
@@ -90,7 +92,8 @@ static const opt_spec option_table[] = {
      "close/fsync fail with ESTALE, not overwriting, if changed in etcd since open"},
     {"uid", T_UID, F(uid), "N", "owner of every file (default: the mounting user)"},
     {"gid", T_GID, F(gid), "N", "group of every file (default: the mounting user's group)"},
-    {"umask", T_OCTAL, F(umask), "OCTAL", "mode = 0666/0777 minus umask (default 022)"},
+    {"umask", T_OCTAL, F(umask), "OCTAL",
+     "mode of entries without attribute records: 0666/0777 minus umask (default 022)"},
     {"max-file-size", T_SIZE, F(max_file_size), "BYTES",
      "largest file; bigger writes fail with EFBIG (default 1.5MiB - 8KiB)"},
     {"cache-size", T_SIZE, F(cache_size), "BYTES",

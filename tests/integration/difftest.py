@@ -5,31 +5,37 @@ A seeded generator produces file-system operations over a tiny name space (names
 O_TRUNC, O_APPEND and every access mode into a table of descriptor slots (several open at
 once), write, pwrite, appends (`echo >>`), read, pread, lseek, truncate, ftruncate, fsync,
 fstat, close, unlink, mkdir, rmdir, rename with flags 0, RENAME_NOREPLACE and RENAME_EXCHANGE
-(files and directories), stat and readdir. Every operation runs on a reference directory on
+(files and directories), stat and readdir; and attributes and file types
+(docs/design-attributes.md): chmod (setuid, setgid and sticky bits included), chown, utimensat
+(the mtime read back at once), symlink (relative targets inside the run, loops included),
+readlink, lstat and mkfifo (FIFOs are named 'p', a name no open ever reaches: it would block). Every operation runs on a reference directory on
 tmpfs and on an etcdfs mount, each in a fresh sub-directory of its own (so a fresh etcd
 prefix). Why tmpfs: etcdfs claims local-filesystem semantics for one mount
 (docs/semantics.md), and tmpfs is the simplest local filesystem there is. Compared:
 
-- every return value and errno (data read, bytes written, offsets, types, sizes);
-- every CHECK_EVERY operations, and at the end, the whole tree: names, types, file sizes (stat)
-  and contents (read), through the mount;
+- every return value and errno (data read, bytes written, offsets, types, sizes, modes and
+  owners, symbolic link targets);
+- every CHECK_EVERY operations, and at the end, the whole tree: names, types, modes, owners,
+  file sizes (stat), contents (read) and link targets, through the mount;
 - whenever no descriptor is open (an ("etcd",) operation) and at the end, what an independent
   etcd client (python-etcd3) reads under the run's prefix (docs/key-mapping.md): the file
   `a/b` is the key `<prefix>a/b` holding its content (opened with the key file under
-  --key-file, docs/encryption.md), every empty directory has its empty marker key
+  --key-file, docs/encryption.md; a symbolic link's key holds its target, a FIFO's nothing;
+  attribute records are left to the mount's view), every empty directory has its empty marker key
   `<prefix>dir/` (markers of non-empty directories may stay, docs/semantics.md), and no key
   exists outside the runs' prefixes. A file only created or truncated is stored at release,
   just after close returns (docs/semantics.md): etcd gets a bounded wait to agree.
 
 Only what etcdfs promises is compared. Left out on purpose, as documented differences:
 
-- st_mode, st_uid/st_gid, st_nlink, st_ino, times and directory sizes are synthesized
-  (docs/semantics.md "Attributes"): stat compares the type, and the size of files only;
+- st_nlink, st_ino, times (but right after utimensat) and directory sizes are synthesized
+  (docs/semantics.md "Attributes"): stat compares the type, mode, owner and the size of files
+  and symbolic links;
 - lseek on a directory descriptor: FUSE's kernel side seeks directories by their synthesized
   size (SEEK_END -4 gives 4092; tmpfs answers EINVAL), another face of "directory sizes
   differ" (docs/semantics.md "Attributes"): the generator seeks file descriptors only;
-- symlinks, hard links, device nodes, O_TMPFILE, fallocate, chmod/chown and byte-range locks
-  are not supported (docs/semantics.md "Not (yet) supported"): the generator never makes them;
+- hard links, device nodes, O_TMPFILE, fallocate and byte-range locks are not supported
+  (docs/semantics.md "Not (yet) supported"): the generator never makes them;
 - names starting with '%' are escapes and '%value' is reserved (docs/key-mapping.md): the
   alphabet has no '%';
 - EFBIG above max_file_size and EXDEV for renames of more than about 60 keys
@@ -92,7 +98,12 @@ WEIGHTS = {
     "open": 12, "close": 6, "write": 8, "pwrite": 5, "read": 6, "pread": 4, "seek": 2,
     "ftruncate": 3, "fsync": 2, "fstat": 2, "truncate": 3, "append": 4, "unlink": 6,
     "mkdir": 5, "rmdir": 5, "rename": 10, "stat": 4, "readdir": 3, "etcd": 2,
+    # attributes and file types (docs/design-attributes.md)
+    "chmod": 3, "chown": 1, "utime": 2, "symlink": 3, "readlink": 2, "mkfifo": 1, "lstat": 3,
 }
+MODES_CHMOD = (0o600, 0o644, 0o640, 0o755, 0o700, 0o750, 0o4755, 0o2755, 0o1777)
+OWNERS = ((0, 0), (1000, 1000), (1, 2), (0, 1000))
+FIFO = "p"  # FIFOs have a name of their own: no open or append ever reaches one (it would block)
 FD_OPS = {"close", "write", "pwrite", "read", "pread", "seek", "ftruncate", "fsync", "fstat"}
 
 Trace = list  # of op tuples
@@ -105,13 +116,20 @@ def kind_of(st) -> str:
         return "dir"
     if stat.S_ISREG(st.st_mode):
         return "file"
+    if stat.S_ISLNK(st.st_mode):
+        return "symlink"
+    if stat.S_ISFIFO(st.st_mode):
+        return "fifo"
     return "other"
 
 
 def describe(st) -> tuple:
-    """What is compared of a stat: the type, and the size of a file (semantics.md)."""
+    """What is compared of a stat: the type, the size of a file or symbolic link, the mode bits
+    and the owner (kept in attribute records, docs/design-attributes.md); not the times, which
+    utime compares right after setting them."""
     kind = kind_of(st)
-    return (kind, st.st_size) if kind == "file" else (kind,)
+    size = (st.st_size,) if kind in ("file", "symlink") else ()
+    return (kind, *size, oct(stat.S_IMODE(st.st_mode)), st.st_uid, st.st_gid)
 
 
 def open_flags(spec: str) -> int:
@@ -218,6 +236,32 @@ class Side:
     def op_stat(self, rel):
         return describe(os.stat(self.path(rel)))
 
+    def op_lstat(self, rel):
+        return describe(os.lstat(self.path(rel)))
+
+    def op_chmod(self, rel, mode):
+        os.chmod(self.path(rel), mode)
+        return ()
+
+    def op_chown(self, rel, uid, gid):
+        os.chown(self.path(rel), uid, gid, follow_symlinks=False)
+        return ()
+
+    def op_utime(self, rel, sec):
+        os.utime(self.path(rel), ns=(sec * 10**9 + 7, sec * 10**9 + 7))
+        return (os.stat(self.path(rel)).st_mtime_ns,)
+
+    def op_symlink(self, target, rel):
+        os.symlink(target, self.path(rel))
+        return ()
+
+    def op_readlink(self, rel):
+        return (os.readlink(self.path(rel)),)
+
+    def op_mkfifo(self, rel):
+        os.mkfifo(self.path(rel), 0o640)
+        return ()
+
     def op_readdir(self, rel):
         with os.scandir(self.path(rel)) as it:
             return (tuple(sorted((e.name, entry_kind(e)) for e in it)),)
@@ -227,13 +271,13 @@ class Side:
 
 
 def entry_kind(entry) -> str:
-    if entry.is_dir(follow_symlinks=False):
-        return "dir"
-    return "file" if entry.is_file(follow_symlinks=False) else "other"
+    return kind_of(entry.stat(follow_symlinks=False))
 
 
 def snapshot(root: str) -> dict:
-    """{relative path: ("dir",) | ("file", stat size, content) | ("err", errno)} below root."""
+    """{relative path: ("dir", mode, uid, gid) | ("file", stat size, content, mode, uid, gid)
+    | ("symlink", target, uid, gid) | ("fifo", mode, uid, gid) | ("err", errno)} below
+    root."""
     out: dict = {}
     stack = [""]
     for _ in range(10_000):  # bounded: the name space has 39 paths
@@ -244,14 +288,18 @@ def snapshot(root: str) -> dict:
             entries = list(it)
         for e in entries:
             sub = f"{rel}/{e.name}" if rel else e.name
-            kind = entry_kind(e)
+            st = e.stat(follow_symlinks=False)
+            kind, owner = kind_of(st), (st.st_uid, st.st_gid)
+            mode = oct(stat.S_IMODE(st.st_mode))
             if kind == "dir":
-                out[sub] = ("dir",)
+                out[sub] = ("dir", mode, *owner)
                 stack.append(sub)
             elif kind == "file":
-                out[sub] = file_state(e.path)
+                out[sub] = (*file_state(e.path), mode, *owner)
+            elif kind == "symlink":
+                out[sub] = ("symlink", os.readlink(e.path), *owner)
             else:
-                out[sub] = (kind,)
+                out[sub] = (kind, mode, *owner)
     return out
 
 
@@ -274,13 +322,17 @@ def tree_paths(root: str) -> tuple[list[str], list[str]]:
 
 
 def snapshot_names(root: str):
+    """The generator's names: directories (not symbolic links to them), and files and
+    symbolic links (FIFOs are never named: opening one would block)."""
     for dirpath, dirnames, filenames in os.walk(root):
         rel = os.path.relpath(dirpath, root)
         rel = "" if rel == "." else rel
         for d in sorted(dirnames):
-            yield (f"{rel}/{d}" if rel else d), "dir"
+            islink = os.path.islink(os.path.join(dirpath, d))
+            yield (f"{rel}/{d}" if rel else d), "file" if islink else "dir"
         for f in sorted(filenames):
-            yield (f"{rel}/{f}" if rel else f), "file"
+            if f != FIFO:
+                yield (f"{rel}/{f}" if rel else f), "file"
 
 
 # -- the generator ----------------------------------------------------------------------------
@@ -450,6 +502,37 @@ class Generator:
     def gen_readdir(self, v):
         return ("readdir", self.some_path(v.dirs + [""] + v.files[:1], 0.8, v.dirs))
 
+    def gen_lstat(self, v):
+        return ("lstat", self.some_path(v.files + v.dirs + self.fifos(v), 0.8, v.dirs))
+
+    def gen_chmod(self, v):
+        return ("chmod", self.near_open(v, 0.2) or self.some_path(v.files + v.dirs, 0.85, v.dirs),
+                self.rng.choice(MODES_CHMOD))
+
+    def gen_chown(self, v):
+        return ("chown", self.some_path(v.files + v.dirs, 0.85, v.dirs),
+                *self.rng.choice(OWNERS))
+
+    def gen_utime(self, v):
+        return ("utime", self.near_open(v, 0.2) or self.some_path(v.files + v.dirs, 0.85, v.dirs),
+                self.rng.randint(1, 2_000_000_000))
+
+    def gen_symlink(self, v):
+        """Relative targets inside the run (never '..': the two roots differ above it)."""
+        target = self.rng.choice(v.files + v.dirs + [self.random_path()])
+        return ("symlink", target, self.some_path(v.files, 0.2, v.dirs))
+
+    def gen_readlink(self, v):
+        return ("readlink", self.some_path(v.files + v.dirs, 0.85, v.dirs))
+
+    def gen_mkfifo(self, v):
+        parents = [""] + [d for d in v.dirs if d.count("/") + 1 < MAX_DEPTH]
+        parent = self.rng.choice(parents)
+        return ("mkfifo", f"{parent}/{FIFO}" if parent else FIFO)
+
+    def fifos(self, v):
+        return [f"{d}/{FIFO}" if d else FIFO for d in [""] + v.dirs]
+
 
 # -- divergences ------------------------------------------------------------------------------
 
@@ -520,6 +603,8 @@ def etcd_view(kv, prefix: str, keys: Optional[dict]) -> dict:
     a path that is a directory marker ends in "/" ("" + "/" is the run root's own marker)."""
     out = {}
     for value, meta in kv.get_prefix(prefix):
+        if meta.key.endswith(b"\x00attrs") or meta.key.endswith(b"\x00dirattrs"):
+            continue  # attribute records: what stat shows is compared through the mount
         rel = meta.key[len(prefix.encode()):].decode(errors="surrogateescape")
         if rel == "" or rel.endswith("/"):
             # markers are written like any value: sealed under --key-file (docs/encryption.md)
@@ -541,7 +626,12 @@ def etcd_view(kv, prefix: str, keys: Optional[dict]) -> dict:
 def expected_etcd(tree: dict) -> tuple[dict, set, set]:
     """From a tree snapshot: (files as etcd_view shows them, markers that must exist (empty
     directories, "/" for the root), markers that may exist (every directory))."""
-    files = {p: s for p, s in tree.items() if s[0] == "file"}
+    files = {p: s[:3] for p, s in tree.items() if s[0] == "file"}
+    # a symbolic link is a key holding its target, a FIFO an empty key (design-attributes.md)
+    files.update({p: ("file", len(s[1].encode(errors="surrogateescape")),
+                      s[1].encode(errors="surrogateescape"))
+                  for p, s in tree.items() if s[0] == "symlink"})
+    files.update({p: ("file", 0, b"") for p, s in tree.items() if s[0] == "fifo"})
     dirs = {p for p, s in tree.items() if s[0] == "dir"}
     nonempty = {p.rsplit("/", 1)[0] if "/" in p else "" for p in tree}
     required = {(d + "/") if d else "/" for d in dirs | {""} if d not in nonempty}
@@ -865,7 +955,9 @@ class Shrinker:
 
 # positions of path arguments, per operation
 PATH_ARGS = {"open": (2,), "truncate": (1,), "append": (1,), "unlink": (1,), "mkdir": (1,),
-             "rmdir": (1,), "rename": (1, 2), "stat": (1,), "readdir": (1,)}
+             "rmdir": (1,), "rename": (1, 2), "stat": (1,), "readdir": (1,), "lstat": (1,),
+             "chmod": (1,), "chown": (1,), "utime": (1,), "symlink": (2,), "readlink": (1,),
+             "mkfifo": (1,)}
 
 
 def trace_dirs(trace: Trace) -> set:

@@ -5,6 +5,7 @@ writes to etcd (the store revision does not move)."""
 
 import os
 import queue
+import stat
 import subprocess
 import threading
 import time
@@ -24,7 +25,7 @@ class Watcher:
     def __init__(self, path):
         self.proc = subprocess.Popen(
             ["inotifywait", "-m", "--format", "%e %f", "-e",
-             "create,modify,close_write,delete,moved_from,moved_to", str(path)],
+             "create,modify,close_write,delete,moved_from,moved_to,attrib", str(path)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for line in self.proc.stderr:  # "Setting up watches." then "Watches established."
             if "established" in line:
@@ -122,6 +123,22 @@ def test_changes_on_another_mount_give_events(etcd, kv, mount, watch):
     w.wait_for("DELETE", "f")
     assert revision(kv) == rev + 1  # the delete itself, nothing more
     assert sorted(p.name for p in (b / "d").iterdir()) == ["seed"]
+
+
+def test_chmod_on_another_mount_gives_attrib(etcd, kv, mount, watch):
+    """An attribute record changed elsewhere (docs/design-attributes.md): IN_ATTRIB."""
+    kv.put("/d/f", b"x")
+    a, b = mount(etcd, name="a"), mount(etcd, name="b")
+    assert (b / "d" / "f").read_bytes() == b"x"
+    w = watch(b / "d")
+    rev = revision(kv)
+    os.chmod(a / "d" / "f", 0o700)
+    w.wait_for("ATTRIB", "f")
+    assert stat.S_IMODE(os.stat(b / "d" / "f").st_mode) == 0o700
+    os.utime(a / "d" / "f", (1, 1))
+    w.wait_for("ATTRIB", "f")
+    assert revision(kv) == rev + 2  # the two records written, the replays wrote nothing
+    assert os.stat(b / "d" / "f").st_mtime == 1
 
 
 def test_rename_on_another_mount_gives_moved_events(etcd, kv, mount, watch):

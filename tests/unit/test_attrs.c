@@ -11,14 +11,9 @@
 #include <sys/stat.h>
 
 #include "attrs.h"
+#include "names.h"
 
 #include "check.h"
-
-static int key_cmp(const char *a, size_t a_len, const char *b, size_t b_len)
-{
-    int c = memcmp(a, b, a_len < b_len ? a_len : b_len);
-    return c ? c : (a_len > b_len) - (a_len < b_len);
-}
 
 static void test_keys(void)
 {
@@ -35,9 +30,10 @@ static void test_keys(void)
 
     /* the record keys sort after the file and before the directory of the same name, as
      * etcd orders keys (bytes, a prefix first) */
-    CHECK(key_cmp("bin", 3, "bin\0attrs", 9) < 0 && key_cmp("bin\0attrs", 9, "bin/", 4) < 0);
-    CHECK(key_cmp("bin", 3, "bin\0dirattrs", 12) < 0 &&
-          key_cmp("bin\0dirattrs", 12, "bin/", 4) < 0);
+    CHECK(names_key_cmp("bin", 3, "bin\0attrs", 9) < 0 &&
+          names_key_cmp("bin\0attrs", 9, "bin/", 4) < 0);
+    CHECK(names_key_cmp("bin", 3, "bin\0dirattrs", 12) < 0 &&
+          names_key_cmp("bin\0dirattrs", 12, "bin/", 4) < 0);
 
     CHECK(!attrs_key("/app/bin", 8, ATTRS_DIR, &len)); /* not a directory prefix */
     CHECK(!attrs_key("", 0, ATTRS_DIR, &len));
