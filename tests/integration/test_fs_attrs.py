@@ -352,3 +352,112 @@ def test_cp_a_rsync_a_and_tar_round_trip_modes_times_symlinks_and_fifos(etcd, kv
     subprocess.run(["rsync", "-a", str(m.path / "rsync") + "/", str(tmp_path / "rback")],
                    check=True)
     assert tree(tmp_path / "rback") == want
+
+
+# -- permissions: the kernel checks the stored modes (default_permissions) -----------------------
+
+PERM_SCRIPT = r"""
+import errno, os, sys
+def attempt(fn):
+    try:
+        fn()
+        return "ok"
+    except OSError as e:
+        return errno.errorcode[e.errno]
+root, step = sys.argv[1], sys.argv[2]
+p = lambda n: os.path.join(root, n)
+def write_new(n):
+    fd = os.open(p(n), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.write(fd, b"x")
+    os.close(fd)
+steps = {
+    "read-private": lambda: open(p("private"), "rb").read(),
+    "read-shared": lambda: open(p("shared"), "rb").read(),
+    "write-shared": lambda: open(p("shared"), "wb").close(),
+    "create-in-ro-dir": lambda: write_new("ro_dir/new"),
+    "create-in-sticky": lambda: write_new("tmp/mine"),
+    "chmod-own": lambda: os.chmod(p("tmp/mine"), 0o600),
+    "unlink-others-in-sticky": lambda: os.unlink(p("tmp/mine")),
+    "read-others-0600": lambda: open(p("tmp/mine"), "rb").read(),
+    "chmod-not-owner": lambda: os.chmod(p("shared"), 0o777),
+    "chown-not-root": lambda: os.chown(p("tmp/mine"), 0, 0),
+    "search-closed-dir": lambda: os.stat(p("closed/f")),
+    "unlink-own-in-sticky": lambda: os.unlink(p("tmp/mine")),
+    "mkdir-in-setgid": lambda: os.mkdir(p("grp/sub")),
+}
+print(attempt(steps[step]))
+"""
+
+# (uid running it, step)
+PERM_STEPS = [(1000, "read-private"), (1000, "read-shared"), (1000, "write-shared"),
+              (1000, "create-in-ro-dir"), (1000, "create-in-sticky"), (1000, "chmod-own"),
+              (1001, "unlink-others-in-sticky"), (1001, "read-others-0600"),
+              (1000, "chmod-not-owner"), (1000, "chown-not-root"), (1000, "search-closed-dir"),
+              (1000, "unlink-own-in-sticky"), (0, "mkdir-in-setgid")]
+
+
+def perm_setup(root):
+    (root / "private").write_bytes(b"secret")
+    os.chmod(root / "private", 0o600)
+    (root / "shared").write_bytes(b"shared")
+    (root / "ro_dir").mkdir()
+    (root / "tmp").mkdir()
+    os.chmod(root / "tmp", 0o1777)
+    (root / "closed").mkdir()
+    (root / "closed" / "f").write_bytes(b"f")
+    os.chmod(root / "closed", 0o700)
+    (root / "grp").mkdir()
+    os.chown(root / "grp", 0, 1234)
+    os.chmod(root / "grp", 0o2775)
+    (root / "grp" / "f").write_bytes(b"g")
+
+
+def perm_outcomes(root):
+    out = []
+    for uid, step in PERM_STEPS:
+        r = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                            "/usr/bin/python3", "-c", PERM_SCRIPT, str(root), step],
+                           capture_output=True, text=True)
+        out.append((uid, step, r.stdout.strip() or r.stderr.strip()[-200:]))
+    sub = root / "grp" / "sub"
+    st_f, st_d = os.stat(root / "grp" / "f"), os.stat(sub) if sub.exists() else None
+    out.append(("setgid group of a new file", st_f.st_gid))
+    out.append(("setgid new directory", (st_d.st_gid, oct(stat.S_IMODE(st_d.st_mode)))
+                if st_d else None))
+    return out
+
+
+def searchable_up_to_tmp(path):
+    """Other users must reach the test's directories (pytest makes /tmp/pytest-of-root 0700)."""
+    p = path
+    while p != p.parent and str(p) != "/tmp":
+        os.chmod(p, os.stat(p).st_mode | 0o755)
+        p = p.parent
+
+
+def test_permissions_are_checked_against_stored_modes_as_on_tmpfs(etcd, kv, mount, tmp_path):
+    """Another user, through allow_other: EACCES on search and write permission, the sticky
+    directory's EPERM, chmod/chown by a non-owner, setgid inheritance; each outcome as on
+    tmpfs."""
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=755", "tmpfs", str(ref)]
+                      ).returncode != 0:
+        pytest.skip("cannot mount a reference tmpfs")
+    try:
+        m = mount(etcd, options=("allow_other",))
+        searchable_up_to_tmp(m.path)
+        os.chmod(m.path, 0o755)
+        perm_setup(ref)
+        perm_setup(m.path)
+        want, got = perm_outcomes(ref), perm_outcomes(m.path)
+        print("\n".join(f"{w}  |  {g}" for w, g in zip(want, got)))
+        assert got == want
+        # and a second mount sees the same modes, so the same answers
+        n = mount(etcd, options=("allow_other",))
+        searchable_up_to_tmp(n.path)
+        assert subprocess.run(["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups",
+                               "cat", str(n.path / "private")], capture_output=True
+                              ).returncode != 0
+    finally:
+        subprocess.run(["umount", str(ref)])
