@@ -217,6 +217,11 @@ static int put_content_txn(node *n, const char *key, size_t len, attrs_writeback
     size_t fence_len = 0;
     int rc = fencing ? fence_guard(t, &fence_key, &fence_len) : 0;
     etcdc_txn_put(t, ETCDC_THEN, key, len, data, n->size, 0);
+    /* A key not known in etcd: read back after the Put, its create_revision (created now, or
+     * kept from a key another host created meanwhile) is what records must name. */
+    etcdc_range_req after = {.key = key, .key_len = len, .keys_only = true};
+    if (n->mod_rev == 0)
+        etcdc_txn_get(t, ETCDC_THEN, &after);
     if (wb == ATTRS_WB_PUT)
         txn_put_record(t, ETCDC_THEN, key, len, rec);
     else if (wb == ATTRS_WB_DROP)
@@ -237,6 +242,9 @@ static int put_content_txn(node *n, const char *key, size_t len, attrs_writeback
         /* Without a key, a guard on "no key" held: the parent compare failed. */
         rc = guarded && (key_exists || file_writeback_base(n) > 0) ? ESTALE : ENOENT;
     }
+    if (rc == 0 && *code == ETCDC_OK && res.succeeded && n->mod_rev == 0 && res.op_count >= 2 &&
+        res.ops[1].kvs.count == 1)
+        n->create_rev = res.ops[1].kvs.kvs[0].create_revision;
     *rev = res.revision;
     free(fence_key);
     etcdc_txn_result_clear(&res);

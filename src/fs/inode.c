@@ -632,8 +632,6 @@ void node_apply_absent_locked(node *n, int64_t as_of, int64_t at_ns)
 
 void node_committed_locked(node *n, int64_t rev)
 {
-    if (!n->create_rev) /* created by this write (else its creation was seen) */
-        n->create_rev = rev;
     n->known = true;
     n->mod_rev = rev;
     if (rev > n->as_of)

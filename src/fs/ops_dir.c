@@ -463,8 +463,38 @@ typedef struct rmdir_try {
     const char *after; /* the marker key + "\0": the first key after the marker */
     size_t after_len;
     int64_t marker_mod;
-    int64_t rev; /* of the delete, once committed */
+    int64_t rev;      /* of the delete, once committed */
+    int64_t swept_at; /* > 0: at this revision nothing but records of former entries (left by
+                       * another client's delete) lay below the marker: they go too */
 } rmdir_try;
+
+/* Whether everything below the directory r (but its marker) is attribute records: orphans, as
+ * no entry they could describe is there (docs/design-attributes.md). One keys-only read; *at:
+ * its revision. False when anything else is there, or on failure (the caller answers
+ * ENOTEMPTY). */
+static bool only_records_below(const rmdir_try *x, int64_t *at)
+{
+    const resolved *r = x->r;
+    etcdc_range_req req = {.key = x->after,
+                           .key_len = x->after_len,
+                           .range_end = x->end,
+                           .range_end_len = x->end_len,
+                           .limit = 1024,
+                           .keys_only = true};
+    etcdc_kvs kvs = {0};
+    etcdc_error err = {0};
+    bool only = etcdc_range(g_fs.client, &req, &kvs, &err) == ETCDC_OK && !kvs.more;
+    for (size_t i = 0; only && i < kvs.count; i++) {
+        const etcdc_kv *kv = &kvs.kvs[i];
+        size_t at_comp = kv->key_len, name_len;
+        while (at_comp > r->sub_len && kv->key[at_comp - 1] != '/')
+            at_comp--;
+        only = attrs_key_kind(kv->key + at_comp, kv->key_len - at_comp, &name_len) != ATTRS_NONE;
+    }
+    *at = kvs.revision;
+    etcdc_kvs_clear(&kvs);
+    return only;
+}
 
 static int rmdir_attempt(void *arg)
 {
@@ -479,8 +509,12 @@ static int rmdir_attempt(void *arg)
                              .range_end_len = x->end_len,
                              .limit = 2};
     etcdc_range_req self = {.key = r->file_key, .key_len = r->file_len, .keys_only = true};
-    etcdc_txn_if_range(t, x->after, x->after_len, x->end, x->end_len, ETCDC_CMP_CREATE, ETCDC_EQUAL,
-                       0);
+    if (x->swept_at) /* nothing created or changed below since the read that saw only records */
+        etcdc_txn_if_range(t, x->after, x->after_len, x->end, x->end_len, ETCDC_CMP_MOD, ETCDC_LESS,
+                           x->swept_at + 1);
+    else
+        etcdc_txn_if_range(t, x->after, x->after_len, x->end, x->end_len, ETCDC_CMP_CREATE,
+                           ETCDC_EQUAL, 0);
     etcdc_txn_if(t, r->sub_key, r->sub_len, ETCDC_CMP_MOD, ETCDC_EQUAL, x->marker_mod);
     etcdc_txn_if(t, r->file_key, r->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
     etcdc_txn_delete(t, ETCDC_THEN, r->sub_key, r->sub_len, x->end, x->end_len, false);
@@ -497,15 +531,20 @@ static int rmdir_attempt(void *arg)
         rc = 0;
     } else if (res.op_count >= 2) {
         const etcdc_kvs *b = &res.ops[0].kvs;
-        bool only_marker =
-            b->count == 1 && b->kvs[0].key_len == r->sub_len && b->kvs[0].value_len == 0;
-        if (res.ops[1].kvs.count > 0 || (b->count > 0 && !only_marker))
-            rc = ENOTEMPTY; /* includes "%value" and a marker holding data ("%") */
+        bool marker_first = b->count > 0 && b->kvs[0].key_len == r->sub_len;
+        bool only_marker = b->count == 1 && marker_first && b->kvs[0].value_len == 0;
+        int64_t swept_at = 0;
+        if (res.ops[1].kvs.count > 0 || (marker_first && b->kvs[0].value_len > 0))
+            rc = ENOTEMPTY; /* "%value", or a marker holding data ("%") */
+        else if (b->count > 0 && !only_marker)
+            rc = only_records_below(x, &swept_at) ? OPTIMISTIC_RETRY : ENOTEMPTY;
         else if (b->count == 0)
             rc = ENOENT;
         else
             rc = OPTIMISTIC_RETRY; /* only the marker changed (or was created) meanwhile */
-        x->marker_mod = b->count ? b->kvs[0].mod_revision : 0;
+        if (swept_at)
+            x->swept_at = swept_at;
+        x->marker_mod = marker_first ? b->kvs[0].mod_revision : 0;
     } else {
         rc = EIO;
     }
@@ -555,7 +594,12 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
             listing_unref(l);
         }
     }
-    rmdir_try x = {&r, end, end_len, after, after_len, marker_mod, 0};
+    rmdir_try x = {.r = &r,
+                   .end = end,
+                   .end_len = end_len,
+                   .after = after,
+                   .after_len = after_len,
+                   .marker_mod = marker_mod};
     if (rc == 0)
         rc = optimistic_run(rmdir_attempt, &x);
     rev = x.rev;

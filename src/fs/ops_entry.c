@@ -401,10 +401,11 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
         rc == 0 && (to_set & FUSE_SET_ATTR_MODE) && (attr->st_mode & 07777) != (st.st_mode & 07777);
     bool change_owner = rc == 0 && (((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != st.st_uid) ||
                                     ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != st.st_gid));
-    /* Without attribute records (--attrs=none, read-only) nothing can keep a mode or owner:
-     * changing them fails honestly unless -o quiet; setting what they already are succeeds
-     * (cp -p, tar). */
-    if ((change_mode || change_owner) && !attrs_writable() && !g_fs.opts->quiet)
+    /* Without attribute records (--attrs=none, read-only) nothing can keep a mode or owner,
+     * nor for the mount's root, whose record would lie outside the mounted prefix: changing
+     * them fails honestly unless -o quiet; setting what they already are succeeds (cp -p, tar). */
+    bool storable = attrs_writable() && !node_is_root(n);
+    if ((change_mode || change_owner) && !storable && !g_fs.opts->quiet)
         rc = g_fs.opts->ro ? EROFS : EPERM;
     if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE) && n->type != NODE_FILE)
         rc = EISDIR;
@@ -439,7 +440,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
          * `touch` (the time now) of a file without a record, whose synthesized mtime is the
          * time this mount saw its content change: no write for what every mount shows alike. */
         if (rc == 0 && (to_set & FUSE_SET_ATTR_MTIME) &&
-            (!attrs_writable() || ((to_set & FUSE_SET_ATTR_MTIME_NOW) && !has_record_locked(n)))) {
+            (!storable || ((to_set & FUSE_SET_ATTR_MTIME_NOW) && !has_record_locked(n)))) {
             to_set &= ~FUSE_SET_ATTR_MTIME;
             if (to_set & FUSE_SET_ATTR_MTIME_NOW)
                 clock_gettime(CLOCK_REALTIME, &n->mtime);
@@ -454,8 +455,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
             to_set &= ~FUSE_SET_ATTR_MTIME; /* as for files (directories show the mount time) */
         pthread_mutex_unlock(&n->mu);
     }
-    if (rc == 0 && attrs_writable() &&
-        (change_mode || change_owner || (to_set & FUSE_SET_ATTR_MTIME)))
+    if (rc == 0 && storable && (change_mode || change_owner || (to_set & FUSE_SET_ATTR_MTIME)))
         rc = store_attrs(n, attr, to_set);
     if (rc == 0)
         node_fill_attr(n, &st, false);

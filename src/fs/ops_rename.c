@@ -393,12 +393,12 @@ static int rename_file(node *src, node *dst, const names2 *nm, unsigned flags)
         src->pending = src->dirty = src->written = false;
         file_replaced_locked(src, revision); /* our own change: no conflict for open handles */
         int64_t src_create = src->create_rev;
-        src->create_rev = x.dst_exists ? dst->create_rev : 0;
+        src->create_rev = x.dst_exists ? dst->create_rev : revision; /* a Put keeps it */
         node_committed_locked(src, revision);
         moved_record_locked(src, x.src_has_rec, &x.src_rec, revision);
         if (dst && (flags & RENAME_EXCHANGE)) {
             file_replaced_locked(dst, revision);
-            dst->create_rev = x.src_in_etcd ? src_create : 0;
+            dst->create_rev = x.src_in_etcd ? src_create : revision;
             node_committed_locked(dst, revision);
             moved_record_locked(dst, x.dst_has_rec, &x.dst_rec, revision);
         } else if (dst) {
