@@ -437,6 +437,11 @@ etcdc_code etcdc_txn_if_value(etcdc_txn *t, const void *key, size_t key_len, etc
 /* Then/Else operations. */
 etcdc_code etcdc_txn_put(etcdc_txn *t, etcdc_branch b, const void *key, size_t key_len,
                          const void *value, size_t value_len, int64_t lease);
+/* Then/Else: attach the key to a lease (0 detaches), its value kept as stored, unsealed
+ * (PutRequest.ignore_value, as etcdc_attach_lease). etcd fails the whole Txn with "key not
+ * found" when the key does not exist: guard it with a compare when it may not. */
+etcdc_code etcdc_txn_attach_lease(etcdc_txn *t, etcdc_branch b, const void *key, size_t key_len,
+                                  int64_t lease);
 etcdc_code etcdc_txn_get(etcdc_txn *t, etcdc_branch b, const etcdc_range_req *req);
 etcdc_code etcdc_txn_delete(etcdc_txn *t, etcdc_branch b, const void *key, size_t key_len,
                             const void *range_end, size_t range_end_len, bool prev_kv);

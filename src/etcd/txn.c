@@ -276,6 +276,17 @@ etcdc_code etcdc_txn_put(etcdc_txn *t, etcdc_branch b, const void *key, size_t k
     return add_op(t, b, op);
 }
 
+etcdc_code etcdc_txn_attach_lease(etcdc_txn *t, etcdc_branch b, const void *key, size_t key_len,
+                                  int64_t lease)
+{
+    etcdc_code rc = etcdc_txn_put(t, b, key, key_len, "", 0, lease);
+    if (rc == ETCDC_OK) {
+        op_list *l = &t->branch[b == ETCDC_ELSE];
+        l->ops[l->count - 1]->request_put->ignore_value = true;
+    }
+    return rc;
+}
+
 etcdc_code etcdc_txn_get(etcdc_txn *t, etcdc_branch b, const etcdc_range_req *req)
 {
     if (refused(t))
@@ -463,6 +474,9 @@ static etcdc_code seal_op(etcdc_client *c, Etcdserverpb__RequestOp *op, arena *a
         etcdc_code rc = seal_ops(c, txn->success, txn->n_success, a, &txn->success, err);
         return rc ? rc : seal_ops(c, txn->failure, txn->n_failure, a, &txn->failure, err);
     }
+    if (op->request_case == ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT &&
+        op->request_put->ignore_value)
+        return ETCDC_OK; /* no value sent: the stored one stays as it is */
     Etcdserverpb__PutRequest *put = arena_keep(a, malloc(sizeof *put));
     if (!put)
         return etcdc__set_error(err, ETCDC_ERR_NO_MEMORY, 0, "out of memory");

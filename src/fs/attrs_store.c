@@ -176,6 +176,24 @@ static int store(node *n, const attrs *want, bool drop)
     return rc;
 }
 
+bool attrs_following_key_locked(node *n, bool content_changes, attrs *a)
+{
+    bool with_mtime;
+    const attrs *cur =
+        attrs_writable() && n->create_rev > 0 ? node_record_locked(n, &with_mtime) : NULL;
+    if (!cur)
+        return false;
+    *a = *cur;
+    a->ctime = now_ts();
+    if (content_changes)
+        a->mtime = a->ctime;
+    else if (!with_mtime)
+        a->mtime = n->mtime; /* the time shown now, bound to the value from now on */
+    a->anchor = n->create_rev;
+    a->content = 0;
+    return true;
+}
+
 attrs_writeback attrs_for_writeback_locked(node *n, bool creating, attrs *a)
 {
     if (!attrs_writable() || !n->rec || !n->rec->present)

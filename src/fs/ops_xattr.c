@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/xattr.h>
 
+#include "attrs_store.h"
 #include "commit.h"
 #include "file_sync.h"
 #include "key_guards.h"
@@ -268,6 +269,36 @@ static int lease_fail(const char *op, const xattr_ctx *c, etcdc_code code, const
     return fs_fail(op, c->key, c->key_len, code, err);
 }
 
+/* Attaches the key, and its attribute record when it has one (which must then name the key's
+ * new version and expire with it: docs/design-attributes.md), to the lease, in one Txn. */
+static etcdc_code attach_lease(const xattr_ctx *c, int64_t lease, etcdc_error *err)
+{
+    attrs rec;
+    bool with_rec = attrs_following_key_locked(c->n, false, &rec);
+    etcdc_txn *t = etcdc_txn_new();
+    etcdc_txn_attach_lease(t, ETCDC_THEN, c->key, c->key_len, lease);
+    if (with_rec) {
+        size_t rlen;
+        char *rkey = attrs_key(c->key, c->key_len, ATTRS_FILE, &rlen);
+        char text[ATTRS_TEXT_MAX];
+        size_t tlen = attrs_format(&rec, text);
+        if (rkey)
+            etcdc_txn_put(t, ETCDC_THEN, rkey, rlen, text, tlen, lease);
+        else
+            etcdc_txn_set_error(t, ETCDC_ERR_NO_MEMORY);
+        free(rkey);
+    }
+    etcdc_txn_result res = {0};
+    etcdc_code code = etcdc_txn_commit(g_fs.client, t, &res, err);
+    if (code == ETCDC_ERR_INVALID_ARGUMENT && strstr(err->message, "key not found"))
+        code = ETCDC_ERR_NOT_FOUND; /* as etcdc_attach_lease says it */
+    if (code == ETCDC_OK && with_rec)
+        node_set_record_locked(c->n, &rec, res.revision);
+    etcdc_txn_result_clear(&res);
+    etcdc_txn_free(t);
+    return code;
+}
+
 /* user.etcd.ttl = N: a new N-second lease for the key (2 round trips: grant, attach); 0
  * detaches the key from any lease (1 round trip). */
 static int set_ttl(const xattr_ctx *c, const char *v, size_t size, bool *content_changed)
@@ -281,7 +312,7 @@ static int set_ttl(const xattr_ctx *c, const char *v, size_t size, bool *content
     etcdc_code code = ttl > 0 ? etcdc_lease_grant(g_fs.client, ttl, &lease, &err) : ETCDC_OK;
     if (code != ETCDC_OK)
         return fs_fail("setxattr ttl", c->key, c->key_len, code, &err);
-    code = etcdc_attach_lease(g_fs.client, c->key, c->key_len, lease, NULL, &err);
+    code = attach_lease(c, lease, &err);
     if (code != ETCDC_OK && lease) /* do not leave an unused lease behind until it expires */
         etcdc_lease_revoke(g_fs.client, lease, NULL);
     return code == ETCDC_OK ? 0 : lease_fail("setxattr ttl", c, code, &err);
@@ -295,7 +326,7 @@ static int set_lease(const xattr_ctx *c, const char *v, size_t size, bool *conte
     if (parse_number(v, size, true, INT64_MAX, &lease))
         return EINVAL;
     etcdc_error err = {0};
-    etcdc_code code = etcdc_attach_lease(g_fs.client, c->key, c->key_len, lease, NULL, &err);
+    etcdc_code code = attach_lease(c, lease, &err);
     return code == ETCDC_OK ? 0 : lease_fail("setxattr lease", c, code, &err);
 }
 
@@ -326,6 +357,10 @@ static int set_cas(const xattr_ctx *c, const char *v, size_t size, bool *content
     }
     etcdc_txn_get(t, ETCDC_ELSE, &probe);
     etcdc_txn_put(t, ETCDC_THEN, c->key, c->key_len, content, content_len, 0);
+    attrs rec; /* the new content's mtime; the Put detaches a lease from the record too */
+    bool with_rec = rev > 0 && attrs_following_key_locked(c->n, true, &rec);
+    if (with_rec)
+        txn_put_record(t, ETCDC_THEN, c->key, c->key_len, &rec);
     etcdc_code code = etcdc_txn_commit(g_fs.client, t, &res, &err);
     int rc = 0;
     if (code != ETCDC_OK) {
@@ -342,6 +377,8 @@ static int set_cas(const xattr_ctx *c, const char *v, size_t size, bool *content
         etcdc_kv kv = {
             .value = (char *)content, .value_len = content_len, .mod_revision = res.revision};
         node_apply_kv_locked(c->n, &kv, res.revision, now_ns());
+        if (with_rec)
+            node_set_record_locked(c->n, &rec, res.revision);
         *content_changed = true;
     }
     etcdc_txn_result_clear(&res);

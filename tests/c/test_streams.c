@@ -508,6 +508,21 @@ static void test_lease_basics(void)
     etcdc_kv_clear(&kv);
     CHECK_RC(etcdc_attach_lease(C, "nope", 4, id, NULL, &err), ETCDC_ERR_NOT_FOUND, &err);
 
+    /* ... and inside a transaction, next to a put, the value untouched (sealed or not) */
+    const char *k3 = th_key("joined-in-txn");
+    put_s(C, k3, "kept", NULL);
+    etcdc_txn *t = etcdc_txn_new();
+    etcdc_txn_attach_lease(t, ETCDC_THEN, k3, strlen(k3), id);
+    etcdc_txn_result tr = {0};
+    CHECK_OK(etcdc_txn_commit(C, t, &tr, &err), &err);
+    CHECK(tr.succeeded);
+    etcdc_txn_result_clear(&tr);
+    etcdc_txn_free(t);
+    REQUIRE_OK(etcdc_get(C, k3, strlen(k3), &kv, &err), &err);
+    CHECK_INT(kv.lease, id);
+    CHECK_STR(kv.value, kv.value_len, "kept");
+    etcdc_kv_clear(&kv);
+
     CHECK_OK(etcdc_lease_revoke(C, id, &err), &err);
     bool exists = true;
     CHECK_OK(etcdc_exists(C, k, strlen(k), &exists, &err), &err);

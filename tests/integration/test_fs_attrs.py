@@ -529,3 +529,33 @@ def test_entries_moved_by_an_exchange_keep_their_records_at_once(etcd, kv, mount
     n = mount(etcd)
     assert stat.S_IMODE(os.stat(n.path / there.name / "x").st_mode) == 0o640
     assert os.readlink(n.path / here.name / "l") == "t"
+
+
+def test_a_record_follows_its_keys_lease_and_cas(etcd, kv, mount):
+    """user.etcd.ttl / user.etcd.lease attach the record to the key's lease in the same Txn
+    (both expire together); user.etcd.cas writes the new mtime with the content."""
+    m = mount(etcd)
+    f = m.path / "leased"
+    f.write_bytes(b"v")
+    os.chmod(f, 0o750)
+    rev = int(etcd.status()["header"]["revision"])
+    os.setxattr(f, "user.etcd.ttl", b"2")
+    assert int(etcd.status()["header"]["revision"]) == rev + 1  # one Txn
+    v, meta_v = kv.get("/leased")
+    r, meta_r = kv.get(b"/leased\x00attrs")
+    assert meta_v.lease_id == meta_r.lease_id != 0
+    assert stat.S_IMODE(os.stat(f).st_mode) == 0o750  # still applies (names the new version)
+    wait_for(lambda: kv.get("/leased")[0] is None and kv.get(b"/leased\x00attrs")[0] is None,
+             timeout=15)
+    # cas: the record names the new content and its time
+    g = m.path / "cas"
+    g.write_bytes(b"one")
+    os.chmod(g, 0o700)
+    os.utime(g, (1, 1))
+    cur = kv.get("/cas")[1].mod_revision
+    os.setxattr(g, "user.etcd.cas", f"{cur}:two".encode())
+    st = os.stat(g)
+    assert stat.S_IMODE(st.st_mode) == 0o700 and st.st_mtime > 1
+    n = mount(etcd)
+    st2 = os.stat(n.path / "cas")
+    assert stat.S_IMODE(st2.st_mode) == 0o700 and st2.st_mtime_ns == st.st_mtime_ns
