@@ -10,6 +10,7 @@ import ctypes
 import errno
 import subprocess
 import os
+import socket
 import stat
 import time
 
@@ -291,12 +292,16 @@ def test_symlinks_fifos_and_modes_of_new_entries(etcd, kv, mount):
     fd = os.open(a.path / "rel" / "made", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     os.close(fd)
     os.mkdir(a.path / "rel" / "private", 0o700)
+    sock = socket.socket(socket.AF_UNIX)  # bind(2) makes the socket's entry with mknod
+    sock.bind(str(a.path / "rel" / "sock"))
+    sock.close()
     b = mount(etcd)
     for m in (a, b):
         r = m.path / "rel"
         assert (r / "current" / "app").read_bytes() == b"two"
         assert stat.S_ISLNK(os.lstat(r / "current").st_mode)
         assert stat.S_ISFIFO(os.lstat(r / "pipe").st_mode)
+        assert stat.S_ISSOCK(os.lstat(r / "sock").st_mode)
         assert stat.S_IMODE(os.lstat(r / "pipe").st_mode) == 0o620
         assert stat.S_IMODE(os.stat(r / "new.sh").st_mode) == 0o750
         assert stat.S_IMODE(os.stat(r / "made").st_mode) == 0o600
