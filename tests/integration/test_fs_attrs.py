@@ -389,6 +389,8 @@ steps = {
     "search-closed-dir": lambda: os.stat(p("closed/f")),
     "unlink-own-in-sticky": lambda: os.unlink(p("tmp/mine")),
     "mkdir-in-setgid": lambda: os.mkdir(p("grp/sub")),
+    "chmod-setgid-not-member": lambda: os.chmod(p("tmp/sg"), 0o2755),
+    "write-setuid-file": lambda: open(p("tmp/su"), "ab").write(b"more"),
 }
 print(attempt(steps[step]))
 """
@@ -398,7 +400,8 @@ PERM_STEPS = [(1000, "read-private"), (1000, "read-shared"), (1000, "write-share
               (1000, "create-in-ro-dir"), (1000, "create-in-sticky"), (1000, "chmod-own"),
               (1001, "unlink-others-in-sticky"), (1001, "read-others-0600"),
               (1000, "chmod-not-owner"), (1000, "chown-not-root"), (1000, "search-closed-dir"),
-              (1000, "unlink-own-in-sticky"), (0, "mkdir-in-setgid")]
+              (1000, "unlink-own-in-sticky"), (0, "mkdir-in-setgid"),
+              (1000, "chmod-setgid-not-member"), (1001, "write-setuid-file")]
 
 
 def perm_setup(root):
@@ -415,6 +418,11 @@ def perm_setup(root):
     os.chown(root / "grp", 0, 1234)
     os.chmod(root / "grp", 0o2775)
     (root / "grp" / "f").write_bytes(b"g")
+    (root / "tmp" / "sg").write_bytes(b"sg")  # the owner is not in its group
+    os.chown(root / "tmp" / "sg", 1000, 1234)
+    (root / "tmp" / "su").write_bytes(b"su")  # setuid, writable by others
+    os.chown(root / "tmp" / "su", 1000, 1000)
+    os.chmod(root / "tmp" / "su", 0o4757)
 
 
 def perm_outcomes(root):
@@ -429,6 +437,9 @@ def perm_outcomes(root):
     out.append(("setgid group of a new file", st_f.st_gid))
     out.append(("setgid new directory", (st_d.st_gid, oct(stat.S_IMODE(st_d.st_mode)))
                 if st_d else None))
+    # the kernel clears setgid on a non-member's chmod, setuid on another user's write
+    out.append(("chmod by a non-member", oct(stat.S_IMODE(os.stat(root / "tmp" / "sg").st_mode))))
+    out.append(("written by another", oct(stat.S_IMODE(os.stat(root / "tmp" / "su").st_mode))))
     return out
 
 
@@ -442,8 +453,8 @@ def searchable_up_to_tmp(path):
 
 def test_permissions_are_checked_against_stored_modes_as_on_tmpfs(etcd, kv, mount, tmp_path):
     """Another user, through allow_other: EACCES on search and write permission, the sticky
-    directory's EPERM, chmod/chown by a non-owner, setgid inheritance; each outcome as on
-    tmpfs."""
+    directory's EPERM, chmod/chown by a non-owner, setgid inheritance, setgid cleared on a
+    non-member's chmod and setuid on another user's write; each outcome as on tmpfs."""
     ref = tmp_path / "ref"
     ref.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=755", "tmpfs", str(ref)]
