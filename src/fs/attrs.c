@@ -204,13 +204,15 @@ bool attrs_parse(const char *text, size_t len, attrs *a)
     return true;
 }
 
-unsigned attrs_applies(const attrs *a, int64_t record_mod, int64_t anchor_create,
-                       int64_t anchor_mod)
+unsigned attrs_applies(const attrs *a, int64_t record_mod, int64_t record_create,
+                       int64_t anchor_create, int64_t anchor_mod)
 {
     if (anchor_create <= 0 || record_mod <= 0)
         return 0;
-    int64_t created = a->anchor ? a->anchor : record_mod;
-    if (created != anchor_create)
+    bool named = a->anchor ? a->anchor == anchor_create
+                           : record_mod == anchor_create ||
+                                 (record_create > 0 && record_create == anchor_create);
+    if (!named)
         return 0; /* an orphan, or a record of an earlier key of the same name */
     int64_t content = a->content ? a->content : record_mod;
     return ATTRS_APPLY | (a->content >= 0 && content == anchor_mod ? ATTRS_APPLY_MTIME : 0);

@@ -52,10 +52,13 @@ size_t attrs_format(const attrs *a, char *buf);
  * code reads, or lacks a field; unknown fields are skipped. */
 bool attrs_parse(const char *text, size_t len, attrs *a);
 
-/* Which parts of record a, stored at record_mod, describe the anchor as it is: an anchor that
- * exists with anchor_create / anchor_mod (0 / 0 when absent). */
+/* Which parts of record a, whose key has record_mod / record_create (0: not known), describe
+ * the anchor as it is: an anchor that exists with anchor_create / anchor_mod (0 / 0 when
+ * absent). anchor 0 names the record's own mod_revision, or its create_revision: a record
+ * created with its anchor stays theirs when its key is put again as it is (etcdfs rekey, a
+ * lease attached). */
 enum { ATTRS_APPLY = 1, ATTRS_APPLY_MTIME = 2 };
-unsigned attrs_applies(const attrs *a, int64_t record_mod, int64_t anchor_create,
-                       int64_t anchor_mod);
+unsigned attrs_applies(const attrs *a, int64_t record_mod, int64_t record_create,
+                       int64_t anchor_create, int64_t anchor_mod);
 
 #endif

@@ -255,7 +255,8 @@ bool attrs_carry(const etcdc_kv *kv, const etcdc_kv *anchor, int64_t anchor_crea
     bool dir = S_ISDIR(a.mode);
     /* a directory's mtime is its record's own (inode.c, node_record_locked) */
     int64_t content = dir ? (a.content > 0 ? a.content : kv->mod_revision) : anchor->mod_revision;
-    unsigned applies = attrs_applies(&a, kv->mod_revision, anchor->create_revision, content);
+    unsigned applies =
+        attrs_applies(&a, kv->mod_revision, kv->create_revision, anchor->create_revision, content);
     if (!applies)
         return false;
     a.anchor = anchor_create_after;

@@ -664,6 +664,11 @@ void node_moved_locked(node *n, int64_t old_mod, int64_t rev)
 
 bool node_set_record_locked(node *n, const attrs *a, int64_t rev)
 {
+    return node_set_record_seen_locked(n, a, rev, 0);
+}
+
+bool node_set_record_seen_locked(node *n, const attrs *a, int64_t rev, int64_t created)
+{
     if (n->rec && (rev < n->rec->rev || n->rec->local))
         return false; /* older news, or a local record that waits for its write-back */
     if (!n->rec && !a)
@@ -672,6 +677,7 @@ bool node_set_record_locked(node *n, const attrs *a, int64_t rev)
         return false; /* shown without: the defaults */
     bool changed = n->rec->present != (a != NULL) || (a && memcmp(&n->rec->a, a, sizeof *a));
     n->rec->rev = rev;
+    n->rec->created = created;
     n->rec->present = a != NULL;
     if (a)
         n->rec->a = *a;
@@ -704,7 +710,7 @@ const attrs *node_record_locked(const node *n, bool *mtime_applies)
      * revision says nothing about it). */
     int64_t content =
         n->type == NODE_DIR ? (a->content > 0 ? a->content : n->rec->rev) : n->mod_rev;
-    unsigned applies = attrs_applies(a, n->rec->rev, n->create_rev, content);
+    unsigned applies = attrs_applies(a, n->rec->rev, n->rec->created, n->create_rev, content);
     *mtime_applies = (applies & ATTRS_APPLY_MTIME) != 0;
     return applies ? a : NULL;
 }

@@ -64,10 +64,11 @@ etcdc_kv listing_entry_kv(const listing_entry *e);
 /* An attribute record as a listing or a lookup read it (docs/design-attributes.md). */
 typedef struct attrs_seen {
     attrs a;
-    int64_t rev;  /* the record key's mod_revision (or the revision it was seen absent at) */
-    bool present; /* false: the record is known absent as of rev */
-    bool local;   /* in a node: set here (chmod of a file whose content is not written yet),
-                   * to be written with the content; news from etcd does not replace it */
+    int64_t rev;     /* the record key's mod_revision (or the revision it was seen absent at) */
+    int64_t created; /* the record key's create_revision (0: not known) */
+    bool present;    /* false: the record is known absent as of rev */
+    bool local;      /* in a node: set here (chmod of a file whose content is not written yet),
+                      * to be written with the content; news from etcd does not replace it */
 } attrs_seen;
 
 /* A snapshot of one directory, shared (refcounted) by the directory node and open handles. */
@@ -215,6 +216,8 @@ int node_resize_locked(node *n, size_t len);
 /* The node's attribute record is `a` (NULL: absent) as of revision rev (under n->mu): older
  * news than what the node holds is ignored. Returns true when what stat shows may change. */
 bool node_set_record_locked(node *n, const attrs *a, int64_t rev);
+/* The same, with the record key's create_revision (attrs_applies). */
+bool node_set_record_seen_locked(node *n, const attrs *a, int64_t rev, int64_t created);
 /* A record set here for a file whose content is not written yet (under n->mu): it applies at
  * once and is written with the content (attrs_store.h). Returns 0 or ENOMEM. */
 int node_set_local_record_locked(node *n, const attrs *a);

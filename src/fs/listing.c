@@ -45,7 +45,8 @@ void listing_give_record_locked(node *n, const listing *l, const listing_entry *
     if (n->type == NODE_DIR)
         n->create_rev = e->create_revision;
     if (e->rec)
-        node_set_record_locked(n, &l->recs[e->rec - 1].a, l->recs[e->rec - 1].rev);
+        node_set_record_seen_locked(n, &l->recs[e->rec - 1].a, l->recs[e->rec - 1].rev,
+                                    l->recs[e->rec - 1].created);
     else
         node_set_record_locked(n, NULL, l->revision);
 }
@@ -151,7 +152,7 @@ static uint32_t keep_record(builder *b, const attrs_seen *r)
 static int take_record(builder *b, attrs_kind kind, const char *name, size_t name_len,
                        const etcdc_kv *kv)
 {
-    attrs_seen r = {.rev = kv->mod_revision, .present = true};
+    attrs_seen r = {.rev = kv->mod_revision, .created = kv->create_revision, .present = true};
     if (kv->value_error || !attrs_parse(kv->value, kv->value_len, &r.a))
         return 0; /* damaged, foreign or unreadable: the entry shows the defaults */
     if (kind == ATTRS_FILE) {

@@ -134,7 +134,8 @@ static bool record_event(const etcdc_kv *kv, bool is_delete, bool own)
     attrs a;
     bool present = !is_delete && !kv->value_error && attrs_parse(kv->value, kv->value_len, &a);
     pthread_mutex_lock(&n->mu);
-    bool changed = node_set_record_locked(n, present ? &a : NULL, kv->mod_revision);
+    bool changed =
+        node_set_record_seen_locked(n, present ? &a : NULL, kv->mod_revision, kv->create_revision);
     pthread_mutex_unlock(&n->mu);
     if (changed)
         fuse_lowlevel_notify_inval_inode(g_fs.se, n->ino, -1, 0); /* attributes only */

@@ -102,7 +102,7 @@ static int lookup_listed(node *dir, const resolved *r, node **out)
 /* The attribute record of kind in a lookup's answer (the keys "<name>\0..."), into *a; false
  * when none is there (or it does not parse: the defaults). */
 static bool record_in(const etcdc_kvs *recs, const resolved *r, attrs_kind kind, attrs *a,
-                      int64_t *rev)
+                      int64_t *rev, int64_t *created)
 {
     for (size_t i = 0; recs && i < recs->count; i++) {
         const etcdc_kv *kv = &recs->kvs[i];
@@ -112,6 +112,7 @@ static bool record_in(const etcdc_kvs *recs, const resolved *r, attrs_kind kind,
             name_len == r->comp_len && !kv->value_error &&
             attrs_parse(kv->value, kv->value_len, a)) {
             *rev = kv->mod_revision;
+            *created = kv->create_revision;
             return true;
         }
     }
@@ -123,9 +124,9 @@ static void give_record_locked(node *n, const etcdc_kvs *recs, const resolved *r
                                int64_t revision)
 {
     attrs a;
-    int64_t rev = revision;
-    bool present = record_in(recs, r, kind, &a, &rev);
-    node_set_record_locked(n, present ? &a : NULL, rev);
+    int64_t rev = revision, created = 0;
+    bool present = record_in(recs, r, kind, &a, &rev, &created);
+    node_set_record_seen_locked(n, present ? &a : NULL, rev, created);
 }
 
 /* One read-only Txn: the key itself, whether anything lies below it, and the attribute

@@ -145,6 +145,7 @@ static void record_moved_locked(node *n, unsigned carried, int64_t rev)
         n->rec->present = false;
     }
     n->rec->rev = rev;
+    n->rec->created = 0; /* the record key at the new place: its own, not known here */
 }
 
 static void settle_moved(node **moved, size_t count, const char *from, size_t from_len,

@@ -575,3 +575,32 @@ def test_a_record_follows_its_keys_lease_and_cas(etcd, kv, mount):
     n = mount(etcd)
     st2 = os.stat(n.path / "cas")
     assert stat.S_IMODE(st2.st_mode) == 0o700 and st2.st_mtime_ns == st.st_mtime_ns
+
+
+def test_records_survive_etcdfs_rekey(etcd, kv, mount, tmp_path, build_dir):
+    """Records are values: rekey re-seals them, and one created with its file (anchor 0) still
+    applies once its key was put again."""
+    line1 = f"1 {os.urandom(32).hex()}\n"
+    k1 = tmp_path / "k1.key"
+    k1.write_text(line1)
+    k1.chmod(0o600)
+    m = mount(etcd, extra_args=[f"--key-file={k1}"])
+    fd = os.open(m.path / "made", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)  # anchor 0
+    os.close(fd)
+    (m.path / "later").write_bytes(b"x")
+    os.chmod(m.path / "later", 0o751)  # anchor named
+    m.unmount()
+    k12 = tmp_path / "k12.key"
+    k12.write_text(line1 + f"2 {os.urandom(32).hex()}\n")
+    k12.chmod(0o600)
+    r = subprocess.run([str(build_dir / "src" / "fs" / "etcdfs"), "rekey",
+                        f"--endpoints={etcd.endpoint}", f"--key-file={k12}"],
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert kv.get(b"/made\x00attrs")[0][3] == 2  # sealed by key 2 now
+    k2 = tmp_path / "k2.key"  # key 1 gone: only what rekey re-sealed opens
+    k2.write_text(k12.read_text().splitlines()[1] + "\n")
+    k2.chmod(0o600)
+    n = mount(etcd, extra_args=[f"--key-file={k2}"])
+    assert stat.S_IMODE(os.stat(n.path / "made").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(n.path / "later").st_mode) == 0o751

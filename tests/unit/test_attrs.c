@@ -182,29 +182,38 @@ static void test_validity(void)
 {
     attrs a = sample(); /* anchor=0 content=0: written together with the anchor */
     /* created in one Txn at revision 10: both keys have revision 10 */
-    CHECK(attrs_applies(&a, 10, 10, 10) == (ATTRS_APPLY | ATTRS_APPLY_MTIME));
+    CHECK(attrs_applies(&a, 10, 0, 10, 10) == (ATTRS_APPLY | ATTRS_APPLY_MTIME));
     /* the value was rewritten by another client at 12: mode stays, mtime is unknown */
-    CHECK(attrs_applies(&a, 10, 10, 12) == ATTRS_APPLY);
+    CHECK(attrs_applies(&a, 10, 0, 10, 12) == ATTRS_APPLY);
     /* the key was deleted and created again at 15: an orphan of the old file */
-    CHECK(attrs_applies(&a, 10, 15, 15) == 0);
+    CHECK(attrs_applies(&a, 10, 0, 15, 15) == 0);
     /* no anchor */
-    CHECK(attrs_applies(&a, 10, 0, 0) == 0);
+    CHECK(attrs_applies(&a, 10, 0, 0, 0) == 0);
 
     /* chmod of a file created at 3, last written at 7: the record names both */
     a.anchor = 3;
     a.content = 7;
-    CHECK(attrs_applies(&a, 20, 3, 7) == (ATTRS_APPLY | ATTRS_APPLY_MTIME));
-    CHECK(attrs_applies(&a, 20, 3, 21) == ATTRS_APPLY);
-    CHECK(attrs_applies(&a, 20, 4, 7) == 0);
+    CHECK(attrs_applies(&a, 20, 0, 3, 7) == (ATTRS_APPLY | ATTRS_APPLY_MTIME));
+    CHECK(attrs_applies(&a, 20, 0, 3, 21) == ATTRS_APPLY);
+    CHECK(attrs_applies(&a, 20, 0, 4, 7) == 0);
 
     /* a write-back of an existing file: value and record in one Txn at 30 */
     a.content = 0;
-    CHECK(attrs_applies(&a, 30, 3, 30) == (ATTRS_APPLY | ATTRS_APPLY_MTIME));
+    CHECK(attrs_applies(&a, 30, 0, 3, 30) == (ATTRS_APPLY | ATTRS_APPLY_MTIME));
+
+    /* created with its anchor at 50, then put again as it is (rekey, a lease) at 60: still
+     * the anchor's, by its create_revision; not once the anchor is created anew */
+    a.anchor = 0;
+    a.content = 0;
+    CHECK(attrs_applies(&a, 60, 50, 50, 60) == (ATTRS_APPLY | ATTRS_APPLY_MTIME));
+    CHECK(attrs_applies(&a, 60, 50, 50, 61) == ATTRS_APPLY);
+    CHECK(attrs_applies(&a, 60, 50, 55, 55) == 0);
+    CHECK(attrs_applies(&a, 60, 0, 50, 60) == 0); /* create_revision not known: by mod only */
 
     /* a moved file whose mtime was already unknown */
     a.anchor = 0;
     a.content = -1;
-    CHECK(attrs_applies(&a, 40, 40, 40) == ATTRS_APPLY);
+    CHECK(attrs_applies(&a, 40, 0, 40, 40) == ATTRS_APPLY);
 }
 
 int main(void)
