@@ -601,7 +601,8 @@ bool node_apply_kv_locked(node *n, const etcdc_kv *kv, int64_t as_of, int64_t at
         return true;
     }
     bool changed = !n->known || n->mod_rev != kv->mod_revision;
-    n->create_rev = kv->create_revision;
+    if (kv->create_revision > 0) /* 0: the caller's own kv (a cas) that does not say */
+        n->create_rev = kv->create_revision;
     if (changed) {
         if (node_set_data_locked(n, kv->value ? kv->value : "", kv->value_len) != 0) {
             n->known = false; /* keep nothing half-updated: the next access reads again */

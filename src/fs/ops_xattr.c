@@ -374,8 +374,10 @@ static int set_cas(const xattr_ctx *c, const char *v, size_t size, bool *content
     } else {
         /* The cache takes what was written, so a following read or stat shows it; the next
          * open drops the kernel's pages (the cache's revision is not the one it was given). */
-        etcdc_kv kv = {
-            .value = (char *)content, .value_len = content_len, .mod_revision = res.revision};
+        etcdc_kv kv = {.value = (char *)content,
+                       .value_len = content_len,
+                       .mod_revision = res.revision,
+                       .create_revision = rev > 0 ? c->n->create_rev : res.revision};
         node_apply_kv_locked(c->n, &kv, res.revision, now_ns());
         if (with_rec)
             node_set_record_locked(c->n, &rec, res.revision);
