@@ -250,9 +250,7 @@ static bool forget_name(node *n)
     char *key = node_key(n, &len);
     if (!key)
         return false;
-    size_t at = len;
-    while (at > g_fs.prefix_len && key[at - 1] != '/')
-        at--;
+    size_t at = names_last_component(key, len, g_fs.prefix_len);
     node *dir = at < len && !node_is_directory_value(key, len) && node_indexed(n)
                     ? node_find(key, at, NODE_DIR)
                     : NULL;

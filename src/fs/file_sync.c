@@ -20,9 +20,7 @@
  * no longer accurate after we changed it. */
 static void drop_listings_for_key(const char *key, size_t len)
 {
-    size_t dir_len = len;
-    while (dir_len > 0 && key[dir_len - 1] != '/')
-        dir_len--;
+    size_t dir_len = names_last_component(key, len, 0);
     if (dir_len < g_fs.prefix_len)
         dir_len = g_fs.prefix_len;
     node *d = node_find(key, dir_len, NODE_DIR);
@@ -42,9 +40,7 @@ static void drop_listings_for_key(const char *key, size_t len)
  * other names absent (inode.h); the directory whose own key it is shows it no more. */
 static void note_key_stored(const char *key, size_t len)
 {
-    size_t dir_len = len;
-    while (dir_len > 0 && key[dir_len - 1] != '/')
-        dir_len--;
+    size_t dir_len = names_last_component(key, len, 0);
     node *d = dir_len >= g_fs.prefix_len ? node_find(key, dir_len, NODE_DIR) : NULL;
     if (d) {
         node_listing_name_changed(d, key + dir_len, len - dir_len);

@@ -17,9 +17,7 @@ void txn_if_parent_exists(etcdc_txn *t, const char *key, size_t len)
 
 void txn_if_parent_exists_fast(etcdc_txn *t, const char *key, size_t len, bool *witnessed)
 {
-    size_t plen = len;
-    while (plen > 0 && key[plen - 1] != '/')
-        plen--;
+    size_t plen = names_last_component(key, len, 0);
     if (witnessed)
         *witnessed = false;
     if (plen <= g_fs.prefix_len)

@@ -176,3 +176,11 @@ int names_key_cmp(const void *a, size_t a_len, const void *b, size_t b_len)
     int c = memcmp(a, b, a_len < b_len ? a_len : b_len);
     return c ? c : (a_len > b_len) - (a_len < b_len);
 }
+
+size_t names_last_component(const char *key, size_t len, size_t floor)
+{
+    size_t at = len;
+    while (at > floor && key[at - 1] != '/')
+        at--;
+    return at;
+}

@@ -64,6 +64,10 @@ char *names_normalize_prefix(const char *prefix, size_t *out_len);
  * (the key lies deeper, so the component is a subdirectory). */
 size_t names_first_component(const char *rel, size_t rel_len, bool *is_dir);
 
+/* Where the last component of key starts: after its last '/', but not before floor (the mount
+ * prefix, a directory's prefix). */
+size_t names_last_component(const char *key, size_t len, size_t floor);
+
 /* etcd's order of keys (and components): bytes compared unsigned, a prefix first. */
 int names_key_cmp(const void *a, size_t a_len, const void *b, size_t b_len);
 

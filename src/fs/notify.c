@@ -107,9 +107,7 @@ static void marker_event(const etcdc_kv *kv, bool is_delete)
  * Returns false when kv is no record's key. */
 static bool record_event(const etcdc_kv *kv, bool is_delete, bool own)
 {
-    size_t at = kv->key_len;
-    while (at > g_fs.prefix_len && kv->key[at - 1] != '/')
-        at--;
+    size_t at = names_last_component(kv->key, kv->key_len, g_fs.prefix_len);
     size_t name_len;
     attrs_kind kind = attrs_key_kind(kv->key + at, kv->key_len - at, &name_len);
     if (kind == ATTRS_NONE) {

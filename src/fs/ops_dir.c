@@ -486,9 +486,7 @@ static bool only_records_below(const rmdir_try *x, int64_t *at)
     bool only = etcdc_range(g_fs.client, &req, &kvs, &err) == ETCDC_OK && !kvs.more;
     for (size_t i = 0; only && i < kvs.count; i++) {
         const etcdc_kv *kv = &kvs.kvs[i];
-        size_t at_comp = kv->key_len, name_len;
-        while (at_comp > r->sub_len && kv->key[at_comp - 1] != '/')
-            at_comp--;
+        size_t name_len, at_comp = names_last_component(kv->key, kv->key_len, r->sub_len);
         only = attrs_key_kind(kv->key + at_comp, kv->key_len - at_comp, &name_len) != ATTRS_NONE;
     }
     *at = kvs.revision;

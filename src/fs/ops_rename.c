@@ -529,9 +529,7 @@ static int dir_snapshot(const dir_move *x, etcdc_txn_result *snap)
 static void put_moved(etcdc_txn *t, const char *nk, size_t nlen, const etcdc_kv *kv,
                       const etcdc_kvs *keys, int64_t dst_marker_create)
 {
-    size_t name_len, at = kv->key_len;
-    while (at > 0 && kv->key[at - 1] != '/')
-        at--;
+    size_t name_len, at = names_last_component(kv->key, kv->key_len, 0);
     attrs_kind kind = attrs_key_kind(kv->key + at, kv->key_len - at, &name_len);
     if (kind == ATTRS_NONE || !attrs_writable()) {
         etcdc_txn_put(t, ETCDC_THEN, nk, nlen, kv->value ? kv->value : "", kv->value_len, 0);
@@ -783,9 +781,7 @@ static bool swapped_record(const etcdc_kv *kv, const side *from, const side *to,
                            size_t *len)
 {
     text[0] = 0;
-    size_t at = kv->key_len, name_len;
-    while (at > 0 && kv->key[at - 1] != '/')
-        at--;
+    size_t name_len, at = names_last_component(kv->key, kv->key_len, 0);
     attrs_kind kind = attrs_key_kind(kv->key + at, kv->key_len - at, &name_len);
     if (kind == ATTRS_NONE || !attrs_writable())
         return true;

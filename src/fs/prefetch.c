@@ -277,9 +277,8 @@ listing *prefetch_take(node *dir)
         return NULL;
     listing *l = take(key, len);
     if (!l && len > g_fs.prefix_len) {
-        size_t plen = len - 1; /* the parent: up to the '/' before the last component */
-        while (plen > 0 && key[plen - 1] != '/')
-            plen--;
+        /* the parent: up to the '/' before the last component */
+        size_t plen = names_last_component(key, len - 1, 0);
         if (plen >= g_fs.prefix_len && walk_starts(key, plen)) {
             prefetch_parent(key, plen);
             l = take(key, len);

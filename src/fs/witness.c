@@ -21,9 +21,7 @@ static slot slots[SLOTS]; /* [witness_mu] */
  * a marker "d/" that is "d/" itself, whose key range holds the marker). */
 static size_t dir_of(const char *key, size_t len)
 {
-    size_t end = len;
-    while (end > 0 && key[end - 1] != '/')
-        end--;
+    size_t end = names_last_component(key, len, 0);
     return end;
 }
 

@@ -175,6 +175,16 @@ static void test_helpers(void)
     CHECK(names_hash("a", 1) == 0xaf63dc4c8601ec8cULL); /* FNV-1a 64 test vector */
 }
 
+static void test_last_component(void)
+{
+    CHECK(names_last_component("/a/b/c", 6, 0) == 5);
+    CHECK(names_last_component("/a/b/", 5, 0) == 5); /* a directory prefix: empty component */
+    CHECK(names_last_component("abc", 3, 0) == 0);
+    CHECK(names_last_component("/app/x", 6, 5) == 5);
+    CHECK(names_last_component("/app/x", 6, 6) == 6);         /* never before floor */
+    CHECK(names_last_component("a\0b/c\0attrs", 11, 0) == 4); /* NUL bytes are bytes */
+}
+
 int main(void)
 {
     test_plain();
@@ -183,6 +193,7 @@ int main(void)
     test_long();
     test_roundtrip_many();
     test_helpers();
+    test_last_component();
     if (failures)
         fprintf(stderr, "%d check(s) failed\n", failures);
     else
