@@ -176,11 +176,10 @@ static int store(node *n, const attrs *want, bool drop)
     return rc;
 }
 
-bool attrs_following_key_locked(node *n, bool content_changes, attrs *a)
+bool attrs_following_key_locked(node *n, int64_t anchor, bool content_changes, attrs *a)
 {
     bool with_mtime;
-    const attrs *cur =
-        attrs_writable() && n->create_rev > 0 ? node_record_locked(n, &with_mtime) : NULL;
+    const attrs *cur = attrs_writable() ? node_record_locked(n, &with_mtime) : NULL;
     if (!cur)
         return false;
     *a = *cur;
@@ -188,8 +187,8 @@ bool attrs_following_key_locked(node *n, bool content_changes, attrs *a)
     if (content_changes)
         a->mtime = a->ctime;
     else if (!with_mtime)
-        a->mtime = n->mtime; /* the time shown now, bound to the value from now on */
-    a->anchor = n->create_rev;
+        a->mtime = n->mtime; /* the time shown now, bound to the content from now on */
+    a->anchor = anchor;
     a->content = 0;
     return true;
 }

@@ -40,11 +40,12 @@ void txn_put_record(etcdc_txn *t, etcdc_branch b, const char *key, size_t len, c
 /* Adds to branch b of t a Delete of the record of kind of the entry whose anchor is key. */
 void txn_delete_record(etcdc_txn *t, etcdc_branch b, const char *key, size_t len, attrs_kind kind);
 
-/* The record to put in the Txn that changes the key's value or lease without a write-back
- * (user.etcd.cas, ttl, lease), so that it keeps naming the key's version and follows its lease:
- * n's record with its anchor named, content 0 (the Txn's revision), a new mtime when the
- * content changes. False when n has none that applies. Under n->mu. */
-bool attrs_following_key_locked(node *n, bool content_changes, attrs *a);
+/* The record to put in a Txn that changes the key's value, place or lease without a write-back
+ * (a rename, user.etcd.cas, ttl, lease), so that it keeps describing the content: n's record
+ * (also one set here and not written yet), naming `anchor` (the key's create_revision after the
+ * Txn; 0: the Txn creates the key), content 0 (the Txn's revision), ctime now, a new mtime
+ * when the content changes. False when n has none that applies. Under n->mu. */
+bool attrs_following_key_locked(node *n, int64_t anchor, bool content_changes, attrs *a);
 
 /* A record (kv) that a move carries, with every key, to a new place where its anchor is put in
  * the same Txn (a directory rename): the text to put there (anchor 0: as old as the Txn; the

@@ -204,25 +204,6 @@ typedef struct file_move {
     attrs src_rec, dst_rec;
 } file_move;
 
-/* The record node n's content takes to the key it moves to (a key that exists keeps its
- * create_revision, 0: created by the move), into *a; false when n has none. Under n->mu. */
-static bool moving_record(node *n, int64_t to_create, attrs *a)
-{
-    if (!attrs_writable())
-        return false;
-    bool with_mtime;
-    const attrs *cur = n->rec && n->rec->local ? &n->rec->a : node_record_locked(n, &with_mtime);
-    if (!cur)
-        return false;
-    *a = *cur;
-    if (!(n->rec && n->rec->local) && !with_mtime)
-        a->mtime = n->mtime; /* the time shown now, bound to the content from now on */
-    clock_gettime(CLOCK_REALTIME, &a->ctime);
-    a->anchor = to_create;
-    a->content = 0;
-    return true;
-}
-
 /* The record for key in the move's Txn: the moved one, or none (a record left there would
  * describe the content moved in, as the key keeps its create_revision). */
 static void move_record(etcdc_txn *t, const char *key, size_t len, bool has, const attrs *a)
@@ -262,9 +243,11 @@ static int file_move_attempt(void *arg)
     else if (x->src_in_etcd)
         etcdc_txn_delete(t, ETCDC_THEN, rs->file_key, rs->file_len, NULL, 0, false);
     if (attrs_writable() && !x->src_is_marker) {
-        x->src_has_rec = moving_record(src, x->dst_exists ? dst->create_rev : 0, &x->src_rec);
+        x->src_has_rec = attrs_following_key_locked(src, x->dst_exists ? dst->create_rev : 0, false,
+                                                    &x->src_rec);
         x->dst_has_rec = (flags & RENAME_EXCHANGE) &&
-                         moving_record(dst, x->src_in_etcd ? src->create_rev : 0, &x->dst_rec);
+                         attrs_following_key_locked(dst, x->src_in_etcd ? src->create_rev : 0,
+                                                    false, &x->dst_rec);
         if (x->dst_exists && dst->create_rev <= 0)
             x->src_has_rec = false; /* the key's incarnation is not known: no record there */
         move_record(t, rd->file_key, rd->file_len, x->src_has_rec, &x->src_rec);
@@ -316,9 +299,9 @@ static int file_move_attempt(void *arg)
     return rc;
 }
 
-/* The create_revision of a key in etcd that node n does not know (a key moved by an exchange
- * of directories, written since): the record the rename carries must name it. One read, rare.
- * Under n->mu. */
+/* The create_revision of a key in etcd that node n does not know (a node the mount never read
+ * its key for, e.g. one it moved while it held unwritten changes): the record the rename
+ * carries must name it. One read, rare. Under n->mu. */
 static int learn_incarnation_locked(node *n, const resolved *r, bool in_etcd)
 {
     if (!in_etcd || n->create_rev > 0)

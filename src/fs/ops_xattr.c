@@ -274,7 +274,8 @@ static int lease_fail(const char *op, const xattr_ctx *c, etcdc_code code, const
 static etcdc_code attach_lease(const xattr_ctx *c, int64_t lease, etcdc_error *err)
 {
     attrs rec;
-    bool with_rec = attrs_following_key_locked(c->n, false, &rec);
+    bool with_rec =
+        c->n->create_rev > 0 && attrs_following_key_locked(c->n, c->n->create_rev, false, &rec);
     etcdc_txn *t = etcdc_txn_new();
     etcdc_txn_attach_lease(t, ETCDC_THEN, c->key, c->key_len, lease);
     if (with_rec) {
@@ -358,7 +359,8 @@ static int set_cas(const xattr_ctx *c, const char *v, size_t size, bool *content
     etcdc_txn_get(t, ETCDC_ELSE, &probe);
     etcdc_txn_put(t, ETCDC_THEN, c->key, c->key_len, content, content_len, 0);
     attrs rec; /* the new content's mtime; the Put detaches a lease from the record too */
-    bool with_rec = rev > 0 && attrs_following_key_locked(c->n, true, &rec);
+    bool with_rec = rev > 0 && c->n->create_rev > 0 &&
+                    attrs_following_key_locked(c->n, c->n->create_rev, true, &rec);
     if (with_rec)
         txn_put_record(t, ETCDC_THEN, c->key, c->key_len, &rec);
     etcdc_code code = etcdc_txn_commit(g_fs.client, t, &res, &err);
