@@ -319,6 +319,10 @@ int file_writeback_locked(node *n, const char *why)
         /* Every descriptor's changes are stored now, whichever close stored them: a later
          * release of one of them must not store the file again (a newer O_TRUNC's '') */
         open_files_clear_changes(n->ino);
+        /* The directory's listing learns the name before the file stops being pending: a
+         * listing read in between (opendir skips the pending scan once no file is pending)
+         * would otherwise be taken as showing the directory as it is, without the name. */
+        note_key_stored(key, len);
         n->dirty = false;
         n->written = false;
         n->has_base = false;
@@ -329,7 +333,6 @@ int file_writeback_locked(node *n, const char *why)
         node_committed_locked(n, rev);
         n->kernel_rev = rev; /* the kernel's pages hold what was just written */
         n->local_content = true;
-        note_key_stored(key, len);
         char kb[LOG_KEY_BUF];
         log_debug("%s: put %s (%zu bytes) at revision %lld", why, log_key(key, len, kb, sizeof kb),
                   n->size, (long long)rev);
