@@ -10,6 +10,7 @@
 #include "attrs_store.h"
 #include "commit.h"
 #include "key_guards.h"
+#include "listing.h"
 #include "log.h"
 #include "open_files.h"
 #include "ops_lock.h"
@@ -55,7 +56,47 @@ static void note_key_stored(const char *key, size_t len)
     free(sub);
 }
 
+void file_listed_value(node *n, listed_value *v)
+{
+    memset(v, 0, sizeof *v);
+    pthread_mutex_lock(&n->mu);
+    bool unread = n->value_unread;
+    pthread_mutex_unlock(&n->mu);
+    size_t len;
+    char *key = unread ? node_key(n, &len) : NULL;
+    if (!key)
+        return;
+    size_t dir_len = names_last_component(key, len, 0);
+    node *d = dir_len >= g_fs.prefix_len ? node_find(key, dir_len, NODE_DIR) : NULL;
+    listing *l = d ? node_cached_listing(d) : NULL;
+    const listing_entry *e = l ? listing_find(l, key + dir_len, len - dir_len) : NULL;
+    if (e && !e->is_dir && !e->value_error && (v->value = malloc(e->value_len + 1))) {
+        memcpy(v->value, e->value ? e->value : "", e->value_len);
+        v->value[e->value_len] = '\0';
+        v->value_len = e->value_len;
+        v->mod_rev = e->mod_revision;
+        v->key = key;
+        v->key_len = len;
+        key = NULL;
+    }
+    free(key);
+    listing_unref(l);
+    node_put(d);
+}
+
+void listed_value_clear(listed_value *v)
+{
+    free(v->key);
+    free(v->value);
+    memset(v, 0, sizeof *v);
+}
+
 int file_revalidate_locked(node *n, bool *changed)
+{
+    return file_revalidate_listed_locked(n, NULL, changed);
+}
+
+int file_revalidate_listed_locked(node *n, const listed_value *v, bool *changed)
 {
     *changed = false;
     size_t len;
@@ -66,7 +107,10 @@ int file_revalidate_locked(node *n, bool *changed)
     int64_t now = now_ns();
     etcdc_error err = {0};
     etcdc_code code;
-    if (n->known && n->mod_rev > 0) {
+    /* mod_revision alone does not name a value: one Txn gives many keys the same */
+    bool listed = n->value_unread && v && v->value && v->mod_rev == n->mod_rev &&
+                  v->key_len == len && !memcmp(v->key, key, len);
+    if (n->known && (!n->value_unread || listed) && n->mod_rev > 0) {
         /* If(mod == cached) Then() Else(Range key): no value transfer when unchanged. */
         etcdc_txn *t = etcdc_txn_new();
         etcdc_range_req get = {.key = key, .key_len = len};
@@ -78,6 +122,10 @@ int file_revalidate_locked(node *n, bool *changed)
             n->validated_ns = now;
             if (r.revision > n->as_of)
                 n->as_of = r.revision;
+            if (listed && node_set_data_locked(n, v->value, v->value_len) != 0) {
+                n->known = false; /* the next access reads it */
+                rc = ENOMEM;
+            }
         } else if (code == ETCDC_OK && r.op_count == 1 && r.ops[0].kvs.count == 1) {
             *changed = node_apply_kv_locked(n, &r.ops[0].kvs.kvs[0], r.revision, now);
             if (r.ops[0].kvs.kvs[0].value_error) /* err names the key and why */

@@ -14,8 +14,28 @@
 #include "inode.h"
 
 /* Confirms the node's cache with etcd (If mod_revision == cached Then nothing Else Range).
- * *changed: the content changed; returns ENOENT when the key is gone. */
+ * *changed: the content changed; returns ENOENT when the key is gone. A node that keeps no
+ * value (value_unread, inode.h) is read with one Range. */
 int file_revalidate_locked(node *n, bool *changed);
+
+/* What the directory listing this mount holds shows for a file it keeps no value of
+ * (value_unread): a copy, so that the open that follows confirms the revision with etcd and
+ * takes the value from here instead of transferring it a second time. */
+typedef struct listed_value {
+    char *key; /* the node's key when the copy was taken */
+    size_t key_len;
+    char *value; /* NULL: the listing showed nothing for the node */
+    size_t value_len;
+    int64_t mod_rev;
+} listed_value;
+/* Fills *v; leaves it empty unless n is value_unread and its directory's listing shows it.
+ * Caller holds no lock (it takes the node's, then the directory's, one at a time). */
+void file_listed_value(node *n, listed_value *v);
+void listed_value_clear(listed_value *v);
+/* file_revalidate_locked with a copy file_listed_value took (NULL: none): when it still names
+ * the node's key and revision, a value_unread node is confirmed by the compare alone and takes
+ * its value from the copy. */
+int file_revalidate_listed_locked(node *n, const listed_value *v, bool *changed);
 /* Writes the node's buffered content to etcd when dirty. why names the caller in logs. */
 int file_writeback_locked(node *n, const char *why);
 /* Writes back every dirty file (at unmount). */

@@ -545,6 +545,7 @@ void node_pending_add(int delta)
 int node_set_data_locked(node *n, const void *data, size_t len)
 {
     n->trunc_len = 0;
+    n->value_unread = false;
     if (len > n->cap || !n->data) {
         size_t cap = len < 64 ? 64 : len;
         char *d = malloc(cap);
@@ -563,6 +564,9 @@ int node_set_data_locked(node *n, const void *data, size_t len)
 
 int node_resize_locked(node *n, size_t len)
 {
+    if (n->value_unread && len > 0)
+        return EIO; /* zero-filling would stand for bytes etcd holds */
+    n->value_unread = false;
     n->trunc_len = 0;
     if (len > n->cap || !n->data) {
         size_t cap = n->cap ? n->cap : 64;
@@ -581,7 +585,9 @@ int node_resize_locked(node *n, size_t len)
     return 0;
 }
 
-bool node_apply_kv_locked(node *n, const etcdc_kv *kv, int64_t as_of, int64_t at_ns)
+/* keep_value false: a node that holds no value keeps size and revisions only (value_unread). */
+static bool apply_kv_locked(node *n, const etcdc_kv *kv, int64_t as_of, int64_t at_ns,
+                            bool keep_value)
 {
     if (n->dirty || n->pending || as_of < n->as_of)
         return false;
@@ -603,11 +609,17 @@ bool node_apply_kv_locked(node *n, const etcdc_kv *kv, int64_t as_of, int64_t at
     bool changed = !n->known || n->mod_rev != kv->mod_revision;
     if (kv->create_revision > 0) /* 0: the caller's own kv (a cas) that does not say */
         n->create_rev = kv->create_revision;
-    if (changed) {
+    if (changed && !keep_value && !n->data) {
+        n->size = kv->value_len;
+        n->trunc_len = 0;
+        n->value_unread = true;
+    } else if (changed || n->value_unread) {
         if (node_set_data_locked(n, kv->value ? kv->value : "", kv->value_len) != 0) {
             n->known = false; /* keep nothing half-updated: the next access reads again */
             return true;
         }
+    }
+    if (changed) {
         if (n->known) /* a new version: its time is when we first saw it */
             clock_gettime(CLOCK_REALTIME, &n->mtime);
         n->mod_rev = kv->mod_revision;
@@ -618,12 +630,29 @@ bool node_apply_kv_locked(node *n, const etcdc_kv *kv, int64_t as_of, int64_t at
     return changed;
 }
 
+bool node_apply_kv_locked(node *n, const etcdc_kv *kv, int64_t as_of, int64_t at_ns)
+{
+    return apply_kv_locked(n, kv, as_of, at_ns, true);
+}
+
+bool node_apply_listed_kv_locked(node *n, const etcdc_kv *kv, int64_t as_of, int64_t at_ns,
+                                 bool opens_ask_etcd)
+{
+    return apply_kv_locked(n, kv, as_of, at_ns, !opens_ask_etcd);
+}
+
+bool node_value_held_locked(const node *n)
+{
+    return n->pending || n->dirty || (n->known && !n->value_unread);
+}
+
 void node_apply_absent_locked(node *n, int64_t as_of, int64_t at_ns)
 {
     if (n->dirty || n->pending || as_of < n->as_of)
         return;
     n->as_of = as_of;
     n->known = true;
+    n->value_unread = false;
     n->mod_rev = 0;
     n->create_rev = 0;
     n->size = 0;
@@ -798,6 +827,14 @@ listing *node_fresh_listing(node *dir)
 {
     pthread_mutex_lock(&dir->mu);
     listing *l = name_set_count(dir->changed_names) ? NULL : listing_ref(fresh_listing_locked(dir));
+    pthread_mutex_unlock(&dir->mu);
+    return l;
+}
+
+listing *node_cached_listing(node *dir)
+{
+    pthread_mutex_lock(&dir->mu);
+    listing *l = listing_ref(dir->list);
     pthread_mutex_unlock(&dir->mu);
     return l;
 }

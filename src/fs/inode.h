@@ -107,6 +107,10 @@ typedef struct node {
     bool unlinked : 1; /* [mu] removed: buffered data is discarded at release */
     bool renamed_elsewhere : 1; /* [mu] its key was moved by the replay of another host's rename:
                                  * the kernel may still reach it by the old name (see op_open) */
+    bool value_unread : 1;      /* [mu] with known: size, mod_rev and create_rev are etcd's, but
+                                 * the value was not kept (data is NULL): a listing showed the
+                                 * file and nothing opened it since. Whatever needs the bytes
+                                 * reads the key first (node_value_held_locked) */
     unsigned refs;              /* [table] in-flight users (node_get / node_put) */
     char *key;                  /* [table] see above; changes on rename */
     uint32_t key_len;           /* [table] */
@@ -200,6 +204,15 @@ void node_pending_add(int delta);
  * local changes, and when the node already reflects a later revision: results and events
  * commute (docs/design-node-table.md). Returns true when the content changed. */
 bool node_apply_kv_locked(node *n, const etcdc_kv *kv, int64_t as_of, int64_t at_ns);
+/* The same for a key/value a directory listing showed. When the node holds no value yet and
+ * opens_ask_etcd (every open makes a round trip anyway: close-to-open and strict), only size and
+ * revisions are kept, not a second copy of the value the listing holds (value_unread): the
+ * open reads it in the round trip it makes regardless. */
+bool node_apply_listed_kv_locked(node *n, const etcdc_kv *kv, int64_t as_of, int64_t at_ns,
+                                 bool opens_ask_etcd);
+/* Whether data holds the file's content, as far as it is known (under n->mu): local changes,
+ * or a value read from etcd and kept. False for a value_unread or evicted node. */
+bool node_value_held_locked(const node *n);
 /* The key is absent in etcd as of store revision as_of (under n->mu); same rules. */
 void node_apply_absent_locked(node *n, int64_t as_of, int64_t at_ns);
 /* This mount stored the node's current content at revision rev (under n->mu). */
@@ -210,7 +223,8 @@ void node_committed_locked(node *n, int64_t rev);
 void node_moved_locked(node *n, int64_t old_mod, int64_t rev);
 /* Replaces the file content (under n->mu). Returns 0 or ENOMEM. */
 int node_set_data_locked(node *n, const void *data, size_t len);
-/* Resizes (zero-filling) the content (under n->mu). Returns 0 or ENOMEM. */
+/* Resizes (zero-filling) the content (under n->mu). Returns 0, ENOMEM, or EIO when the content
+ * to keep is not held (value_unread: the caller must read the key first). */
 int node_resize_locked(node *n, size_t len);
 
 /* The node's attribute record is `a` (NULL: absent) as of revision rev (under n->mu): older
@@ -233,6 +247,8 @@ void node_fill_attr(node *n, struct stat *st, bool locked);
 /* The directory's listing if it was read within the cache timeout and still shows the
  * directory as it is (with a reference). */
 listing *node_fresh_listing(node *dir);
+/* The listing dir holds, however old (with a reference; NULL: none). */
+listing *node_cached_listing(node *dir);
 /* Whether the directory's listing, read within the cache timeout, proves the name absent: it
  * does not show it and this mount changed no such name since (the caller knows that the watch
  * runs, so that another host's change in the directory has dropped the listing). */

@@ -40,8 +40,21 @@ etcdc_kv listing_entry_kv(const listing_entry *e)
                       .value_error = e->value_error};
 }
 
-void listing_give_record_locked(node *n, const listing *l, const listing_entry *e)
+/* Whether the entry's record, if it has one, makes it a symbolic link (whose target stat and
+ * readlink answer without an open). */
+static bool entry_is_symlink(const listing *l, const listing_entry *e)
 {
+    const attrs_seen *r = e->rec ? &l->recs[e->rec - 1] : NULL;
+    return r && r->present && S_ISLNK(r->a.mode);
+}
+
+void listing_give_entry_locked(node *n, const listing *l, const listing_entry *e)
+{
+    if (!e->is_dir) {
+        etcdc_kv kv = listing_entry_kv(e);
+        bool opens_ask_etcd = !consistency_watch_trusted() && !entry_is_symlink(l, e);
+        node_apply_listed_kv_locked(n, &kv, l->revision, l->fetched_ns, opens_ask_etcd);
+    }
     if (n->type == NODE_DIR)
         n->create_rev = e->create_revision;
     if (e->rec)

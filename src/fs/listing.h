@@ -5,7 +5,8 @@
  * however many keys lie below those child directories: each page is read with a limit, and
  * when the page ends inside a child directory's subtree the next page starts at that
  * subtree's prefix end. Values of files come with the listing, so sizes are exact and a later
- * open/read needs no value transfer.
+ * open/read needs no value transfer (close-to-open: the open's compare confirms the revision
+ * and the value is copied from the listing, file_sync.h).
  */
 #ifndef ETCDFS_LISTING_H
 #define ETCDFS_LISTING_H
@@ -17,10 +18,11 @@
 listing *listing_ref(listing *l);
 void listing_unref(listing *l);
 
-/* Gives node n, obtained for entry e of listing l, what the listing knows of its attributes:
- * the create_revision a record must name (directories: their marker's) and the record. Under
- * n->mu. (A file's value is applied by node_apply_kv_locked with listing_entry_kv.) */
-void listing_give_record_locked(node *n, const listing *l, const listing_entry *e);
+/* Gives node n, obtained for entry e of listing l, what the listing knows of it (under n->mu):
+ * a file's size and revisions, and its value too where opens do not ask etcd (watch mode) or
+ * where it is a symbolic link's target (node_apply_listed_kv_locked); the create_revision a
+ * record must name (directories: their marker's) and the record. */
+void listing_give_entry_locked(node *n, const listing *l, const listing_entry *e);
 
 /* Reads the directory (whose prefix is dir_key, ending in '/' unless it is the root of an
  * empty mount prefix). Returns 0 and a new listing (one reference), or an errno. */

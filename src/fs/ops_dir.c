@@ -264,11 +264,7 @@ static bool entry_at(dir_handle *dh, size_t idx, const char **name, bool *is_dir
                              e->is_dir ? 1 : 0, &klen);
         if (key && (*out = node_obtain(key, klen, e->is_dir ? NODE_DIR : NODE_FILE))) {
             pthread_mutex_lock(&(*out)->mu);
-            if (!e->is_dir) {
-                etcdc_kv kv = listing_entry_kv(e);
-                node_apply_kv_locked(*out, &kv, dh->l->revision, dh->l->fetched_ns);
-            }
-            listing_give_record_locked(*out, dh->l, e);
+            listing_give_entry_locked(*out, dh->l, e);
             pthread_mutex_unlock(&(*out)->mu);
         }
         free(key);

@@ -87,11 +87,7 @@ static int lookup_listed(node *dir, const resolved *r, node **out)
                         : node_obtain(r->file_key, r->file_len, NODE_FILE);
     if (n) {
         pthread_mutex_lock(&n->mu);
-        if (!e->is_dir) {
-            etcdc_kv kv = listing_entry_kv(e);
-            node_apply_kv_locked(n, &kv, l->revision, l->fetched_ns);
-        }
-        listing_give_record_locked(n, l, e);
+        listing_give_entry_locked(n, l, e);
         pthread_mutex_unlock(&n->mu);
     }
     listing_unref(l);
@@ -366,7 +362,7 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino)
         pthread_mutex_lock(&n->mu);
         /* The target is the key's value: as fresh as getattr's answer would be. */
         if (!n->pending && !n->dirty &&
-            !(n->known && now_ns() - n->validated_ns <= cache_trust_ns()))
+            !(node_value_held_locked(n) && now_ns() - n->validated_ns <= cache_trust_ns()))
             rc = file_revalidate_locked(n, &(bool){0});
         bool with_mtime;
         const attrs *a = node_record_locked(n, &with_mtime);
@@ -419,7 +415,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
         pthread_mutex_lock(&n->mu);
         if (to_set & FUSE_SET_ATTR_SIZE) {
             /* Truncating needs the current content first (the part that is kept). */
-            if (!n->known && !n->pending && !n->dirty)
+            if (!node_value_held_locked(n))
                 rc = file_revalidate_locked(n, &(bool){0});
             if (rc == 0 && (size_t)attr->st_size != n->size) {
                 rc = node_resize_locked(n, (size_t)attr->st_size);

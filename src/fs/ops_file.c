@@ -88,14 +88,15 @@ static void note_stale_answer(node *n)
 }
 
 /* An open of a node that is not being truncated: makes sure it reflects etcd as the mode
- * promises (local changes, the watch, or one revalidation). Caller holds n->mu. */
-static int open_current_locked(node *n, bool *changed)
+ * promises (local changes, the watch, or one revalidation, which takes a value_unread node's
+ * value from `listed` when that still matches). Caller holds n->mu. */
+static int open_current_locked(node *n, const listed_value *listed, bool *changed)
 {
     if (n->pending || n->dirty) {
         stats_inc(STAT_cache_open_hit); /* local changes are the newest content */
         return 0;
     }
-    if (consistency_watch_trusted() && n->known && n->validated_ns > 0) {
+    if (consistency_watch_trusted() && node_value_held_locked(n) && n->validated_ns > 0) {
         /* watch mode: the watch keeps it current, a deletion included (the kernel may still
          * hold the name: see the ESTALE in op_open) */
         if (n->mod_rev == 0)
@@ -103,7 +104,7 @@ static int open_current_locked(node *n, bool *changed)
         stats_inc(STAT_cache_open_hit);
         return 0;
     }
-    int rc = file_revalidate_locked(n, changed);
+    int rc = file_revalidate_listed_locked(n, listed, changed);
     if (rc == 0 && !*changed)
         stats_inc(STAT_cache_open_hit);
     /* The kernel's name outlived the key (deleted elsewhere): ESTALE makes it look the name
@@ -149,7 +150,7 @@ static node *view_successor(node *n, read_view *view, int *rc)
     if (!s)
         return NULL;
     bool changed = false;
-    int got = open_current_locked(s, &changed);
+    int got = open_current_locked(s, NULL, &changed);
     if (got == 0)
         got = read_view_take_locked(view, s);
     pthread_mutex_unlock(&s->mu);
@@ -213,6 +214,9 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     read_view view = {0};
     node *source = NULL;
     int64_t base = 0;
+    listed_value listed = {0};
+    if (rc == 0 && !truncating)
+        file_listed_value(n, &listed);
     if (rc == 0) {
         pthread_mutex_lock(&n->mu);
         /* Renamed on another host, and that rename replayed here (notify_replay.h) while this
@@ -246,7 +250,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
                 rc = file_revalidate_locked(n, &changed);
                 rc = rc == ENOENT ? 0 : rc; /* gone: created again, if still absent */
             }
-            size_t replaced = n->known && !n->written ? n->size : 0;
+            size_t replaced = n->known && !n->value_unread && !n->written ? n->size : 0;
             if (rc == 0)
                 rc = node_resize_locked(n, 0);
             if (rc == 0) {
@@ -258,7 +262,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
                 clock_gettime(CLOCK_REALTIME, &n->mtime);
             }
         } else {
-            rc = open_current_locked(n, &changed);
+            rc = open_current_locked(n, &listed, &changed);
         }
         /* Unchanged in etcd since the cache was filled, but the cache may have been filled
          * (by the watch or a listing) after the kernel last learned size and content: then
@@ -276,6 +280,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         }
         pthread_mutex_unlock(&n->mu);
     }
+    listed_value_clear(&listed);
     open_file *fh = rc == 0 ? open_file_new(ino, base) : NULL;
     if (fh) {
         fh->truncated = fh->changed = truncating;
@@ -740,7 +745,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
     /* Deleted elsewhere (or not known until the next open revalidates): the descriptor keeps
      * the version it has, as an open file outlives its name on a local filesystem; an empty
      * read would be a value nobody wrote. */
-    bool settled = in_place || (n->known && n->mod_rev > 0);
+    bool settled = in_place || (node_value_held_locked(n) && n->mod_rev > 0);
     if (fh->view.set && (off == 0 || local) && !current && settled) {
         int rc = read_view_take_locked(&fh->view, n);
         if (rc) {
@@ -781,7 +786,9 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
     if (rc == 0) {
         pthread_mutex_lock(&n->mu);
         size_t end = (size_t)off + size;
-        if (end > n->size)
+        if (n->value_unread)
+            rc = EIO; /* never: the open read the value; no bytes are made up */
+        else if (end > n->size)
             rc = node_resize_locked(n, end); /* zero-fills a gap past the old end */
         if (rc == 0) {
             memcpy(n->data + off, buf, size);

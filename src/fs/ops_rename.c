@@ -47,7 +47,7 @@ static int exdev_refused(const char *op, const char *key, size_t len, etcdc_code
 /* Loads the file's content into the cache when it is not there (one Get). */
 static int ensure_data_locked(node *n)
 {
-    if (n->known || n->pending || n->dirty)
+    if (node_value_held_locked(n))
         return 0;
     bool changed;
     return file_revalidate_locked(n, &changed);

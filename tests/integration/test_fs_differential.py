@@ -38,8 +38,12 @@ SHRINK_BUDGET = int(os.environ.get("ETCDFS_DIFF_SHRINK", "8000"))
 # Replays of each regression trace per configuration (some divergences depend on timing).
 REPLAYS = int(os.environ.get("ETCDFS_DIFF_REPLAYS", "4"))
 
-CONFIGS = [pytest.param((mode, key), id=mode + ("-key-file" if key else ""))
+CONFIGS = [pytest.param((mode, key, ()), id=mode + ("-key-file" if key else ""))
            for key in (False, True) for mode in MODES]
+# A cache far smaller than a trace's files: the keeper drops values and listings all the time,
+# so operations meet files the mount holds no value of (evicted, or only listed since).
+CONFIGS.append(pytest.param(("close-to-open", False, ("--cache-size=64K",)),
+                            id="close-to-open-cache-64K"))
 
 # A hung mount must not outlive the run; long runs (large ETCDFS_DIFF_OPS/SEEDS) get more time.
 RANDOM_TIMEOUT = 180 + (len(FIXED_SEEDS) + FRESH_SEEDS) * OPS // 50
@@ -117,17 +121,18 @@ REGRESSION_TRACES = {
 
 @pytest.fixture(params=CONFIGS)
 def config(request, etcdfs_bin):
-    mode, with_key = request.param
+    mode, with_key, _ = request.param
     require_mode(etcdfs_bin, mode)
-    return mode, with_key
+    return request.param
 
 
 def make_env(config, etcd, kv, mount, tmp_path, ref_base):
-    mode, with_key = config
+    mode, with_key, more_args = config
     key_file, keys = (dt.make_key_file(tmp_path / f"etcdfs-{mode}.key") if with_key
                       else (None, None))
-    return dt.Env(kv, lambda: mount(etcd, extra_args=dt.mount_args(mode, key_file)),
-                  str(ref_base), keys, dt.config_label(mode, key_file))
+    args = dt.mount_args(mode, key_file) + list(more_args)
+    label = " ".join([dt.config_label(mode, key_file), *more_args])
+    return dt.Env(kv, lambda: mount(etcd, extra_args=args), str(ref_base), keys, label)
 
 
 def fresh_seeds() -> list[int]:

@@ -9,6 +9,7 @@ promises; difftest.py and histcheck.py look for the same class of bug at random.
 
 import errno
 import os
+import subprocess
 import threading
 import time
 
@@ -196,3 +197,45 @@ def test_listing_right_after_a_create_shows_the_new_file(etcd, kv, mount, mode):
             missing.append(i)
     assert not missing, f"{len(missing)}/150 listings missed the file just created: {missing}"
     assert wait_for(lambda: all(get(kv, f"/L{i}/a") == b"" for i in range(150)), timeout=10)
+
+
+def test_files_only_listed_keep_their_content_through_every_operation(etcd, kv, mount, mode):
+    """ls -l, then work on the files without reading them first: rename, exchange, truncate,
+    append, write in place, readlink, cat. In close-to-open and strict a listed file's node keeps
+    size and revision but not the value (the listing holds it); whatever needs the bytes must read
+    them first: a rename that stored "" or a truncate that kept zeros would lose data. Values
+    written in one Txn share a mod_revision, so a value taken from the listing must match the key
+    too. The value changed elsewhere after the listing must not be taken from it."""
+    names = ("mv", "xa", "xb", "tr", "ap", "wr", "cat", "chg")
+    values = {k: f"{k}-value-{k * 7}".encode() for k in names}
+    kv.transaction(compare=[], failure=[],
+                   success=[kv.transactions.put(f"/T/{k}", v) for k, v in values.items()])
+    m = mount(etcd, extra_args=mode_args(mode))  # after the puts: no watch event fills a node
+    d = m.path / "T"
+    subprocess.run(["ls", "-l", str(d)], check=True, stdout=subprocess.DEVNULL)
+
+    os.rename(d / "mv", d / "moved")
+    renameat2(d / "xa", d / "xb", RENAME_EXCHANGE)
+    os.truncate(d / "tr", 4)
+    with open(d / "ap", "ab") as f:
+        f.write(b"+")
+    fd = os.open(d / "wr", os.O_WRONLY)
+    os.pwrite(fd, b"W", 1)
+    os.close(fd)
+    kv.put("/T/chg", b"changed elsewhere")
+
+    assert get(kv, "/T/moved") == values["mv"] and get(kv, "/T/mv") is None
+    assert get(kv, "/T/xa") == values["xb"] and get(kv, "/T/xb") == values["xa"]
+    assert get(kv, "/T/tr") == values["tr"][:4]
+    assert get(kv, "/T/ap") == values["ap"] + b"+"
+    assert get(kv, "/T/wr") == values["wr"][:1] + b"W" + values["wr"][2:]
+    assert (d / "cat").read_bytes() == values["cat"]
+    assert wait_for(lambda: (d / "chg").read_bytes() == b"changed elsewhere", timeout=10)
+    for name, want in (("moved", values["mv"]), ("xa", values["xb"]), ("xb", values["xa"])):
+        assert (d / name).read_bytes() == want, name
+
+    # A symbolic link's target is its value: a listing keeps it (readlink opens nothing).
+    os.symlink("cat", d / "ln")
+    m2 = mount(etcd, extra_args=mode_args(mode))
+    subprocess.run(["ls", "-l", str(m2.path / "T")], check=True, stdout=subprocess.DEVNULL)
+    assert os.readlink(m2.path / "T" / "ln") == "cat"

@@ -229,3 +229,22 @@ def test_cp_of_new_files_is_a_create_and_a_put_each_in_watch_mode(etcd, mount, t
         assert c.get("/copy/f29")[0] == b"29" * 100
     finally:
         c.close()
+
+
+def test_listed_files_cost_no_second_copy_of_their_values(etcd, mount):
+    """Close-to-open: a listing holds the values of the files it shows; the nodes of files only
+    listed keep size and revision, not a second copy (memory per cached key, issue 15). Opening
+    one takes its value from the listing (the compare confirms it: no value transfer), and only
+    then does the node hold it."""
+    fill(etcd, [(f"/mv/k{i}", "v" * 900) for i in range(50)])
+    m = mount(etcd, options=LONG_CACHE)
+    s0 = m.stats()
+    subprocess.run(["ls", "-l", str(m.path / "mv")], check=True, stdout=subprocess.DEVNULL)
+    s1 = m.stats()
+    assert s1["cache_value_bytes"] - s0["cache_value_bytes"] < 900, (s0, s1)
+    for i in range(5):
+        assert (m.path / "mv" / f"k{i}").read_text() == "v" * 900
+    s2 = m.stats()
+    d = delta(s1, s2, "rt_total", "rt_range", "cache_open_hit", "cache_value_bytes")
+    assert d["rt_total"] == 5 and d["rt_range"] == 0 and d["cache_open_hit"] == 5, d
+    assert 5 * 900 <= d["cache_value_bytes"] < 10 * 900, d
