@@ -231,9 +231,9 @@ bool attrs_for_new_entry(node *parent, mode_t mode, fuse_req_t req, attrs *a)
     struct timespec now = now_ts();
     *a = (attrs){.mode = mode, .uid = ctx->uid, .gid = ctx->gid, .mtime = now, .ctime = now};
     attrs dir;
-    pthread_mutex_lock(&parent->mu);
+    node_lock(parent);
     attrs_current_locked(parent, &dir);
-    pthread_mutex_unlock(&parent->mu);
+    node_unlock(parent);
     if (dir.mode & S_ISGID) { /* BSD group semantics, as a setgid directory asks */
         a->gid = dir.gid;
         if (S_ISDIR(mode))

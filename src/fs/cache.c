@@ -162,16 +162,16 @@ static candidate *candidates(kind k, size_t *out_n)
         int64_t used = 0;
         size_t bytes = 0;
         if (k != LISTINGS && n->type == NODE_FILE) {
-            pthread_mutex_lock(&n->mu);
+            node_lock(n);
             take = idle_locked(n) && (k == NAMES || n->data);
             used = n->used_ns;
             bytes = n->cap + (k == NAMES ? cache_node_bytes(n->key_len) : 0);
-            pthread_mutex_unlock(&n->mu);
+            node_unlock(n);
         } else if (k == LISTINGS && n->type == NODE_DIR) {
-            pthread_mutex_lock(&n->mu);
+            node_lock(n);
             take = n->list != NULL;
             used = take ? n->list->fetched_ns : 0;
-            pthread_mutex_unlock(&n->mu);
+            node_unlock(n);
         }
         if (take)
             c[nc++] = (candidate){n, used, bytes};
@@ -198,7 +198,7 @@ static void release_all(candidate *c, size_t from, size_t n)
 /* Drops n's value if nothing needs it (caller holds no lock). */
 static void evict_value(node *n)
 {
-    pthread_mutex_lock(&n->mu);
+    node_lock(n);
     if (n->data && idle_locked(n)) {
         cache_account(-(int64_t)n->cap);
         free(n->data);
@@ -210,7 +210,7 @@ static void evict_value(node *n)
         n->validated_ns = 0;
         count(&counters.evictions, 1);
     }
-    pthread_mutex_unlock(&n->mu);
+    node_unlock(n);
 }
 
 /* Evicts values, oldest use first, until `over()` is false. */

@@ -59,9 +59,9 @@ static void note_key_stored(const char *key, size_t len)
 void file_listed_value(node *n, listed_value *v)
 {
     memset(v, 0, sizeof *v);
-    pthread_mutex_lock(&n->mu);
+    node_lock(n);
     bool unread = n->value_unread;
-    pthread_mutex_unlock(&n->mu);
+    node_unlock(n);
     size_t len;
     char *key = unread ? node_key(n, &len) : NULL;
     if (!key)
@@ -71,7 +71,7 @@ void file_listed_value(node *n, listed_value *v)
     listing *l = d ? node_cached_listing(d) : NULL;
     const listing_entry *e = l ? listing_find(l, key + dir_len, len - dir_len) : NULL;
     if (e && !e->is_dir && !e->value_error && (v->value = malloc(e->value_len + 1))) {
-        memcpy(v->value, e->value ? e->value : "", e->value_len);
+        memcpy(v->value, e->has_kv ? listing_entry_value(e) : "", e->value_len);
         v->value[e->value_len] = '\0';
         v->value_len = e->value_len;
         v->mod_rev = e->mod_revision;
@@ -397,9 +397,9 @@ static void writeback_one(node *n, void *arg)
     (void)arg;
     if (n->type != NODE_FILE)
         return;
-    pthread_mutex_lock(&n->mu);
+    node_lock(n);
     file_writeback_locked(n, "unmount");
-    pthread_mutex_unlock(&n->mu);
+    node_unlock(n);
 }
 
 void file_writeback_all(void)

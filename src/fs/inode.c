@@ -113,7 +113,6 @@ static node *node_new(const void *key, size_t len, node_type type)
     n->key_len = len;
     n->type = type;
     cache_account_meta((int64_t)cache_node_bytes(len));
-    pthread_mutex_init(&n->mu, NULL);
     clock_gettime(CLOCK_REALTIME, &n->mtime);
     if (type != NODE_FILE)
         n->mtime = g_fs.mount_time;
@@ -126,7 +125,6 @@ static void node_free(node *n)
         listing_unref(n->list);
     name_set_free(n->changed_names);
     free(n->rec);
-    pthread_mutex_destroy(&n->mu);
     cache_account(-(int64_t)n->cap);
     cache_account_meta(-(int64_t)cache_node_bytes(n->key_len));
     free(n->data);
@@ -521,9 +519,9 @@ bool node_pending_below(const char *prefix, size_t len)
             bool below = key && klen > len && !memcmp(key, prefix, len) && n->indexed;
             free(key);
             if (below) {
-                pthread_mutex_lock(&n->mu);
+                node_lock(n);
                 found = n->pending && !n->unlinked;
-                pthread_mutex_unlock(&n->mu);
+                node_unlock(n);
             }
         }
         node_put(n);
@@ -768,7 +766,7 @@ void node_fill_attr(node *n, struct stat *st, bool locked)
     st->st_gid = g_fs.gid;
     st->st_blksize = 4096;
     if (!locked)
-        pthread_mutex_lock(&n->mu);
+        node_lock(n);
     switch (n->type) {
     case NODE_DIR:
     case NODE_STATS_DIR:
@@ -801,7 +799,7 @@ void node_fill_attr(node *n, struct stat *st, bool locked)
     if (g_fs.opts->attrs_mode != ATTRS_MODE_NONE)
         fill_from_record(n, st);
     if (!locked)
-        pthread_mutex_unlock(&n->mu);
+        node_unlock(n);
 }
 
 /* An own operation changed the directory: a listing read ahead for it is out of date too. */
@@ -825,27 +823,27 @@ static listing *fresh_listing_locked(node *dir)
 
 listing *node_fresh_listing(node *dir)
 {
-    pthread_mutex_lock(&dir->mu);
+    node_lock(dir);
     listing *l = name_set_count(dir->changed_names) ? NULL : listing_ref(fresh_listing_locked(dir));
-    pthread_mutex_unlock(&dir->mu);
+    node_unlock(dir);
     return l;
 }
 
 listing *node_cached_listing(node *dir)
 {
-    pthread_mutex_lock(&dir->mu);
+    node_lock(dir);
     listing *l = listing_ref(dir->list);
-    pthread_mutex_unlock(&dir->mu);
+    node_unlock(dir);
     return l;
 }
 
 bool node_listing_proves_absent(node *dir, const void *comp, size_t comp_len)
 {
-    pthread_mutex_lock(&dir->mu);
+    node_lock(dir);
     listing *l = fresh_listing_locked(dir);
     bool absent =
         l && !listing_find(l, comp, comp_len) && !name_set_has(dir->changed_names, comp, comp_len);
-    pthread_mutex_unlock(&dir->mu);
+    node_unlock(dir);
     return absent;
 }
 
@@ -862,22 +860,22 @@ static listing *drop_listing_locked(node *dir)
 
 void node_listing_name_changed(node *dir, const void *comp, size_t comp_len)
 {
-    pthread_mutex_lock(&dir->mu);
+    node_lock(dir);
     listing *old = NULL;
     dir->list_gen++; /* a listing being read now may predate the change: not kept */
     if (dir->list && name_set_add(&dir->changed_names, comp, comp_len))
         old = drop_listing_locked(dir);
-    pthread_mutex_unlock(&dir->mu);
+    node_unlock(dir);
     listing_unref(old);
     tell_prefetch(dir);
 }
 
 bool node_listing_reflects(node *dir, const void *comp, size_t comp_len, int64_t rev, bool own)
 {
-    pthread_mutex_lock(&dir->mu);
+    node_lock(dir);
     bool known = dir->list && (dir->list->revision >= rev ||
                                (own && name_set_has(dir->changed_names, comp, comp_len)));
-    pthread_mutex_unlock(&dir->mu);
+    node_unlock(dir);
     return known;
 }
 
@@ -890,19 +888,19 @@ void node_listing_set_empty(node *dir, int64_t rev)
         l->fetched_ns = now_ns();
         l->marker_mod = rev;
     }
-    pthread_mutex_lock(&dir->mu);
+    node_lock(dir);
     listing *old = drop_listing_locked(dir);
     dir->list = l;
-    pthread_mutex_unlock(&dir->mu);
+    node_unlock(dir);
     listing_unref(old);
     tell_prefetch(dir);
 }
 
 void node_drop_listing_for_event(node *dir)
 {
-    pthread_mutex_lock(&dir->mu);
+    node_lock(dir);
     listing *old = drop_listing_locked(dir);
-    pthread_mutex_unlock(&dir->mu);
+    node_unlock(dir);
     listing_unref(old);
 }
 
@@ -914,15 +912,15 @@ void node_drop_listing(node *dir)
 
 uint64_t node_listing_gen(node *dir)
 {
-    pthread_mutex_lock(&dir->mu);
-    uint64_t gen = dir->list_gen;
-    pthread_mutex_unlock(&dir->mu);
+    node_lock(dir);
+    uint32_t gen = dir->list_gen;
+    node_unlock(dir);
     return gen;
 }
 
 void node_offer_listing(node *dir, listing *l, uint64_t gen)
 {
-    pthread_mutex_lock(&dir->mu);
+    node_lock(dir);
     listing *old = NULL;
     /* Kept only when read after every change this mount made in the directory (it shows them
      * all), and not older than the listing it replaces: an event that listing already
@@ -934,7 +932,7 @@ void node_offer_listing(node *dir, listing *l, uint64_t gen)
         name_set_free(dir->changed_names);
         dir->changed_names = NULL;
     }
-    pthread_mutex_unlock(&dir->mu);
+    node_unlock(dir);
     listing_unref(old);
     listing_unref(l);
 }

@@ -27,6 +27,7 @@
 
 #include "attrs.h"
 #include "fs.h"
+#include "small_lock.h"
 
 typedef enum node_type {
     NODE_DIR,
@@ -39,13 +40,12 @@ typedef enum node_type {
 } node_type;
 
 /* One entry of a directory listing. A listing of 100,000 files keeps 100,000 of these, so an
- * entry is one small struct and one allocation: `comp` holds the component, NUL, the value,
- * NUL, and the display name with its NUL when it differs from the component (else `name` is
- * `comp`). Only `comp` is freed. */
+ * entry is one small struct and one allocation: `comp` holds the component, NUL, the value
+ * and its NUL when has_kv, and the display name with its NUL when it differs from the
+ * component (own_name). Only `comp` is freed; listing_entry_name and listing_entry_value find
+ * the rest. */
 typedef struct listing_entry {
-    char *comp;  /* the key component (raw bytes) */
-    char *name;  /* display name, NUL-terminated */
-    char *value; /* file: the value (NUL-terminated); dir: its own key's value when has_kv */
+    char *comp; /* the key component (raw bytes) */
     size_t value_len;
     int64_t mod_revision;    /* of the entry's key/value (has_kv) */
     int64_t create_revision; /* of that key (file), or of the directory's marker (0: none) */
@@ -55,7 +55,22 @@ typedef struct listing_entry {
     bool is_dir;
     bool has_kv;      /* file: always; dir: the directory's own key also holds a value */
     bool value_error; /* encryption on and the stored value did not open (etcdc_kv's flag) */
+    bool own_name;    /* the display name is not the component: it follows in the block */
 } listing_entry;
+
+/* The entry's value: a file's (NUL-terminated), a directory's own key's when has_kv; else
+ * NULL. */
+static inline char *listing_entry_value(const listing_entry *e)
+{
+    return e->has_kv ? e->comp + e->comp_len + 1 : NULL;
+}
+/* The entry's display name, NUL-terminated. */
+static inline const char *listing_entry_name(const listing_entry *e)
+{
+    if (!e->own_name)
+        return e->comp;
+    return e->comp + e->comp_len + 1 + (e->has_kv ? e->value_len + 1 : 0);
+}
 
 /* The entry's key/value as etcdc_kv (key NULL; value and revision borrowed from e), for the
  * functions that take one (node_apply_kv_locked). */
@@ -118,7 +133,9 @@ typedef struct node {
     uint64_t nlookup;           /* [table] kernel references */
     struct node *next_ino, *next_key; /* [table] hash chains */
 
-    pthread_mutex_t mu;
+    small_lock mu;     /* node_lock: 4 bytes, where a pthread mutex takes 40 */
+    uint32_t list_gen; /* [mu] directories: changes at every node_drop_listing: a listing read
+                        * before a change in the directory is not kept after it */
     /* files [mu] */
     char *data; /* cached or locally modified content */
     size_t size, cap;
@@ -143,13 +160,22 @@ typedef struct node {
                                      * since `list` was read: `list` no longer shows the
                                      * directory as it is, but it and these names together
                                      * still prove every other name absent */
-    uint64_t list_gen; /* changes at every node_drop_listing: a listing read before a change
-                        * in the directory is not kept after it */
     /* files and directories [mu] */
     int64_t create_rev; /* create_revision of the key (file) or of the marker (directory) as
                          * last seen: what an attribute record must name; 0: none or unknown */
     attrs_seen *rec;    /* the entry's attribute record as last seen; NULL: none seen */
 } node;
+
+/* A node's mutex (n->mu). One node's at a time, except where a comment says otherwise (a
+ * file rename takes two, in address order). */
+static inline void node_lock(node *n)
+{
+    small_lock_acquire(&n->mu);
+}
+static inline void node_unlock(node *n)
+{
+    small_lock_release(&n->mu);
+}
 
 void table_init(const char *root_key, size_t root_len);
 /* Frees every node (at exit, after the session ended). */

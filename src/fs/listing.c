@@ -33,7 +33,7 @@ void listing_unref(listing *l)
 
 etcdc_kv listing_entry_kv(const listing_entry *e)
 {
-    return (etcdc_kv){.value = e->value,
+    return (etcdc_kv){.value = listing_entry_value(e),
                       .value_len = e->value_len,
                       .mod_revision = e->mod_revision,
                       .create_revision = e->create_revision,
@@ -91,28 +91,25 @@ static int entry_init(listing_entry *e, const char *comp, size_t comp_len, bool 
     if (!block)
         return ENOMEM;
     *e = (listing_entry){.comp = block,
-                         .name = block,
                          .comp_len = (uint32_t)comp_len,
-                         .name_len = (uint16_t)name_len};
+                         .name_len = (uint16_t)name_len,
+                         .own_name = own_name};
     memcpy(block, comp, comp_len);
     block[comp_len] = 0;
     char *next = block + comp_len + 1;
     if (kv) {
         e->create_revision = kv->create_revision;
-        e->value = next;
         if (value_len)
-            memcpy(e->value, kv->value, value_len);
-        e->value[value_len] = 0;
+            memcpy(next, kv->value, value_len);
+        next[value_len] = 0;
         e->value_len = value_len;
         e->mod_revision = kv->mod_revision;
         e->value_error = kv->value_error;
         e->has_kv = true;
         next += value_len + 1;
     }
-    if (own_name) {
-        e->name = next;
-        memcpy(e->name, name, name_len + 1);
-    }
+    if (own_name)
+        memcpy(next, name, name_len + 1);
     return 0;
 }
 
@@ -133,7 +130,7 @@ static int add_entry(builder *b, const char *comp, size_t comp_len, bool is_dir,
         return rc;
     e->is_dir = is_dir;
     l->n++;
-    size_t bytes = cache_entry_bytes(e->name == e->comp ? 0 : e->name_len + 1, comp_len,
+    size_t bytes = cache_entry_bytes(e->own_name ? e->name_len + 1 : 0, comp_len,
                                      e->has_kv ? e->value_len + 1 : 0);
     l->bytes += bytes;
     cache_account_meta((int64_t)bytes);
@@ -585,7 +582,7 @@ static int self_copy(etcdc_kv *dst, const listing_entry *e)
         memset(dst, 0, sizeof *dst);
         return ENOMEM;
     }
-    memcpy(dst->value, e->value, e->value_len + 1);
+    memcpy(dst->value, listing_entry_value(e), e->value_len + 1);
     return 0;
 }
 

@@ -77,9 +77,9 @@ static void forget_cached(node *n, void *arg)
     if (n->type == NODE_DIR)
         node_drop_listing_for_event(n);
     if (n->type == NODE_FILE) {
-        pthread_mutex_lock(&n->mu);
+        node_lock(n);
         n->validated_ns = 0;
-        pthread_mutex_unlock(&n->mu);
+        node_unlock(n);
         /* pages read before may be stale too (this runs on the notify thread: allowed) */
         fuse_lowlevel_notify_inval_inode(g_fs.se, n->ino, 0, 0);
     }
@@ -92,11 +92,11 @@ static void marker_event(const etcdc_kv *kv, bool is_delete)
     node *d = node_find(kv->key, kv->key_len, NODE_DIR);
     if (!d)
         return;
-    pthread_mutex_lock(&d->mu);
+    node_lock(d);
     int64_t before = d->create_rev;
     d->create_rev = is_delete ? 0 : kv->create_revision;
     bool changed = d->rec && d->rec->present && before != d->create_rev;
-    pthread_mutex_unlock(&d->mu);
+    node_unlock(d);
     if (changed)
         fuse_lowlevel_notify_inval_inode(g_fs.se, d->ino, -1, 0); /* attributes only */
     node_put(d);
@@ -131,10 +131,10 @@ static bool record_event(const etcdc_kv *kv, bool is_delete, bool own)
         return true;
     attrs a;
     bool present = !is_delete && !kv->value_error && attrs_parse(kv->value, kv->value_len, &a);
-    pthread_mutex_lock(&n->mu);
+    node_lock(n);
     bool changed =
         node_set_record_seen_locked(n, present ? &a : NULL, kv->mod_revision, kv->create_revision);
-    pthread_mutex_unlock(&n->mu);
+    node_unlock(n);
     if (changed)
         fuse_lowlevel_notify_inval_inode(g_fs.se, n->ino, -1, 0); /* attributes only */
     if (changed && !own)
@@ -160,7 +160,7 @@ static void apply_event(const queued_event *e)
     node *f = node_find(kv->key, kv->key_len, NODE_FILE);
     bool reborn = false;
     if (f) {
-        pthread_mutex_lock(&f->mu);
+        node_lock(f);
         /* Our own write, or a lookup that raced ahead of the event, already gave the kernel
          * this file: invalidating its dentry would only cost a lookup and a new inode. */
         known_here = known_here ||
@@ -186,7 +186,7 @@ static void apply_event(const queued_event *e)
             changed = true;
         }
         int64_t rev = f->known || f->pending || f->dirty ? f->mod_rev : 0;
-        pthread_mutex_unlock(&f->mu);
+        node_unlock(f);
         if (changed)
             fuse_lowlevel_notify_inval_inode(g_fs.se, f->ino, 0, 0);
         poll_key_changed(f->ino, rev); /* after the pages went: a woken reader reads anew */

@@ -333,9 +333,9 @@ static replay_item *deleted_item(const etcdc_kv *kv)
     node *f = node_find(kv->key, kv->key_len, NODE_FILE);
     if (!f)
         return NULL;
-    pthread_mutex_lock(&f->mu);
+    node_lock(f);
     bool absent = f->known && f->mod_rev == 0 && !f->dirty && !f->pending;
-    pthread_mutex_unlock(&f->mu);
+    node_unlock(f);
     replay_item *it = absent ? calloc(1, sizeof *it) : NULL;
     if (!it) {
         node_put(f);
@@ -510,9 +510,9 @@ static node *replaying(replay_kind kind, fuse_ino_t parent, const char *name)
  * longer holds, nor take a live name away from it. */
 static bool still_absent(node *n)
 {
-    pthread_mutex_lock(&n->mu);
+    node_lock(n);
     bool absent = n->known && n->mod_rev == 0 && !n->dirty && !n->pending && !n->unlinked;
-    pthread_mutex_unlock(&n->mu);
+    node_unlock(n);
     size_t len;
     char *key = absent ? node_key(n, &len) : NULL;
     node *now = key ? node_find(key, len, NODE_FILE) : NULL;
@@ -564,12 +564,12 @@ static bool replay_create(fuse_req_t req, fuse_ino_t parent, const char *name,
     node *n = renaming ? NULL : replaying(REPLAY_CREATE, parent, name);
     bool exists = false;
     if (n) {
-        pthread_mutex_lock(&n->mu);
+        node_lock(n);
         /* removed through this mount meanwhile (unlinked or renamed over): a name the kernel
          * was told is gone must not come back with this node */
         exists = n->type == NODE_FILE && !(n->known && n->mod_rev == 0 && !n->pending) &&
                  !n->unlinked && node_indexed(n);
-        pthread_mutex_unlock(&n->mu);
+        node_unlock(n);
     }
     if (!exists) {
         /* Deleted again before the replay ran: create nothing (no event either). */
@@ -659,11 +659,11 @@ static bool replay_rename(fuse_req_t req, fuse_ino_t parent, const char *name, f
     /* etcd holds the result already: the inode only takes its new key, and reads it afresh */
     int rc = key ? node_rekey(n, key, key_len) : ENOENT;
     if (rc == 0) {
-        pthread_mutex_lock(&n->mu);
+        node_lock(n);
         n->known = false;
         n->validated_ns = 0;
         n->renamed_elsewhere = true;
-        pthread_mutex_unlock(&n->mu);
+        node_unlock(n);
     }
     fuse_reply_err(req, rc);
     free(key);

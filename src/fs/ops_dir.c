@@ -54,9 +54,9 @@ static void note_early_pending(node *n, void *arg)
     pending_scan *ps = arg;
     if (n->type != NODE_FILE || ps->rc)
         return;
-    pthread_mutex_lock(&n->mu);
+    node_lock(n);
     bool pending = n->pending && !n->unlinked;
-    pthread_mutex_unlock(&n->mu);
+    node_unlock(n);
     if (!pending)
         return;
     if (ps->n_early == ps->cap_early) {
@@ -115,9 +115,9 @@ static void collect_pending(node *n, void *arg)
     pending_scan *ps = arg;
     if (n->type != NODE_FILE || ps->rc)
         return;
-    pthread_mutex_lock(&n->mu);
+    node_lock(n);
     bool pending = n->pending && !n->unlinked;
-    pthread_mutex_unlock(&n->mu);
+    node_unlock(n);
     if (pending)
         ps->rc = add_unlisted_file(ps->dh, n);
 }
@@ -130,9 +130,9 @@ static void collect_stored_meanwhile(pending_scan *ps)
     int64_t listed_at = ps->dh->l ? ps->dh->l->revision : 0;
     for (size_t i = 0; i < ps->n_early; i++) {
         node *n = ps->early[i];
-        pthread_mutex_lock(&n->mu);
+        node_lock(n);
         bool show = !n->unlinked && (n->pending || n->mod_rev > listed_at);
-        pthread_mutex_unlock(&n->mu);
+        node_unlock(n);
         if (show && !ps->rc && node_indexed(n))
             ps->rc = add_unlisted_file(ps->dh, n);
     }
@@ -239,7 +239,7 @@ static bool entry_at(dir_handle *dh, size_t idx, const char **name, bool *is_dir
     }
     if (dh->past) {
         if (idx < dh->l->n) {
-            *name = dh->l->e[idx].name;
+            *name = listing_entry_name(&dh->l->e[idx]);
             *is_dir = dh->l->e[idx].is_dir;
             if (want_node)
                 *out = past_entry_node(dh->dir_key, dh->dir_len, &dh->l->e[idx]);
@@ -255,7 +255,7 @@ static bool entry_at(dir_handle *dh, size_t idx, const char **name, bool *is_dir
     }
     if (idx < dh->l->n) {
         const listing_entry *e = &dh->l->e[idx];
-        *name = e->name;
+        *name = listing_entry_name(e);
         *is_dir = e->is_dir;
         if (!want_node)
             return true;
@@ -263,9 +263,9 @@ static bool entry_at(dir_handle *dh, size_t idx, const char **name, bool *is_dir
         char *key = key_join(dh->dir_key, dh->dir_len, e->comp, e->comp_len, e->is_dir ? "/" : "",
                              e->is_dir ? 1 : 0, &klen);
         if (key && (*out = node_obtain(key, klen, e->is_dir ? NODE_DIR : NODE_FILE))) {
-            pthread_mutex_lock(&(*out)->mu);
+            node_lock(*out);
             listing_give_entry_locked(*out, dh->l, e);
-            pthread_mutex_unlock(&(*out)->mu);
+            node_unlock(*out);
         }
         free(key);
         return true;
@@ -284,9 +284,9 @@ static bool entry_at(dir_handle *dh, size_t idx, const char **name, bool *is_dir
         *is_dir = false;
         if (want_node && dh->dir_len > 0 &&
             (*out = node_obtain(dh->dir_key, dh->dir_len - 1, NODE_FILE))) {
-            pthread_mutex_lock(&(*out)->mu);
+            node_lock(*out);
             node_apply_kv_locked(*out, &dh->l->self, dh->l->revision, dh->l->fetched_ns);
-            pthread_mutex_unlock(&(*out)->mu);
+            node_unlock(*out);
         }
         return true;
     }
@@ -428,10 +428,10 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
             rc = ENOMEM;
         } else {
             node_listing_set_empty(n, rev); /* etcd checked: nothing below it but the marker */
-            pthread_mutex_lock(&n->mu);
+            node_lock(n);
             n->create_rev = rev;
             node_set_record_locked(n, with_rec ? &rec : NULL, rev);
-            pthread_mutex_unlock(&n->mu);
+            node_unlock(n);
         }
     }
     commit_end(&cm, rev);
@@ -687,7 +687,7 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
             break;
         node *n = node_find(r.file_key, r.file_len, NODE_FILE);
         if (n)
-            pthread_mutex_lock(&n->mu);
+            node_lock(n);
         commit cm;
         commit_begin(&cm);
         int64_t rev = 0;
@@ -710,7 +710,7 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
         }
         commit_end(&cm, rev);
         if (n)
-            pthread_mutex_unlock(&n->mu);
+            node_unlock(n);
         node_put(n);
     }
     rc = rc == EAGAIN ? ESTALE : rc;

@@ -38,13 +38,13 @@ static int lookup_self(node *dir, const resolved *r, node **out)
     node *n = node_obtain(r->file_key, r->file_len, NODE_FILE);
     if (n && l) {
         stats_inc(STAT_cache_lookup_hit);
-        pthread_mutex_lock(&n->mu);
+        node_lock(n);
         node_apply_kv_locked(n, &l->self, l->revision, l->fetched_ns);
-        pthread_mutex_unlock(&n->mu);
+        node_unlock(n);
     } else if (n) {
-        pthread_mutex_lock(&n->mu);
+        node_lock(n);
         rc = n->pending || n->dirty ? 0 : file_revalidate_locked(n, &(bool){0});
-        pthread_mutex_unlock(&n->mu);
+        node_unlock(n);
     }
     listing_unref(l);
     if (!n && !rc)
@@ -62,9 +62,9 @@ static node *pending_file(const resolved *r)
     node *n = node_find(r->file_key, r->file_len, NODE_FILE);
     if (!n)
         return NULL;
-    pthread_mutex_lock(&n->mu);
+    node_lock(n);
     bool local = n->pending;
-    pthread_mutex_unlock(&n->mu);
+    node_unlock(n);
     if (local)
         return n;
     node_put(n);
@@ -86,9 +86,9 @@ static int lookup_listed(node *dir, const resolved *r, node **out)
     node *n = e->is_dir ? node_obtain(r->sub_key, r->sub_len, NODE_DIR)
                         : node_obtain(r->file_key, r->file_len, NODE_FILE);
     if (n) {
-        pthread_mutex_lock(&n->mu);
+        node_lock(n);
         listing_give_entry_locked(n, l, e);
-        pthread_mutex_unlock(&n->mu);
+        node_unlock(n);
     }
     listing_unref(l);
     *out = n;
@@ -169,21 +169,21 @@ static int lookup_in_etcd(const resolved *r, node **out)
         n = node_obtain(r->sub_key, r->sub_len, NODE_DIR);
         if (n) {
             const etcdc_kv *first = &res.ops[below_at].kvs.kvs[0];
-            pthread_mutex_lock(&n->mu);
+            node_lock(n);
             n->create_rev = first->key_len == r->sub_len ? first->create_revision : 0;
             if (with_recs)
                 give_record_locked(n, found, r, ATTRS_DIR, res.revision);
-            pthread_mutex_unlock(&n->mu);
+            node_unlock(n);
         }
         rc = n ? 0 : ENOMEM;
     } else if (own_key && res.op_count == ops && res.ops[0].kvs.count > 0) {
         n = node_obtain(r->file_key, r->file_len, NODE_FILE);
         if (n) {
-            pthread_mutex_lock(&n->mu);
+            node_lock(n);
             node_apply_kv_locked(n, &res.ops[0].kvs.kvs[0], res.revision, now);
             if (with_recs)
                 give_record_locked(n, found, r, ATTRS_FILE, res.revision);
-            pthread_mutex_unlock(&n->mu);
+            node_unlock(n);
         }
         rc = n ? 0 : ENOMEM;
     } else {
@@ -295,7 +295,7 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     node *n = node_get(ino);
     int rc = n ? 0 : ENOENT;
     if (rc == 0 && n->type == NODE_FILE) {
-        pthread_mutex_lock(&n->mu);
+        node_lock(n);
         /* Open files keep the view they opened with (close-to-open); others are trusted for
          * the cache timeout. */
         bool open_view = n->open_count > 0 && !consistency_strict();
@@ -306,7 +306,7 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
             rc = file_revalidate_locked(n, &(bool){0});
         if (rc == 0)
             node_fill_attr(n, &st, true);
-        pthread_mutex_unlock(&n->mu);
+        node_unlock(n);
     } else if (rc == 0 && past_node(n)) {
         rc = past_getattr(n, &st);
     } else if (rc == 0) {
@@ -332,7 +332,7 @@ static bool has_record_locked(const node *n)
 /* chmod, chown and utimens with records: the record of n with what to_set changes. */
 static int store_attrs(node *n, const struct stat *attr, int to_set)
 {
-    pthread_mutex_lock(&n->mu);
+    node_lock(n);
     attrs want;
     attrs_current_locked(n, &want);
     if (to_set & FUSE_SET_ATTR_MODE)
@@ -349,7 +349,7 @@ static int store_attrs(node *n, const struct stat *attr, int to_set)
     /* explicit times are kept; a mode and owner back to the defaults need no record */
     bool explicit_time = (to_set & FUSE_SET_ATTR_MTIME) && !(to_set & FUSE_SET_ATTR_MTIME_NOW);
     int rc = explicit_time ? attrs_store_locked(n, &want) : attrs_store_or_drop_locked(n, &want);
-    pthread_mutex_unlock(&n->mu);
+    node_unlock(n);
     return rc;
 }
 
@@ -359,7 +359,7 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino)
     int rc = !n ? ENOENT : n->type != NODE_FILE ? EINVAL : 0;
     char *target = NULL;
     if (rc == 0) {
-        pthread_mutex_lock(&n->mu);
+        node_lock(n);
         /* The target is the key's value: as fresh as getattr's answer would be. */
         if (!n->pending && !n->dirty &&
             !(node_value_held_locked(n) && now_ns() - n->validated_ns <= cache_trust_ns()))
@@ -370,7 +370,7 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino)
             rc = EINVAL; /* not a symbolic link, as readlink(2) says */
         if (rc == 0 && !(target = strndup(n->data ? n->data : "", n->size)))
             rc = ENOMEM;
-        pthread_mutex_unlock(&n->mu);
+        node_unlock(n);
     }
     if (rc == 0)
         fuse_reply_readlink(req, target);
@@ -412,7 +412,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
         (uint64_t)attr->st_size > g_fs.opts->max_file_size)
         rc = EFBIG;
     if (rc == 0 && n->type == NODE_FILE) {
-        pthread_mutex_lock(&n->mu);
+        node_lock(n);
         if (to_set & FUSE_SET_ATTR_SIZE) {
             /* Truncating needs the current content first (the part that is kept). */
             if (!node_value_held_locked(n))
@@ -444,13 +444,13 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
             else
                 n->mtime = attr->st_mtim;
         }
-        pthread_mutex_unlock(&n->mu);
+        node_unlock(n);
     }
     if (rc == 0 && n->type == NODE_DIR && (to_set & FUSE_SET_ATTR_MTIME_NOW)) {
-        pthread_mutex_lock(&n->mu);
+        node_lock(n);
         if (!has_record_locked(n))
             to_set &= ~FUSE_SET_ATTR_MTIME; /* as for files (directories show the mount time) */
-        pthread_mutex_unlock(&n->mu);
+        node_unlock(n);
     }
     if (rc == 0 && storable && (change_mode || change_owner || (to_set & FUSE_SET_ATTR_MTIME)))
         rc = store_attrs(n, attr, to_set);

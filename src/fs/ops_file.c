@@ -125,10 +125,10 @@ static node *lock_successor(node *n, const char *key, size_t len)
             node_put(s);
             return NULL;
         }
-        pthread_mutex_lock(&s->mu);
+        node_lock(s);
         if (!s->unlinked)
             return s;
-        pthread_mutex_unlock(&s->mu);
+        node_unlock(s);
         node_put(s);
     }
     return NULL;
@@ -153,7 +153,7 @@ static node *view_successor(node *n, read_view *view, int *rc)
     int got = open_current_locked(s, NULL, &changed);
     if (got == 0)
         got = read_view_take_locked(view, s);
-    pthread_mutex_unlock(&s->mu);
+    node_unlock(s);
     *rc = got; /* e.g. ENOENT: the kernel's retry found the key deleted (open_retry.h) */
     if (got) {
         read_view_clear(view);
@@ -178,11 +178,11 @@ static void open_past(fuse_req_t req, node *n, struct fuse_file_info *fi)
 
 static void read_past(fuse_req_t req, node *n, size_t size, off_t off)
 {
-    pthread_mutex_lock(&n->mu);
+    node_lock(n);
     size_t from = (size_t)off < n->size ? (size_t)off : n->size;
     size_t count = n->size - from < size ? n->size - from : size;
     fuse_reply_buf(req, count ? n->data + from : NULL, count);
-    pthread_mutex_unlock(&n->mu);
+    node_unlock(n);
 }
 
 void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -218,7 +218,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     if (rc == 0 && !truncating)
         file_listed_value(n, &listed);
     if (rc == 0) {
-        pthread_mutex_lock(&n->mu);
+        node_lock(n);
         /* Renamed on another host, and that rename replayed here (notify_replay.h) while this
          * open's path walk may have found the old name (the walk takes no directory lock):
          * the first open after it answers ESTALE, so that the kernel looks the name up again
@@ -237,9 +237,9 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
              * open serves a value that this mount replaced under that name. */
             rc = ESTALE; /* not ENOENT on a retry: the key may well exist, as another node */
             if (viewing) {
-                pthread_mutex_unlock(&n->mu);
+                node_unlock(n);
                 source = view_successor(n, &view, &rc);
-                pthread_mutex_lock(&n->mu);
+                node_lock(n);
             }
             if (rc == ESTALE)
                 note_stale_answer(n);
@@ -278,7 +278,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
             n->open_count++;
             base = open_file_base_locked(n);
         }
-        pthread_mutex_unlock(&n->mu);
+        node_unlock(n);
     }
     listed_value_clear(&listed);
     open_file *fh = rc == 0 ? open_file_new(ino, base) : NULL;
@@ -291,9 +291,9 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         node_put(source);
     }
     if (rc == 0 && !fh) {
-        pthread_mutex_lock(&n->mu);
+        node_lock(n);
         n->open_count--;
-        pthread_mutex_unlock(&n->mu);
+        node_unlock(n);
         rc = ENOMEM;
     }
     if (rc == 0) {
@@ -547,7 +547,7 @@ static int create_and_open(node *dir, const char *name, int flags, const new_fil
         if (rc)
             break;
         *out = n;
-        pthread_mutex_lock(&n->mu);
+        node_lock(n);
         rc = create_locked(n, dir, r, flags, nf, created);
         if (rc == 0) {
             if (*created || (flags & O_TRUNC))
@@ -556,7 +556,7 @@ static int create_and_open(node *dir, const char *name, int flags, const new_fil
             n->kernel_rev = n->mod_rev;
             *base = open_file_base_locked(n);
         }
-        pthread_mutex_unlock(&n->mu);
+        node_unlock(n);
     }
     return rc == EAGAIN ? ESTALE : rc;
 }
@@ -582,9 +582,9 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
     if (fh)
         fh->truncated = fh->changed = fi->flags & O_TRUNC;
     if (rc == 0 && !fh) {
-        pthread_mutex_lock(&n->mu);
+        node_lock(n);
         n->open_count--;
-        pthread_mutex_unlock(&n->mu);
+        node_unlock(n);
         rc = ENOMEM;
     }
     if (rc == 0) {
@@ -595,9 +595,9 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
         if (fuse_reply_create(req, &e, fi) == -ENOENT) {
             /* The caller was interrupted: undo the kernel reference and the open. */
             node_forget(n->ino, 1);
-            pthread_mutex_lock(&n->mu);
+            node_lock(n);
             n->open_count--;
-            pthread_mutex_unlock(&n->mu);
+            node_unlock(n);
             open_file_free(fh);
         }
     } else {
@@ -629,9 +629,9 @@ static int make_entry(fuse_req_t req, node *dir, const char *name, mode_t mode, 
         if (rc == 0 && !(*out = node_obtain(r->file_key, r->file_len, NODE_FILE)))
             rc = ENOMEM;
         if (rc == 0) {
-            pthread_mutex_lock(&(*out)->mu);
+            node_lock(*out);
             rc = create_locked(*out, dir, r, O_EXCL, &nf, &created);
-            pthread_mutex_unlock(&(*out)->mu);
+            node_unlock(*out);
         }
     }
     return rc == EAGAIN ? ESTALE : rc;
@@ -721,11 +721,11 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
             n = s;
         }
     }
-    pthread_mutex_lock(&n->mu);
+    node_lock(n);
     if (off == 0 && consistency_strict() && !n->pending && !n->dirty && !n->unlinked) {
         int rc = file_revalidate_locked(n, &(bool){0}); /* a linearizable read per read */
         if (rc && rc != ENOENT) { /* deleted meanwhile: reads what this descriptor had */
-            pthread_mutex_unlock(&n->mu);
+            node_unlock(n);
             fuse_reply_err(req, rc);
             node_put(n);
             return;
@@ -749,7 +749,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
     if (fh->view.set && (off == 0 || local) && !current && settled) {
         int rc = read_view_take_locked(&fh->view, n);
         if (rc) {
-            pthread_mutex_unlock(&n->mu);
+            node_unlock(n);
             fuse_reply_err(req, rc);
             node_put(n);
             return;
@@ -767,7 +767,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
     /* Replying under the lock copies the bytes before a writer can change them. */
     fuse_reply_buf(req, bytes, count);
     n->used_ns = now_ns();
-    pthread_mutex_unlock(&n->mu);
+    node_unlock(n);
     node_put(n);
 }
 
@@ -784,7 +784,7 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
     if (rc == 0 && (off < 0 || (uint64_t)off + size > g_fs.opts->max_file_size))
         rc = EFBIG; /* never silently truncated: the write fails */
     if (rc == 0) {
-        pthread_mutex_lock(&n->mu);
+        node_lock(n);
         size_t end = (size_t)off + size;
         if (n->value_unread)
             rc = EIO; /* never: the open read the value; no bytes are made up */
@@ -799,12 +799,12 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
             n->known = true;
             clock_gettime(CLOCK_REALTIME, &n->mtime);
         }
-        pthread_mutex_unlock(&n->mu);
+        node_unlock(n);
     }
     if (rc == EFBIG) {
-        pthread_mutex_lock(&n->mu);
+        node_lock(n);
         n->too_big = true;
-        pthread_mutex_unlock(&n->mu);
+        node_unlock(n);
     }
     if (rc == 0)
         fuse_reply_write(req, size);
@@ -844,7 +844,7 @@ static void writeback_reply(fuse_req_t req, fuse_ino_t ino, struct fuse_file_inf
         open_file *fh = (open_file *)(uintptr_t)fi->fh;
         unsigned flushes =
             is_flush && fh ? __atomic_add_fetch(&fh->flushes, 1, __ATOMIC_RELAXED) : 0;
-        pthread_mutex_lock(&n->mu);
+        node_lock(n);
         if (fh && fh->lost) {
             /* What it changed was dropped by a write-back that failed elsewhere, or by a
              * close of this same description that failed. Every close of it says so until
@@ -874,7 +874,7 @@ static void writeback_reply(fuse_req_t req, fuse_ino_t ino, struct fuse_file_inf
             }
         }
         log_debug("%s %lu -> %s", why, (unsigned long)ino, rc ? strerror(rc) : "ok");
-        pthread_mutex_unlock(&n->mu);
+        node_unlock(n);
         /* Any close by a process ends its fcntl locks on the file (after its data landed). */
         if (is_flush)
             locks_release_posix(ino, fi->lock_owner);
@@ -907,7 +907,7 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     } else if (n && n->type == NODE_PAST_FILE) {
         past_release(n);
     } else if (n && n->type == NODE_FILE) {
-        pthread_mutex_lock(&n->mu);
+        node_lock(n);
         if (n->open_count > 0)
             n->open_count--;
         if (n->unlinked) {
@@ -924,7 +924,7 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
          * failure drops them with a log line, as a failed page write-back. */
         if (((open_file *)(uintptr_t)fi->fh)->changed || n->open_count == 0)
             writeback_or_drop_locked(n, "release");
-        pthread_mutex_unlock(&n->mu);
+        node_unlock(n);
         poll_released(fi->fh);
         /* The last close of an open file description ends its flock and its OFD locks, after
          * its data landed. Both go before the handle that names them is freed (its address can

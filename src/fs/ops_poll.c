@@ -54,9 +54,9 @@ static int64_t current_rev(fuse_ino_t ino)
     node *n = node_get(ino);
     int64_t rev = 0;
     if (n) {
-        pthread_mutex_lock(&n->mu);
+        node_lock(n);
         rev = n->known || n->pending || n->dirty ? n->mod_rev : 0;
-        pthread_mutex_unlock(&n->mu);
+        node_unlock(n);
         node_put(n);
     }
     return rev;

@@ -84,10 +84,10 @@ static void flush_under(const char *name, size_t name_len)
         size_t len;
         char *key = n->type == NODE_FILE ? node_key(n, &len) : NULL;
         if (key && key_under_name(key, len, name, name_len)) {
-            pthread_mutex_lock(&n->mu);
+            node_lock(n);
             if (n->dirty)
                 file_writeback_locked(n, "rename");
-            pthread_mutex_unlock(&n->mu);
+            node_unlock(n);
         }
         free(key);
         node_put(n);
@@ -161,7 +161,7 @@ static void settle_moved(node **moved, size_t count, const char *from, size_t fr
                         : NULL;
         if (old) {
             int64_t old_mod = snapshot_mod(own, below, old, len);
-            pthread_mutex_lock(&n->mu);
+            node_lock(n);
             unsigned carried = record_carried_locked(n);
             if (old_mod > 0 && n->mod_rev == old_mod)
                 file_replaced_locked(n, rev); /* our own move: no conflict for handles */
@@ -169,15 +169,15 @@ static void settle_moved(node **moved, size_t count, const char *from, size_t fr
             if (old_mod > 0) /* the key is what this mount put: its incarnation is known */
                 n->create_rev = created_by_move(key, klen, there_own, there_below, rev);
             record_moved_locked(n, carried, rev);
-            pthread_mutex_unlock(&n->mu);
+            node_unlock(n);
         } else if (n->type == NODE_DIR) {
             node_drop_listing(n); /* its entries name keys of the old place */
-            pthread_mutex_lock(&n->mu);
+            node_lock(n);
             unsigned carried = record_carried_locked(n);
             if (key && n->create_rev > 0) /* its marker moved with it */
                 n->create_rev = created_by_move(key, klen, NULL, there_below, rev);
             record_moved_locked(n, carried, rev);
-            pthread_mutex_unlock(&n->mu);
+            node_unlock(n);
         }
         free(key);
         free(old);
@@ -334,9 +334,9 @@ static int rename_file(node *src, node *dst, const names2 *nm, unsigned flags)
     int rc = 0;
     /* One mutex at a time is the rule; src and dst are locked in address order. */
     node *first = dst && dst < src ? dst : src, *second = dst && dst < src ? src : dst;
-    pthread_mutex_lock(&first->mu);
+    node_lock(first);
     if (second && second != first)
-        pthread_mutex_lock(&second->mu);
+        node_lock(second);
     commit cm;
     commit_begin(&cm);
     rc = names_current(nm) ? 0 : EAGAIN;
@@ -398,8 +398,8 @@ static int rename_file(node *src, node *dst, const names2 *nm, unsigned flags)
     }
     commit_end(&cm, rc == 0 ? revision : 0);
     if (second && second != first)
-        pthread_mutex_unlock(&second->mu);
-    pthread_mutex_unlock(&first->mu);
+        node_unlock(second);
+    node_unlock(first);
     return rc;
 }
 

@@ -81,9 +81,9 @@ static int file_meta(const xattr_ctx *c, etcdc_kv *out)
         out->version = kvs.kvs[0].version;
         out->lease = kvs.kvs[0].lease;
     } else if (rc == 0) {
-        pthread_mutex_lock(&c->n->mu);
+        node_lock(c->n);
         rc = c->n->pending || c->n->dirty ? 0 : ENOENT;
-        pthread_mutex_unlock(&c->n->mu);
+        node_unlock(c->n);
     }
     etcdc_kvs_clear(&kvs);
     return rc;
@@ -551,14 +551,14 @@ static void set_reply(fuse_req_t req, fuse_ino_t ino, const char *name, const ch
     if (rc == 0 && g_fs.opts->ro)
         rc = EROFS;
     if (rc == 0) {
-        pthread_mutex_lock(&c.n->mu);
+        node_lock(c.n);
         commit cm;
         commit_begin(&cm);
         rc = ctx_rekey(&c); /* the name cannot move from here to commit_end */
         if (rc == 0)
             rc = set_locked(&c, d, value, size, &content_changed);
         commit_end(&cm, 0); /* the node took its result itself (by revision) */
-        pthread_mutex_unlock(&c.n->mu);
+        node_unlock(c.n);
     }
     fuse_reply_err(req, rc);
     /* After the reply and without locks: the kernel may need both to drop the pages. */

@@ -75,9 +75,9 @@ static node *file_node(int64_t rev, const etcdc_kv *kv, const void *key, size_t 
 {
     node *n = obtain(rev, key, len, NULL, NODE_PAST_FILE);
     if (n) {
-        pthread_mutex_lock(&n->mu);
+        node_lock(n);
         node_apply_kv_locked(n, kv, rev, now_ns());
-        pthread_mutex_unlock(&n->mu);
+        node_unlock(n);
     }
     return n;
 }
@@ -215,11 +215,8 @@ static int at_listing(listing **out)
         char name[REV_DIGITS + 1];
         int len = snprintf(name, sizeof name, "%" PRId64, revs[2 - n + i]);
         char *comp = strdup(name);
-        e[i] = (listing_entry){.comp = comp,
-                               .name = comp,
-                               .comp_len = (uint32_t)len,
-                               .name_len = (uint16_t)len,
-                               .is_dir = true};
+        e[i] = (listing_entry){
+            .comp = comp, .comp_len = (uint32_t)len, .name_len = (uint16_t)len, .is_dir = true};
         if (!comp)
             rc = ENOMEM;
     }
@@ -237,9 +234,9 @@ int past_listing(node *dir, listing **out)
         return at_listing(out);
     if (dir->type != NODE_PAST_DIR)
         return ENOTDIR;
-    pthread_mutex_lock(&dir->mu);
+    node_lock(dir);
     listing *l = listing_ref(dir->list);
-    pthread_mutex_unlock(&dir->mu);
+    node_unlock(dir);
     if (l) {
         *out = l;
         return 0;
@@ -257,10 +254,10 @@ int past_listing(node *dir, listing **out)
     free(k);
     if (rc)
         return rc;
-    pthread_mutex_lock(&dir->mu);
+    node_lock(dir);
     if (!dir->list)
         dir->list = listing_ref(l);
-    pthread_mutex_unlock(&dir->mu);
+    node_unlock(dir);
     *out = l;
     return 0;
 }
@@ -270,7 +267,7 @@ node *past_entry_node(const char *dir_key, size_t dir_len, const listing_entry *
     if (!dir_key) {
         int64_t rev;
         node *n = NULL;
-        if (parse_revision(e->name, &rev))
+        if (parse_revision(listing_entry_name(e), &rev))
             revision_root(rev, &n); /* validated: the listing names the current revision */
         return n;
     }
@@ -350,7 +347,7 @@ static int lookup_in_listing(const char *k, size_t klen, const listing *l, names
     const listing_entry *e = NULL;
     if (kind == NAMES_HASHED) {
         for (size_t i = 0; i < l->n && !e; i++)
-            if (!strcmp(l->e[i].name, name))
+            if (!strcmp(listing_entry_name(&l->e[i]), name))
                 e = &l->e[i];
     } else {
         e = listing_find(l, comp, comp_len);
@@ -384,9 +381,9 @@ int past_lookup(node *dir, const char *name, node **out)
         rc = ENOENT; /* no key has that name (".etcdfs" of the past root included) */
     listing *l = NULL;
     if (rc == 0) {
-        pthread_mutex_lock(&dir->mu);
+        node_lock(dir);
         l = listing_ref(dir->list);
-        pthread_mutex_unlock(&dir->mu);
+        node_unlock(dir);
         if (!l && kind == NAMES_HASHED)
             rc = past_listing(dir, &l); /* only the listing knows whole long names */
     }
@@ -438,39 +435,39 @@ static int reload_locked(node *n)
 
 int past_open(node *n)
 {
-    pthread_mutex_lock(&n->mu);
+    node_lock(n);
     int rc = n->known ? 0 : reload_locked(n);
     if (rc == 0) {
         n->open_count++;
         n->used_ns = now_ns();
     }
-    pthread_mutex_unlock(&n->mu);
+    node_unlock(n);
     return rc;
 }
 
 void past_release(node *n)
 {
-    pthread_mutex_lock(&n->mu);
+    node_lock(n);
     if (n->open_count > 0)
         n->open_count--;
-    pthread_mutex_unlock(&n->mu);
+    node_unlock(n);
 }
 
 int past_getattr(node *n, struct stat *st)
 {
-    pthread_mutex_lock(&n->mu);
+    node_lock(n);
     int rc = n->type != NODE_PAST_FILE || n->known ? 0 : reload_locked(n);
     if (rc == 0)
         node_fill_attr(n, st, true);
-    pthread_mutex_unlock(&n->mu);
+    node_unlock(n);
     return rc;
 }
 
 int past_mod_revision(node *n, int64_t *mod)
 {
-    pthread_mutex_lock(&n->mu);
+    node_lock(n);
     int rc = n->known ? 0 : reload_locked(n);
     *mod = n->mod_rev;
-    pthread_mutex_unlock(&n->mu);
+    node_unlock(n);
     return rc;
 }

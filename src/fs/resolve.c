@@ -56,7 +56,7 @@ int resolve_name(node *dir, const char *name, resolved *r)
     again:
         rc = ENOENT;
         for (size_t i = 0; i < l->n; i++) {
-            if (strcmp(l->e[i].name, name))
+            if (strcmp(listing_entry_name(&l->e[i]), name))
                 continue;
             char *c = malloc(l->e[i].comp_len + 1);
             if (c) {

@@ -165,10 +165,10 @@ static void count_node(node *n, void *arg)
     cache_size *c = arg;
     if (n->type == NODE_FILE) {
         c->files++;
-        pthread_mutex_lock(&n->mu);
+        node_lock(n);
         if (n->data)
             c->bytes += n->size;
-        pthread_mutex_unlock(&n->mu);
+        node_unlock(n);
     } else if (n->type == NODE_DIR) {
         c->dirs++;
     } else {
