@@ -368,13 +368,13 @@ class Bench:
 
     def listings(self, mode):
         c = self.c
-        rows = []
+        rows, notes = [], []
         cases = [("flat", c["flat_n"], 0), ("deep", c["deep_n"], DEEP_CHILDREN)]
         if self.listing_floor is None:
             self.listing_floor = self.memfs_listing_floor(cases)
         for name, n, children in cases:
             for tool in ("ls -l", "find"):
-                fs_t, ctl_t, lib_t, rts = [], [], [], []
+                fs_t, ctl_t, lib_t, rts, dirs_t = [], [], [], [], []
                 for r in range(c["ls_rounds"]):
                     m = self.mount_etcdfs()  # cold: a fresh daemon and fresh kernel caches
                     try:
@@ -390,12 +390,23 @@ class Bench:
                     ctl_t.append(timed(["etcdctl", f"--endpoints={EP}", "get", "--prefix", f"/bench/{name}/"]))
                     res = self.fs_load("range", f"/bench/{name}/")
                     lib_t.append(res["lib_range"]["p50"] / 1e6)
+                    if mode == "close-to-open" and tool == "find" and children:
+                        res = self.fs_load("rangedirs", f"/bench/{name}/", n, children)
+                        dirs_t.append(res["lib_rangedirs"]["p50"] / 1e6)
                 f, e, lb = (statistics.median(x) for x in (fs_t, ctl_t, lib_t))
                 mf = self.listing_floor.get((name, tool))
                 ref = max(e, mf or 0)  # the larger of etcdctl and the FUSE floor
+                # close-to-open reads each directory at its opendir, one after the other: at
+                # best the FUSE floor plus those reads (docs/consistency.md)
+                best = (mf + statistics.median(dirs_t)) / ref if dirs_t and mf else None
+                if best is not None:
+                    notes.append(f"find {name} ({mode}): the {n // 100} leaf directories read one "
+                                 f"after the other by libetcdc take {statistics.median(dirs_t) * 1e3:.0f} ms; "
+                                 f"with the FUSE floor ({mf * 1e3:.0f} ms) that is {best:.2f}x the reference, "
+                                 "the best this mode's promise (a fresh listing per opendir) allows.")
                 shape = f"{n} files" if not children else f"{children} children, {n} keys below"
                 self.goal(f"cold {tool} {name} ({shape}) vs max(etcdctl, FUSE floor) ({mode})",
-                          f / ref, 1.5, False)
+                          f / ref, 1.5, False, floor=best)
                 rows.append([f"{tool} {name} ({shape}, {mode})", f"{f * 1e3:.1f}", f"{e * 1e3:.1f}",
                              f"{mf * 1e3:.1f}" if mf else "n/a", ratio(f, ref), "<= 1.5x",
                              f"{lb * 1e3:.1f}", ratio(f, lb), f"{statistics.median(rts):.0f} ({kinds})"])
@@ -408,7 +419,8 @@ class Bench:
                      "floor: the same tree in memfs_ll, listed after the kernel dropped its "
                      "dentries and inodes. The ratio is against the larger of etcdctl and the floor.",
                      ["workload", "etcdfs ms", "etcdctl get --prefix ms", "memfs_ll ms", "ratio",
-                      "goal", "libetcdc Range ms", "vs Range", "etcd round trips (total)"], rows)
+                      "goal", "libetcdc Range ms", "vs Range", "etcd round trips (total)"], rows,
+                     notes)
 
     def past(self, mode):
         """.etcdfs/at/<REV>/ (docs/semantics.md): a cold `ls -l` of the flat dataset as of the
@@ -500,19 +512,38 @@ class Bench:
         # Python etcd3 loop: one process, timed inside (interpreter start and import excluded)
         py = run(["/usr/bin/python3", "-c", PY_COPY, EP, src], stdout=subprocess.PIPE, text=True).stdout.split()
         py_in, py_out = float(py[0]), float(py[1])
+        # The floor: the same copy into memfs_ll, plus the round trips an exclusive create needs
+        # (cp opens with O_EXCL: etcd decides at open, the content follows at close; close-to-open
+        # asks about the name first), each at a libetcdc Put's latency.
+        mem = self.mount_memfs()
+        try:
+            t_mem = timed(["cp", "-r", src, os.path.join(mem.mnt, "cpin")])
+        finally:
+            mem.stop()
+        put_s = 1 / self.fs_load("tput", "put", 1, c["tput_s"], "/bench/cpput/", 64, SIZE)["put"]["rate"]
+        needed = {"close-to-open": 3, "watch": 2}.get(mode)
+        best = (t_mem + n * needed * put_s) / py_in if needed else None
         rows = []
         for label, t, rt, ctl_t, py_t in (("cp -r into the mount", t_in, self.rt_text(s0, s1, n), ctl_in, py_in),
                                           ("cp -r out of the mount (cold)", t_out, self.rt_text(s2, s3, n), ctl_out, py_out)):
             rows.append([f"{label} ({mode})", f"{t:.2f}", f"{ctl_t:.2f}", ratio(t, ctl_t), f"{py_t:.2f}",
                          ratio(t, py_t), "<= 2x" if label.endswith("mount") else "", rt])
         self.goal(f"cp -r of {n} files into the mount vs a Python etcd3 loop ({mode})", t_in / py_in,
-                  2.0, False)
+                  2.0, False, floor=best)
+        notes = []
+        if best is not None:
+            notes.append(f"Floor ({mode}): cp -r into memfs_ll {t_mem:.2f} s, plus {needed} round "
+                         f"trips per file at one libetcdc Put's latency ({put_s * 1e6:.0f} us): "
+                         f"{best:.2f}x the Python loop at best. cp creates each file with O_EXCL, "
+                         "which etcd must decide at open (exclusive across hosts), and the content "
+                         "follows at close" + ("; close-to-open also asks etcd about the new name "
+                         "first (docs/consistency.md)." if mode == "close-to-open" else "."))
         self.section(f"cp -r of {n} files of 1 KiB",
                      f"seconds for all {n} files. etcdctl loop: one `etcdctl put`/`get` process per "
                      f"file, timed on {k} files and scaled to {n}. Python etcd3 loop: one process, "
                      "put/get per file with file reads/writes, timed inside the process.",
                      ["workload", "etcdfs s", "etcdctl loop s", "vs etcdctl", "Python etcd3 loop s",
-                      "vs Python", "goal", "etcd round trips/file"], rows)
+                      "vs Python", "goal", "etcd round trips/file"], rows, notes)
 
     def flock(self, mode):
         c = self.c

@@ -18,6 +18,9 @@
  *       KEYPREFIX c<i % CHILDREN>/d<(i / CHILDREN) / 100>/f<i> -> LOADED n seconds
  *   fs_load range KEYPREFIX         one libetcdc Get of every key under KEYPREFIX (a single
  *                                   Range, values included) -> LAT lib_range 1 <us> ...
+ *   fs_load rangedirs KEYPREFIX N CHILDREN
+ *                                   one libetcdc Get of each leaf directory of a tree `load`
+ *                                   made, serially -> LAT lib_rangedirs 1 <us> ...; DIRS n
  *   fs_load flock PATH N            uncontended flock(LOCK_EX) + flock(LOCK_UN) -> LAT flock
  *   fs_load handoff PATH N          two processes, each with its own open file: one releases,
  *                                   the other's blocked flock returns -> LAT handoff
@@ -350,6 +353,34 @@ static int range(const char *kprefix)
     return 0;
 }
 
+/* One Range (values included) of every leaf directory of a tree `load` made with CHILDREN > 0,
+ * one after the other: what close-to-open's "every opendir reads its directory" costs etcd
+ * and the network at least for a walk, with no FUSE in between. */
+static int rangedirs(const char *kprefix, long n, long children)
+{
+    etcdc_client *c = connect_client();
+    long per_child = (n + children - 1) / children, dirs = (per_child + 99) / 100;
+    char dir[256];
+    double t0 = now_us();
+    for (long ch = 0; ch < children; ch++) {
+        for (long d = 0; d < dirs; d++) {
+            snprintf(dir, sizeof dir, "%sc%ld/d%05ld/", kprefix, ch, d);
+            etcdc_error err;
+            etcdc_kvs kvs = {0};
+            if (etcdc_get_prefix(c, dir, strlen(dir), &kvs, &err) != ETCDC_OK) {
+                fprintf(stderr, "fs_load: rangedirs %s: %s\n", dir, err.message);
+                return 1;
+            }
+            etcdc_kvs_clear(&kvs);
+        }
+    }
+    double lat = now_us() - t0;
+    report("lib_rangedirs", &lat, 1);
+    printf("DIRS %ld\n", children * dirs);
+    etcdc_client_free(c);
+    return 0;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 static int flock_lat(const char *path, int n)
@@ -573,6 +604,8 @@ int main(int argc, char **argv)
         return load(argv[2], atol(argv[3]), (size_t)atol(argv[4]), atol(argv[5]), atoi(argv[6]));
     if (argc == 3 && !strcmp(argv[1], "range"))
         return range(argv[2]);
+    if (argc == 5 && !strcmp(argv[1], "rangedirs"))
+        return rangedirs(argv[2], atol(argv[3]), atol(argv[4]));
     if (argc == 4 && !strcmp(argv[1], "flock"))
         return flock_lat(argv[2], atoi(argv[3]));
     if (argc == 4 && !strcmp(argv[1], "handoff"))
