@@ -774,13 +774,20 @@ PROFILE_NOTES = [
     "Cold find of a deep tree: one listing per directory (1,007 Txns for 1,005 directories) in "
     "close-to-open, whose promise is a fresh listing per opendir; watch mode reads subtrees "
     "ahead (33 round trips).",
-    "Memory: 563 bytes per cached key at 100,000 keys with 64-byte values (772 before the "
-    "listing entry became one struct and one block of component, value and name, and the node "
-    "lost its holes; 542 before attribute records added 16 bytes to the node and 8 to the "
-    "entry). What is left per key: the node (240 B with malloc's header; 40 of it the mutex), "
-    "its key (32), its copy of the value (80), the listing's entry (64) and block (80), the two "
-    "hash indexes (~24). The node's value copy and the listing's are the same bytes: sharing "
-    "them is what the 300-byte goal needs next.",
+    "Memory: 435 bytes per cached key at 100,000 keys with 64-byte values, close-to-open "
+    "(`bash bench/run_fs_bench.sh --only memory --mem-keys 100000`, 2026-12-07; 563 before this "
+    "round, 772 before the listing entry became one block). Three changes: a file only listed "
+    "keeps its value in the listing alone (its node holds size and revision; the open's compare "
+    "confirms the revision and copies the value from the listing: 563 -> 481), a node's mutex "
+    "is a 4-byte futex lock instead of a 40-byte pthread mutex (node 232 -> 192 bytes), a "
+    "listing entry derives its value and name from its block (64 -> 48 bytes): 481 -> 435. What "
+    "is left per key: the node (208 B with malloc's header), its key (32), the listing's entry "
+    "(48) and block (80, the 64-byte value included), the two hash indexes (~24), directories "
+    "and allocator slack. The 300-byte goal needs the node itself to shrink: about 70 of its "
+    "192 bytes serve only files that were opened (content buffer, kernel and base revisions, "
+    "truncation length, last use) or directories (listing, changed names), and would move to "
+    "a part allocated on first use. In watch mode the node also keeps the value (an open there "
+    "makes no round trip that could fetch it).",
 ]
 
 METHOD_NOTES = [
