@@ -910,7 +910,7 @@ void node_drop_listing(node *dir)
     tell_prefetch(dir);
 }
 
-uint64_t node_listing_gen(node *dir)
+uint32_t node_listing_gen(node *dir)
 {
     node_lock(dir);
     uint32_t gen = dir->list_gen;
@@ -918,7 +918,7 @@ uint64_t node_listing_gen(node *dir)
     return gen;
 }
 
-void node_offer_listing(node *dir, listing *l, uint64_t gen)
+void node_offer_listing(node *dir, listing *l, uint32_t gen)
 {
     node_lock(dir);
     listing *old = NULL;

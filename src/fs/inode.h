@@ -291,10 +291,10 @@ bool node_listing_reflects(node *dir, const void *comp, size_t comp_len, int64_t
  * its listing is known without asking. */
 void node_listing_set_empty(node *dir, int64_t rev);
 /* The directory's listing generation, read before fetching a listing. */
-uint64_t node_listing_gen(node *dir);
+uint32_t node_listing_gen(node *dir);
 /* Keeps l (takes over the caller's reference) as the directory's listing unless the directory
  * changed since generation gen was read (then l is dropped: it may predate the change). */
-void node_offer_listing(node *dir, listing *l, uint64_t gen);
+void node_offer_listing(node *dir, listing *l, uint32_t gen);
 /* Forget the directory's listing (after a local change in it; also what was read ahead for
  * it, prefetch.h). */
 void node_drop_listing(node *dir);

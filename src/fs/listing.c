@@ -543,7 +543,7 @@ int listing_get(node *dir, bool is_root, listing **out)
     if (*out)
         return 0;
     if (consistency_watch_trusted()) {
-        uint64_t gen = node_listing_gen(dir);
+        uint32_t gen = node_listing_gen(dir);
         if ((*out = prefetch_take(dir))) {
             node_offer_listing(dir, listing_ref(*out), gen);
             return 0;
@@ -561,7 +561,7 @@ int listing_refresh(node *dir, bool is_root, listing **out)
         return ENOMEM;
     /* A change in the directory while this listing is read (this mount's own, or the
      * watch's) may be missing from it: then it serves this call only. */
-    uint64_t gen = node_listing_gen(dir);
+    uint32_t gen = node_listing_gen(dir);
     int rc = listing_fetch(key, len, is_root, out);
     free(key);
     if (rc == 0)

@@ -37,7 +37,7 @@ typedef struct dir_handle {
     size_t n_extra, cap_extra;
     char *dir_key;
     size_t dir_len;
-    uint64_t gen; /* the directory's listing generation before the listing was read */
+    uint32_t gen; /* the directory's listing generation before the listing was read */
 } dir_handle;
 
 /* Files created here whose keys the listing may not show yet. */
