@@ -2,13 +2,18 @@
  * memfs_ll.c - a minimal in-memory FUSE filesystem (low-level API), the benchmark's "FUSE
  * limit": what a daemon costs that answers every request from memory at once.
  *
- *   memfs_ll [-f] MOUNTPOINT
+ *   memfs_ll [--like-etcdfs] [-f] MOUNTPOINT
  *
  * It makes the same choices towards the kernel as etcdfs (bench/fs_bench.py compares the two):
  * 1 s entry and attribute timeouts, readdirplus, no writeback cache, keep_cache on open, the
  * multi-threaded session loop, extended attribute requests answered "none" (as etcdfs answers
  * those outside user.*). Files, directories, create/write/truncate/unlink/rmdir; no rename or
  * links (the benchmark does not use them). One mutex guards everything.
+ *
+ * --like-etcdfs also answers a read-only open the way etcdfs must for its promises: direct I/O
+ * (a descriptor reads one whole version, so every read is a READ request, not the page cache)
+ * and a FLUSH at every close (etcdfs stores a file's changes and ends fcntl locks there). The
+ * floor of etcdfs's warm open/read/close is this mode's rate, not the plain one's.
  */
 #define FUSE_USE_VERSION 34
 #include <errno.h>
@@ -32,7 +37,8 @@ typedef struct mnode {
 } mnode;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static mnode **nodes; /* by inode number; NULL = removed */
+static bool like_etcdfs; /* set once in main, before the session starts */
+static mnode **nodes;    /* by inode number; NULL = removed */
 static size_t n_nodes, cap_nodes;
 static mnode **table; /* hash of (parent, name) */
 static size_t table_size = 1 << 20;
@@ -263,6 +269,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         n->size = 0;
     pthread_mutex_unlock(&mu);
     fi->keep_cache = 1;
+    if (like_etcdfs && (fi->flags & O_ACCMODE) == O_RDONLY && !(fi->flags & O_TRUNC)) {
+        fi->keep_cache = 0;
+        fi->direct_io = 1;
+    }
     if (rc)
         fuse_reply_err(req, rc);
     else
@@ -377,6 +387,14 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
     fuse_reply_buf(req, b->p + off, end - (size_t)off);
 }
 
+/* --like-etcdfs only: with a handler the kernel sends FLUSH at every close. */
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    (void)fi;
+    fuse_reply_err(req, 0);
+}
+
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     (void)ino;
@@ -447,17 +465,25 @@ static const struct fuse_lowlevel_ops memfs_ops = {
 
 int main(int argc, char *argv[])
 {
+    struct fuse_lowlevel_ops ops = memfs_ops;
+    if (argc > 1 && !strcmp(argv[1], "--like-etcdfs")) {
+        like_etcdfs = true;
+        ops.flush = op_flush;
+        argv[1] = argv[0];
+        argc--;
+        argv++;
+    }
     struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
     struct fuse_cmdline_opts opts;
     if (fuse_parse_cmdline(&args, &opts) != 0 || !opts.mountpoint) {
-        fprintf(stderr, "usage: %s [-f] MOUNTPOINT\n", argv[0]);
+        fprintf(stderr, "usage: %s [--like-etcdfs] [-f] MOUNTPOINT\n", argv[0]);
         return 2;
     }
     table = calloc(table_size, sizeof *table);
     add(0, "", false);                 /* inode 0 is never used */
     add(0, "/", true)->parent = 0;     /* inode 1 = FUSE_ROOT_ID */
     nodes[1]->parent = (fuse_ino_t)-1; /* the root lists nothing as its own child */
-    struct fuse_session *se = fuse_session_new(&args, &memfs_ops, sizeof memfs_ops, NULL);
+    struct fuse_session *se = fuse_session_new(&args, &ops, sizeof ops, NULL);
     int rc = 1;
     if (se && fuse_set_signal_handlers(se) == 0) {
         if (fuse_session_mount(se, opts.mountpoint) == 0) {
