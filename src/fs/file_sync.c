@@ -91,12 +91,19 @@ void listed_value_clear(listed_value *v)
     memset(v, 0, sizeof *v);
 }
 
-int file_revalidate_locked(node *n, bool *changed)
+bool file_take_listed_locked(node *n, const listed_value *v)
 {
-    return file_revalidate_listed_locked(n, NULL, changed);
+    if (!n->known || !n->value_unread || !v || !v->value || v->mod_rev != n->mod_rev)
+        return false;
+    size_t len;
+    char *key = node_key(n, &len);
+    /* mod_revision alone does not name a value: one Txn gives many keys the same */
+    bool same = key && len == v->key_len && !memcmp(key, v->key, len);
+    free(key);
+    return same && node_set_data_locked(n, v->value, v->value_len) == 0;
 }
 
-int file_revalidate_listed_locked(node *n, const listed_value *v, bool *changed)
+int file_revalidate_locked(node *n, bool *changed)
 {
     *changed = false;
     size_t len;
@@ -107,10 +114,7 @@ int file_revalidate_listed_locked(node *n, const listed_value *v, bool *changed)
     int64_t now = now_ns();
     etcdc_error err = {0};
     etcdc_code code;
-    /* mod_revision alone does not name a value: one Txn gives many keys the same */
-    bool listed = n->value_unread && v && v->value && v->mod_rev == n->mod_rev &&
-                  v->key_len == len && !memcmp(v->key, key, len);
-    if (n->known && (!n->value_unread || listed) && n->mod_rev > 0) {
+    if (n->known && !n->value_unread && n->mod_rev > 0) {
         /* If(mod == cached) Then() Else(Range key): no value transfer when unchanged. */
         etcdc_txn *t = etcdc_txn_new();
         etcdc_range_req get = {.key = key, .key_len = len};
@@ -122,10 +126,6 @@ int file_revalidate_listed_locked(node *n, const listed_value *v, bool *changed)
             n->validated_ns = now;
             if (r.revision > n->as_of)
                 n->as_of = r.revision;
-            if (listed && node_set_data_locked(n, v->value, v->value_len) != 0) {
-                n->known = false; /* the next access reads it */
-                rc = ENOMEM;
-            }
         } else if (code == ETCDC_OK && r.op_count == 1 && r.ops[0].kvs.count == 1) {
             *changed = node_apply_kv_locked(n, &r.ops[0].kvs.kvs[0], r.revision, now);
             if (r.ops[0].kvs.kvs[0].value_error) /* err names the key and why */

@@ -19,8 +19,9 @@
 int file_revalidate_locked(node *n, bool *changed);
 
 /* What the directory listing this mount holds shows for a file it keeps no value of
- * (value_unread): a copy, so that the open that follows confirms the revision with etcd and
- * takes the value from here instead of transferring it a second time. */
+ * (value_unread): a copy, taken before the node's lock (the directory's is taken for it), so
+ * that what needs the bytes under that lock (open, rename, truncate) takes them from here
+ * instead of transferring them a second time. */
 typedef struct listed_value {
     char *key; /* the node's key when the copy was taken */
     size_t key_len;
@@ -32,10 +33,11 @@ typedef struct listed_value {
  * Caller holds no lock (it takes the node's, then the directory's, one at a time). */
 void file_listed_value(node *n, listed_value *v);
 void listed_value_clear(listed_value *v);
-/* file_revalidate_locked with a copy file_listed_value took (NULL: none): when it still names
- * the node's key and revision, a value_unread node is confirmed by the compare alone and takes
- * its value from the copy. */
-int file_revalidate_listed_locked(node *n, const listed_value *v, bool *changed);
+/* A value_unread node takes its value from v (NULL: none) when v still names its key and
+ * revision. True when it holds the value now. Nothing is asked of etcd: whoever relies on the
+ * value being current compares the revision in its own request (open's revalidation, rename's
+ * guard), as for any cached value. */
+bool file_take_listed_locked(node *n, const listed_value *v);
 /* Writes the node's buffered content to etcd when dirty. why names the caller in logs. */
 int file_writeback_locked(node *n, const char *why);
 /* Writes back every dirty file (at unmount). */

@@ -412,10 +412,14 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
         (uint64_t)attr->st_size > g_fs.opts->max_file_size)
         rc = EFBIG;
     if (rc == 0 && n->type == NODE_FILE) {
+        listed_value listed = {0}; /* taken before the node's lock */
+        if (to_set & FUSE_SET_ATTR_SIZE)
+            file_listed_value(n, &listed);
         node_lock(n);
         if (to_set & FUSE_SET_ATTR_SIZE) {
-            /* Truncating needs the current content first (the part that is kept). */
-            if (!node_value_held_locked(n))
+            /* Truncating needs the current content first (the part that is kept): the one the
+             * cache would have held, as the listing shows it, else one Get. */
+            if (!node_value_held_locked(n) && !file_take_listed_locked(n, &listed))
                 rc = file_revalidate_locked(n, &(bool){0});
             if (rc == 0 && (size_t)attr->st_size != n->size) {
                 rc = node_resize_locked(n, (size_t)attr->st_size);
@@ -445,6 +449,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                 n->mtime = attr->st_mtim;
         }
         node_unlock(n);
+        listed_value_clear(&listed);
     }
     if (rc == 0 && n->type == NODE_DIR && (to_set & FUSE_SET_ATTR_MTIME_NOW)) {
         node_lock(n);

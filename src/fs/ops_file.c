@@ -104,7 +104,8 @@ static int open_current_locked(node *n, const listed_value *listed, bool *change
         stats_inc(STAT_cache_open_hit);
         return 0;
     }
-    int rc = file_revalidate_listed_locked(n, listed, changed);
+    file_take_listed_locked(n, listed); /* then confirmed like any cached value */
+    int rc = file_revalidate_locked(n, changed);
     if (rc == 0 && !*changed)
         stats_inc(STAT_cache_open_hit);
     /* The kernel's name outlived the key (deleted elsewhere): ESTALE makes it look the name

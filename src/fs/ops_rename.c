@@ -44,10 +44,11 @@ static int exdev_refused(const char *op, const char *key, size_t len, etcdc_code
     return EXDEV;
 }
 
-/* Loads the file's content into the cache when it is not there (one Get). */
-static int ensure_data_locked(node *n)
+/* Loads the file's content into the cache when it is not there: from what its directory's
+ * listing showed (`listed`; the rename's guard compares the revision), else one Get. */
+static int ensure_data_locked(node *n, const listed_value *listed)
 {
-    if (node_value_held_locked(n))
+    if (node_value_held_locked(n) || file_take_listed_locked(n, listed))
         return 0;
     bool changed;
     return file_revalidate_locked(n, &changed);
@@ -332,6 +333,10 @@ static int rename_file(node *src, node *dst, const names2 *nm, unsigned flags)
     const resolved *rs = nm->rs, *rd = nm->rd;
     bool same_dir = nm->sp == nm->dp;
     int rc = 0;
+    listed_value src_listed, dst_listed = {0}; /* taken before the nodes' locks */
+    file_listed_value(src, &src_listed);
+    if (dst && (flags & RENAME_EXCHANGE))
+        file_listed_value(dst, &dst_listed);
     /* One mutex at a time is the rule; src and dst are locked in address order. */
     node *first = dst && dst < src ? dst : src, *second = dst && dst < src ? src : dst;
     node_lock(first);
@@ -341,9 +346,9 @@ static int rename_file(node *src, node *dst, const names2 *nm, unsigned flags)
     commit_begin(&cm);
     rc = names_current(nm) ? 0 : EAGAIN;
     if (rc == 0)
-        rc = ensure_data_locked(src);
+        rc = ensure_data_locked(src, &src_listed);
     if (rc == 0 && dst && (flags & RENAME_EXCHANGE))
-        rc = ensure_data_locked(dst);
+        rc = ensure_data_locked(dst, &dst_listed);
     bool src_in_etcd = src->mod_rev > 0;
     bool dst_exists = dst && dst->known && dst->mod_rev > 0;
     /* created here and not stored yet: it exists, and the exchange stores it (if etcd has no
@@ -400,6 +405,8 @@ static int rename_file(node *src, node *dst, const names2 *nm, unsigned flags)
     if (second && second != first)
         node_unlock(second);
     node_unlock(first);
+    listed_value_clear(&src_listed);
+    listed_value_clear(&dst_listed);
     return rc;
 }
 
