@@ -328,7 +328,17 @@ static void moved_record_locked(node *n, bool has, const attrs *a, int64_t rev)
     node_set_record_locked(n, has ? a : NULL, rev);
 }
 
-static int rename_file(node *src, node *dst, const names2 *nm, unsigned flags)
+/* A name whose key is one entry of its directory's listing: not a directory's own key
+ * (%value) or marker ("%"). */
+static bool names_plain(const resolved *r)
+{
+    return r->kind != NAMES_SELF && r->file_len != r->dir_len;
+}
+
+/* Renames a file. *names_marked: the directories' listings were kept, with both names marked
+ * as changed by this mount (node_listing_name_changed), instead of left for the caller to drop;
+ * their entries keep proving other names absent and giving the values of files only listed. */
+static int rename_file(node *src, node *dst, const names2 *nm, unsigned flags, bool *names_marked)
 {
     const resolved *rs = nm->rs, *rd = nm->rd;
     bool same_dir = nm->sp == nm->dp;
@@ -400,6 +410,11 @@ static int rename_file(node *src, node *dst, const names2 *nm, unsigned flags)
         node_rekey(src, rd->file_key, rd->file_len);
         if (dst && (flags & RENAME_EXCHANGE))
             node_rekey(dst, rs->file_key, rs->file_len);
+        *names_marked = names_plain(rs) && names_plain(rd);
+        if (*names_marked) { /* before commit_end: the watch sees them before the events */
+            node_listing_name_changed(nm->sp, rs->comp, rs->comp_len);
+            node_listing_name_changed(nm->dp, rd->comp, rd->comp_len);
+        }
     }
     commit_end(&cm, rc == 0 ? revision : 0);
     if (second && second != first)
@@ -1017,14 +1032,16 @@ static int exchange_trees(const names2 *nm)
 }
 
 /* One attempt at a rename: resolve both names, find the nodes, move. EAGAIN when a directory
- * above either name moved meanwhile (resolve again). *src_dir: the source was a directory. */
+ * above either name moved meanwhile (resolve again). *src_dir: the source was a directory.
+ * *names_marked: see rename_file (false: the caller drops both directories' listings). */
 static int rename_once(node *sp, const char *name, node *dp, const char *newname,
-                       unsigned int flags, resolved *rs, resolved *rd, bool *src_dir)
+                       unsigned int flags, resolved *rs, resolved *rd, bool *src_dir,
+                       bool *names_marked)
 {
     node *src = NULL, *dst = NULL;
     bool dst_dir = false;
     names2 nm = {sp, dp, rs, rd};
-    *src_dir = false;
+    *src_dir = *names_marked = false;
     int rc = resolve_name(sp, name, rs);
     if (rc == 0)
         rc = resolve_name(dp, newname, rd);
@@ -1057,7 +1074,7 @@ static int rename_once(node *sp, const char *name, node *dp, const char *newname
     } else if (rc == 0 && *src_dir) {
         rc = rename_dir(&nm, flags);
     } else if (rc == 0) {
-        rc = rename_file(src, dst, &nm, flags);
+        rc = rename_file(src, dst, &nm, flags, names_marked);
     }
 out:
     node_put(src);
@@ -1071,7 +1088,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
     stats_inc(STAT_OP_rename);
     resolved rs = {0}, rd = {0};
     node *sp = node_get(parent), *dp = node_get(newparent);
-    bool src_dir = false;
+    bool src_dir = false, names_marked = false;
     int rc = g_fs.opts->ro || (sp && past_node(sp)) || (dp && past_node(dp)) ? EROFS
              : (!sp || !dp)                                                  ? ENOENT
                                                                              : 0;
@@ -1085,7 +1102,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
         resolved_free(&rs);
         resolved_free(&rd);
         rc = attempt < RESOLVE_ATTEMPTS
-                 ? rename_once(sp, name, dp, newname, flags, &rs, &rd, &src_dir)
+                 ? rename_once(sp, name, dp, newname, flags, &rs, &rd, &src_dir, &names_marked)
                  : ESTALE;
         if (rc != EAGAIN)
             break;
@@ -1094,7 +1111,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
         witness_forget(rs.file_key, rs.file_len);
         witness_note(rd.file_key, rd.file_len);
     }
-    if (rc == 0) {
+    if (rc == 0 && !names_marked) {
         node_drop_listing(sp);
         node_drop_listing(dp);
     }

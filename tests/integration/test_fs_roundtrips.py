@@ -8,6 +8,7 @@ import os
 import subprocess
 
 import pytest
+from fs_tool_helpers import RENAME_EXCHANGE, renameat2
 
 pytestmark = pytest.mark.needs_etcdfs
 
@@ -248,3 +249,30 @@ def test_listed_files_cost_no_second_copy_of_their_values(etcd, mount):
     d = delta(s1, s2, "rt_total", "rt_range", "cache_open_hit", "cache_value_bytes")
     assert d["rt_total"] == 5 and d["rt_range"] == 0 and d["cache_open_hit"] == 5, d
     assert 5 * 900 <= d["cache_value_bytes"] < 10 * 900, d
+
+
+def test_renames_and_truncates_of_listed_files_transfer_no_value(etcd, kv, mount):
+    """Close-to-open: a file only listed keeps no value of its own; rename, RENAME_EXCHANGE and
+    truncate, which need its bytes, take them from the directory's listing (revision-checked by
+    etcd in the same request) instead of reading each key, even after an earlier change in the
+    directory made that listing stop describing it. Each step is then the round trips it needed
+    before the node stopped keeping a copy, and etcd ends up with the right bytes."""
+    fill(etcd, [(f"/rx/{k}", f"value of {k}") for k in ("a", "x", "y", "t", "c")])
+    m = mount(etcd, options=LONG_CACHE)
+    d = m.path / "rx"
+    subprocess.run(["ls", "-l", str(d)], check=True, stdout=subprocess.DEVNULL)
+    steps = (
+        ("mv", lambda: os.rename(d / "a", d / "a2"), 2),
+        ("exchange", lambda: renameat2(d / "x", d / "y", RENAME_EXCHANGE), 1),
+        ("truncate", lambda: os.truncate(d / "t", 3), 1),
+        ("cat", lambda: (d / "c").read_bytes(), 1),
+    )
+    for what, step, rts in steps:
+        s0 = m.stats()
+        step()
+        got = delta(s0, m.stats(), "rt_total", "rt_range")
+        assert got == {"rt_total": rts, "rt_range": 0}, (what, got)
+    want = {"a2": b"value of a", "x": b"value of y", "y": b"value of x", "t": b"val",
+            "c": b"value of c"}
+    assert {k: kv.get(f"/rx/{k}")[0] for k in want} == want
+    assert kv.get("/rx/a")[0] is None
