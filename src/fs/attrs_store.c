@@ -143,7 +143,7 @@ static int store(node *n, const attrs *want, bool drop)
          * drops one that says only the defaults. */
         int rc = node_set_local_record_locked(n, want);
         if (rc == 0)
-            n->mtime = want->mtime;
+            node_set_mtime(n, want->mtime);
         return rc;
     }
     if (drop && n->type == NODE_DIR && n->create_rev <= 0)
@@ -187,7 +187,7 @@ bool attrs_following_key_locked(node *n, int64_t anchor, bool content_changes, a
     if (content_changes)
         a->mtime = a->ctime;
     else if (!with_mtime)
-        a->mtime = n->mtime; /* the time shown now, bound to the content from now on */
+        a->mtime = node_mtime(n); /* the time shown now, bound to the content from now on */
     a->anchor = anchor;
     a->content = 0;
     return true;
@@ -207,7 +207,7 @@ attrs_writeback attrs_for_writeback_locked(node *n, bool creating, attrs *a)
      * host created the name meanwhile; a Put keeps that key's create_revision, and the record
      * (naming the Txn's) then does not apply: the defaults show, never wrong attributes. */
     *a = *cur;
-    a->mtime = n->mtime; /* the time of the last local change of the content */
+    a->mtime = node_mtime(n); /* the time of the last local change of the content */
     a->ctime = now_ts();
     a->anchor = creating ? 0 : n->create_rev;
     a->content = 0;

@@ -81,9 +81,15 @@ void cache_account_meta(int64_t delta)
     note_released(delta);
 }
 
-size_t cache_node_bytes(size_t key_len)
+size_t cache_node_bytes(size_t key_len, bool is_dir)
 {
-    return sizeof(node) + key_len + 1 + 2 * ALLOC_OVERHEAD;
+    size_t dir = is_dir ? sizeof(dir_part) + ALLOC_OVERHEAD : 0;
+    return sizeof(node) + key_len + 1 + 2 * ALLOC_OVERHEAD + dir;
+}
+
+size_t cache_file_part_bytes(void)
+{
+    return sizeof(file_part) + ALLOC_OVERHEAD;
 }
 
 size_t cache_entry_bytes(size_t name_bytes, size_t comp_len, size_t val_bytes)
@@ -144,7 +150,7 @@ static int oldest_first(const void *a, const void *b)
 /* Nothing needs the file's content in memory (under n->mu). */
 static bool idle_locked(const node *n)
 {
-    return n->open_count == 0 && !n->dirty && !n->pending;
+    return node_open_count(n) == 0 && !n->dirty && !n->pending;
 }
 
 typedef enum { VALUES, LISTINGS, NAMES } kind;
@@ -163,14 +169,18 @@ static candidate *candidates(kind k, size_t *out_n)
         size_t bytes = 0;
         if (k != LISTINGS && n->type == NODE_FILE) {
             node_lock(n);
-            take = idle_locked(n) && (k == NAMES || n->data);
-            used = n->used_ns;
-            bytes = n->cap + (k == NAMES ? cache_node_bytes(n->key_len) : 0);
+            const file_part *p = node_fpart(n);
+            take = idle_locked(n) && (k == NAMES || (p && p->data));
+            used = p ? p->used_ns : 0;
+            bytes = (p ? p->cap : 0) + (k == NAMES ? cache_node_bytes(n->key_len, false) +
+                                                         (p ? cache_file_part_bytes() : 0)
+                                                   : 0);
             node_unlock(n);
         } else if (k == LISTINGS && n->type == NODE_DIR) {
             node_lock(n);
-            take = n->list != NULL;
-            used = take ? n->list->fetched_ns : 0;
+            const listing *l = n->dpart->list;
+            take = l != NULL;
+            used = take ? l->fetched_ns : 0;
             node_unlock(n);
         }
         if (take)
@@ -199,11 +209,8 @@ static void release_all(candidate *c, size_t from, size_t n)
 static void evict_value(node *n)
 {
     node_lock(n);
-    if (n->data && idle_locked(n)) {
-        cache_account(-(int64_t)n->cap);
-        free(n->data);
-        n->data = NULL;
-        n->cap = 0;
+    if (node_data(n) && idle_locked(n)) {
+        node_forget_content_locked(n); /* the file's part goes with it: nothing uses it */
         /* Not known any more: the next open or stat reads the key (and its value) again. */
         n->known = false;
         n->mod_rev = 0;

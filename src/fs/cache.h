@@ -17,6 +17,7 @@
 #ifndef ETCDFS_CACHE_H
 #define ETCDFS_CACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,8 +29,11 @@ int64_t cache_trust_ns(void);
 void cache_account(int64_t delta);
 /* Node or listing memory grew or shrank (estimated bytes, allocator overhead included). */
 void cache_account_meta(int64_t delta);
-/* What a node with a key of key_len bytes costs, for cache_account_meta. */
-size_t cache_node_bytes(size_t key_len);
+/* What a node (a directory: is_dir) with a key of key_len bytes costs, for cache_account_meta (a
+ * directory's part included). */
+size_t cache_node_bytes(size_t key_len, bool is_dir);
+/* What a file's part costs (inode.h: file_part), for cache_account_meta. */
+size_t cache_file_part_bytes(void);
 /* What one listing entry costs, for cache_account_meta: its struct and its block (inode.h),
  * given the bytes the block holds besides the component: a display name kept apart from it
  * and a value, each with its terminator (0 when absent). */

@@ -161,7 +161,8 @@ int file_revalidate_locked(node *n, bool *changed)
 
 int64_t file_writeback_base(const node *n)
 {
-    return n->has_base ? n->base_rev : n->mod_rev;
+    const file_part *p = node_fpart(n);
+    return n->has_base && p ? p->base_rev : n->mod_rev;
 }
 
 /* The compares that make the write-back refuse to overwrite what it did not see. Today only
@@ -214,7 +215,7 @@ static int put_content_txn(node *n, const char *key, size_t len, attrs_writeback
 static int put_content(node *n, const char *key, size_t len, int64_t *rev, etcdc_error *err,
                        etcdc_code *code)
 {
-    const char *data = n->data ? n->data : "";
+    const char *data = node_data(n) ? node_data(n) : "";
     attrs rec;
     attrs_writeback wb = attrs_for_writeback_locked(n, n->mod_rev == 0, &rec);
     if (n->mod_rev > 0 && !g_fs.opts->conflict_check && !g_fs.opts->lock_fencing &&
@@ -245,7 +246,7 @@ static int put_content_txn(node *n, const char *key, size_t len, attrs_writeback
                            const attrs *rec, bool *use_witness, int64_t *rev, etcdc_error *err,
                            etcdc_code *code)
 {
-    const char *data = n->data ? n->data : "";
+    const char *data = node_data(n) ? node_data(n) : "";
     bool fencing = g_fs.opts->lock_fencing;
     etcdc_txn *t = etcdc_txn_new();
     etcdc_txn_result res = {0};
@@ -379,7 +380,8 @@ int file_writeback_locked(node *n, const char *why)
             node_pending_add(-1);
         }
         node_committed_locked(n, rev);
-        n->kernel_rev = rev; /* the kernel's pages hold what was just written */
+        if (node_fpart(n))              /* it has one: it held the content just written */
+            n->fpart->kernel_rev = rev; /* the kernel's pages hold what was just written */
         n->local_content = true;
         char kb[LOG_KEY_BUF];
         log_debug("%s: put %s (%zu bytes) at revision %lld", why, log_key(key, len, kb, sizeof kb),

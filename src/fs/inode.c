@@ -96,6 +96,9 @@ static void maybe_grow(void)
     free(ok);
 }
 
+/* 120 bytes and malloc's 8-byte header fill a 128-byte chunk: one node per cached key. */
+_Static_assert(sizeof(node) <= 120, "a node grew past 120 bytes (inode.h: field order)");
+
 static node *node_new(const void *key, size_t len, node_type type)
 {
     if (len > UINT32_MAX) /* longer than any key etcd accepts */
@@ -112,24 +115,86 @@ static node *node_new(const void *key, size_t len, node_type type)
     n->key[len] = 0;
     n->key_len = len;
     n->type = type;
-    cache_account_meta((int64_t)cache_node_bytes(len));
-    clock_gettime(CLOCK_REALTIME, &n->mtime);
-    if (type != NODE_FILE)
-        n->mtime = g_fs.mount_time;
+    if (node_is_dir_type(type) && !(n->dpart = calloc(1, sizeof *n->dpart))) {
+        free(n->key);
+        free(n);
+        return NULL;
+    }
+    cache_account_meta((int64_t)cache_node_bytes(len, node_is_dir_type(type)));
+    if (type == NODE_FILE)
+        node_touch_mtime(n);
+    else
+        node_set_mtime(n, g_fs.mount_time);
     return n;
+}
+
+/* Frees the file's part (under n->mu, or with n unreachable), its content included. */
+static void free_file_part(node *n)
+{
+    file_part *p = node_fpart(n);
+    if (!p)
+        return;
+    cache_account(-(int64_t)p->cap);
+    cache_account_meta(-(int64_t)cache_file_part_bytes());
+    free(p->data);
+    free(p);
+    n->fpart = NULL;
 }
 
 static void node_free(node *n)
 {
-    if (n->list)
-        listing_unref(n->list);
-    name_set_free(n->changed_names);
+    dir_part *d = node_dpart(n);
+    if (d) {
+        listing_unref(d->list);
+        name_set_free(d->changed_names);
+        free(d);
+    }
+    free_file_part(n);
     free(n->rec);
-    cache_account(-(int64_t)n->cap);
-    cache_account_meta(-(int64_t)cache_node_bytes(n->key_len));
-    free(n->data);
+    cache_account_meta(
+        -(int64_t)cache_node_bytes(n->key_len, node_is_dir_type((node_type)n->type)));
     free(n->key);
     free(n);
+}
+
+file_part *node_file_part_locked(node *n)
+{
+    if (node_is_dir_type((node_type)n->type))
+        return NULL;
+    if (!n->fpart && (n->fpart = calloc(1, sizeof *n->fpart)))
+        cache_account_meta((int64_t)cache_file_part_bytes());
+    return n->fpart;
+}
+
+void node_forget_content_locked(node *n)
+{
+    free_file_part(n);
+}
+
+#define NS_PER_S 1000000000LL
+
+struct timespec node_mtime(const node *n)
+{
+    int64_t s = n->mtime_ns / NS_PER_S, ns = n->mtime_ns % NS_PER_S;
+    if (ns < 0) { /* before 1970: the remainder is negative, tv_nsec must not be */
+        ns += NS_PER_S;
+        s--;
+    }
+    return (struct timespec){.tv_sec = (time_t)s, .tv_nsec = (long)ns};
+}
+
+void node_set_mtime(node *n, struct timespec t)
+{
+    int64_t max_s = INT64_MAX / NS_PER_S - 1, min_s = INT64_MIN / NS_PER_S + 1;
+    int64_t s = t.tv_sec > max_s ? max_s : t.tv_sec < min_s ? min_s : (int64_t)t.tv_sec;
+    n->mtime_ns = s * NS_PER_S + t.tv_nsec;
+}
+
+void node_touch_mtime(node *n)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    node_set_mtime(n, t);
 }
 
 void table_init(const char *root_key, size_t root_len)
@@ -542,20 +607,23 @@ void node_pending_add(int delta)
 
 int node_set_data_locked(node *n, const void *data, size_t len)
 {
-    n->trunc_len = 0;
+    file_part *p = node_file_part_locked(n);
+    if (!p)
+        return ENOMEM;
+    p->trunc_len = 0;
     n->value_unread = false;
-    if (len > n->cap || !n->data) {
+    if (len > p->cap || !p->data) {
         size_t cap = len < 64 ? 64 : len;
         char *d = malloc(cap);
         if (!d)
             return ENOMEM;
-        free(n->data);
-        cache_account((int64_t)cap - (int64_t)n->cap);
-        n->data = d;
-        n->cap = cap;
+        free(p->data);
+        cache_account((int64_t)cap - (int64_t)p->cap);
+        p->data = d;
+        p->cap = cap;
     }
     if (len)
-        memcpy(n->data, data, len);
+        memcpy(p->data, data, len);
     n->size = len;
     return 0;
 }
@@ -564,21 +632,24 @@ int node_resize_locked(node *n, size_t len)
 {
     if (n->value_unread && len > 0)
         return EIO; /* zero-filling would stand for bytes etcd holds */
+    file_part *p = node_file_part_locked(n);
+    if (!p)
+        return ENOMEM;
     n->value_unread = false;
-    n->trunc_len = 0;
-    if (len > n->cap || !n->data) {
-        size_t cap = n->cap ? n->cap : 64;
+    p->trunc_len = 0;
+    if (len > p->cap || !p->data) {
+        size_t cap = p->cap ? p->cap : 64;
         while (cap < len)
             cap *= 2;
-        char *d = realloc(n->data, cap);
+        char *d = realloc(p->data, cap);
         if (!d)
             return ENOMEM;
-        cache_account((int64_t)cap - (int64_t)n->cap);
-        n->data = d;
-        n->cap = cap;
+        cache_account((int64_t)cap - (int64_t)p->cap);
+        p->data = d;
+        p->cap = cap;
     }
     if (len > n->size)
-        memset(n->data + n->size, 0, len - n->size);
+        memset(p->data + n->size, 0, len - n->size);
     n->size = len;
     return 0;
 }
@@ -607,10 +678,13 @@ static bool apply_kv_locked(node *n, const etcdc_kv *kv, int64_t as_of, int64_t 
     bool changed = !n->known || n->mod_rev != kv->mod_revision;
     if (kv->create_revision > 0) /* 0: the caller's own kv (a cas) that does not say */
         n->create_rev = kv->create_revision;
-    if (changed && !keep_value && !n->data) {
-        n->size = kv->value_len;
-        n->trunc_len = 0;
-        n->value_unread = true;
+    if (!keep_value && !node_data(n)) {
+        if (changed) { /* unchanged: an unread node stays unread, the listing holds it */
+            n->size = kv->value_len;
+            if (node_fpart(n))
+                n->fpart->trunc_len = 0;
+            n->value_unread = true;
+        }
     } else if (changed || n->value_unread) {
         if (node_set_data_locked(n, kv->value ? kv->value : "", kv->value_len) != 0) {
             n->known = false; /* keep nothing half-updated: the next access reads again */
@@ -619,7 +693,7 @@ static bool apply_kv_locked(node *n, const etcdc_kv *kv, int64_t as_of, int64_t 
     }
     if (changed) {
         if (n->known) /* a new version: its time is when we first saw it */
-            clock_gettime(CLOCK_REALTIME, &n->mtime);
+            node_touch_mtime(n);
         n->mod_rev = kv->mod_revision;
         n->known = true;
         n->local_content = false;
@@ -793,9 +867,7 @@ void node_fill_attr(node *n, struct stat *st, bool locked)
         break;
     }
     st->st_blocks = (st->st_size + 511) / 512;
-    st->st_mtim = n->mtime;
-    st->st_ctim = n->mtime;
-    st->st_atim = n->mtime;
+    st->st_mtim = st->st_ctim = st->st_atim = node_mtime(n);
     if (g_fs.opts->attrs_mode != ATTRS_MODE_NONE)
         fill_from_record(n, st);
     if (!locked)
@@ -817,14 +889,23 @@ static void tell_prefetch(node *dir)
 /* A listing read within the cache timeout (under dir->mu). */
 static listing *fresh_listing_locked(node *dir)
 {
-    listing *l = dir->list;
+    dir_part *d = node_dpart(dir);
+    listing *l = d ? d->list : NULL;
     return l && now_ns() - l->fetched_ns <= cache_trust_ns() ? l : NULL;
+}
+
+/* The names this mount changed since the listing (under dir->mu). */
+static struct name_set *changed_names_locked(node *dir)
+{
+    dir_part *d = node_dpart(dir);
+    return d ? d->changed_names : NULL;
 }
 
 listing *node_fresh_listing(node *dir)
 {
     node_lock(dir);
-    listing *l = name_set_count(dir->changed_names) ? NULL : listing_ref(fresh_listing_locked(dir));
+    listing *l =
+        name_set_count(changed_names_locked(dir)) ? NULL : listing_ref(fresh_listing_locked(dir));
     node_unlock(dir);
     return l;
 }
@@ -832,7 +913,8 @@ listing *node_fresh_listing(node *dir)
 listing *node_cached_listing(node *dir)
 {
     node_lock(dir);
-    listing *l = listing_ref(dir->list);
+    dir_part *d = node_dpart(dir);
+    listing *l = listing_ref(d ? d->list : NULL);
     node_unlock(dir);
     return l;
 }
@@ -841,20 +923,20 @@ bool node_listing_proves_absent(node *dir, const void *comp, size_t comp_len)
 {
     node_lock(dir);
     listing *l = fresh_listing_locked(dir);
-    bool absent =
-        l && !listing_find(l, comp, comp_len) && !name_set_has(dir->changed_names, comp, comp_len);
+    bool absent = l && !listing_find(l, comp, comp_len) &&
+                  !name_set_has(changed_names_locked(dir), comp, comp_len);
     node_unlock(dir);
     return absent;
 }
 
 /* Forgets the listing (under dir->mu); returns it for listing_unref outside the lock. */
-static listing *drop_listing_locked(node *dir)
+static listing *drop_listing_locked(dir_part *d)
 {
-    listing *old = dir->list;
-    dir->list = NULL;
-    dir->list_gen++;
-    name_set_free(dir->changed_names);
-    dir->changed_names = NULL;
+    listing *old = d->list;
+    d->list = NULL;
+    d->list_gen++;
+    name_set_free(d->changed_names);
+    d->changed_names = NULL;
     return old;
 }
 
@@ -862,9 +944,12 @@ void node_listing_name_changed(node *dir, const void *comp, size_t comp_len)
 {
     node_lock(dir);
     listing *old = NULL;
-    dir->list_gen++; /* a listing being read now may predate the change: not kept */
-    if (dir->list && name_set_add(&dir->changed_names, comp, comp_len))
-        old = drop_listing_locked(dir);
+    dir_part *d = node_dpart(dir);
+    if (d) {
+        d->list_gen++; /* a listing being read now may predate the change: not kept */
+        if (d->list && name_set_add(&d->changed_names, comp, comp_len))
+            old = drop_listing_locked(d);
+    }
     node_unlock(dir);
     listing_unref(old);
     tell_prefetch(dir);
@@ -873,8 +958,10 @@ void node_listing_name_changed(node *dir, const void *comp, size_t comp_len)
 bool node_listing_reflects(node *dir, const void *comp, size_t comp_len, int64_t rev, bool own)
 {
     node_lock(dir);
-    bool known = dir->list && (dir->list->revision >= rev ||
-                               (own && name_set_has(dir->changed_names, comp, comp_len)));
+    dir_part *d = node_dpart(dir);
+    bool known =
+        d && d->list &&
+        (d->list->revision >= rev || (own && name_set_has(d->changed_names, comp, comp_len)));
     node_unlock(dir);
     return known;
 }
@@ -889,17 +976,24 @@ void node_listing_set_empty(node *dir, int64_t rev)
         l->marker_mod = rev;
     }
     node_lock(dir);
-    listing *old = drop_listing_locked(dir);
-    dir->list = l;
+    dir_part *d = node_dpart(dir);
+    listing *old = NULL;
+    if (d) {
+        old = drop_listing_locked(d);
+        d->list = l;
+        l = NULL;
+    }
     node_unlock(dir);
     listing_unref(old);
+    listing_unref(l);
     tell_prefetch(dir);
 }
 
 void node_drop_listing_for_event(node *dir)
 {
     node_lock(dir);
-    listing *old = drop_listing_locked(dir);
+    dir_part *d = node_dpart(dir);
+    listing *old = d ? drop_listing_locked(d) : NULL;
     node_unlock(dir);
     listing_unref(old);
 }
@@ -913,7 +1007,8 @@ void node_drop_listing(node *dir)
 uint32_t node_listing_gen(node *dir)
 {
     node_lock(dir);
-    uint32_t gen = dir->list_gen;
+    dir_part *d = node_dpart(dir);
+    uint32_t gen = d ? d->list_gen : 0;
     node_unlock(dir);
     return gen;
 }
@@ -922,15 +1017,16 @@ void node_offer_listing(node *dir, listing *l, uint32_t gen)
 {
     node_lock(dir);
     listing *old = NULL;
+    dir_part *d = node_dpart(dir);
     /* Kept only when read after every change this mount made in the directory (it shows them
      * all), and not older than the listing it replaces: an event that listing already
      * reflected did not drop it (node_listing_reflects), so an older one would miss it. */
-    if (dir->list_gen == gen && (!dir->list || l->revision >= dir->list->revision)) {
-        old = dir->list;
-        dir->list = l;
+    if (d && d->list_gen == gen && (!d->list || l->revision >= d->list->revision)) {
+        old = d->list;
+        d->list = l;
         l = NULL;
-        name_set_free(dir->changed_names);
-        dir->changed_names = NULL;
+        name_set_free(d->changed_names);
+        d->changed_names = NULL;
     }
     node_unlock(dir);
     listing_unref(old);

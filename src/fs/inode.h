@@ -101,10 +101,42 @@ typedef struct listing {
     uint32_t nrecs;
 } listing;
 
-/* Fields are ordered so that the struct has no holes and stays under 224 bytes with malloc's
- * header (a node per cached key: 100,000 keys are 100,000 nodes). The flag bits share their
- * bytes with nothing but each other (C11: a bit-field run is one memory location, apart from
- * its non-bit-field neighbours), and all of them are guarded by `mu`. */
+/* What a file node needs only once its value is held or it was opened: one allocation on first
+ * need (node_file_part_locked), freed with the value when the cache evicts it from an idle
+ * node. A file only listed (most of a large tree) has none. All fields [mu]. */
+typedef struct file_part {
+    char *data; /* cached or locally modified content */
+    size_t cap;
+    int64_t kernel_rev; /* mod_rev of the content the kernel was last given at an open (or
+                         * wrote itself): when mod_rev differs at the next open (the watch
+                         * updated the cache in between), the kernel's pages and size are stale
+                         * and open drops them (0: unknown, so they are dropped) */
+    int64_t base_rev;   /* --conflict-check: the mod_revision the local changes are based on
+                         * (the oldest one seen at open by a handle that changed them); the
+                         * write-back requires etcd to still hold it (0: no key) */
+    size_t trunc_len;   /* after an O_TRUNC open, until the first write or truncate: the length
+                         * of the content it replaced, still in data (see op_read) */
+    int64_t used_ns;    /* last open or read: what the value cache evicts first (cache.c) */
+    int open_count;
+} file_part;
+
+/* What a directory node needs besides the node: allocated with it (directories are few).
+ * All fields [mu]. */
+typedef struct dir_part {
+    listing *list;                  /* last listing, may be NULL */
+    struct name_set *changed_names; /* names this mount created or rewrote in the directory
+                                     * since `list` was read: `list` no longer shows the
+                                     * directory as it is, but it and these names together
+                                     * still prove every other name absent */
+    uint32_t list_gen; /* changes at every node_drop_listing: a listing read before a change in
+                        * the directory is not kept after it */
+} dir_part;
+
+/* Fields are ordered so that the struct has no holes and takes 128 bytes with malloc's header
+ * (a node per cached key: 100,000 keys are 100,000 nodes); what only opened files or
+ * directories need lives in their part. The flag bits share their bytes with nothing but each
+ * other (C11: a bit-field run is one memory location, apart from its non-bit-field
+ * neighbours), and all of them are guarded by `mu`. */
 typedef struct node {
     fuse_ino_t ino; /* immutable */
     uint8_t type;   /* immutable, a node_type */
@@ -123,48 +155,73 @@ typedef struct node {
     bool renamed_elsewhere : 1; /* [mu] its key was moved by the replay of another host's rename:
                                  * the kernel may still reach it by the old name (see op_open) */
     bool value_unread : 1;      /* [mu] with known: size, mod_rev and create_rev are etcd's, but
-                                 * the value was not kept (data is NULL): a listing showed the
-                                 * file and nothing opened it since. Whatever needs the bytes
-                                 * reads the key first (node_value_held_locked) */
+                                 * the value was not kept (no data): a listing showed the file
+                                 * and nothing opened it since. Whatever needs the bytes reads
+                                 * the key first (node_value_held_locked) */
     unsigned refs;              /* [table] in-flight users (node_get / node_put) */
     char *key;                  /* [table] see above; changes on rename */
     uint32_t key_len;           /* [table] */
-    int open_count;             /* [mu] files */
+    small_lock mu;              /* node_lock: 4 bytes, where a pthread mutex takes 40 */
     uint64_t nlookup;           /* [table] kernel references */
     struct node *next_ino, *next_key; /* [table] hash chains */
 
-    small_lock mu;     /* node_lock: 4 bytes, where a pthread mutex takes 40 */
-    uint32_t list_gen; /* [mu] directories: changes at every node_drop_listing: a listing read
-                        * before a change in the directory is not kept after it */
     /* files [mu] */
-    char *data; /* cached or locally modified content */
-    size_t size, cap;
-    int64_t mod_rev;       /* of the cached content; 0 = not in etcd */
-    int64_t as_of;         /* the store revision that content (or absence) is known at: news
-                            * about the key at an older revision is old news (0 = none yet) */
-    int64_t kernel_rev;    /* mod_rev of the content the kernel was last given at an open (or
-                            * wrote itself): when mod_rev differs at the next open (the watch
-                            * updated the cache in between), the kernel's pages and size are
-                            * stale and open drops them */
-    int64_t base_rev;      /* --conflict-check: the mod_revision the local changes are based on
-                            * (the oldest one seen at open by a handle that changed them); the
-                            * write-back requires etcd to still hold it (0: no key) */
-    size_t trunc_len;      /* after an O_TRUNC open, until the first write or truncate: the length
-                            * of the content it replaced, still in data (see op_read) */
-    int64_t validated_ns;  /* last confirmation from etcd (0 = never) */
-    int64_t used_ns;       /* last open or read: what the value cache evicts first (cache.c) */
-    struct timespec mtime; /* synthesized, see docs/semantics.md */
-    /* directories [mu] */
-    listing *list;                  /* last listing, may be NULL */
-    struct name_set *changed_names; /* names this mount created or rewrote in the directory
-                                     * since `list` was read: `list` no longer shows the
-                                     * directory as it is, but it and these names together
-                                     * still prove every other name absent */
+    size_t size;
+    int64_t mod_rev;      /* of the cached content; 0 = not in etcd */
+    int64_t as_of;        /* the store revision that content (or absence) is known at: news
+                           * about the key at an older revision is old news (0 = none yet) */
+    int64_t validated_ns; /* last confirmation from etcd (0 = never) */
     /* files and directories [mu] */
-    int64_t create_rev; /* create_revision of the key (file) or of the marker (directory) as
-                         * last seen: what an attribute record must name; 0: none or unknown */
-    attrs_seen *rec;    /* the entry's attribute record as last seen; NULL: none seen */
+    int64_t mtime_ns;     /* synthesized (docs/semantics.md): node_mtime, node_set_mtime */
+    int64_t create_rev;   /* create_revision of the key (file) or of the marker (directory) as
+                           * last seen: what an attribute record must name; 0: none or unknown */
+    attrs_seen *rec;      /* the entry's attribute record as last seen; NULL: none seen */
+    union {               /* by type (node_is_dir_type): */
+        file_part *fpart; /* [mu] files: NULL until needed (node_file_part_locked) */
+        dir_part *dpart;  /* immutable pointer, [mu] contents: directories, never NULL */
+    };
 } node;
+
+/* Whether nodes of this type are directories (they have a dir_part; others a file_part). */
+static inline bool node_is_dir_type(node_type t)
+{
+    return t == NODE_DIR || t == NODE_STATS_DIR || t == NODE_PAST_AT || t == NODE_PAST_DIR;
+}
+/* The file's part if it has one (under n->mu); NULL for directories and files without. */
+static inline file_part *node_fpart(const node *n)
+{
+    return node_is_dir_type((node_type)n->type) ? NULL : n->fpart;
+}
+/* The directory's part; NULL for a file. */
+static inline dir_part *node_dpart(const node *n)
+{
+    return node_is_dir_type((node_type)n->type) ? n->dpart : NULL;
+}
+/* The file's part, allocated when it has none yet (under n->mu). NULL: no memory (or a
+ * directory). */
+file_part *node_file_part_locked(node *n);
+/* Frees the file's part, content included (under n->mu; nothing may use them: no handle
+ * open, nothing dirty or pending): kernel_rev goes too, so the next open drops the kernel's
+ * pages. */
+void node_forget_content_locked(node *n);
+/* The cached content (under n->mu): NULL when none is held. */
+static inline char *node_data(const node *n)
+{
+    const file_part *p = node_fpart(n);
+    return p ? p->data : NULL;
+}
+/* Kernel handles open on the file (under n->mu). */
+static inline int node_open_count(const node *n)
+{
+    const file_part *p = node_fpart(n);
+    return p ? p->open_count : 0;
+}
+/* The mtime shown when no attribute record gives one. */
+struct timespec node_mtime(const node *n);
+/* Sets it (times outside what 64-bit nanoseconds hold, years 1678 to 2262, are clamped). */
+void node_set_mtime(node *n, struct timespec t);
+/* Sets it to now. */
+void node_touch_mtime(node *n);
 
 /* A node's mutex (n->mu). One node's at a time, except where a comment says otherwise (a
  * file rename takes two, in address order). */

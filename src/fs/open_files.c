@@ -82,7 +82,10 @@ void open_file_note_change_base_locked(node *n, open_file *fh)
         pthread_mutex_unlock(&handles_mu);
     }
     int64_t cur = file_writeback_base(n);
-    n->base_rev = !n->dirty || seen < cur ? seen : cur;
+    file_part *p = node_file_part_locked(n);
+    if (!p)
+        return; /* no memory: the base stays mod_rev (the change itself fails for lack of it) */
+    p->base_rev = !n->dirty || seen < cur ? seen : cur;
     n->has_base = true;
 }
 

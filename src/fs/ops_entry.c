@@ -298,7 +298,7 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         node_lock(n);
         /* Open files keep the view they opened with (close-to-open); others are trusted for
          * the cache timeout. */
-        bool open_view = n->open_count > 0 && !consistency_strict();
+        bool open_view = node_open_count(n) > 0 && !consistency_strict();
         if (n->unlinked || n->pending || n->dirty || open_view ||
             (n->known && now_ns() - n->validated_ns <= cache_trust_ns()))
             stats_inc(STAT_cache_getattr_hit);
@@ -368,7 +368,7 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino)
         const attrs *a = node_record_locked(n, &with_mtime);
         if (rc == 0 && (g_fs.opts->attrs_mode == ATTRS_MODE_NONE || !a || !S_ISLNK(a->mode)))
             rc = EINVAL; /* not a symbolic link, as readlink(2) says */
-        if (rc == 0 && !(target = strndup(n->data ? n->data : "", n->size)))
+        if (rc == 0 && !(target = strndup(node_data(n) ? node_data(n) : "", n->size)))
             rc = ENOMEM;
         node_unlock(n);
     }
@@ -432,9 +432,9 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                 n->dirty = n->written = true; /* a file that must still be created */
             }
             if (rc == 0)
-                clock_gettime(CLOCK_REALTIME, &n->mtime);
+                node_touch_mtime(n);
             /* truncate(2) on a path that nobody holds open: write now. */
-            if (rc == 0 && !fi && n->open_count == 0)
+            if (rc == 0 && !fi && node_open_count(n) == 0)
                 rc = file_writeback_locked(n, "truncate");
         }
         /* Without records, times are kept in memory only until the content changes; so is
@@ -444,9 +444,9 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
             (!storable || ((to_set & FUSE_SET_ATTR_MTIME_NOW) && !has_record_locked(n)))) {
             to_set &= ~FUSE_SET_ATTR_MTIME;
             if (to_set & FUSE_SET_ATTR_MTIME_NOW)
-                clock_gettime(CLOCK_REALTIME, &n->mtime);
+                node_touch_mtime(n);
             else
-                n->mtime = attr->st_mtim;
+                node_set_mtime(n, attr->st_mtim);
         }
         node_unlock(n);
         listed_value_clear(&listed);

@@ -182,7 +182,7 @@ static void read_past(fuse_req_t req, node *n, size_t size, off_t off)
     node_lock(n);
     size_t from = (size_t)off < n->size ? (size_t)off : n->size;
     size_t count = n->size - from < size ? n->size - from : size;
-    fuse_reply_buf(req, count ? n->data + from : NULL, count);
+    fuse_reply_buf(req, count ? node_data(n) + from : NULL, count);
     node_unlock(n);
 }
 
@@ -255,12 +255,12 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
             if (rc == 0)
                 rc = node_resize_locked(n, 0);
             if (rc == 0) {
-                n->trunc_len = replaced;
+                n->fpart->trunc_len = replaced; /* node_resize_locked gave it its part */
                 open_file_note_change_base_locked(n, NULL);
                 n->dirty = true;
                 n->known = true;
                 changed = true;
-                clock_gettime(CLOCK_REALTIME, &n->mtime);
+                node_touch_mtime(n);
             }
         } else {
             rc = open_current_locked(n, &listed, &changed);
@@ -269,14 +269,17 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
          * (by the watch or a listing) after the kernel last learned size and content: then
          * the kernel's i_size and pages are stale (a size 0 from an earlier lookup would make
          * read return nothing) and must be dropped too. */
-        if (rc == 0 && !changed && !n->pending && !n->dirty && n->mod_rev != n->kernel_rev)
+        file_part *p = rc == 0 ? node_file_part_locked(n) : NULL;
+        if (rc == 0 && !p)
+            rc = ENOMEM;
+        if (rc == 0 && !changed && !n->pending && !n->dirty && n->mod_rev != p->kernel_rev)
             changed = true;
         if (rc == 0 && viewing && !source)
             rc = read_view_take_locked(&view, n);
         if (rc == 0) {
-            n->kernel_rev = n->mod_rev;
-            n->used_ns = now_ns();
-            n->open_count++;
+            p->kernel_rev = n->mod_rev;
+            p->used_ns = now_ns();
+            p->open_count++;
             base = open_file_base_locked(n);
         }
         node_unlock(n);
@@ -293,7 +296,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     if (rc == 0 && !fh) {
         node_lock(n);
-        n->open_count--;
+        n->fpart->open_count--; /* counted at the open: it has its part */
         node_unlock(n);
         rc = ENOMEM;
     }
@@ -550,11 +553,14 @@ static int create_and_open(node *dir, const char *name, int flags, const new_fil
         *out = n;
         node_lock(n);
         rc = create_locked(n, dir, r, flags, nf, created);
+        file_part *p = rc == 0 ? node_file_part_locked(n) : NULL;
+        if (rc == 0 && !p)
+            rc = ENOMEM; /* what create_locked did stands: the file exists, as after a crash */
         if (rc == 0) {
             if (*created || (flags & O_TRUNC))
-                clock_gettime(CLOCK_REALTIME, &n->mtime);
-            n->open_count++;
-            n->kernel_rev = n->mod_rev;
+                node_touch_mtime(n);
+            p->open_count++;
+            p->kernel_rev = n->mod_rev;
             *base = open_file_base_locked(n);
         }
         node_unlock(n);
@@ -584,7 +590,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
         fh->truncated = fh->changed = fi->flags & O_TRUNC;
     if (rc == 0 && !fh) {
         node_lock(n);
-        n->open_count--;
+        n->fpart->open_count--; /* counted at the open: it has its part */
         node_unlock(n);
         rc = ENOMEM;
     }
@@ -597,7 +603,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
             /* The caller was interrupted: undo the kernel reference and the open. */
             node_forget(n->ino, 1);
             node_lock(n);
-            n->open_count--;
+            n->fpart->open_count--; /* counted at the open: it has its part */
             node_unlock(n);
             open_file_free(fh);
         }
@@ -767,7 +773,8 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
         poll_read_from_start(fi->fh, ino, v->mod_rev);
     /* Replying under the lock copies the bytes before a writer can change them. */
     fuse_reply_buf(req, bytes, count);
-    n->used_ns = now_ns();
+    if (node_fpart(n)) /* it has one: it is open */
+        n->fpart->used_ns = now_ns();
     node_unlock(n);
     node_put(n);
 }
@@ -791,14 +798,15 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
             rc = EIO; /* never: the open read the value; no bytes are made up */
         else if (end > n->size)
             rc = node_resize_locked(n, end); /* zero-fills a gap past the old end */
+        if (rc == 0 && size)
+            memcpy(node_data(n) + off, buf, size); /* held: the open read it, or resized */
         if (rc == 0) {
-            memcpy(n->data + off, buf, size);
             ((open_file *)(uintptr_t)fi->fh)->changed = true;
             open_file_note_change_base_locked(n, (open_file *)(uintptr_t)fi->fh);
             n->dirty = true;
             n->written = true;
             n->known = true;
-            clock_gettime(CLOCK_REALTIME, &n->mtime);
+            node_touch_mtime(n);
         }
         node_unlock(n);
     }
@@ -909,8 +917,8 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         past_release(n);
     } else if (n && n->type == NODE_FILE) {
         node_lock(n);
-        if (n->open_count > 0)
-            n->open_count--;
+        if (node_open_count(n) > 0)
+            n->fpart->open_count--;
         if (n->unlinked) {
             /* Written to a file that was removed meanwhile: nothing to keep. */
             if (n->pending)
@@ -923,7 +931,7 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
          * the changes of another descriptor still open: the release of an earlier open
          * comes asynchronously and may follow the next open's O_TRUNC (storing ''). A
          * failure drops them with a log line, as a failed page write-back. */
-        if (((open_file *)(uintptr_t)fi->fh)->changed || n->open_count == 0)
+        if (((open_file *)(uintptr_t)fi->fh)->changed || node_open_count(n) == 0)
             writeback_or_drop_locked(n, "release");
         node_unlock(n);
         poll_released(fi->fh);

@@ -234,11 +234,11 @@ static int file_move_attempt(void *arg)
         etcdc_txn_if(t, rd->file_key, rd->file_len, ETCDC_CMP_MOD, ETCDC_EQUAL, dst->mod_rev);
     else if ((flags & RENAME_NOREPLACE) || ((flags & RENAME_EXCHANGE) && x->dst_pending))
         etcdc_txn_if(t, rd->file_key, rd->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
-    etcdc_txn_put(t, ETCDC_THEN, rd->file_key, rd->file_len, src->data ? src->data : "", src->size,
-                  0);
+    etcdc_txn_put(t, ETCDC_THEN, rd->file_key, rd->file_len, node_data(src) ? node_data(src) : "",
+                  src->size, 0);
     if (flags & RENAME_EXCHANGE)
-        etcdc_txn_put(t, ETCDC_THEN, rs->file_key, rs->file_len, dst->data ? dst->data : "",
-                      dst->size, 0);
+        etcdc_txn_put(t, ETCDC_THEN, rs->file_key, rs->file_len,
+                      node_data(dst) ? node_data(dst) : "", dst->size, 0);
     else if (x->src_is_marker)
         etcdc_txn_put(t, ETCDC_THEN, rs->file_key, rs->file_len, "", 0, 0);
     else if (x->src_in_etcd)

@@ -235,7 +235,7 @@ int past_listing(node *dir, listing **out)
     if (dir->type != NODE_PAST_DIR)
         return ENOTDIR;
     node_lock(dir);
-    listing *l = listing_ref(dir->list);
+    listing *l = listing_ref(dir->dpart->list); /* a NODE_PAST_DIR */
     node_unlock(dir);
     if (l) {
         *out = l;
@@ -255,8 +255,8 @@ int past_listing(node *dir, listing **out)
     if (rc)
         return rc;
     node_lock(dir);
-    if (!dir->list)
-        dir->list = listing_ref(l);
+    if (!dir->dpart->list)
+        dir->dpart->list = listing_ref(l);
     node_unlock(dir);
     *out = l;
     return 0;
@@ -382,7 +382,7 @@ int past_lookup(node *dir, const char *name, node **out)
     listing *l = NULL;
     if (rc == 0) {
         node_lock(dir);
-        l = listing_ref(dir->list);
+        l = listing_ref(node_dpart(dir) ? dir->dpart->list : NULL);
         node_unlock(dir);
         if (!l && kind == NAMES_HASHED)
             rc = past_listing(dir, &l); /* only the listing knows whole long names */
@@ -437,9 +437,12 @@ int past_open(node *n)
 {
     node_lock(n);
     int rc = n->known ? 0 : reload_locked(n);
+    file_part *p = rc == 0 ? node_file_part_locked(n) : NULL;
+    if (rc == 0 && !p)
+        rc = ENOMEM;
     if (rc == 0) {
-        n->open_count++;
-        n->used_ns = now_ns();
+        p->open_count++;
+        p->used_ns = now_ns();
     }
     node_unlock(n);
     return rc;
@@ -448,8 +451,8 @@ int past_open(node *n)
 void past_release(node *n)
 {
     node_lock(n);
-    if (n->open_count > 0)
-        n->open_count--;
+    if (node_open_count(n) > 0)
+        n->fpart->open_count--;
     node_unlock(n);
 }
 

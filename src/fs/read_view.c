@@ -7,10 +7,12 @@
 
 read_view read_view_borrow(const node *n, bool truncated)
 {
-    bool before_trunc = n->dirty && !n->written && n->trunc_len > n->size && !truncated;
+    const file_part *p = node_fpart(n);
+    size_t trunc_len = p ? p->trunc_len : 0;
+    bool before_trunc = n->dirty && !n->written && trunc_len > n->size && !truncated;
     return (read_view){.set = true,
-                       .data = n->data,
-                       .len = before_trunc ? n->trunc_len : n->size,
+                       .data = p ? p->data : NULL,
+                       .len = before_trunc ? trunc_len : n->size,
                        .mod_rev = n->known || n->pending || n->dirty ? n->mod_rev : 0};
 }
 

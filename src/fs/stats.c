@@ -166,7 +166,7 @@ static void count_node(node *n, void *arg)
     if (n->type == NODE_FILE) {
         c->files++;
         node_lock(n);
-        if (n->data)
+        if (node_data(n))
             c->bytes += n->size;
         node_unlock(n);
     } else if (n->type == NODE_DIR) {

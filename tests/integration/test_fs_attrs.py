@@ -142,6 +142,22 @@ def test_attrs_none_shows_the_defaults(etcd, kv, mount):
     assert (m.path / "n" / "f").read_bytes() == b"x"
 
 
+def test_attrs_none_keeps_set_times_in_memory_to_the_nanosecond(etcd, kv, mount):
+    """Without records a time set by touch lives in the node (64-bit nanoseconds): exact
+    before 1970 and after 2038, and clamped to what that holds beyond (docs/semantics.md)."""
+    kv.put("/t/f", "x")
+    m = mount(etcd, extra_args=["--attrs=none"])
+    f = m.path / "t" / "f"
+    for ns in (-2_000_000_000_123_456_789, 1, 4_102_444_800_000_000_007):  # 1906, 1970, 2100
+        os.utime(f, ns=(ns, ns))
+        assert os.stat(f).st_mtime_ns == ns
+    os.utime(f, ns=(-10**19, -10**19))  # the year 1653: the first second 1678 holds whole
+    assert os.stat(f).st_mtime_ns == -9_223_372_035 * 10**9
+    os.utime(f, ns=(10**19, 10**19))  # 2286: the last whole second of 2262
+    assert os.stat(f).st_mtime_ns == 9_223_372_035 * 10**9
+    assert kv.get("/t/f")[0] == b"x"  # the content never changed
+
+
 def test_a_lookup_with_records_is_still_one_round_trip(etcd, kv, mount):
     put_with_record(kv, "/r/f", b"x", b"/r/f\x00attrs", record(stat.S_IFREG | 0o700))
     m = mount(etcd)
