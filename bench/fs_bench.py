@@ -796,20 +796,26 @@ PROFILE_NOTES = [
     "Cold find of a deep tree: one listing per directory (1,007 Txns for 1,005 directories) in "
     "close-to-open, whose promise is a fresh listing per opendir; watch mode reads subtrees "
     "ahead (33 round trips).",
-    "Memory: 435 bytes per cached key at 100,000 keys with 64-byte values, close-to-open "
-    "(`bash bench/run_fs_bench.sh --only memory --mem-keys 100000`, 2026-12-07; 563 before this "
-    "round, 772 before the listing entry became one block). Three changes: a file only listed "
-    "keeps its value in the listing alone (its node holds size and revision; the open's compare "
-    "confirms the revision and copies the value from the listing: 563 -> 481), a node's mutex "
-    "is a 4-byte futex lock instead of a 40-byte pthread mutex (node 232 -> 192 bytes), a "
-    "listing entry derives its value and name from its block (64 -> 48 bytes): 481 -> 435. What "
-    "is left per key: the node (208 B with malloc's header), its key (32), the listing's entry "
-    "(48) and block (80, the 64-byte value included), the two hash indexes (~24), directories "
-    "and allocator slack. The 300-byte goal needs the node itself to shrink: about 70 of its "
-    "192 bytes serve only files that were opened (content buffer, kernel and base revisions, "
-    "truncation length, last use) or directories (listing, changed names), and would move to "
-    "a part allocated on first use. In watch mode the node also keeps the value (an open there "
-    "makes no round trip that could fetch it).",
+    "Memory: 360 bytes of RSS per cached key at 100,000 keys with 64-byte values, close-to-open, "
+    "295 besides the value; 287 and 222 at 1,000,000 keys (`bash bench/run_fs_bench.sh --write "
+    "--mem-keys 100000,1000000`, 2026-12-07; 432 at 100,000 before this round, 563 before the "
+    "previous one). The node went from 192 to 120 bytes (a 128-byte chunk with malloc's header; "
+    "a static assertion keeps it there): what only opened files use (content buffer, capacity, "
+    "kernel and base revisions, O_TRUNC length, last use, open count) is a 64-byte part "
+    "allocated on first use and freed with an evicted value, what only directories use "
+    "(listing, changed names, generation) a part allocated with the directory, and the mtime "
+    "is 64-bit nanoseconds. What is left per key: the node (128), its key (32), the listing's "
+    "entry (48) and block (80, the 64-byte value included), the two hash indexes (~24), "
+    "directories and allocator slack; per key it falls with size as the daemon's fixed "
+    "baseline and hash tables amortise. A second walk used to load every value the listing "
+    "had left unread into its node (+90 bytes per key); a listing that shows a file unchanged "
+    "now leaves it unread (+40). In watch mode a listed file also holds its value in its part "
+    "(an open there makes no round trip that could fetch it).",
+    "Cold ls -l of the flat directory (10,000 files) is the noisiest row: memfs_ll's floor took "
+    "887 ms in the full run of 2026-12-07 06:13 and 1,103-2,958 ms in four reruns of "
+    "`--only listings` right after it (close-to-open and watch), etcdfs 1,120-1,260 ms in those "
+    "reruns (the build before the node change alike) against 2,298 ms in the full run, so the "
+    "ratio went 0.40-1.14x in the reruns against 2.59x there, with the same 8 round trips.",
 ]
 
 METHOD_NOTES = [
