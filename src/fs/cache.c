@@ -20,6 +20,11 @@
 /* Memory freed since the last malloc_trim that makes the next one worth its walk of the heap. */
 #define TRIM_AFTER_BYTES (4 << 20)
 #define TRIM_EVERY_NS 1000000000LL
+/* A bulk free (a tree deleted elsewhere: the kernel's forgets arrive over seconds) seldom ends on
+ * a multiple of TRIM_AFTER_BYTES: for a while after a trim, less than that is worth handing back
+ * too, or the last few MiB of a large tree would stay until the next bulk free. */
+#define TRIM_TAIL_BYTES (256 << 10)
+#define TRIM_TAIL_NS (10 * TRIM_EVERY_NS)
 /* A pass of the keeper waits this long before the next: the kernel's forgets arrive meanwhile.
  * Passes that free nothing (what is cached is in use: open files, directories, a cap below
  * that) wait twice as long each time, up to PASS_MAX_NS, instead of rescanning the table. */
@@ -40,6 +45,7 @@ int64_t cache_trust_ns(void)
 static int64_t value_bytes;     /* atomic */
 static int64_t meta_bytes;      /* atomic */
 static int64_t released;        /* atomic: bytes freed since the last malloc_trim */
+static int64_t last_trim_ns;    /* atomic: when the last malloc_trim was (0: none yet) */
 static int trimming;            /* atomic: one synchronous value trim at a time; others skip */
 static cache_counters counters; /* atomic fields */
 
@@ -59,14 +65,25 @@ static void wake_keeper(void)
     pthread_mutex_unlock(&keeper_mu);
 }
 
+/* Whether what was freed since the last trim is worth a trim now (or, freed more, would be). */
+static bool worth_trimming(int64_t now, int64_t freed)
+{
+    int64_t last = __atomic_load_n(&last_trim_ns, __ATOMIC_RELAXED);
+    bool tail = last > 0 && now - last < TRIM_TAIL_NS;
+    return freed >= TRIM_AFTER_BYTES || (tail && freed >= TRIM_TAIL_BYTES);
+}
+
 static void note_released(int64_t delta)
 {
     if (delta >= 0)
         return;
     int64_t r = __atomic_add_fetch(&released, -delta, __ATOMIC_RELAXED);
-    if (r >= TRIM_AFTER_BYTES && r + delta < TRIM_AFTER_BYTES &&
+    /* once, when a threshold is crossed */
+    bool crossed = (r >= TRIM_AFTER_BYTES && r + delta < TRIM_AFTER_BYTES) ||
+                   (r >= TRIM_TAIL_BYTES && r + delta < TRIM_TAIL_BYTES);
+    if (crossed && worth_trimming(now_ns(), r) &&
         __atomic_load_n(&keeper_running, __ATOMIC_ACQUIRE))
-        wake_keeper(); /* once, when the threshold is crossed */
+        wake_keeper();
 }
 
 void cache_account(int64_t delta)
@@ -357,7 +374,7 @@ static void pause_unless_stopping(int64_t ns)
 static void *keeper_main(void *arg)
 {
     (void)arg;
-    int64_t last_trim = 0, pause_ns = PASS_EVERY_NS;
+    int64_t pause_ns = PASS_EVERY_NS;
     pthread_mutex_lock(&keeper_mu);
     while (!keeper_stop) {
         if (!keeper_wanted) {
@@ -372,17 +389,19 @@ static void *keeper_main(void *arg)
                    : pause_ns * 2 > PASS_MAX_NS ? PASS_MAX_NS
                                                 : pause_ns * 2;
         int64_t now = now_ns();
-        if (__atomic_load_n(&released, __ATOMIC_RELAXED) >= TRIM_AFTER_BYTES &&
+        int64_t last_trim = __atomic_load_n(&last_trim_ns, __ATOMIC_RELAXED);
+        if (worth_trimming(now, __atomic_load_n(&released, __ATOMIC_RELAXED)) &&
             now - last_trim >= TRIM_EVERY_NS) {
             __atomic_store_n(&released, 0, __ATOMIC_RELAXED);
             malloc_trim(0);
             count(&counters.malloc_trims, 1);
-            last_trim = now;
+            __atomic_store_n(&last_trim_ns, now, __ATOMIC_RELAXED);
         }
         pthread_mutex_lock(&keeper_mu);
         pause_unless_stopping(pause_ns);
-        /* memory freed but not handed back yet (the trim waited for its second): come again */
-        if (__atomic_load_n(&released, __ATOMIC_RELAXED) >= TRIM_AFTER_BYTES ||
+        /* memory freed but not handed back yet (the trim waited for its second, or a bulk free
+         * is still ending): come again */
+        if (worth_trimming(now_ns(), __atomic_load_n(&released, __ATOMIC_RELAXED)) ||
             (cap_bytes() > 0 && total_bytes() > cap_bytes()))
             keeper_wanted = true;
     }

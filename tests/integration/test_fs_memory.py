@@ -28,14 +28,15 @@ N = DIRS * PER_DIR
 MIB = 1 << 20
 
 
-def value_of(i: int) -> bytes:
-    return f"value {i}".encode().ljust(40, b".")
+def value_of(i: int, size: int = 40) -> bytes:
+    return f"value {i}".encode().ljust(size, b".")
 
 
-def put_tree(kv, prefix: str, dirs: int = DIRS):
-    """dirs * PER_DIR keys prefix/dNN/fNNNN in Txns of 120 puts."""
+def put_tree(kv, prefix: str, dirs: int = DIRS, size: int = 40):
+    """dirs * PER_DIR keys prefix/dNN/fNNNN (values of size bytes) in Txns of 120 puts."""
     n = dirs * PER_DIR
-    items = [(f"{prefix}/d{i // PER_DIR:02d}/f{i % PER_DIR:04d}", value_of(i)) for i in range(n)]
+    items = [(f"{prefix}/d{i // PER_DIR:02d}/f{i % PER_DIR:04d}", value_of(i, size))
+             for i in range(n)]
     for at in range(0, n, 120):
         kv.transaction(compare=[], failure=[],
                        success=[kv.transactions.put(k, v) for k, v in items[at:at + 120]])
@@ -52,6 +53,20 @@ def stats(m) -> dict:
 
 def cached(s: dict) -> int:
     return s["cache_value_bytes"] + s["cache_meta_bytes"]
+
+
+def trims_settled(m):
+    """Waits until the keeper has handed back what was freed: no trim for two seconds (what the
+    last frees of a bulk leave is trimmed a second after the trim before)."""
+    deadline = time.monotonic() + 30
+    trims = stats(m)["mem_trims"]
+    while time.monotonic() < deadline:
+        time.sleep(2)
+        now = stats(m)["mem_trims"]
+        if now == trims:
+            return
+        trims = now
+    raise AssertionError("the keeper never stopped trimming")
 
 
 def rss_mib(m) -> float:
@@ -71,10 +86,15 @@ def walk(m) -> int:
 
 
 def test_cache_size_bounds_values_nodes_and_listings_together(etcd, kv, mount, build_dir):
-    put_tree(kv, "/mem")
+    # Twice the default tree: what the cap saves (about 8 MiB cached) stands above what the RSS
+    # of two daemons differs by anyway: worker threads, their stacks and arenas, and the pages a
+    # capped walk's churn leaves partly used (2-4 MiB; 20.2-24.5 MiB against 27.6-28.2 in five
+    # runs once the trims settled).
+    n = 2 * N
+    put_tree(kv, "/mem", dirs=2 * DIRS)
     big = mount(etcd, prefix="/mem", name="big")
     t0 = time.monotonic()
-    assert walk(big) == N
+    assert walk(big) == n
     t_big = time.monotonic() - t0
     b = stats(big)
     # A cap a quarter of what the walk holds uncapped: the tree is much larger than the cap
@@ -82,15 +102,16 @@ def test_cache_size_bounds_values_nodes_and_listings_together(etcd, kv, mount, b
     cap = cached(b) // 4
     small = mount(etcd, prefix="/mem", name="small", extra_args=(f"--cache-size={cap}",))
     t0 = time.monotonic()
-    assert walk(small) == N
+    assert walk(small) == n
     t_small = time.monotonic() - t0
     # every value right, read through the small cap (most were dropped on the way)
-    for i in range(0, N, 997):
+    for i in range(0, n, 997):
         path = small.path / f"d{i // PER_DIR:02d}" / f"f{i % PER_DIR:04d}"
         assert path.read_bytes() == value_of(i), path
     wait_for(lambda: cached(stats(small)) <= cap, 30, "the keeper to bring the cache under the cap")
+    trims_settled(small)
     s = stats(small)
-    print(f"\nwalk of {N} keys: cap {cap // 1024} KiB: {t_small:.1f} s, cached {cached(s) // 1024} "
+    print(f"\nwalk of {n} keys: cap {cap // 1024} KiB: {t_small:.1f} s, cached {cached(s) // 1024} "
           f"KiB (values {s['cache_value_bytes'] // 1024}, nodes and listings "
           f"{s['cache_meta_bytes'] // 1024}), RSS {rss_mib(small):.1f} MiB; {s['cache_evictions']} "
           f"values evicted, {s['cache_listings_dropped']} listings dropped, "
@@ -100,7 +121,7 @@ def test_cache_size_bounds_values_nodes_and_listings_together(etcd, kv, mount, b
     assert s["cache_limit_bytes"] == cap
     assert 0 < s["mem_rss_bytes"] <= rss_mib(small) * MIB * 2
     if not sanitized(build_dir):
-        assert rss_mib(small) < rss_mib(big) - (cached(b) - cap) / MIB / 2, \
+        assert rss_mib(small) < rss_mib(big) - (cached(b) - cap) / MIB / 4, \
             "the capped daemon holds as much memory as an uncapped one"
 
 
@@ -113,19 +134,22 @@ def skip_when_sanitized(build_dir):
 def test_memory_goes_back_once_a_large_tree_is_gone(etcd, kv, mount, build_dir):
     """Twice: a tree is written by another client, walked through the mount, deleted. The first
     round also grows the daemon's pool of FUSE worker threads (each with its buffer and malloc
-    arena, which stay); after the second, RSS is back where the first left it."""
+    arena, which stay); after the second, RSS is back where the first left it. Values of 300
+    bytes make the tree's memory (about 11 MiB cached) stand well above what a worker thread
+    more or less keeps; the end of a bulk free, less than the keeper's usual trim threshold,
+    must come back too (the forgets arrive over seconds)."""
     skip_when_sanitized(build_dir)
     m = mount(etcd, prefix="/mem")
     rounds = []
     for _ in range(2):
-        put_tree(kv, "/mem")
+        put_tree(kv, "/mem", size=300)
         assert walk(m) == N
         peak, s1 = rss_mib(m), stats(m)
         kv.delete_prefix("/mem/")
         # the watch drops the names, the kernel forgets them, the nodes go
         wait_for(lambda: stats(m)["cache_files"] == 0, 120, "every file node to go")
         wait_for(lambda: stats(m)["mem_trims"] > s1["mem_trims"], 30, "memory handed back")
-        time.sleep(1.5)
+        trims_settled(m)
         rounds.append((peak, rss_mib(m), cached(s1), cached(stats(m))))
     print("\n" + "; ".join(f"RSS {p:.1f} MiB with {N} keys walked (cached {c1 // 1024} KiB), "
                            f"{a:.1f} MiB once they are deleted (cached {c2 // 1024} KiB)"
