@@ -48,8 +48,12 @@ etcdc_config *connect_config(const etcdfs_opts *o, const char *password, const c
      * connection would wait for its whole deadline, and a guarded write cannot be cut short and
      * sent elsewhere blindly. gRPC closes a connection whose data or keep-alive ping stays
      * unanswered for the keep-alive timeout (it is also the socket's TCP_USER_TIMEOUT): a third
-     * of the command timeout (2 to 10 s) leaves time to send the request again on another. */
-    etcdc_config_set_keepalive_ms(cfg, 10000,
+     * of the command timeout (2 to 10 s) leaves time to send the request again on another. A
+     * request the member took just before the cut leaves nothing unacknowledged on our side:
+     * only a ping finds that connection dead, so pings go as often as etcd allows (every 5 s,
+     * its --grpc-keepalive-min-time), and the ping's interval plus its timeout stays within a
+     * 10 s command timeout. */
+    etcdc_config_set_keepalive_ms(cfg, 5000,
                                   o->command_timeout_ms < 6000    ? 2000
                                   : o->command_timeout_ms > 30000 ? 10000
                                                                   : o->command_timeout_ms / 3);
