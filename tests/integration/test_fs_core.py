@@ -9,6 +9,7 @@ docs/key-mapping.md)."""
 import errno
 import mmap
 import os
+import stat
 import subprocess
 
 import pytest
@@ -585,3 +586,35 @@ def test_create_guard_witness_deleted_elsewhere_falls_back(etcd, kv, mount):
             f.write(b"D")
     assert e.value.errno == errno.ENOENT
     assert keys(kv, "/w/") == []  # not brought back
+
+
+@pytest.mark.parametrize("mode", ["strict"])  # every stat is a lookup there
+def test_directory_lookup_witness_deleted_elsewhere_falls_back(etcd, kv, mount):
+    """A lookup proves a directory exists with one key seen below it (etcd reads one key, not
+    the whole directory, whose range it would walk to the end even with limit 1). That key
+    deleted elsewhere sends the same Txn over the whole range: still one round trip, and a
+    directory emptied or turned into a file elsewhere shows as such."""
+    kv.put("/w/a", b"A")
+    kv.put("/w/b", b"B")
+    kv.put("/deep/sub/x", b"X")  # only a grandchild: no witness of /deep/, the range answers
+    m = mount(etcd)
+
+    def stat_trips(path):
+        s0 = m.stats()
+        st = os.stat(path)
+        assert m.stats()["rt_txn"] - s0["rt_txn"] == 1
+        return st
+
+    assert stat.S_ISDIR(stat_trips(m.path / "w").st_mode)  # the range; /w/a is its witness now
+    assert stat.S_ISDIR(stat_trips(m.path / "w").st_mode)  # the witness
+    kv.delete("/w/a")
+    assert stat.S_ISDIR(stat_trips(m.path / "w").st_mode)  # witness gone: the range, /w/b
+    assert stat.S_ISDIR(stat_trips(m.path / "deep").st_mode)
+    kv.delete_prefix("/w/")
+    kv.put("/w", b"now a file")
+    assert stat.S_ISREG(os.stat(m.path / "w").st_mode)  # (the kernel looks a new type up twice)
+    assert (m.path / "w").read_bytes() == b"now a file"
+    kv.delete("/w")
+    with pytest.raises(FileNotFoundError):
+        os.stat(m.path / "w")
+    assert keys(kv, "/") == [b"/deep/sub/x"]
