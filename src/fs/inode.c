@@ -910,6 +910,16 @@ listing *node_fresh_listing(node *dir)
     return l;
 }
 
+listing *node_listing_for_name(node *dir, const void *comp, size_t comp_len)
+{
+    node_lock(dir);
+    listing *l = name_set_has(changed_names_locked(dir), comp, comp_len)
+                     ? NULL
+                     : listing_ref(fresh_listing_locked(dir));
+    node_unlock(dir);
+    return l;
+}
+
 listing *node_cached_listing(node *dir)
 {
     node_lock(dir);

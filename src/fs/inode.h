@@ -330,6 +330,10 @@ void node_fill_attr(node *n, struct stat *st, bool locked);
 /* The directory's listing if it was read within the cache timeout and still shows the
  * directory as it is (with a reference). */
 listing *node_fresh_listing(node *dir);
+/* The directory's listing if it was read within the cache timeout and this mount changed no
+ * such name since: what it shows of that name (entry or absence) is as good as a fresh
+ * snapshot's, whatever other names this mount changed (with a reference; NULL: none). */
+listing *node_listing_for_name(node *dir, const void *comp, size_t comp_len);
 /* The listing dir holds, however old (with a reference; NULL: none). */
 listing *node_cached_listing(node *dir);
 /* Whether the directory's listing, read within the cache timeout, proves the name absent: it

@@ -614,23 +614,14 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
     resolved_free(&r);
 }
 
-/* Deletes r's key: one Txn, If(the directory d holds nothing else) Then(delete, put d's
- * marker) Else(delete), so the directory never vanishes with its last file ("%", the marker
- * holding data, is emptied instead). Returns 0, ENOENT (no such key) or an errno; *rev is the
- * revision written. */
-static int unlink_txn(const resolved *r, bool keep_dir, int64_t *rev)
+/* The guarded delete of r's key into t: If(the directory d holds nothing else) Then(delete,
+ * put d's marker) Else(delete), so the directory never vanishes with its last file ("%", the
+ * marker holding data, is emptied instead). The compares read all of d's keys. */
+static void unlink_guarded(etcdc_txn *t, const resolved *r, bool keep_dir)
 {
-    etcdc_error err = {0};
-    *rev = 0;
-    if (r->file_len == r->dir_len) {
-        etcdc_code code = etcdc_put(g_fs.client, r->file_key, r->file_len, "", 0, rev, &err);
-        return code ? fs_fail("unlink", r->file_key, r->file_len, code, &err) : 0;
-    }
     /* The directory that must survive: for "%value" the directory itself, else the parent. */
     const char *d = r->dir_key;
     size_t d_len = r->dir_len, end_len = 0, after_len = 0;
-    etcdc_txn *t = etcdc_txn_new();
-    etcdc_txn_result res = {0};
     char *end = key_prefix_end(d, d_len, &end_len);
     char *after = key_join(r->file_key, r->file_len, "", 1, NULL, 0, &after_len);
     if (!end || !after)
@@ -651,17 +642,74 @@ static int unlink_txn(const resolved *r, bool keep_dir, int64_t *rev)
         etcdc_txn_delete(t, ETCDC_ELSE, r->file_key, r->file_len, NULL, 0, false);
         txn_delete_record(t, ETCDC_ELSE, r->file_key, r->file_len, ATTRS_FILE);
     }
+    free(end);
+    free(after);
+}
+
+/* A key other than r's believed to lie below r's directory, so that the directory outlives the
+ * delete: its witness (witness.h), else the last file of dir's cached listing, noted as the
+ * witness (rm -r and find -delete go in listing order: the last file lasts the longest). A
+ * malloc'ed key, or NULL. */
+static char *unlink_witness(node *dir, const resolved *r, size_t *len)
+{
+    char *w = witness_get(r->dir_key, r->dir_len, len);
+    if (w && !(*len == r->file_len && !memcmp(w, r->file_key, *len)))
+        return w;
+    free(w);
+    w = NULL;
+    listing *l = node_cached_listing(dir);
+    for (size_t i = l ? l->n : 0; i > 0 && !w; i--) {
+        const listing_entry *e = &l->e[i - 1];
+        bool other = e->comp_len != r->comp_len || memcmp(e->comp, r->comp, e->comp_len);
+        if (!e->is_dir && other &&
+            (w = key_join(r->dir_key, r->dir_len, e->comp, e->comp_len, NULL, 0, len)))
+            witness_note(w, *len);
+    }
+    listing_unref(l);
+    return w;
+}
+
+/* Deletes r's key in one Txn. A whole-range guard (unlink_guarded) reads every key of the
+ * directory, O(directory) per unlink and O(N^2) for rm -r; a witness key of the directory
+ * proves in O(1) that it stays non-empty: If(witness) Then(delete) Else(the guarded delete, as
+ * a nested Txn). Returns 0, ENOENT (no such key) or an errno; *rev is the revision written. */
+static int unlink_txn(node *dir, const resolved *r, bool keep_dir, int64_t *rev)
+{
+    etcdc_error err = {0};
+    *rev = 0;
+    if (r->file_len == r->dir_len) {
+        etcdc_code code = etcdc_put(g_fs.client, r->file_key, r->file_len, "", 0, rev, &err);
+        return code ? fs_fail("unlink", r->file_key, r->file_len, code, &err) : 0;
+    }
+    size_t wlen = 0;
+    char *w = keep_dir ? unlink_witness(dir, r, &wlen) : NULL;
+    etcdc_txn *t = etcdc_txn_new();
+    etcdc_txn_result res = {0};
+    if (w) {
+        etcdc_txn *guarded = etcdc_txn_new();
+        unlink_guarded(guarded, r, keep_dir);
+        etcdc_txn_if(t, w, wlen, ETCDC_CMP_CREATE, ETCDC_GREATER, 0);
+        etcdc_txn_delete(t, ETCDC_THEN, r->file_key, r->file_len, NULL, 0, false);
+        txn_delete_record(t, ETCDC_THEN, r->file_key, r->file_len, ATTRS_FILE);
+        etcdc_txn_nest(t, ETCDC_ELSE, guarded);
+    } else {
+        unlink_guarded(t, r, keep_dir);
+    }
     etcdc_code code = etcdc_txn_commit(g_fs.client, t, &res, &err);
+    const etcdc_txn_result *done = &res; /* the level whose first operation is the delete */
+    if (code == ETCDC_OK && w && !res.succeeded) {
+        witness_forget_dir(w, wlen);
+        done = res.op_count == 1 ? res.ops[0].txn : NULL;
+    }
     int rc = 0;
     if (code != ETCDC_OK)
         rc = fs_fail("unlink", r->file_key, r->file_len, code, &err);
-    else if (res.op_count < 1 || res.ops[0].deleted == 0)
+    else if (!done || done->op_count < 1 || done->ops[0].deleted == 0)
         rc = ENOENT;
     *rev = rc == 0 ? res.revision : 0;
     etcdc_txn_result_clear(&res);
     etcdc_txn_free(t);
-    free(end);
-    free(after);
+    free(w);
     return rc;
 }
 
@@ -692,7 +740,7 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
         commit_begin(&cm);
         int64_t rev = 0;
         bool keep_dir = !(r.kind != NAMES_SELF && node_is_root(dir));
-        rc = resolved_current(dir, &r) ? unlink_txn(&r, keep_dir, &rev) : EAGAIN;
+        rc = resolved_current(dir, &r) ? unlink_txn(dir, &r, keep_dir, &rev) : EAGAIN;
         /* A file created here and not yet written may also be a key in etcd (the cache's
          * "absent" can be old): the delete is always sent; its absence is no error then. */
         if (rc == ENOENT && n && n->pending)
@@ -706,7 +754,11 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
                 n->dirty = n->pending = false;
                 node_unindex(n);
             }
-            node_drop_listing(dir);
+            /* before commit_end: the watch sees the name changed before its event */
+            if (r.kind != NAMES_SELF && r.file_len != r.dir_len)
+                node_listing_name_changed(dir, r.comp, r.comp_len);
+            else
+                node_drop_listing(dir);
         }
         commit_end(&cm, rev);
         if (n)

@@ -77,7 +77,7 @@ static node *pending_file(const resolved *r)
  * not run). */
 static int lookup_listed(node *dir, const resolved *r, node **out)
 {
-    listing *l = consistency_strict() ? NULL : node_fresh_listing(dir);
+    listing *l = consistency_strict() ? NULL : node_listing_for_name(dir, r->comp, r->comp_len);
     const listing_entry *e = l ? listing_find(l, r->comp, r->comp_len) : NULL;
     if (!e) {
         listing_unref(l);

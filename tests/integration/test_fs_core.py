@@ -618,3 +618,26 @@ def test_directory_lookup_witness_deleted_elsewhere_falls_back(etcd, kv, mount):
     with pytest.raises(FileNotFoundError):
         os.stat(m.path / "w")
     assert keys(kv, "/") == [b"/deep/sub/x"]
+
+
+def test_unlink_witness_deleted_elsewhere_falls_back(etcd, kv, mount):
+    """An unlink proves its directory keeps a key with one other key of it (the last file of
+    its listing). When that key was deleted elsewhere, the same Txn compares the whole
+    directory instead: the last file's delete then leaves the directory's marker, and the
+    directory stays."""
+    for name in ("a", "b", "c"):
+        kv.put(f"/u/{name}", name.encode())
+    m = mount(etcd)
+    assert sorted(os.listdir(m.path / "u")) == ["a", "b", "c"]
+    os.unlink(m.path / "u" / "a")  # proved by /u/c
+    assert keys(kv, "/u/") == [b"/u/b", b"/u/c"]
+    kv.delete("/u/c")  # the witness, gone behind the mount's back
+    os.unlink(m.path / "u" / "b")
+    assert keys(kv, "/u/") == [b"/u/"]  # the marker keeps the emptied directory
+    assert os.path.isdir(m.path / "u") and os.listdir(m.path / "u") == []
+    kv.put("/u/new", b"n")  # elsewhere, after the listing: a lookup must find it
+    assert (m.path / "u" / "new").read_bytes() == b"n"
+    os.unlink(m.path / "u" / "new")
+    assert keys(kv, "/u/") == [b"/u/"]
+    os.rmdir(m.path / "u")
+    assert keys(kv, "/u") == []

@@ -277,3 +277,25 @@ def test_renames_and_truncates_of_listed_files_transfer_no_value(etcd, kv, mount
             "c": b"value of c"}
     assert {k: kv.get(f"/rx/{k}")[0] for k in want} == want
     assert kv.get("/rx/a")[0] is None
+
+
+@pytest.mark.parametrize("options", [LONG_CACHE, WATCH], ids=["close-to-open", "watch"])
+def test_rm_r_is_one_round_trip_per_file(etcd, mount, options):
+    """rm -r of a directory's files: each unlink is one Txn that proves the directory stays
+    with one key still below it (not a compare over the whole directory, which etcd reads key
+    by key: O(N^2) for the whole rm), and an unlink keeps the directory's listing, so rm's
+    lookup of the next name needs no round trip. The last unlink leaves the directory's marker
+    until rmdir."""
+    n = 300
+    fill(etcd, [(f"/rm/d/f{i:04d}", "x") for i in range(n)])
+    etcd.ctl("put", "/rm/keep", "k")
+    m = mount(etcd, options=options)
+    rev0, s0 = revision(etcd), m.stats()
+    sh("rm -r d", m.path / "rm")
+    d = delta(s0, m.stats(), *RT)
+    assert revision(etcd) - rev0 == n + 1  # n deletes (the last one with the marker), rmdir
+    # n unlinks and a few more, whatever n: the lookups of rm and d, the listing's pages and
+    # read-ahead, the rmdir (and its retry when it guessed the marker's revision wrong);
+    # before, each of rm's lookups after the first unlink was a round trip too (2n)
+    assert n + 1 <= d["rt_total"] <= n + 12, d
+    assert etcd.ctl("get", "--prefix", "--keys-only", "/rm/").split() == ["/rm/keep"]
