@@ -538,6 +538,13 @@ class Bench:
             s3 = self.stats(m)
         finally:
             m.stop()
+        m = self.mount_etcdfs()  # cold for the removal
+        try:
+            s4 = self.stats(m)
+            t_rm = timed(["rm", "-r", os.path.join(m.mnt, "cpin")])
+            s5 = self.stats(m)
+        finally:
+            m.stop()
         run(["diff", "-r", src, dst], stdout=subprocess.DEVNULL)
         shutil.rmtree(dst)
         shutil.rmtree(src + ".py", ignore_errors=True)  # a second mode's Python loop writes it again
@@ -557,7 +564,7 @@ class Bench:
         shutil.rmtree(dst)
         # Python etcd3 loop: one process, timed inside (interpreter start and import excluded)
         py = run(["/usr/bin/python3", "-c", PY_COPY, EP, src], stdout=subprocess.PIPE, text=True).stdout.split()
-        py_in, py_out = float(py[0]), float(py[1])
+        py_in, py_out, py_rm = float(py[0]), float(py[1]), float(py[2])
         # The floor: the same copy into memfs_ll, plus the round trips an exclusive create needs
         # (cp opens with O_EXCL: etcd decides at open, the content follows at close; close-to-open
         # asks about the name first), each at a libetcdc Put's latency.
@@ -575,6 +582,8 @@ class Bench:
                                           ("cp -r out of the mount (cold)", t_out, self.rt_text(s2, s3, n), ctl_out, py_out)):
             rows.append([f"{label} ({mode})", f"{t:.2f}", f"{ctl_t:.2f}", ratio(t, ctl_t), f"{py_t:.2f}",
                          ratio(t, py_t), "<= 2x" if label.endswith("mount") else "", rt])
+        rows.append([f"rm -r of the copy (cold) ({mode})", f"{t_rm:.2f}", "", "", f"{py_rm:.2f}",
+                     ratio(t_rm, py_rm), "", self.rt_text(s4, s5, n)])
         self.goal(f"cp -r of {n} files into the mount vs a Python etcd3 loop ({mode})", t_in / py_in,
                   2.0, False, floor=best)
         notes = []
@@ -590,7 +599,7 @@ class Bench:
         self.section(f"cp -r of {n} files of 1 KiB",
                      f"seconds for all {n} files. etcdctl loop: one `etcdctl put`/`get` process per "
                      f"file, timed on {k} files and scaled to {n}. Python etcd3 loop: one process, "
-                     "put/get per file with file reads/writes, timed inside the process.",
+                     "put/get per file with file reads/writes, and a delete per file for rm -r, timed inside the process.",
                      ["workload", "etcdfs s", "etcdctl loop s", "vs etcdctl", "Python etcd3 loop s",
                       "vs Python", "goal", "etcd round trips/file"], rows, notes)
 
@@ -782,7 +791,10 @@ for n in names:
     with open(os.path.join(dst, n), "wb") as f:
         f.write(v)
 t2 = time.perf_counter()
-print(t1 - t0, t2 - t1)
+for n in names:
+    c.delete("/py/cp/" + n)
+t3 = time.perf_counter()
+print(t1 - t0, t2 - t1, t3 - t2)
 """
 
 
