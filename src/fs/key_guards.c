@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "attrs.h"
+#include "listing.h"
 #include "witness.h"
 
 /* If(the parent directory of key still exists): CREATE > 0 over [parent/, end) holds only when
@@ -78,7 +79,8 @@ void txn_if_empty_but(etcdc_txn *t, const char *from, size_t from_len, const cha
     if_nothing_in_but_records(t, from, from_len, to, to_len, name, name_len);
 }
 
-void txn_keep_parent(etcdc_txn *t, const resolved *r, bool subtree)
+void txn_keep_parent(etcdc_txn *t, const resolved *r, bool subtree, const char *witness,
+                     size_t witness_len)
 {
     if (r->at_root || r->file_len == r->dir_len)
         return; /* the root always exists; "%" is the marker itself and stays */
@@ -108,8 +110,36 @@ void txn_keep_parent(etcdc_txn *t, const resolved *r, bool subtree)
             if_nothing_in(inner, sub_end, sub_end_len, end, end_len);
     }
     etcdc_txn_put(inner, ETCDC_THEN, r->dir_key, r->dir_len, "", 0, 0);
+    if (witness) {
+        /* If(the witness is there) the directory keeps it: nothing to do; Else the compares. */
+        etcdc_txn *proof = etcdc_txn_new();
+        etcdc_txn_if(proof, witness, witness_len, ETCDC_CMP_CREATE, ETCDC_GREATER, 0);
+        etcdc_txn_nest(proof, ETCDC_ELSE, inner);
+        inner = proof;
+    }
     etcdc_txn_nest(t, ETCDC_THEN, inner); /* takes inner, or its error */
     free(end);
     free(after);
     free(sub_end);
+}
+
+char *keep_parent_witness(node *dir, const resolved *r, size_t *len)
+{
+    char *w = witness_get(r->dir_key, r->dir_len, len);
+    /* not r's key, nor an attribute record ("name\0kind"), which may be r's and go with it */
+    if (w && !(*len == r->file_len && !memcmp(w, r->file_key, *len)) &&
+        !memchr(w + r->dir_len, '\0', *len - r->dir_len))
+        return w;
+    free(w);
+    w = NULL;
+    listing *l = node_cached_listing(dir);
+    for (size_t i = l ? l->n : 0; i > 0 && !w; i--) {
+        const listing_entry *e = &l->e[i - 1];
+        bool other = e->comp_len != r->comp_len || memcmp(e->comp, r->comp, e->comp_len);
+        if (!e->is_dir && other &&
+            (w = key_join(r->dir_key, r->dir_len, e->comp, e->comp_len, NULL, 0, len)))
+            witness_note(w, *len);
+    }
+    listing_unref(l);
+    return w;
 }

@@ -15,8 +15,17 @@
 
 /* Adds to t's Then branch a nested Txn that writes the marker of r's parent directory when the
  * operation leaves it empty: the directory survives losing r's key (and, with subtree, the
- * keys below r), decided by etcd in the same round trip, whatever other hosts did meanwhile. */
-void txn_keep_parent(etcdc_txn *t, const resolved *r, bool subtree);
+ * keys below r), decided by etcd in the same round trip, whatever other hosts did meanwhile.
+ * Its compares read every key of the directory (O(directory) per operation, O(N^2) for rm -r
+ * or mv of a whole directory); with a witness (keep_parent_witness) they are asked only when
+ * that one key is gone. */
+void txn_keep_parent(etcdc_txn *t, const resolved *r, bool subtree, const char *witness,
+                     size_t witness_len);
+/* A key other than r's believed to lie directly in r's directory (dir, its node), so that the
+ * directory outlives r's removal: the directory's witness (witness.h), else the last file of
+ * its cached listing, which becomes the witness (rm -r, mv and find -delete go in listing
+ * order: the last file lasts the longest). A malloc'ed key, or NULL. */
+char *keep_parent_witness(node *dir, const resolved *r, size_t *len);
 /* If(nothing lies in [from, to) but the attribute records of the entry name): the compares of
  * an operation that removes name and its records together. */
 void txn_if_empty_but(etcdc_txn *t, const char *from, size_t from_len, const char *to,

@@ -459,6 +459,8 @@ typedef struct rmdir_try {
     const char *after; /* the marker key + "\0": the first key after the marker */
     size_t after_len;
     int64_t marker_mod;
+    const char *witness; /* a key proving the parent stays (keep_parent_witness), or NULL */
+    size_t witness_len;
     int64_t rev;      /* of the delete, once committed */
     int64_t swept_at; /* > 0: at this revision nothing but records of former entries (left by
                        * another client's delete) lay below the marker: they go too */
@@ -513,7 +515,7 @@ static int rmdir_attempt(void *arg)
     etcdc_txn_if(t, r->file_key, r->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
     etcdc_txn_delete(t, ETCDC_THEN, r->sub_key, r->sub_len, x->end, x->end_len, false);
     txn_delete_record(t, ETCDC_THEN, r->sub_key, r->sub_len, ATTRS_DIR);
-    txn_keep_parent(t, r, true);
+    txn_keep_parent(t, r, true, x->witness, x->witness_len);
     etcdc_txn_get(t, ETCDC_ELSE, &below);
     etcdc_txn_get(t, ETCDC_ELSE, &self);
     etcdc_code code = etcdc_txn_commit(g_fs.client, t, &res, &err);
@@ -588,14 +590,19 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
             listing_unref(l);
         }
     }
+    size_t wlen = 0;
+    char *witness = rc == 0 && !r.at_root ? keep_parent_witness(dir, &r, &wlen) : NULL;
     rmdir_try x = {.r = &r,
                    .end = end,
                    .end_len = end_len,
                    .after = after,
                    .after_len = after_len,
-                   .marker_mod = marker_mod};
+                   .marker_mod = marker_mod,
+                   .witness = witness,
+                   .witness_len = wlen};
     if (rc == 0)
         rc = optimistic_run(rmdir_attempt, &x);
+    free(witness);
     rev = x.rev;
     if (rc == 0) {
         node_drop_listing(dir);
@@ -646,29 +653,6 @@ static void unlink_guarded(etcdc_txn *t, const resolved *r, bool keep_dir)
     free(after);
 }
 
-/* A key other than r's believed to lie below r's directory, so that the directory outlives the
- * delete: its witness (witness.h), else the last file of dir's cached listing, noted as the
- * witness (rm -r and find -delete go in listing order: the last file lasts the longest). A
- * malloc'ed key, or NULL. */
-static char *unlink_witness(node *dir, const resolved *r, size_t *len)
-{
-    char *w = witness_get(r->dir_key, r->dir_len, len);
-    if (w && !(*len == r->file_len && !memcmp(w, r->file_key, *len)))
-        return w;
-    free(w);
-    w = NULL;
-    listing *l = node_cached_listing(dir);
-    for (size_t i = l ? l->n : 0; i > 0 && !w; i--) {
-        const listing_entry *e = &l->e[i - 1];
-        bool other = e->comp_len != r->comp_len || memcmp(e->comp, r->comp, e->comp_len);
-        if (!e->is_dir && other &&
-            (w = key_join(r->dir_key, r->dir_len, e->comp, e->comp_len, NULL, 0, len)))
-            witness_note(w, *len);
-    }
-    listing_unref(l);
-    return w;
-}
-
 /* Deletes r's key in one Txn. A whole-range guard (unlink_guarded) reads every key of the
  * directory, O(directory) per unlink and O(N^2) for rm -r; a witness key of the directory
  * proves in O(1) that it stays non-empty: If(witness) Then(delete) Else(the guarded delete, as
@@ -682,7 +666,7 @@ static int unlink_txn(node *dir, const resolved *r, bool keep_dir, int64_t *rev)
         return code ? fs_fail("unlink", r->file_key, r->file_len, code, &err) : 0;
     }
     size_t wlen = 0;
-    char *w = keep_dir ? unlink_witness(dir, r, &wlen) : NULL;
+    char *w = keep_dir ? keep_parent_witness(dir, r, &wlen) : NULL;
     etcdc_txn *t = etcdc_txn_new();
     etcdc_txn_result res = {0};
     if (w) {

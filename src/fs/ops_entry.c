@@ -160,8 +160,9 @@ static bool dir_probe_result(const resolved *r, const dir_probe *p, const etcdc_
         return true;
     if (!*first)
         witness_forget_dir(r->sub_key, r->sub_len);
-    else if (names_last_component((*first)->key, (*first)->key_len, 0) == r->sub_len)
-        witness_note((*first)->key, (*first)->key_len); /* a child or the marker, not deeper */
+    else if (names_last_component((*first)->key, (*first)->key_len, 0) == r->sub_len &&
+             !memchr((*first)->key + r->sub_len, '\0', (*first)->key_len - r->sub_len))
+        witness_note((*first)->key, (*first)->key_len); /* a child or the marker: no record */
     return *first != NULL;
 }
 

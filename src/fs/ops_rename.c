@@ -199,6 +199,8 @@ typedef struct file_move {
     node *src, *dst; /* dst may be NULL */
     unsigned flags;
     bool src_in_etcd, dst_exists, dst_pending, src_is_marker, keep_parent;
+    char *witness; /* keep_parent: a key proving the source directory stays (or NULL) */
+    size_t witness_len;
     int64_t revision; /* of the move, once committed */
     /* the attribute records that go with the contents (docs/design-attributes.md) */
     bool src_has_rec, dst_has_rec;
@@ -258,7 +260,7 @@ static int file_move_attempt(void *arg)
             txn_delete_record(t, ETCDC_THEN, rs->file_key, rs->file_len, ATTRS_FILE);
     }
     if (x->keep_parent)
-        txn_keep_parent(t, rs, false);
+        txn_keep_parent(t, rs, false, x->witness, x->witness_len);
     etcdc_txn_get(t, ETCDC_ELSE, &rsrc);
     etcdc_txn_get(t, ETCDC_ELSE, &rdst);
     etcdc_code code = etcdc_txn_commit(g_fs.client, t, &res, &err);
@@ -382,10 +384,14 @@ static int rename_file(node *src, node *dst, const names2 *nm, unsigned flags, b
                    .dst_pending = dst_pending,
                    .src_is_marker = src_is_marker,
                    .keep_parent = keep_parent};
+    if (rc == 0 && keep_parent)
+        x.witness = keep_parent_witness(nm->sp, rs, &x.witness_len);
     if (rc == 0)
         rc = optimistic_run(file_move_attempt, &x);
+    free(x.witness);
     int64_t revision = x.revision;
     if (rc == 0) {
+        witness_forget(rs->file_key, rs->file_len); /* moved away: proves nothing there now */
         /* The src node is now the file at dst, holding what it held. */
         if (src->pending)
             node_pending_add(-1);
@@ -654,7 +660,7 @@ static etcdc_txn *dir_move_txn(const dir_move *x, const etcdc_txn_result *snap)
     }
     move_own_records(t, x, snap);
     if (!x->same_dir)
-        txn_keep_parent(t, rs, true);
+        txn_keep_parent(t, rs, true, NULL, 0);
     etcdc_range_req dst_below = {.key = rd->sub_key,
                                  .key_len = rd->sub_len,
                                  .range_end = x->dend,

@@ -635,9 +635,30 @@ def test_unlink_witness_deleted_elsewhere_falls_back(etcd, kv, mount):
     os.unlink(m.path / "u" / "b")
     assert keys(kv, "/u/") == [b"/u/"]  # the marker keeps the emptied directory
     assert os.path.isdir(m.path / "u") and os.listdir(m.path / "u") == []
-    kv.put("/u/new", b"n")  # elsewhere, after the listing: a lookup must find it
+    kv.put("/u/new", b"n")  # elsewhere, after the listing (watch mode: within its delay)
+    wait_for(lambda: os.path.exists(m.path / "u" / "new"), 10, "the mount to see u/new")
     assert (m.path / "u" / "new").read_bytes() == b"n"
     os.unlink(m.path / "u" / "new")
     assert keys(kv, "/u/") == [b"/u/"]
     os.rmdir(m.path / "u")
     assert keys(kv, "/u") == []
+
+
+def test_rename_out_and_rmdir_witness_deleted_elsewhere_fall_back(etcd, kv, mount):
+    """A rename out of a directory and a rmdir in it prove that the directory keeps a key the
+    same way as an unlink (one other key of it); with that key deleted elsewhere they compare
+    the whole directory and leave its marker when they take its last entry."""
+    for key in ("/v/a", "/v/b", "/v/c", "/w/", "/x/f", "/x/s1/", "/x/s2/"):
+        kv.put(key, key.encode() if not key.endswith("/") else b"")
+    m = mount(etcd)
+    assert sorted(os.listdir(m.path / "v")) == ["a", "b", "c"]
+    os.rename(m.path / "v" / "a", m.path / "w" / "a")  # proved by /v/c
+    kv.delete("/v/c")
+    os.rename(m.path / "v" / "b", m.path / "w" / "b")  # /v/c gone: the whole range
+    assert keys(kv, "/v/") == [b"/v/"] and os.listdir(m.path / "v") == []
+    assert keys(kv, "/w/") == [b"/w/", b"/w/a", b"/w/b"]
+    assert sorted(os.listdir(m.path / "x")) == ["f", "s1", "s2"]
+    os.rmdir(m.path / "x" / "s1")  # proved by /x/f
+    kv.delete("/x/f")
+    os.rmdir(m.path / "x" / "s2")
+    assert keys(kv, "/x/") == [b"/x/"] and os.listdir(m.path / "x") == []
