@@ -920,6 +920,14 @@ listing *node_listing_for_name(node *dir, const void *comp, size_t comp_len)
     return l;
 }
 
+bool node_listing_name_is_changed(node *dir, const void *comp, size_t comp_len)
+{
+    node_lock(dir);
+    bool changed = name_set_has(changed_names_locked(dir), comp, comp_len);
+    node_unlock(dir);
+    return changed;
+}
+
 listing *node_cached_listing(node *dir)
 {
     node_lock(dir);

@@ -334,6 +334,9 @@ listing *node_fresh_listing(node *dir);
  * such name since: what it shows of that name (entry or absence) is as good as a fresh
  * snapshot's, whatever other names this mount changed (with a reference; NULL: none). */
 listing *node_listing_for_name(node *dir, const void *comp, size_t comp_len);
+/* Whether this mount changed the name in dir since dir's listing was read (created, wrote,
+ * removed or renamed it): the listing's entry of it may be gone. */
+bool node_listing_name_is_changed(node *dir, const void *comp, size_t comp_len);
 /* The listing dir holds, however old (with a reference; NULL: none). */
 listing *node_cached_listing(node *dir);
 /* Whether the directory's listing, read within the cache timeout, proves the name absent: it

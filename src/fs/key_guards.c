@@ -123,6 +123,13 @@ void txn_keep_parent(etcdc_txn *t, const resolved *r, bool subtree, const char *
     free(sub_end);
 }
 
+bool keep_parent_witness_gone(const etcdc_txn_result *res)
+{
+    const etcdc_op_result *last = res->op_count ? &res->ops[res->op_count - 1] : NULL;
+    return res->succeeded && last && last->type == ETCDC_OP_TXN && last->txn &&
+           !last->txn->succeeded;
+}
+
 char *keep_parent_witness(node *dir, const resolved *r, size_t *len)
 {
     char *w = witness_get(r->dir_key, r->dir_len, len);
@@ -132,11 +139,16 @@ char *keep_parent_witness(node *dir, const resolved *r, size_t *len)
         return w;
     free(w);
     w = NULL;
+    /* A name this mount changed since the listing may be gone (removed by an rm going the
+     * other way): not a witness. A few tries from the end; else the compares decide. */
     listing *l = node_cached_listing(dir);
-    for (size_t i = l ? l->n : 0; i > 0 && !w; i--) {
+    for (size_t i = l ? l->n : 0, tries = 0; i > 0 && !w && tries < 64; i--) {
         const listing_entry *e = &l->e[i - 1];
         bool other = e->comp_len != r->comp_len || memcmp(e->comp, r->comp, e->comp_len);
-        if (!e->is_dir && other &&
+        if (e->is_dir || !other)
+            continue;
+        tries++;
+        if (!node_listing_name_is_changed(dir, e->comp, e->comp_len) &&
             (w = key_join(r->dir_key, r->dir_len, e->comp, e->comp_len, NULL, 0, len)))
             witness_note(w, *len);
     }

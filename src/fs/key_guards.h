@@ -23,9 +23,13 @@ void txn_keep_parent(etcdc_txn *t, const resolved *r, bool subtree, const char *
                      size_t witness_len);
 /* A key other than r's believed to lie directly in r's directory (dir, its node), so that the
  * directory outlives r's removal: the directory's witness (witness.h), else the last file of
- * its cached listing, which becomes the witness (rm -r, mv and find -delete go in listing
- * order: the last file lasts the longest). A malloc'ed key, or NULL. */
+ * its cached listing that this mount did not change since, which becomes the witness (rm -r,
+ * mv and find -delete go in listing order: the last file lasts the longest). A malloc'ed key,
+ * or NULL. */
 char *keep_parent_witness(node *dir, const resolved *r, size_t *len);
+/* After a Txn whose Then ran with txn_keep_parent(witness) as its last operation: whether the
+ * witness was gone (the compares decided instead), so that the caller forgets it. */
+bool keep_parent_witness_gone(const etcdc_txn_result *res);
 /* If(nothing lies in [from, to) but the attribute records of the entry name): the compares of
  * an operation that removes name and its records together. */
 void txn_if_empty_but(etcdc_txn *t, const char *from, size_t from_len, const char *to,

@@ -524,6 +524,8 @@ static int rmdir_attempt(void *arg)
         rc = fs_fail("rmdir", r->sub_key, r->sub_len, code, &err);
     } else if (res.succeeded) {
         x->rev = res.revision;
+        if (x->witness && keep_parent_witness_gone(&res))
+            witness_forget_dir(x->witness, x->witness_len);
         rc = 0;
     } else if (res.op_count >= 2) {
         const etcdc_kvs *b = &res.ops[0].kvs;

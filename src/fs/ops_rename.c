@@ -269,6 +269,8 @@ static int file_move_attempt(void *arg)
         rc = fs_fail("rename", rs->file_key, rs->file_len, code, &err);
     } else if (res.succeeded) {
         x->revision = res.revision;
+        if (x->witness && keep_parent_witness_gone(&res))
+            witness_forget_dir(x->witness, x->witness_len);
     } else if (res.op_count == 2) {
         /* Find out which guard failed, refresh, and try again. */
         const etcdc_kvs *s = &res.ops[0].kvs, *d = &res.ops[1].kvs;

@@ -356,6 +356,26 @@ def test_rmdir_races_create_inside(mode, two, kv):
         assert r_create in (None, errno.ENOENT, errno.ESTALE), msg
 
 
+def test_last_two_files_removed_on_two_mounts_leave_the_directory(mode, two, kv):
+    """a and b remove the last two files of a directory at the same moment, each proving with
+    the other's file (its witness) that the directory keeps a key. etcd orders the two Txns:
+    the second finds its witness gone and compares the whole directory, so the directory keeps
+    its marker and both mounts still show it, empty."""
+    a, b = two
+    for i in range(12):
+        d = f"d{i}"
+        kv.put(f"/{d}/x", b"x")
+        kv.put(f"/{d}/y", b"y")
+        for m in (a, b):
+            assert seen(mode, lambda: listdir_or_errno(m.path / d), ["x", "y"]) == ["x", "y"]
+        r = race(lambda: try_errno(os.unlink, a.path / d / "x"),
+                 lambda: try_errno(os.unlink, b.path / d / "y"))
+        assert r == [None, None], f"round {i}: {r}"
+        assert keys(kv, f"/{d}/") == [f"/{d}/".encode()], f"round {i}: {keys(kv, '/')}"
+        for m in (a, b):
+            assert seen(mode, lambda: listdir_or_errno(m.path / d), []) == [], f"round {i}"
+
+
 def test_create_in_directory_removed_by_other_mount(mode, two, kv):
     """b knows directory d; a removes it; b then creates d/file. On a local filesystem (and
     on NFS) the create fails (ENOENT/ESTALE): the directory is gone. Creating the file would
