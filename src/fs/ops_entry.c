@@ -175,7 +175,8 @@ static int lookup_in_etcd(const resolved *r, node **out)
     node *n = NULL;
     etcdc_txn *t = etcdc_txn_new();
     size_t rec_len = 0, rec_end_len = 0;
-    dir_probe probe = {.end = key_prefix_end(r->sub_key, r->sub_len, &probe.end_len)};
+    dir_probe probe = {0};
+    probe.end = key_prefix_end(r->sub_key, r->sub_len, &probe.end_len);
     probe.witness = witness_get(r->sub_key, r->sub_len, &probe.witness_len);
     char *rec = key_join(r->file_key, r->file_len, "\0", 1, NULL, 0, &rec_len);
     char *rec_end = key_join(r->file_key, r->file_len, "\1", 1, NULL, 0, &rec_end_len);
