@@ -73,12 +73,6 @@ static void if_nothing_in_but_records(etcdc_txn *t, const char *from, size_t fro
     free(d);
 }
 
-void txn_if_empty_but(etcdc_txn *t, const char *from, size_t from_len, const char *to,
-                      size_t to_len, const char *name, size_t name_len)
-{
-    if_nothing_in_but_records(t, from, from_len, to, to_len, name, name_len);
-}
-
 void txn_keep_parent(etcdc_txn *t, const resolved *r, bool subtree, const char *witness,
                      size_t witness_len)
 {

@@ -30,10 +30,6 @@ char *keep_parent_witness(node *dir, const resolved *r, size_t *len);
 /* After a Txn whose Then ran with txn_keep_parent(witness) as its last operation: whether the
  * witness was gone (the compares decided instead), so that the caller forgets it. */
 bool keep_parent_witness_gone(const etcdc_txn_result *res);
-/* If(nothing lies in [from, to) but the attribute records of the entry name): the compares of
- * an operation that removes name and its records together. */
-void txn_if_empty_but(etcdc_txn *t, const char *from, size_t from_len, const char *to,
-                      size_t to_len, const char *name, size_t name_len);
 /* If(the parent directory of key still exists) (no compare at the mount root). */
 void txn_if_parent_exists(etcdc_txn *t, const char *key, size_t len);
 /* The same guard, on one witness key when one is known (witness.h) and witnessed is not NULL:

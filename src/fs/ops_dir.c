@@ -623,42 +623,11 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
     resolved_free(&r);
 }
 
-/* The guarded delete of r's key into t: If(the directory d holds nothing else) Then(delete,
- * put d's marker) Else(delete), so the directory never vanishes with its last file ("%", the
- * marker holding data, is emptied instead). The compares read all of d's keys. */
-static void unlink_guarded(etcdc_txn *t, const resolved *r, bool keep_dir)
-{
-    /* The directory that must survive: for "%value" the directory itself, else the parent. */
-    const char *d = r->dir_key;
-    size_t d_len = r->dir_len, end_len = 0, after_len = 0;
-    char *end = key_prefix_end(d, d_len, &end_len);
-    char *after = key_join(r->file_key, r->file_len, "", 1, NULL, 0, &after_len);
-    if (!end || !after)
-        etcdc_txn_set_error(t, ETCDC_ERR_NO_MEMORY);
-    if (keep_dir && r->kind == NAMES_SELF) {
-        /* the key "a" lies outside "a/": the directory is empty when nothing is below */
-        etcdc_txn_if_range(t, d, d_len, end, end_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
-    } else if (keep_dir) {
-        /* nothing in [dir/, key) and nothing in (key, end of dir) but the key's records */
-        etcdc_txn_if_range(t, d, d_len, r->file_key, r->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
-        txn_if_empty_but(t, after, after_len, end, end_len, r->file_key, r->file_len);
-    }
-    /* The file and its attribute record go together (docs/design-attributes.md). */
-    etcdc_txn_delete(t, ETCDC_THEN, r->file_key, r->file_len, NULL, 0, false);
-    txn_delete_record(t, ETCDC_THEN, r->file_key, r->file_len, ATTRS_FILE);
-    if (keep_dir) {
-        etcdc_txn_put(t, ETCDC_THEN, d, d_len, "", 0, 0);
-        etcdc_txn_delete(t, ETCDC_ELSE, r->file_key, r->file_len, NULL, 0, false);
-        txn_delete_record(t, ETCDC_ELSE, r->file_key, r->file_len, ATTRS_FILE);
-    }
-    free(end);
-    free(after);
-}
-
-/* Deletes r's key in one Txn. A whole-range guard (unlink_guarded) reads every key of the
- * directory, O(directory) per unlink and O(N^2) for rm -r; a witness key of the directory
- * proves in O(1) that it stays non-empty: If(witness) Then(delete) Else(the guarded delete, as
- * a nested Txn). Returns 0, ENOENT (no such key) or an errno; *rev is the revision written. */
+/* Deletes r's key and its attribute record in one Txn (docs/design-attributes.md). With
+ * keep_dir the directory never vanishes with its last file: txn_keep_parent writes its marker
+ * when nothing else is left ("%", the marker holding data, is emptied instead), proved by one
+ * witness key when the directory has one. Returns 0, ENOENT (no such key) or an errno; *rev is
+ * the revision written. */
 static int unlink_txn(node *dir, const resolved *r, bool keep_dir, int64_t *rev)
 {
     etcdc_error err = {0};
@@ -671,27 +640,18 @@ static int unlink_txn(node *dir, const resolved *r, bool keep_dir, int64_t *rev)
     char *w = keep_dir ? keep_parent_witness(dir, r, &wlen) : NULL;
     etcdc_txn *t = etcdc_txn_new();
     etcdc_txn_result res = {0};
-    if (w) {
-        etcdc_txn *guarded = etcdc_txn_new();
-        unlink_guarded(guarded, r, keep_dir);
-        etcdc_txn_if(t, w, wlen, ETCDC_CMP_CREATE, ETCDC_GREATER, 0);
-        etcdc_txn_delete(t, ETCDC_THEN, r->file_key, r->file_len, NULL, 0, false);
-        txn_delete_record(t, ETCDC_THEN, r->file_key, r->file_len, ATTRS_FILE);
-        etcdc_txn_nest(t, ETCDC_ELSE, guarded);
-    } else {
-        unlink_guarded(t, r, keep_dir);
-    }
+    etcdc_txn_delete(t, ETCDC_THEN, r->file_key, r->file_len, NULL, 0, false);
+    txn_delete_record(t, ETCDC_THEN, r->file_key, r->file_len, ATTRS_FILE);
+    if (keep_dir)
+        txn_keep_parent(t, r, false, w, wlen);
     etcdc_code code = etcdc_txn_commit(g_fs.client, t, &res, &err);
-    const etcdc_txn_result *done = &res; /* the level whose first operation is the delete */
-    if (code == ETCDC_OK && w && !res.succeeded) {
-        witness_forget_dir(w, wlen);
-        done = res.op_count == 1 ? res.ops[0].txn : NULL;
-    }
     int rc = 0;
     if (code != ETCDC_OK)
         rc = fs_fail("unlink", r->file_key, r->file_len, code, &err);
-    else if (!done || done->op_count < 1 || done->ops[0].deleted == 0)
+    else if (res.op_count < 1 || res.ops[0].deleted == 0)
         rc = ENOENT;
+    if (code == ETCDC_OK && w && keep_parent_witness_gone(&res))
+        witness_forget_dir(w, wlen);
     *rev = rc == 0 ? res.revision : 0;
     etcdc_txn_result_clear(&res);
     etcdc_txn_free(t);
