@@ -82,9 +82,10 @@ skip_stage() {
 
 run_ctest() {  # run_ctest BUILD_DIR JUNIT [env...]
   local dir=$1 junit=$2; shift 2
-  # Two at a time: each test has its own etcd on its own ports, and most of the time is spent
-  # waiting on etcd, timeouts and sleeps rather than on a CPU.
-  env "$@" ctest --test-dir "$dir" --output-on-failure --timeout 600 --parallel 2 \
+  # Four at a time on two cores: each test has its own etcd on its own ports, and most of the
+  # time is spent waiting on etcd, token expiries, timeouts and sleeps rather than on a CPU
+  # (about 40 s a stage, against 80 s two at a time).
+  env "$@" ctest --test-dir "$dir" --output-on-failure --timeout 600 --parallel 4 \
     --output-junit "$junit" "${CTEST_EXTRA[@]}"
 }
 

@@ -9,6 +9,8 @@
 #   --junit FILE  also write one JUnit test case per target (for scripts/test.sh's totals)
 #   TARGET        fuzz_names fuzz_attrs fuzz_crypt fuzz_response fuzz_watch (default: all)
 #
+# Targets run as many at a time as there are cores (ETCDFS_FUZZ_JOBS=N to change that).
+#
 # The committed corpus (tests/fuzz/corpus/<target>/) is read, never written: new inputs go to
 # a temporary directory that is removed afterwards. A crash, leak, sanitizer report, timeout or
 # violated property makes the script exit 1; the reproducer is kept in DIR/fuzz-artifacts/
@@ -49,38 +51,64 @@ trap 'rm -rf "$WORK"' EXIT
 export ASAN_OPTIONS=${ETCDFS_FUZZ_ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-failed=0
-summary=()
-junit_cases=()
-for t in "${TARGETS[@]}"; do
-  bin=$BUILD/tests/fuzz/$t
-  corpus=$ROOT/tests/fuzz/corpus/$t
-  new=$WORK/$t
-  log=$WORK/$t.log
+# One target: its log, summary line and JUnit case go to $WORK/<target>.*; the exit status
+# says whether it failed. Runs in the background, so it prints nothing but its failure.
+run_target() {
+  local t=$1 rc=0
+  local bin=$BUILD/tests/fuzz/$t corpus=$ROOT/tests/fuzz/corpus/$t new=$WORK/$t log=$WORK/$t.log
   mkdir -p "$new"
-  echo "fuzz: $t for ${SECONDS_PER}s (seeds: $(find "$corpus" -type f | wc -l))" >&2
-  rc=0
-  # First dir = where new inputs go; the committed corpus is only read.
   "$bin" -max_total_time="$SECONDS_PER" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
     -print_final_stats=1 -artifact_prefix="$ARTIFACTS/$t-" "$new" "$corpus" >"$log" 2>&1 || rc=$?
+  local execs rate cov status case
   execs=$(awk '/stat::number_of_executed_units/ {print $NF}' "$log")
   rate=$(awk '/stat::average_exec_per_sec/ {print $NF}' "$log")
   cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" | tail -n1 || true)
   if [[ $rc -eq 0 ]]; then
     status=ok
-    junit_cases+=("<testcase classname=\"fuzz\" name=\"$t\" time=\"$SECONDS_PER\"/>")
+    case="<testcase classname=\"fuzz\" name=\"$t\" time=\"$SECONDS_PER\"/>"
   else
     status="FAILED (exit $rc)"
-    failed=1
-    echo "fuzz: $t FAILED; the end of its log:" >&2
-    grep -v '^#[0-9]' "$log" | tail -n 60 >&2
-    for a in "$ARTIFACTS/$t"-*; do
-      [[ -f $a ]] || continue
-      echo "fuzz: reproducer $a (base64): $(base64 -w0 "$a")" >&2
-    done
-    junit_cases+=("<testcase classname=\"fuzz\" name=\"$t\" time=\"$SECONDS_PER\"><failure message=\"fuzzer exit $rc\"/></testcase>")
+    case="<testcase classname=\"fuzz\" name=\"$t\" time=\"$SECONDS_PER\"><failure message=\"fuzzer exit $rc\"/></testcase>"
+    {
+      echo "fuzz: $t FAILED; the end of its log:"
+      grep -v '^#[0-9]' "$log" | tail -n 60 || true
+      for a in "$ARTIFACTS/$t"-*; do
+        [[ -f $a ]] || continue
+        echo "fuzz: reproducer $a (base64): $(base64 -w0 "$a")"
+      done
+    } >"$WORK/$t.failure"
   fi
-  summary+=("$(printf '  %-14s %-18s %10s execs %8s exec/s  %s' "$t" "$status" "${execs:-?}" "${rate:-?}" "$cov")")
+  printf '  %-14s %-18s %10s execs %8s exec/s  %s\n' "$t" "$status" "${execs:-?}" "${rate:-?}" \
+    "$cov" >"$WORK/$t.summary"
+  echo "$case" >"$WORK/$t.junit"
+  return $rc
+}
+
+# As many targets at once as there are cores: each fuzzer is one busy thread, and nothing else
+# runs beside this stage.
+JOBS=${ETCDFS_FUZZ_JOBS:-$(nproc)}
+for t in "${TARGETS[@]}"; do
+  while [[ $(jobs -rp | wc -l) -ge $JOBS ]]; do wait -n || true; done
+  echo "fuzz: $t for ${SECONDS_PER}s (seeds: $(find "$ROOT/tests/fuzz/corpus/$t" -type f | wc -l))" >&2
+  run_target "$t" &
+done
+wait || true
+# Whether a target failed is read from its files (wait -n already took some exit statuses).
+failed=0
+summary=()
+junit_cases=()
+for t in "${TARGETS[@]}"; do
+  if [[ -f $WORK/$t.failure ]]; then
+    cat "$WORK/$t.failure" >&2
+    failed=1
+  fi
+  if [[ ! -f $WORK/$t.summary || ! -f $WORK/$t.junit ]]; then
+    echo "fuzz: $t left no result" >&2
+    failed=1
+    continue
+  fi
+  summary+=("$(cat "$WORK/$t.summary")")
+  junit_cases+=("$(cat "$WORK/$t.junit")")
 done
 
 echo "fuzz summary (${SECONDS_PER}s per target):"
