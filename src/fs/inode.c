@@ -920,6 +920,25 @@ listing *node_listing_for_name(node *dir, const void *comp, size_t comp_len)
     return l;
 }
 
+void node_note_marker_put(node *dir, int64_t rev)
+{
+    node_lock(dir);
+    dir_part *d = node_dpart(dir);
+    if (d && rev > d->marker_put)
+        d->marker_put = rev;
+    node_unlock(dir);
+}
+
+int64_t node_marker_guess(node *dir)
+{
+    node_lock(dir);
+    dir_part *d = node_dpart(dir);
+    listing *l = d ? fresh_listing_locked(dir) : NULL;
+    int64_t listed = l ? l->marker_mod : 0, put = d ? d->marker_put : 0;
+    node_unlock(dir);
+    return listed > put ? listed : put;
+}
+
 bool node_listing_name_is_changed(node *dir, const void *comp, size_t comp_len)
 {
     node_lock(dir);

@@ -128,8 +128,10 @@ typedef struct dir_part {
                                      * since `list` was read: `list` no longer shows the
                                      * directory as it is, but it and these names together
                                      * still prove every other name absent */
-    uint32_t list_gen; /* changes at every node_drop_listing: a listing read before a change in
-                        * the directory is not kept after it */
+    uint32_t list_gen;  /* changes at every node_drop_listing: a listing read before a change in
+                         * the directory is not kept after it */
+    int64_t marker_put; /* revision at which this mount last wrote the directory's marker (its
+                         * last entry went): rmdir's guess of the marker's revision */
 } dir_part;
 
 /* Fields are ordered so that the struct has no holes and takes 128 bytes with malloc's header
@@ -337,6 +339,12 @@ listing *node_listing_for_name(node *dir, const void *comp, size_t comp_len);
 /* Whether this mount changed the name in dir since dir's listing was read (created, wrote,
  * removed or renamed it): the listing's entry of it may be gone. */
 bool node_listing_name_is_changed(node *dir, const void *comp, size_t comp_len);
+/* This mount wrote dir's marker at rev (an operation took the directory's last entry). */
+void node_note_marker_put(node *dir, int64_t rev);
+/* The best guess of the revision of dir's marker key (0: none): the later of what its listing
+ * read within the cache timeout shows and the last marker this mount wrote. A guess only: the
+ * compare that uses it is decided by etcd. */
+int64_t node_marker_guess(node *dir);
 /* The listing dir holds, however old (with a reference; NULL: none). */
 listing *node_cached_listing(node *dir);
 /* Whether the directory's listing, read within the cache timeout, proves the name absent: it

@@ -73,11 +73,11 @@ static void if_nothing_in_but_records(etcdc_txn *t, const char *from, size_t fro
     free(d);
 }
 
-void txn_keep_parent(etcdc_txn *t, const resolved *r, bool subtree, const char *witness,
+bool txn_keep_parent(etcdc_txn *t, const resolved *r, bool subtree, const char *witness,
                      size_t witness_len)
 {
     if (r->at_root || r->file_len == r->dir_len)
-        return; /* the root always exists; "%" is the marker itself and stays */
+        return false; /* the root always exists; "%" is the marker itself and stays */
     size_t end_len, after_len, sub_end_len = 0;
     char *end = key_prefix_end(r->dir_key, r->dir_len, &end_len);
     char *after = key_join(r->file_key, r->file_len, "", 1, NULL, 0, &after_len);
@@ -115,6 +115,7 @@ void txn_keep_parent(etcdc_txn *t, const resolved *r, bool subtree, const char *
     free(end);
     free(after);
     free(sub_end);
+    return true;
 }
 
 bool keep_parent_witness_gone(const etcdc_txn_result *res)
@@ -122,6 +123,18 @@ bool keep_parent_witness_gone(const etcdc_txn_result *res)
     const etcdc_op_result *last = res->op_count ? &res->ops[res->op_count - 1] : NULL;
     return res->succeeded && last && last->type == ETCDC_OP_TXN && last->txn &&
            !last->txn->succeeded;
+}
+
+bool keep_parent_marker_put(const etcdc_txn_result *res, bool witnessed)
+{
+    const etcdc_op_result *last = res->op_count ? &res->ops[res->op_count - 1] : NULL;
+    const etcdc_txn_result *nest =
+        res->succeeded && last && last->type == ETCDC_OP_TXN ? last->txn : NULL;
+    if (nest && witnessed) { /* If(witness) Else(the compares' Txn) */
+        const etcdc_op_result *inner = !nest->succeeded && nest->op_count ? &nest->ops[0] : NULL;
+        nest = inner && inner->type == ETCDC_OP_TXN ? inner->txn : NULL;
+    }
+    return nest && nest->succeeded;
 }
 
 char *keep_parent_witness(node *dir, const resolved *r, size_t *len)

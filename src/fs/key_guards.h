@@ -18,8 +18,9 @@
  * keys below r), decided by etcd in the same round trip, whatever other hosts did meanwhile.
  * Its compares read every key of the directory (O(directory) per operation, O(N^2) for rm -r
  * or mv of a whole directory); with a witness (keep_parent_witness) they are asked only when
- * that one key is gone. */
-void txn_keep_parent(etcdc_txn *t, const resolved *r, bool subtree, const char *witness,
+ * that one key is gone. Returns whether it added that Txn (none for the mount root's entries
+ * and for a directory's own marker). */
+bool txn_keep_parent(etcdc_txn *t, const resolved *r, bool subtree, const char *witness,
                      size_t witness_len);
 /* A key other than r's believed to lie directly in r's directory (dir, its node), so that the
  * directory outlives r's removal: the directory's witness (witness.h), else the last file of
@@ -30,6 +31,9 @@ char *keep_parent_witness(node *dir, const resolved *r, size_t *len);
 /* After a Txn whose Then ran with txn_keep_parent(witness) as its last operation: whether the
  * witness was gone (the compares decided instead), so that the caller forgets it. */
 bool keep_parent_witness_gone(const etcdc_txn_result *res);
+/* After a Txn whose Then ended with the Txn txn_keep_parent added (witnessed: whether it had a
+ * witness): whether that wrote the parent's marker, at the Txn's revision. */
+bool keep_parent_marker_put(const etcdc_txn_result *res, bool witnessed);
 /* If(the parent directory of key still exists) (no compare at the mount root). */
 void txn_if_parent_exists(etcdc_txn *t, const char *key, size_t len);
 /* The same guard, on one witness key when one is known (witness.h) and witnessed is not NULL:

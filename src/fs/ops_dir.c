@@ -462,6 +462,7 @@ typedef struct rmdir_try {
     const char *witness; /* a key proving the parent stays (keep_parent_witness), or NULL */
     size_t witness_len;
     int64_t rev;      /* of the delete, once committed */
+    bool marker_put;  /* the delete wrote the parent's marker (it left the parent empty) */
     int64_t swept_at; /* > 0: at this revision nothing but records of former entries (left by
                        * another client's delete) lay below the marker: they go too */
 } rmdir_try;
@@ -515,7 +516,7 @@ static int rmdir_attempt(void *arg)
     etcdc_txn_if(t, r->file_key, r->file_len, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
     etcdc_txn_delete(t, ETCDC_THEN, r->sub_key, r->sub_len, x->end, x->end_len, false);
     txn_delete_record(t, ETCDC_THEN, r->sub_key, r->sub_len, ATTRS_DIR);
-    txn_keep_parent(t, r, true, x->witness, x->witness_len);
+    bool keeps = txn_keep_parent(t, r, true, x->witness, x->witness_len);
     etcdc_txn_get(t, ETCDC_ELSE, &below);
     etcdc_txn_get(t, ETCDC_ELSE, &self);
     etcdc_code code = etcdc_txn_commit(g_fs.client, t, &res, &err);
@@ -526,6 +527,7 @@ static int rmdir_attempt(void *arg)
         x->rev = res.revision;
         if (x->witness && keep_parent_witness_gone(&res))
             witness_forget_dir(x->witness, x->witness_len);
+        x->marker_put = keeps && keep_parent_marker_put(&res, x->witness != NULL);
         rc = 0;
     } else if (res.op_count >= 2) {
         const etcdc_kvs *b = &res.ops[0].kvs;
@@ -585,13 +587,8 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
             rc = ENOMEM;
     }
     int64_t marker_mod = 0;
-    if (rc == 0 && (child = node_find(r.sub_key, r.sub_len, NODE_DIR))) {
-        listing *l = node_fresh_listing(child);
-        if (l) {
-            marker_mod = l->marker_mod;
-            listing_unref(l);
-        }
-    }
+    if (rc == 0 && (child = node_find(r.sub_key, r.sub_len, NODE_DIR)))
+        marker_mod = node_marker_guess(child);
     size_t wlen = 0;
     char *witness = rc == 0 && !r.at_root ? keep_parent_witness(dir, &r, &wlen) : NULL;
     rmdir_try x = {.r = &r,
@@ -608,6 +605,8 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
     rev = x.rev;
     if (rc == 0) {
         node_drop_listing(dir);
+        if (x.marker_put)
+            node_note_marker_put(dir, rev);
         if (child) {
             node_drop_listing(child);
             node_unindex(child);
@@ -642,8 +641,7 @@ static int unlink_txn(node *dir, const resolved *r, bool keep_dir, int64_t *rev)
     etcdc_txn_result res = {0};
     etcdc_txn_delete(t, ETCDC_THEN, r->file_key, r->file_len, NULL, 0, false);
     txn_delete_record(t, ETCDC_THEN, r->file_key, r->file_len, ATTRS_FILE);
-    if (keep_dir)
-        txn_keep_parent(t, r, false, w, wlen);
+    bool keeps = keep_dir && txn_keep_parent(t, r, false, w, wlen);
     etcdc_code code = etcdc_txn_commit(g_fs.client, t, &res, &err);
     int rc = 0;
     if (code != ETCDC_OK)
@@ -652,6 +650,8 @@ static int unlink_txn(node *dir, const resolved *r, bool keep_dir, int64_t *rev)
         rc = ENOENT;
     if (code == ETCDC_OK && w && keep_parent_witness_gone(&res))
         witness_forget_dir(w, wlen);
+    if (rc == 0 && keeps && keep_parent_marker_put(&res, w != NULL))
+        node_note_marker_put(dir, res.revision);
     *rev = rc == 0 ? res.revision : 0;
     etcdc_txn_result_clear(&res);
     etcdc_txn_free(t);

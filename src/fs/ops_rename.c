@@ -202,6 +202,7 @@ typedef struct file_move {
     char *witness; /* keep_parent: a key proving the source directory stays (or NULL) */
     size_t witness_len;
     int64_t revision; /* of the move, once committed */
+    bool marker_put;  /* the move wrote the source directory's marker (it took its last entry) */
     /* the attribute records that go with the contents (docs/design-attributes.md) */
     bool src_has_rec, dst_has_rec;
     attrs src_rec, dst_rec;
@@ -259,8 +260,7 @@ static int file_move_attempt(void *arg)
         else
             txn_delete_record(t, ETCDC_THEN, rs->file_key, rs->file_len, ATTRS_FILE);
     }
-    if (x->keep_parent)
-        txn_keep_parent(t, rs, false, x->witness, x->witness_len);
+    bool keeps = x->keep_parent && txn_keep_parent(t, rs, false, x->witness, x->witness_len);
     etcdc_txn_get(t, ETCDC_ELSE, &rsrc);
     etcdc_txn_get(t, ETCDC_ELSE, &rdst);
     etcdc_code code = etcdc_txn_commit(g_fs.client, t, &res, &err);
@@ -271,6 +271,7 @@ static int file_move_attempt(void *arg)
         x->revision = res.revision;
         if (x->witness && keep_parent_witness_gone(&res))
             witness_forget_dir(x->witness, x->witness_len);
+        x->marker_put = keeps && keep_parent_marker_put(&res, x->witness != NULL);
     } else if (res.op_count == 2) {
         /* Find out which guard failed, refresh, and try again. */
         const etcdc_kvs *s = &res.ops[0].kvs, *d = &res.ops[1].kvs;
@@ -423,6 +424,8 @@ static int rename_file(node *src, node *dst, const names2 *nm, unsigned flags, b
             node_listing_name_changed(nm->sp, rs->comp, rs->comp_len);
             node_listing_name_changed(nm->dp, rd->comp, rd->comp_len);
         }
+        if (x.marker_put)
+            node_note_marker_put(nm->sp, revision);
     }
     commit_end(&cm, rc == 0 ? revision : 0);
     if (second && second != first)
@@ -472,6 +475,7 @@ typedef struct dir_move {
     char *drec, *drec_end; /* the same for the destination name */
     size_t drec_len;
     int64_t revision; /* of the move, once committed */
+    bool marker_put;  /* the move wrote the source directory's marker (it took its last entry) */
 } dir_move;
 
 static size_t own_record_budget(const etcdc_txn_result *snap);
@@ -617,7 +621,7 @@ static size_t own_record_budget(const etcdc_txn_result *snap)
 
 /* The move of the snapshot, guarded by it: Then(delete the source subtree, put every key at
  * the destination, keep the source's parent) Else(read the destination). */
-static etcdc_txn *dir_move_txn(const dir_move *x, const etcdc_txn_result *snap)
+static etcdc_txn *dir_move_txn(const dir_move *x, const etcdc_txn_result *snap, bool *keeps)
 {
     const resolved *rs = x->nm->rs, *rd = x->nm->rd;
     const etcdc_kvs *keys = &snap->ops[0].kvs;
@@ -661,8 +665,7 @@ static etcdc_txn *dir_move_txn(const dir_move *x, const etcdc_txn_result *snap)
                       own->value_len, 0);
     }
     move_own_records(t, x, snap);
-    if (!x->same_dir)
-        txn_keep_parent(t, rs, true, NULL, 0);
+    *keeps = !x->same_dir && txn_keep_parent(t, rs, true, NULL, 0);
     etcdc_range_req dst_below = {.key = rd->sub_key,
                                  .key_len = rd->sub_len,
                                  .range_end = x->dend,
@@ -684,7 +687,8 @@ static int dir_move_attempt(void *arg)
     etcdc_txn_result snap = {0}, res = {0};
     etcdc_error err = {0};
     int rc = dir_snapshot(x, &snap);
-    etcdc_txn *t = rc == 0 ? dir_move_txn(x, &snap) : NULL;
+    bool keeps = false;
+    etcdc_txn *t = rc == 0 ? dir_move_txn(x, &snap, &keeps) : NULL;
     etcdc_code code = rc == 0 ? etcdc_txn_commit(g_fs.client, t, &res, &err) : ETCDC_OK;
     if (rc != 0) {
         /* the snapshot said */
@@ -694,6 +698,7 @@ static int dir_move_attempt(void *arg)
         rc = fs_fail("rename", rs->sub_key, rs->sub_len, code, &err);
     } else if (res.succeeded) {
         x->revision = res.revision;
+        x->marker_put = keeps && keep_parent_marker_put(&res, false);
         moved_dir(x->nm, x->cm, &snap, x->revision);
     } else if (res.op_count == 2) {
         const etcdc_kvs *db = &res.ops[0].kvs;
@@ -733,6 +738,8 @@ static int rename_dir(const names2 *nm, unsigned flags)
     x.drec_end = key_join(rd->file_key, rd->file_len, "\1", 1, NULL, 0, &x.drec_len);
     bool mem = x.send && x.dend && x.dafter && x.srec && x.srec_end && x.drec && x.drec_end;
     int rc = !names_current(nm) ? EAGAIN : !mem ? ENOMEM : optimistic_run(dir_move_attempt, &x);
+    if (rc == 0 && x.marker_put)
+        node_note_marker_put(nm->sp, x.revision);
     commit_end(&cm, x.revision);
     free(x.send);
     free(x.dend);

@@ -295,7 +295,36 @@ def test_rm_r_is_one_round_trip_per_file(etcd, mount, options):
     d = delta(s0, m.stats(), *RT)
     assert revision(etcd) - rev0 == n + 1  # n deletes (the last one with the marker), rmdir
     # n unlinks and a few more, whatever n: the lookups of rm and d, the listing's pages and
-    # read-ahead, the rmdir (and its retry when it guessed the marker's revision wrong);
+    # read-ahead, the rmdir (one Txn: the last unlink told it the marker's revision);
     # before, each of rm's lookups after the first unlink was a round trip too (2n)
     assert n + 1 <= d["rt_total"] <= n + 12, d
     assert etcd.ctl("get", "--prefix", "--keys-only", "/rm/").split() == ["/rm/keep"]
+
+
+@pytest.mark.parametrize("options", [LONG_CACHE, WATCH], ids=["close-to-open", "watch"])
+@pytest.mark.parametrize("empty_by", ["rm", "mv", "rmdir"])
+def test_rmdir_after_the_last_entry_went_is_one_round_trip(etcd, mount, options, empty_by):
+    """The operation that took a directory's last entry wrote its marker, and this mount knows
+    at which revision: the rmdir that follows guesses the marker right (one Txn, not a failed
+    compare and a retry), whether the entries went by unlink, by a rename out or by rmdir."""
+    names = [f"e{i}" for i in range(5)]
+    if empty_by == "rmdir":
+        fill(etcd, [(f"/rd/d/{k}/", "") for k in names])
+    else:
+        fill(etcd, [(f"/rd/d/{k}", "x") for k in names])
+    etcd.ctl("put", "/rd/out/", "")
+    m = mount(etcd, options=options)
+    top = m.path / "rd"
+    os.listdir(top / "d")
+    for k in names:
+        if empty_by == "rm":
+            os.unlink(top / "d" / k)
+        elif empty_by == "mv":
+            os.rename(top / "d" / k, top / "out" / k)
+        else:
+            os.rmdir(top / "d" / k)
+    assert etcd.ctl("get", "--prefix", "--keys-only", "/rd/d").split() == ["/rd/d/"]  # its marker
+    s0 = m.stats()
+    os.rmdir(top / "d")
+    assert delta(s0, m.stats(), "rt_total") == {"rt_total": 1}
+    assert etcd.ctl("get", "--prefix", "--keys-only", "/rd/d").split() == []
