@@ -830,7 +830,7 @@ PROFILE_NOTES = [
     "each: FUSE workers about 2 per request, the stream thread that holds gRPC's poller about 3.5 "
     "per round trip, the notify thread, gRPC's executor), and `perf stat -e "
     'context-switches,task-clock -p PID` over 200 new and 200 existing files counted 12,440 '
-    'switches and 316 ms of daemon CPU. In a tight libetcdc loop (bench-like etcd on /dev/shm) a '
+    'switches and 316 ms of daemon CPU. In a tight libetcdc loop (`bench/fs_load txnshape`, etcd on /dev/shm) a '
     "Put took 241-300 us p50, the new file's Txn (three compares and the Put) 268-371 us, and "
     "both 30-60 us more with a watch on the written keys in the same process. Handing gRPC's "
     'poller to the thread that waits for its answer (waking the stream thread out of epoll as '

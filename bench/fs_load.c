@@ -27,6 +27,13 @@
  *   fs_load liblock NAME N          libetcdc session lock acquire + release -> LAT lib_lock
  *   fs_load notify KEY PATH N       libetcdc Put of a new value, then open/read/close of PATH
  *                                   until it shows that value -> LAT notify_reread
+ *   fs_load txnshape KEYPREFIX N SIZE WATCH
+ *       what the daemon's writes cost etcd and the client, without the daemon: N rounds of one
+ *       libetcdc Put of KEYPREFIX p<i> and one Txn shaped as a new file's write-back
+ *       (If(KEYPREFIX n<i> absent, a witness key present, nothing below KEYPREFIX n<i>/)
+ *       Then(Put)), with WATCH=1 while this process watches KEYPREFIX, as the daemon does;
+ *       KEYPREFIX must hold no such keys yet
+ *       -> LAT lib_put|lib_newfile_txn ...
  *   fs_load wake KEY PATH TIMEOUT_MS
  *                                   does inotify (IN_MODIFY) or poll() on an open PATH wake
  *                                   after a libetcdc Put of KEY? -> WAKE inotify|poll <us|n/a>
@@ -592,6 +599,84 @@ static int wake(const char *key, const char *path, int timeout_ms)
     return 0;
 }
 
+static void ignore_events(void *arg, const etcdc_watch_response *resp)
+{
+    (void)arg;
+    (void)resp;
+}
+
+/* One Txn of a new file's write-back shape (ops_file.c: create-if-absent, parent witness, no
+ * directory of the name). */
+static void newfile_txn(etcdc_client *c, const char *key, const char *witness, const char *value,
+                        size_t size)
+{
+    size_t klen = strlen(key);
+    char below[520], end[520];
+    snprintf(below, sizeof below, "%s/", key);
+    snprintf(end, sizeof end, "%s0", key); /* '0' follows '/' */
+    etcdc_txn *t = etcdc_txn_new();
+    etcdc_txn_if(t, key, klen, ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+    etcdc_txn_if(t, witness, strlen(witness), ETCDC_CMP_CREATE, ETCDC_GREATER, 0);
+    etcdc_txn_if_range(t, below, strlen(below), end, strlen(end), ETCDC_CMP_CREATE, ETCDC_EQUAL, 0);
+    etcdc_txn_put(t, ETCDC_THEN, key, klen, value, size, 0);
+    etcdc_range_req get = {.key = key, .key_len = klen};
+    etcdc_txn_get(t, ETCDC_ELSE, &get);
+    etcdc_txn_result res = {0};
+    etcdc_error err = {0};
+    if (etcdc_txn_commit(c, t, &res, &err) != ETCDC_OK || !res.succeeded) {
+        fprintf(stderr, "fs_load: txn on %s: %s\n", key,
+                err.code ? err.message : "the key exists already (txnshape needs a new KEYPREFIX)");
+        exit(1);
+    }
+    etcdc_txn_result_clear(&res);
+    etcdc_txn_free(t);
+}
+
+static int txnshape(const char *kprefix, int n, size_t size, int watch)
+{
+    etcdc_client *c = connect_client();
+    etcdc_error err = {0};
+    char *value = malloc(size);
+    double *put = malloc(sizeof(double) * (size_t)n), *txn = malloc(sizeof(double) * (size_t)n);
+    if (!value || !put || !txn)
+        die("malloc");
+    memset(value, 't', size);
+    char witness[512], key[512];
+    snprintf(witness, sizeof witness, "%switness", kprefix);
+    if (etcdc_put(c, witness, strlen(witness), "w", 1, NULL, &err) != ETCDC_OK) {
+        fprintf(stderr, "fs_load: %s\n", err.message);
+        return 1;
+    }
+    etcdc_watcher *w =
+        watch ? etcdc_watch_prefix(c, kprefix, strlen(kprefix), 0, false, ignore_events, NULL, &err)
+              : NULL;
+    if (watch && !w) {
+        fprintf(stderr, "fs_load: watch: %s\n", err.message);
+        return 1;
+    }
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof key, "%sp%d", kprefix, i);
+        double t0 = now_us();
+        if (etcdc_put(c, key, strlen(key), value, size, NULL, &err) != ETCDC_OK) {
+            fprintf(stderr, "fs_load: put: %s\n", err.message);
+            return 1;
+        }
+        put[i] = now_us() - t0;
+        snprintf(key, sizeof key, "%sn%d", kprefix, i);
+        t0 = now_us();
+        newfile_txn(c, key, witness, value, size);
+        txn[i] = now_us() - t0;
+    }
+    report("lib_put", put, n);
+    report("lib_newfile_txn", txn, n);
+    free(value);
+    free(put);
+    free(txn);
+    etcdc_watch_cancel(w);
+    etcdc_client_free(c);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -614,6 +699,8 @@ int main(int argc, char **argv)
         return liblock(argv[2], atoi(argv[3]));
     if (argc == 5 && !strcmp(argv[1], "notify"))
         return notify(argv[2], argv[3], atoi(argv[4]));
+    if (argc == 6 && !strcmp(argv[1], "txnshape"))
+        return txnshape(argv[2], atoi(argv[3]), (size_t)atol(argv[4]), atoi(argv[5]));
     if (argc == 5 && !strcmp(argv[1], "wake"))
         return wake(argv[2], argv[3], atoi(argv[4]));
     fprintf(stderr, "usage: see the comment at the top of bench/fs_load.c\n");
