@@ -933,7 +933,7 @@ int64_t node_marker_guess(node *dir)
 {
     node_lock(dir);
     dir_part *d = node_dpart(dir);
-    listing *l = d ? fresh_listing_locked(dir) : NULL;
+    listing *l = fresh_listing_locked(dir);
     int64_t listed = l ? l->marker_mod : 0, put = d ? d->marker_put : 0;
     node_unlock(dir);
     return listed > put ? listed : put;

@@ -118,20 +118,16 @@ bool txn_keep_parent(etcdc_txn *t, const resolved *r, bool subtree, const char *
     return true;
 }
 
-bool keep_parent_witness_gone(const etcdc_txn_result *res)
-{
-    const etcdc_op_result *last = res->op_count ? &res->ops[res->op_count - 1] : NULL;
-    return res->succeeded && last && last->type == ETCDC_OP_TXN && last->txn &&
-           !last->txn->succeeded;
-}
-
-bool keep_parent_marker_put(const etcdc_txn_result *res, bool witnessed)
+bool keep_parent_settle(const etcdc_txn_result *res, const char *witness, size_t witness_len)
 {
     const etcdc_op_result *last = res->op_count ? &res->ops[res->op_count - 1] : NULL;
     const etcdc_txn_result *nest =
         res->succeeded && last && last->type == ETCDC_OP_TXN ? last->txn : NULL;
-    if (nest && witnessed) { /* If(witness) Else(the compares' Txn) */
-        const etcdc_op_result *inner = !nest->succeeded && nest->op_count ? &nest->ops[0] : NULL;
+    if (nest && witness) { /* If(witness) Else(the compares' Txn) */
+        if (nest->succeeded)
+            return false; /* the witness stands: nothing was written */
+        witness_forget_dir(witness, witness_len);
+        const etcdc_op_result *inner = nest->op_count ? &nest->ops[0] : NULL;
         nest = inner && inner->type == ETCDC_OP_TXN ? inner->txn : NULL;
     }
     return nest && nest->succeeded;

@@ -28,12 +28,10 @@ bool txn_keep_parent(etcdc_txn *t, const resolved *r, bool subtree, const char *
  * mv and find -delete go in listing order: the last file lasts the longest). A malloc'ed key,
  * or NULL. */
 char *keep_parent_witness(node *dir, const resolved *r, size_t *len);
-/* After a Txn whose Then ran with txn_keep_parent(witness) as its last operation: whether the
- * witness was gone (the compares decided instead), so that the caller forgets it. */
-bool keep_parent_witness_gone(const etcdc_txn_result *res);
-/* After a Txn whose Then ended with the Txn txn_keep_parent added (witnessed: whether it had a
- * witness): whether that wrote the parent's marker, at the Txn's revision. */
-bool keep_parent_marker_put(const etcdc_txn_result *res, bool witnessed);
+/* After a committed Txn whose Then ended with the Txn txn_keep_parent added, with the same
+ * witness (or NULL): forgets the witness when it was gone (the compares decided instead), and
+ * returns whether the parent's marker was written, at the Txn's revision. */
+bool keep_parent_settle(const etcdc_txn_result *res, const char *witness, size_t witness_len);
 /* If(the parent directory of key still exists) (no compare at the mount root). */
 void txn_if_parent_exists(etcdc_txn *t, const char *key, size_t len);
 /* The same guard, on one witness key when one is known (witness.h) and witnessed is not NULL:

@@ -525,9 +525,7 @@ static int rmdir_attempt(void *arg)
         rc = fs_fail("rmdir", r->sub_key, r->sub_len, code, &err);
     } else if (res.succeeded) {
         x->rev = res.revision;
-        if (x->witness && keep_parent_witness_gone(&res))
-            witness_forget_dir(x->witness, x->witness_len);
-        x->marker_put = keeps && keep_parent_marker_put(&res, x->witness != NULL);
+        x->marker_put = keeps && keep_parent_settle(&res, x->witness, x->witness_len);
         rc = 0;
     } else if (res.op_count >= 2) {
         const etcdc_kvs *b = &res.ops[0].kvs;
@@ -648,9 +646,8 @@ static int unlink_txn(node *dir, const resolved *r, bool keep_dir, int64_t *rev)
         rc = fs_fail("unlink", r->file_key, r->file_len, code, &err);
     else if (res.op_count < 1 || res.ops[0].deleted == 0)
         rc = ENOENT;
-    if (code == ETCDC_OK && w && keep_parent_witness_gone(&res))
-        witness_forget_dir(w, wlen);
-    if (rc == 0 && keeps && keep_parent_marker_put(&res, w != NULL))
+    bool marker_put = code == ETCDC_OK && keeps && keep_parent_settle(&res, w, wlen);
+    if (rc == 0 && marker_put)
         node_note_marker_put(dir, res.revision);
     *rev = rc == 0 ? res.revision : 0;
     etcdc_txn_result_clear(&res);

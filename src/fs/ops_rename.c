@@ -269,9 +269,7 @@ static int file_move_attempt(void *arg)
         rc = fs_fail("rename", rs->file_key, rs->file_len, code, &err);
     } else if (res.succeeded) {
         x->revision = res.revision;
-        if (x->witness && keep_parent_witness_gone(&res))
-            witness_forget_dir(x->witness, x->witness_len);
-        x->marker_put = keeps && keep_parent_marker_put(&res, x->witness != NULL);
+        x->marker_put = keeps && keep_parent_settle(&res, x->witness, x->witness_len);
     } else if (res.op_count == 2) {
         /* Find out which guard failed, refresh, and try again. */
         const etcdc_kvs *s = &res.ops[0].kvs, *d = &res.ops[1].kvs;
@@ -698,7 +696,7 @@ static int dir_move_attempt(void *arg)
         rc = fs_fail("rename", rs->sub_key, rs->sub_len, code, &err);
     } else if (res.succeeded) {
         x->revision = res.revision;
-        x->marker_put = keeps && keep_parent_marker_put(&res, false);
+        x->marker_put = keeps && keep_parent_settle(&res, NULL, 0);
         moved_dir(x->nm, x->cm, &snap, x->revision);
     } else if (res.op_count == 2) {
         const etcdc_kvs *db = &res.ops[0].kvs;
