@@ -620,6 +620,29 @@ static bool replay_setattr(fuse_req_t req, fuse_ino_t ino)
     return true;
 }
 
+/* The kernel asks for a file's attributes in the middle of a replay (the permission check of
+ * an open whose attributes timed out, the replay's own fstat): answered from the node as it is,
+ * never from etcd. A node the watch has not filled in gives timeout 0, so that the next stat
+ * of anyone else asks the handlers. Directories go to the handler, which never asks etcd. */
+static bool replay_getattr(fuse_req_t req, fuse_ino_t ino)
+{
+    if (!is_own(req))
+        return false;
+    node *n = node_get(ino);
+    if (!n || n->type != NODE_FILE) {
+        node_put(n);
+        return false;
+    }
+    struct stat st;
+    node_lock(n);
+    bool known = n->known;
+    node_fill_attr(n, &st, true);
+    node_unlock(n);
+    fuse_reply_attr(req, &st, known ? g_fs.timeout : 0);
+    node_put(n);
+    return true;
+}
+
 static bool replay_close(fuse_req_t req, struct fuse_file_info *fi)
 {
     if (fi->fh != (uint64_t)(uintptr_t)&r_handle)
@@ -701,6 +724,14 @@ static void open_op(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         inner.open(req, ino, fi);
 }
 
+static void getattr_op(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    if (replay_getattr(req, ino))
+        stats_inc(STAT_OP_getattr);
+    else
+        inner.getattr(req, ino, fi);
+}
+
 static void setattr_op(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                        struct fuse_file_info *fi)
 {
@@ -750,6 +781,7 @@ const struct fuse_lowlevel_ops *replay_wrap_ops(const struct fuse_lowlevel_ops *
     outer.lookup = lookup_op;
     outer.create = create_op;
     outer.open = open_op;
+    outer.getattr = getattr_op;
     outer.setattr = setattr_op;
     outer.unlink = unlink_op;
     outer.rename = rename_op;

@@ -30,9 +30,9 @@ void replay_delivered(int64_t rev);
 void replay_stop(void);
 
 /* The operation table ops with the replay thread's own requests (lookup, create, open,
- * setattr, unlink, rename, flush, release) answered from the node table, never from etcd; every
- * other request goes to ops. Every entry named must be set in ops; the result lives as long as
- * the process. */
+ * getattr of a file, setattr, unlink, rename, flush, release) answered from the node table,
+ * never from etcd; every other request goes to ops. Every entry named must be set in ops; the
+ * result lives as long as the process. */
 const struct fuse_lowlevel_ops *replay_wrap_ops(const struct fuse_lowlevel_ops *ops);
 
 #endif
