@@ -52,16 +52,42 @@ static pthread_cond_t applied_cv = PTHREAD_COND_INITIALIZER;
 static int64_t applied_rev;   /* [q_mu] every change up to this revision is applied */
 static uint64_t resyncs_done; /* [q_mu] */
 
-static void enqueue(queued_event *e)
+/* Events in the order the watch delivered them, handed to the notify thread together. */
+typedef struct event_batch {
+    queued_event *head, *tail;
+} event_batch;
+
+static void batch_add(event_batch *b, queued_event *e)
 {
+    if (!e)
+        return;
+    if (b->tail)
+        b->tail->next = e;
+    else
+        b->head = e;
+    b->tail = e;
+}
+
+/* One wake-up of the notify thread for a whole watch response, not one per event. */
+static void enqueue_batch(const event_batch *b)
+{
+    if (!b->head)
+        return;
     pthread_mutex_lock(&q_mu);
     if (q_tail)
-        q_tail->next = e;
+        q_tail->next = b->head;
     else
-        q_head = e;
-    q_tail = e;
+        q_head = b->head;
+    q_tail = b->tail;
     pthread_cond_signal(&q_cv);
     pthread_mutex_unlock(&q_mu);
+}
+
+static void enqueue(queued_event *e)
+{
+    event_batch b = {0};
+    batch_add(&b, e);
+    enqueue_batch(&b);
 }
 
 static void inval_entry(node *dir, const char *comp, size_t comp_len)
@@ -138,7 +164,8 @@ static bool record_event(const etcdc_kv *kv, bool is_delete, bool own)
     if (changed)
         fuse_lowlevel_notify_inval_inode(g_fs.se, n->ino, -1, 0); /* attributes only */
     if (changed && !own)
-        replay_attrib(kv->key, at + name_len); /* inotify watchers: IN_ATTRIB */
+        replay_attrib(kv->key, at + name_len, /* inotify watchers: IN_ATTRIB */
+                      is_delete && kind != ATTRS_DIR);
     node_put(n);
     return true;
 }
@@ -377,38 +404,32 @@ static queued_event *copy_event(const etcdc_event *ev)
     return q;
 }
 
-/* On the library's stream thread: copy and hand over, never block. */
-static void enqueue_marker(int64_t rev)
+static queued_event *new_marker(int64_t rev)
 {
     queued_event *m = calloc(1, sizeof *m);
-    if (m) {
+    if (m)
         m->mark_rev = rev;
-        enqueue(m);
-    }
+    return m;
 }
 
+/* On the library's stream thread: copy and hand over, never block. */
 static void on_watch(void *arg, const etcdc_watch_response *resp)
 {
     (void)arg;
+    event_batch b = {0};
     if (resp->kind == ETCDC_WATCH_PROGRESS)
-        enqueue_marker(resp->revision);
+        batch_add(&b, new_marker(resp->revision));
     if (resp->kind == ETCDC_WATCH_EVENTS) {
         for (size_t i = 0; i < resp->event_count; i++) {
             queued_event *q = copy_event(&resp->events[i]);
-            if (q)
-                enqueue(q);
-            else {
-                queued_event *r = calloc(1, sizeof *r);
-                if (r) {
-                    r->resync = true;
-                    enqueue(r);
-                }
-            }
+            if (!q && (q = calloc(1, sizeof *q)) != NULL)
+                q->resync = true;
+            batch_add(&b, q);
         }
         /* After the events it vouches for: a fence (lock) or a waiting replay that sees it
          * must find every event of the response applied. A response holds whole revisions. */
         if (resp->event_count > 0)
-            enqueue_marker(resp->events[resp->event_count - 1].kv.mod_revision);
+            batch_add(&b, new_marker(resp->events[resp->event_count - 1].kv.mod_revision));
     } else if (resp->kind == ETCDC_WATCH_COMPACTED || resp->kind == ETCDC_WATCH_CANCELED) {
         /* Events were lost: every cached answer must be confirmed again, and a new watch
          * starts from the current revision (the notify thread does both). The timeouts keep
@@ -418,11 +439,11 @@ static void on_watch(void *arg, const etcdc_watch_response *resp)
                 resp->message && *resp->message ? ": " : "", resp->message ? resp->message : "");
         __atomic_store_n(&watching, false, __ATOMIC_RELEASE);
         queued_event *r = calloc(1, sizeof *r);
-        if (r) {
+        if (r)
             r->resync = r->rewatch = true;
-            enqueue(r);
-        }
+        batch_add(&b, r);
     }
+    enqueue_batch(&b);
 }
 
 /* The watch on the prefix, with etcd's periodic progress notifications: an idle cache keeps

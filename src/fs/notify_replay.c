@@ -55,16 +55,17 @@ typedef struct replay_item {
     replay_kind kind;
     node *n;                  /* CREATE, DELETE: the file's node; RENAME: the old name's node
                                * (with a reference) */
-    fuse_ino_t parent;        /* CREATE, DELETE: the directory's node id, 0 = not known */
+    fuse_ino_t parent;        /* the directory's node id, 0 = not known */
     char name[NAMES_MAX + 1]; /* the display name in that directory (RENAME: the new one) */
     char *path;               /* relative to the mount root */
     int64_t rev;              /* CREATE, RENAME: the revision of the new key */
-    char *key;                /* CREATE, RENAME: the new key */
+    char *key;                /* CREATE, RENAME: the new key; MODIFY, ATTRIB: the key */
     size_t key_len;
     struct timespec ready; /* CREATE: not replayed before (it may become a RENAME) */
     fuse_ino_t old_parent; /* RENAME: the old name */
     char old_name[NAMES_MAX + 1];
     char *old_path;
+    bool record_deleted; /* ATTRIB: a file's record was deleted */
 } replay_item;
 
 static pthread_mutex_t r_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -114,6 +115,20 @@ static int root_open(void)
     return fd;
 }
 
+/* The file of key is absent for the node table (deleted as the watch said, or forgotten since):
+ * an event for its attributes would only cost a lookup in etcd. */
+static bool file_gone(const char *key, size_t key_len)
+{
+    node *n = node_find(key, key_len, NODE_FILE);
+    if (!n)
+        return true;
+    node_lock(n);
+    bool absent = n->unlinked || (n->known && n->mod_rev == 0 && !n->dirty && !n->pending);
+    node_unlock(n);
+    node_put(n);
+    return absent;
+}
+
 static void replay_one(const replay_item *it)
 {
     /* A directory's value (shown as "%value") replayed under the directory's own name: the
@@ -134,6 +149,10 @@ static void replay_one(const replay_item *it)
     if (it->kind == REPLAY_DELETE) {
         if (unlinkat(root, it->path, 0) != 0)
             log_debug("replay of '%s' not possible: %s", it->path, strerror(errno));
+        close(root);
+        return;
+    }
+    if (it->kind == REPLAY_ATTRIB && it->record_deleted && file_gone(it->key, it->key_len)) {
         close(root);
         return;
     }
@@ -406,7 +425,7 @@ void replay_event(const etcdc_kv *kv, bool is_delete, bool known_here)
     if (!is_delete)
         it->kind = kv->version == 1 ? REPLAY_CREATE : REPLAY_MODIFY;
     it->path = display_path(kv, &dir_at, it->name);
-    if (it->path && it->kind != REPLAY_MODIFY) {
+    if (it->path) {
         node *dir = node_find(kv->key, dir_at, NODE_DIR);
         it->parent = dir ? dir->ino : 0;
         node_put(dir);
@@ -426,7 +445,7 @@ void replay_event(const etcdc_kv *kv, bool is_delete, bool known_here)
     enqueue(it);
 }
 
-void replay_attrib(const char *key, size_t key_len)
+void replay_attrib(const char *key, size_t key_len, bool file_record_deleted)
 {
     if (g_fs.opts->ro || key_len <= g_fs.prefix_len)
         return;
@@ -436,11 +455,19 @@ void replay_attrib(const char *key, size_t key_len)
     size_t dir_at;
     etcdc_kv kv = {.key = (char *)key, .key_len = key_len};
     it->kind = REPLAY_ATTRIB;
+    it->record_deleted = file_record_deleted;
     it->path = display_path(&kv, &dir_at, it->name);
-    if (!it->path) {
+    it->key = malloc(key_len + 1);
+    if (!it->path || !it->key) {
         item_free(it);
         return;
     }
+    memcpy(it->key, key, key_len);
+    it->key[key_len] = 0;
+    it->key_len = key_len;
+    node *dir = node_find(key, dir_at, NODE_DIR);
+    it->parent = dir ? dir->ino : 0;
+    node_put(dir);
     enqueue(it);
 }
 
@@ -522,10 +549,56 @@ static bool still_absent(node *n)
     return absent;
 }
 
+/* The file node of the key whose change or attributes the replay thread is replaying under
+ * (parent, name), with a reference; NULL when that is not what it looks up. */
+static node *replaying_change(fuse_ino_t parent, const char *name)
+{
+    char *key = NULL;
+    size_t key_len = 0;
+    pthread_mutex_lock(&r_mu);
+    replay_item *it = r_current;
+    if (it && (it->kind == REPLAY_MODIFY || it->kind == REPLAY_ATTRIB) && it->key &&
+        it->parent != 0 && it->parent == parent && !strcmp(it->name, name) &&
+        (key = malloc(it->key_len + 1)) != NULL) {
+        memcpy(key, it->key, it->key_len + 1);
+        key_len = it->key_len;
+    }
+    pthread_mutex_unlock(&r_mu);
+    node *n = key ? node_find(key, key_len, NODE_FILE) : NULL;
+    free(key);
+    return n;
+}
+
+/* The replay's own lookup of the name it changes, once the kernel's entry expired: the node
+ * table knows the key from the watch (present, or absent since), so etcd is not asked. Both
+ * answers time out at once: the next lookup of anyone else asks the handlers. */
+static bool replay_lookup_change(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    node *n = replaying_change(parent, name);
+    if (!n)
+        return false;
+    node_lock(n);
+    bool present = n->known && n->mod_rev > 0 && !n->unlinked && node_indexed(n);
+    bool absent = n->known && n->mod_rev == 0 && !n->dirty && !n->pending;
+    node_unlock(n);
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof e);
+    if (present) {
+        entry_for(n, &e);
+        e.entry_timeout = e.attr_timeout = 0;
+    }
+    if (present || absent)
+        fuse_reply_entry(req, &e);
+    node_put(n);
+    return present || absent;
+}
+
 static bool replay_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     if (!is_own(req))
         return false;
+    if (replay_lookup_change(req, parent, name))
+        return true;
     struct fuse_entry_param e;
     memset(&e, 0, sizeof e);
     node *n = replaying(REPLAY_DELETE, parent, name);

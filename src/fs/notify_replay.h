@@ -21,8 +21,10 @@
  * (a change made through this mount): nothing to replay. */
 void replay_event(const etcdc_kv *kv, bool is_delete, bool known_here);
 /* On the notify thread: the attribute record of the entry whose key is key (a file's key, or a
- * directory's without its '/') changed elsewhere: IN_ATTRIB. */
-void replay_attrib(const char *key, size_t key_len);
+ * directory's without its '/') changed elsewhere: IN_ATTRIB. file_record_deleted: a file's
+ * record went, most often with the file: no event when the node table has the file absent (or
+ * no longer has it) by the time of the replay. */
+void replay_attrib(const char *key, size_t key_len, bool file_record_deleted);
 /* On the notify thread: every event up to rev has been passed to replay_event. A create waits
  * for this before it is replayed, since a delete of its revision makes it a rename. */
 void replay_delivered(int64_t rev);
