@@ -836,6 +836,23 @@ PROFILE_NOTES = [
     'poller to the thread that waits for its answer (waking the stream thread out of epoll as '
     "each call starts) showed no gain in 4 alternating rounds; this machine's run-to-run noise (a "
     'Put 207-450 us p50 on the same day) is larger than such effects.',
+    'cp -r of 5,000 files of 1 KiB in watch mode, profiled on 2026-12-07, late evening (etcd on '
+    '/dev/shm; `perf record -a`, `perf sched`, `perf stat -e context-switches,task-clock -p PID`,'
+    ' /proc/PID/task/*/status, the stats view): 6.6-9.1 s; per file 7 FUSE requests (LOOKUP, '
+    'CREATE, GETATTR of the directory, whose attributes the previous create made the kernel drop,'
+    ' GETXATTR security.capability, which the kernel sends before every write(2) and which '
+    "libfuse 3.14 cannot negotiate away (FUSE_HANDLE_KILLPRIV_V2 is newer), WRITE, FLUSH, "
+    "RELEASE) and 2 round trips; the daemon's create took 400-660 us and its flush 360-610 us "
+    "mean, where bench/fs_load's tight loop took 320-405 us for the create's Txn and 270-370 us "
+    'for a Put with a watch in the process. The daemon used 0.62 ms of CPU and about 24 context '
+    'switches per file (FUSE workers 13.6, the stream thread 6.3, the notify thread 3.6, '
+    "gRPC's executor 1) while the two CPUs were 56% busy (etcd 26%, the daemon 21%, cp 8% of "
+    'samples), and perf sched showed the stream thread waiting up to 0.34 ms for a CPU held by '
+    "etcd's goroutines after etcd woke it with an answer. A second connection for the watch (its"
+    ' own gRPC channel) changed nothing measurable in 3 alternating rounds and was not kept; '
+    "handing each watch response's events to the notify thread with one wake-up instead of one "
+    'per event and marker took 5-6% of the switches away (122,549-126,616 -> 116,759-118,916 '
+    'over 5,000 files), within the noise of the wall time.',
     'Strict mode answers every LOOKUP and file GETATTR with a read-only Txn: `ls -l` of 10,000 '
     "files is 7 round trips per entry (ls's statx and two lgetxattr each look up the directory "
     "and the name, plus the getattr). The directory's lookup asked for the first key below it "

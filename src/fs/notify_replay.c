@@ -695,8 +695,8 @@ static bool replay_setattr(fuse_req_t req, fuse_ino_t ino)
 
 /* The kernel asks for a file's attributes in the middle of a replay (the permission check of
  * an open whose attributes timed out, the replay's own fstat): answered from the node as it is,
- * never from etcd. A node the watch has not filled in gives timeout 0, so that the next stat
- * of anyone else asks the handlers. Directories go to the handler, which never asks etcd. */
+ * never from etcd, with timeout 0 (the node may not know the content yet): the next stat of
+ * anyone else asks the handlers. Directories go to the handler, which never asks etcd. */
 static bool replay_getattr(fuse_req_t req, fuse_ino_t ino)
 {
     if (!is_own(req))
@@ -707,11 +707,8 @@ static bool replay_getattr(fuse_req_t req, fuse_ino_t ino)
         return false;
     }
     struct stat st;
-    node_lock(n);
-    bool known = n->known;
-    node_fill_attr(n, &st, true);
-    node_unlock(n);
-    fuse_reply_attr(req, &st, known ? g_fs.timeout : 0);
+    node_fill_attr(n, &st, false);
+    fuse_reply_attr(req, &st, 0);
     node_put(n);
     return true;
 }
