@@ -1003,6 +1003,18 @@ bool node_listing_reflects(node *dir, const void *comp, size_t comp_len, int64_t
     return known;
 }
 
+bool node_listing_holds_dir(node *dir, const void *comp, size_t comp_len)
+{
+    node_lock(dir);
+    dir_part *d = node_dpart(dir);
+    const listing_entry *e = d && d->list && !name_set_has(d->changed_names, comp, comp_len)
+                                 ? listing_find(d->list, comp, comp_len)
+                                 : NULL;
+    bool held = e && e->is_dir;
+    node_unlock(dir);
+    return held;
+}
+
 void node_listing_set_empty(node *dir, int64_t rev)
 {
     listing *l = calloc(1, sizeof *l);

@@ -359,6 +359,9 @@ void node_listing_name_changed(node *dir, const void *comp, size_t comp_len);
  * the name: it was read at rev or later, or (own: this mount made that change) the name is one
  * this mount changed since. The event then needs not drop it. */
 bool node_listing_reflects(node *dir, const void *comp, size_t comp_len, int64_t rev, bool own);
+/* Whether the directory's listing holds comp as a directory that no change of this mount
+ * touched since: a key created below it then changes nothing the listing names. */
+bool node_listing_holds_dir(node *dir, const void *comp, size_t comp_len);
 /* The directory was just created empty by this mount at store revision rev (its marker only):
  * its listing is known without asking. */
 void node_listing_set_empty(node *dir, int64_t rev);

@@ -240,7 +240,11 @@ static void apply_event(const queued_event *e)
         bool deeper;
         size_t clen = names_first_component(rest, rest_len, &deeper);
         if (dir) {
-            if (!node_listing_reflects(dir, rest, clen, kv->mod_revision, own))
+            /* A key created below a child directory the listing holds changes nothing it
+             * names (but a new marker of that child does: its create_revision is listed). */
+            bool below_listed_dir = deeper && !e->is_delete && kv->key_len > at + clen + 1 &&
+                                    node_listing_holds_dir(dir, rest, clen);
+            if (!below_listed_dir && !node_listing_reflects(dir, rest, clen, kv->mod_revision, own))
                 node_drop_listing_for_event(dir);
             node *child = deeper ? node_find(kv->key, at + clen + 1, NODE_DIR) : NULL;
             bool known_dir = child != NULL;

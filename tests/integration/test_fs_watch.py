@@ -176,6 +176,33 @@ def test_listings_read_ahead_follow_every_later_change(etcd, kv, mount):
     assert not (t / "c1").exists()
 
 
+def test_a_key_created_deep_below_keeps_the_listings_above(etcd, kv, mount):
+    """A key created elsewhere below a directory that a listing already holds changes nothing
+    that listing names: the listings above the new key's own directory stay, and listing those
+    directories again costs no round trip. A new directory, or a delete, still drops them."""
+    kv.put("/t/a/b/f", b"1")
+    kv.put("/t/x", b"1")
+    m = mount(etcd, extra_args=WATCH)
+    t = m.path / "t"
+    assert sorted(os.listdir(t)) == ["a", "x"]
+    assert os.listdir(t / "a") == ["b"]
+    assert os.listdir(t / "a" / "b") == ["f"]
+    kv.put("/t/a/b/new", b"2")
+    soon(lambda: sorted(os.listdir(t / "a" / "b")), ["f", "new"], "the watch to bring the key")
+    s0 = m.stats()
+    assert sorted(os.listdir(t)) == ["a", "x"]
+    assert os.listdir(t / "a") == ["b"]
+    assert m.stats()["rt_total"] - s0["rt_total"] == 0
+    kv.put("/t/a/c/g", b"3")  # a new directory in a: a's listing goes, t's stays
+    soon(lambda: sorted(os.listdir(t / "a")), ["b", "c"], "the watch to bring the directory")
+    assert sorted(os.listdir(t)) == ["a", "x"]
+    kv.delete("/t/a/c/g")  # c goes with its only key
+    soon(lambda: sorted(os.listdir(t / "a")), ["b"], "the watch to bring the delete")
+    kv.delete("/t/a/b/f")
+    kv.delete("/t/a/b/new")  # a goes with b's last key
+    soon(lambda: sorted(os.listdir(t)), ["x"], "the watch to bring the last delete")
+
+
 def etcd_tree(kv, prefix=b"/t/"):
     """What a mount must show of the keys under prefix: {file path: value} and directories."""
     files, dirs = {}, set()
