@@ -694,23 +694,29 @@ static bool replay_setattr(fuse_req_t req, fuse_ino_t ino)
 }
 
 /* The kernel asks for a file's attributes in the middle of a replay (the permission check of
- * an open whose attributes timed out, the replay's own fstat): answered from the node as it is,
- * never from etcd, with timeout 0 (the node may not know the content yet): the next stat of
- * anyone else asks the handlers. Directories go to the handler, which never asks etcd. */
+ * an open whose attributes timed out, the replay's own fstat): a file the watch keeps known
+ * and present is answered from its node, with timeout 0 (the next stat of anyone else asks the
+ * handlers). Any other node goes to the handler, which reads etcd: a key created elsewhere
+ * is not known yet, and may be gone already, its delete applied before the replay ran; the
+ * kernel must then fail the replay's open rather than keep a name nothing will invalidate. */
 static bool replay_getattr(fuse_req_t req, fuse_ino_t ino)
 {
     if (!is_own(req))
         return false;
     node *n = node_get(ino);
-    if (!n || n->type != NODE_FILE) {
-        node_put(n);
-        return false;
+    bool present = false;
+    if (n && n->type == NODE_FILE) {
+        node_lock(n);
+        present = n->known && n->mod_rev > 0 && !n->unlinked;
+        node_unlock(n);
     }
-    struct stat st;
-    node_fill_attr(n, &st, false);
-    fuse_reply_attr(req, &st, 0);
+    if (present) {
+        struct stat st;
+        node_fill_attr(n, &st, false);
+        fuse_reply_attr(req, &st, 0);
+    }
     node_put(n);
-    return true;
+    return present;
 }
 
 static bool replay_close(fuse_req_t req, struct fuse_file_info *fi)

@@ -6,8 +6,9 @@
  * through its own mount (open with O_CREAT, or open + ftruncate to the current size, then
  * close; unlink for a delete), and the kernel emits the events itself. A wrapper around the
  * operation table (replay_wrap_ops) recognises the replay thread's requests and answers them
- * from the node table, so the handlers never see them: a replayed change never reaches etcd
- * (no round trip, no write).
+ * from the node table: a replay never writes to etcd, and reads it only where the node table
+ * cannot answer (the attributes of a new key the watch has not filled in, a directory whose
+ * kernel entry expired on the way).
  */
 #ifndef ETCDFS_NOTIFY_REPLAY_H
 #define ETCDFS_NOTIFY_REPLAY_H
@@ -32,7 +33,7 @@ void replay_delivered(int64_t rev);
 void replay_stop(void);
 
 /* The operation table ops with the replay thread's own requests (lookup, create, open,
- * getattr of a file, setattr, unlink, rename, flush, release) answered from the node table,
+ * getattr of a known file, setattr, unlink, rename, flush, release) answered from the node table,
  * never from etcd; every other request goes to ops. Every entry named must be set in ops; the
  * result lives as long as the process. */
 const struct fuse_lowlevel_ops *replay_wrap_ops(const struct fuse_lowlevel_ops *ops);
