@@ -115,6 +115,19 @@ static int root_open(void)
     return fd;
 }
 
+/* The node table has the file absent (the watch applied its delete) and no change of this
+ * mount waits to bring it back. [n->mu] */
+static bool known_absent_locked(const node *n)
+{
+    return n->known && n->mod_rev == 0 && !n->dirty && !n->pending;
+}
+
+/* The watch keeps the file known and present, and this mount has not removed it. [n->mu] */
+static bool known_present_locked(const node *n)
+{
+    return n->known && n->mod_rev > 0 && !n->unlinked;
+}
+
 /* The file of key is absent for the node table (deleted as the watch said, or forgotten since):
  * an event for its attributes would only cost a lookup in etcd. */
 static bool file_gone(const char *key, size_t key_len)
@@ -123,7 +136,7 @@ static bool file_gone(const char *key, size_t key_len)
     if (!n)
         return true;
     node_lock(n);
-    bool absent = n->unlinked || (n->known && n->mod_rev == 0 && !n->dirty && !n->pending);
+    bool absent = n->unlinked || known_absent_locked(n);
     node_unlock(n);
     node_put(n);
     return absent;
@@ -353,7 +366,7 @@ static replay_item *deleted_item(const etcdc_kv *kv)
     if (!f)
         return NULL;
     node_lock(f);
-    bool absent = f->known && f->mod_rev == 0 && !f->dirty && !f->pending;
+    bool absent = known_absent_locked(f);
     node_unlock(f);
     replay_item *it = absent ? calloc(1, sizeof *it) : NULL;
     if (!it) {
@@ -538,7 +551,7 @@ static node *replaying(replay_kind kind, fuse_ino_t parent, const char *name)
 static bool still_absent(node *n)
 {
     node_lock(n);
-    bool absent = n->known && n->mod_rev == 0 && !n->dirty && !n->pending && !n->unlinked;
+    bool absent = known_absent_locked(n) && !n->unlinked;
     node_unlock(n);
     size_t len;
     char *key = absent ? node_key(n, &len) : NULL;
@@ -578,8 +591,8 @@ static bool replay_lookup_change(fuse_req_t req, fuse_ino_t parent, const char *
     if (!n)
         return false;
     node_lock(n);
-    bool present = n->known && n->mod_rev > 0 && !n->unlinked && node_indexed(n);
-    bool absent = n->known && n->mod_rev == 0 && !n->dirty && !n->pending;
+    bool present = known_present_locked(n) && node_indexed(n);
+    bool absent = known_absent_locked(n);
     node_unlock(n);
     struct fuse_entry_param e;
     memset(&e, 0, sizeof e);
@@ -707,7 +720,7 @@ static bool replay_getattr(fuse_req_t req, fuse_ino_t ino)
     bool present = false;
     if (n && n->type == NODE_FILE) {
         node_lock(n);
-        present = n->known && n->mod_rev > 0 && !n->unlinked;
+        present = known_present_locked(n);
         node_unlock(n);
     }
     if (present) {
