@@ -31,10 +31,10 @@ MODES = [
 ]
 
 QUICK = dict(rounds=1, write_n=40, ctl_n=3, tput_s=0.3, read_files=20, flat_n=1000,
-             deep_n=5000, ls_rounds=1, find_rounds=1, cp_n=100, cp_ctl_n=10, flock_n=50, handoff_n=10,
+             deep_n=5000, ls_rounds=1, find_rounds=1, cp_n=100, cp_ctl_n=10, cp_floor_n=100, flock_n=50, handoff_n=10,
              notify_n=10, mem_keys=[5000], threads=[1, 2, 4], scale_s=0.3)
 FULL = dict(rounds=5, write_n=200, ctl_n=20, tput_s=1.0, read_files=100, flat_n=10000,
-            deep_n=100000, ls_rounds=3, find_rounds=7, cp_n=5000, cp_ctl_n=500, flock_n=500, handoff_n=100,
+            deep_n=100000, ls_rounds=3, find_rounds=7, cp_n=5000, cp_ctl_n=500, cp_floor_n=1000, flock_n=500, handoff_n=100,
             notify_n=100, mem_keys=[100000, 1000000], threads=[1, 2, 4, 8, 16], scale_s=1.0)
 SIZE = 1024          # bytes per small file
 LOAD_VALUE = 64      # bytes per value in the listing/memory datasets
@@ -567,16 +567,29 @@ class Bench:
         py_in, py_out, py_rm = float(py[0]), float(py[1]), float(py[2])
         # The floor: the same copy into memfs_ll, plus the round trips an exclusive create needs
         # (cp opens with O_EXCL: etcd decides at open, the content follows at close; close-to-open
-        # asks about the name first), each at a libetcdc Put's latency.
+        # asks about the name first): a new file's Txn and a Put per file, each further one at a
+        # Put's latency, timed in a libetcdc loop that watches the keys it writes, as every mount
+        # does. The same loop without the watch gives the floor a mount without one would have.
         mem = self.mount_memfs()
         try:
             t_mem = timed(["cp", "-r", src, os.path.join(mem.mnt, "cpin")])
         finally:
             mem.stop()
-        put_s = 1 / self.fs_load("tput", "put", 1, c["tput_s"], "/bench/cpput/", 64, SIZE)["put"]["rate"]
+        k_rt = min(n, c["cp_floor_n"])
+        means = {0: [], 1: []}  # watch -> [(txn s, put s)], alternated so both see the same load
+        for watch in (1, 0, 1, 0):
+            prefix = f"/bench/cpfloor{watch}/"
+            self.ctl("del", "--prefix", prefix, stdout=subprocess.DEVNULL)
+            res = self.fs_load("txnshape", prefix, max(1, k_rt // 2), SIZE, watch)
+            self.ctl("del", "--prefix", prefix, stdout=subprocess.DEVNULL)
+            means[watch].append((res["lib_newfile_txn"]["mean"] / 1e6, res["lib_put"]["mean"] / 1e6))
+        rt_s = {w: tuple(statistics.mean(x) for x in zip(*m)) for w, m in means.items()}
         # strict: the round trips counted (cp's stat and open each look the path up in etcd)
         needed = {"close-to-open": 3, "watch": 2}.get(mode) or round(self.rt_per_op(s0, s1, n))
-        best = (t_mem + n * needed * put_s) / py_in if needed else None
+
+        def floor_of(txn_s, put_s):
+            return (t_mem + n * (txn_s + (needed - 1) * put_s)) / py_in if needed else None
+        best, unwatched = floor_of(*rt_s[1]), floor_of(*rt_s[0])
         rows = []
         for label, t, rt, ctl_t, py_t in (("cp -r into the mount", t_in, self.rt_text(s0, s1, n), ctl_in, py_in),
                                           ("cp -r out of the mount (cold)", t_out, self.rt_text(s2, s3, n), ctl_out, py_out)):
@@ -589,8 +602,14 @@ class Bench:
         notes = []
         if best is not None:
             notes.append(f"Floor ({mode}): cp -r into memfs_ll {t_mem:.2f} s, plus {needed} round "
-                         f"trips per file at one libetcdc Put's latency ({put_s * 1e6:.0f} us): "
-                         f"{best:.2f}x the Python loop at best. cp creates each file with O_EXCL, "
+                         f"trips per file: a new file's Txn ({rt_s[1][0] * 1e6:.0f} us) and "
+                         f"{needed - 1} Put{'s' if needed > 2 else ''} ({rt_s[1][1] * 1e6:.0f} us), "
+                         f"means of {k_rt} rounds of `fs_load txnshape` in a process watching the "
+                         f"keys it writes, as every mount does: {best:.2f}x the Python loop at "
+                         f"best. Without the watch the same loop took {rt_s[0][0] * 1e6:.0f} and "
+                         f"{rt_s[0][1] * 1e6:.0f} us ({unwatched:.2f}x): etcd's delivery of each "
+                         "write's event to a watcher makes each round trip slower. cp creates each "
+                         "file with O_EXCL, "
                          "which etcd must decide at open (exclusive across hosts), and the content "
                          "follows at close" + ("; close-to-open also asks etcd about the new name "
                          "first (docs/consistency.md)." if mode == "close-to-open" else
@@ -903,6 +922,21 @@ PROFILE_NOTES = [
     "`--only listings` right after it (close-to-open and watch), etcdfs 1,120-1,260 ms in those "
     "reruns (the build before the node change alike) against 2,298 ms in the full run, so the "
     "ratio went 0.40-1.14x in the reruns against 2.59x there, with the same 8 round trips.",
+    "cp -r's floor, 2026-12-08: a watch on the written keys makes every round trip slower, "
+    "wherever the watcher runs. `bench/fs_load txnshape` (3,000 rounds, etcd 3.4.23 on /dev/shm) "
+    "took 256-265 us p50 per Put and 295-307 us per new file's Txn without a watch, 344-358 and "
+    "394-401 us with one in the same process, and 346 and 394 us with `etcdctl watch --prefix` "
+    "of those keys in another process and none in its own: the cost is etcd's delivery of each "
+    "event and its share of the 2 CPUs, not this client's handling of it. Every mount watches "
+    "its prefix, so the cp -r floor now takes its round trips from that loop with a watch (and "
+    "from the new file's Txn, not a Put, for the create), which put it at 3.62x the Python loop "
+    "in watch mode (3.08x without the watch) in `bash bench/run_fs_bench.sh --only copy`; the "
+    "old floor (a Put's latency per round trip, no watch) gave 1.79x in the full run of "
+    "2026-12-07. Turning off Abseil's mutex deadlock "
+    "detection, which Debian's build leaves on (GraphCycles was 1.3% of the daemon's samples "
+    "in cp -r), took it out of the profile but moved cp -r by less than the run-to-run noise "
+    "(6.0-7.0 against 6.5-7.8 s in 3 alternating rounds with LD_PRELOAD); not kept. Nor were "
+    "the watch's threads given a lower priority (nice 10: 6.45-6.66 against 6.53-6.88 s).",
 ]
 
 METHOD_NOTES = [
@@ -1043,7 +1077,9 @@ def write_report(a, b, took, failed):
                   "floor: the best ratio a FUSE filesystem could reach with the etcd round trips "
                   "the mode's promise requires, from figures of the same run: memfs_ll (the FUSE "
                   "floor: the same kernel requests answered from memory) plus that many libetcdc "
-                  "round trips. A goal beyond it cannot be met by any daemon.", ""]
+                  "round trips (for cp -r, timed in a process that watches the keys it writes, "
+                  "since every mount watches its prefix). A goal beyond it cannot be met by any "
+                  "daemon.", ""]
     lines += ["## Where the time goes", "", *[f"- {n}" for n in PROFILE_NOTES], ""]
     for title, intro, header, rows, notes in b.sections:
         lines += [f"## {title}", "", intro, "", fmt_table(header, rows), ""]
