@@ -8,6 +8,7 @@
 #include "inode.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -977,19 +978,37 @@ static listing *drop_listing_locked(dir_part *d)
     return old;
 }
 
-void node_listing_name_changed(node *dir, const void *comp, size_t comp_len)
+/* Marks comp changed in dir's listing, or drops the listing when the set cannot take it (no
+ * memory, or already max_names names). */
+static void listing_name_changed(node *dir, const void *comp, size_t comp_len, size_t max_names)
 {
     node_lock(dir);
     listing *old = NULL;
     dir_part *d = node_dpart(dir);
     if (d) {
         d->list_gen++; /* a listing being read now may predate the change: not kept */
-        if (d->list && name_set_add(&d->changed_names, comp, comp_len))
+        if (d->list && !name_set_has(d->changed_names, comp, comp_len) &&
+            (name_set_count(d->changed_names) >= max_names ||
+             name_set_add(&d->changed_names, comp, comp_len)))
             old = drop_listing_locked(d);
     }
     node_unlock(dir);
     listing_unref(old);
+}
+
+void node_listing_name_changed(node *dir, const void *comp, size_t comp_len)
+{
+    listing_name_changed(dir, comp, comp_len, SIZE_MAX);
     tell_prefetch(dir);
+}
+
+/* Names another host changed in a directory whose listing stays: past this many, the next
+ * one drops the listing, so that a directory many hosts write to holds no unbounded set. */
+#define EVENT_CHANGED_NAMES_MAX 1024
+
+void node_listing_name_changed_for_event(node *dir, const void *comp, size_t comp_len)
+{
+    listing_name_changed(dir, comp, comp_len, EVENT_CHANGED_NAMES_MAX);
 }
 
 bool node_listing_reflects(node *dir, const void *comp, size_t comp_len, int64_t rev, bool own)

@@ -24,6 +24,7 @@
 #include "ops_poll.h"
 #include "prefetch.h"
 #include "stats.h"
+#include "witness.h"
 
 /* How long a fence waits for the watch to confirm a revision before it forgets the cache
  * instead (etcd answers a progress request only while every watcher is in sync). */
@@ -221,6 +222,8 @@ static void apply_event(const queued_event *e)
     }
     if (!own)
         replay_event(kv, e->is_delete, known_here); /* inotify events (notify_replay.h) */
+    if (e->is_delete) /* a deleted witness would cost the next write in its directory a retry */
+        witness_forget(kv->key, kv->key_len);
     bool namespace_change = e->is_delete || kv->version == 1;
     if (!namespace_change)
         return;
@@ -241,11 +244,18 @@ static void apply_event(const queued_event *e)
         size_t clen = names_first_component(rest, rest_len, &deeper);
         if (dir) {
             /* A key created below a child directory the listing holds changes nothing it
-             * names (but a new marker of that child does: its create_revision is listed). */
+             * names (but a new marker of that child does: its create_revision is listed).
+             * Any other event changes one name of the listing, the key's component here, which
+             * stops vouching for it; the directory's own marker (clen 0) is the listing's. */
             bool below_listed_dir = deeper && !e->is_delete && kv->key_len > at + clen + 1 &&
                                     node_listing_holds_dir(dir, rest, clen);
-            if (!below_listed_dir && !node_listing_reflects(dir, rest, clen, kv->mod_revision, own))
-                node_drop_listing_for_event(dir);
+            if (!below_listed_dir &&
+                !node_listing_reflects(dir, rest, clen, kv->mod_revision, own)) {
+                if (clen > 0)
+                    node_listing_name_changed_for_event(dir, rest, clen);
+                else
+                    node_drop_listing_for_event(dir);
+            }
             node *child = deeper ? node_find(kv->key, at + clen + 1, NODE_DIR) : NULL;
             bool known_dir = child != NULL;
             node_put(child);

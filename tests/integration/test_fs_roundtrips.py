@@ -8,6 +8,7 @@ import os
 import subprocess
 
 import pytest
+from etcd_fixtures import wait_for
 from fs_tool_helpers import RENAME_EXCHANGE, renameat2
 
 pytestmark = pytest.mark.needs_etcdfs
@@ -207,6 +208,66 @@ def test_new_files_cost_one_round_trip_each_in_watch_mode(etcd, mount, made_here
     d = delta(s0, s1, *RT)
     assert d["rt_total"] == 20 and d["rt_delete_range"] == 0, d
     assert etcd.ctl("get", "--print-value-only", "/w/f7") == "7\n\n"
+
+
+def settled_stats(m):
+    """The stats once the mount has stopped making round trips of its own accord (the inotify
+    replay of changes made elsewhere reads new keys, notify_replay.h)."""
+    import time
+    prev = m.stats()
+    for _ in range(100):
+        time.sleep(0.3)
+        cur = m.stats()
+        if cur["rt_total"] == prev["rt_total"]:
+            return cur
+        prev = cur
+    raise AssertionError("the mount kept making round trips")
+
+
+def test_changes_made_elsewhere_keep_new_names_free_in_watch_mode(etcd, mount):
+    """A key created, changed or deleted elsewhere in a listed directory stops the listing
+    vouching for that one name, not for the others: new names are still proved absent without
+    a round trip, the changed names are read from etcd, and ls reads the directory again."""
+    etcd.ctl("put", "/w/other", "old")
+    etcd.ctl("put", "/w/gone", "1")
+    m = mount(etcd, options=WATCH)
+    assert sorted(os.listdir(m.path / "w")) == ["gone", "other"]
+    etcd.ctl("put", "/w/remote", "r")
+    etcd.ctl("put", "/w/other", "new")
+    etcd.ctl("del", "/w/gone")
+    # the delete's event, the last one, has been applied once the name is gone here
+    wait_for(lambda: not os.path.exists(m.path / "w" / "gone"), 30, "the delete to arrive")
+    os.stat(m.path / "w")  # one read: a delete below a directory may have taken it away
+    rev0, s0 = revision(etcd), settled_stats(m)
+    for i in range(20):
+        sh(f"echo {i} > w/f{i}", m.path)
+    s1 = m.stats()
+    assert revision(etcd) - rev0 == 20
+    d = delta(s0, s1, *RT)
+    assert d["rt_total"] == 20, d  # the writes alone: no lookup of the new names
+    assert (m.path / "w" / "other").read_bytes() == b"new"
+    assert (m.path / "w" / "remote").read_bytes() == b"r"
+    assert sorted(os.listdir(m.path / "w")) == sorted(["other", "remote"] + [f"f{i}" for i in range(20)])
+
+
+def test_a_directory_changed_elsewhere_under_many_names_is_read_again(etcd, mount):
+    """The names changed elsewhere that a listing stops vouching for are bounded (1,024): past
+    them the listing goes, and a new name costs its lookup again."""
+    etcd.ctl("put", "/w/first", "1")
+    m = mount(etcd, options=WATCH)
+    assert os.listdir(m.path / "w") == ["first"]
+    c = etcd.client()
+    try:
+        for i in range(1025):
+            c.put(f"/w/r{i:04d}", b"x")
+    finally:
+        c.close()
+    wait_for(lambda: os.path.exists(m.path / "w" / "r1024"), 30, "the last create to arrive")
+    s0 = settled_stats(m)
+    sh("echo new > w/new", m.path)
+    d = delta(s0, m.stats(), *RT)
+    assert d["rt_total"] == 2, d  # the lookup of the new name, then the write
+    assert len(os.listdir(m.path / "w")) == 1027
 
 
 def test_cp_of_new_files_is_a_create_and_a_put_each_in_watch_mode(etcd, mount, tmp_path):
