@@ -29,23 +29,23 @@
 #include "stats.h"
 #include "witness.h"
 
-/* An open is about to answer ESTALE for n: true if it is the kernel's retry of an open of n's
- * key that answered ESTALE (open_retry.h), whose path walk asked for every name again; else the
- * key is noted, so that the retry is known. */
-static bool kernel_retry(node *n)
+/* An open by thread pid is about to answer ESTALE for n: true if it is the kernel's retry of
+ * that thread's open of n's key that answered ESTALE (open_retry.h), whose path walk asked for
+ * every name again; else the key is noted, so that the retry is known. */
+static bool kernel_retry(node *n, pid_t pid)
 {
     size_t len;
     char *key = node_key(n, &len);
-    bool retry = key && open_retry_is_retry(key, len);
+    bool retry = key && open_retry_is_retry(key, len, pid);
     free(key);
     return retry;
 }
 
 /* The answer to an open whose key was deleted since the kernel looked the name up: ESTALE, so
  * the kernel looks it up again and retries (open_retry.h); ENOENT to that retry. */
-static int deleted_key_answer(node *n)
+static int deleted_key_answer(node *n, pid_t pid)
 {
-    return kernel_retry(n) ? ENOENT : ESTALE;
+    return kernel_retry(n, pid) ? ENOENT : ESTALE;
 }
 
 /* The statistics file: a snapshot taken at open, read with direct I/O. */
@@ -79,18 +79,10 @@ static void open_stats(fuse_req_t req, node *n, struct fuse_file_info *fi)
     fuse_reply_open(req, fi);
 }
 
-/* An open answers ESTALE for a node this mount removed or replaced: should the kernel's retry
- * find the key deleted (by another host, after it came back), that is ENOENT, not a second
- * ESTALE (open_retry.h). */
-static void note_stale_answer(node *n)
-{
-    (void)kernel_retry(n);
-}
-
 /* An open of a node that is not being truncated: makes sure it reflects etcd as the mode
  * promises (local changes, the watch, or one revalidation, which takes a value_unread node's
  * value from `listed` when that still matches). Caller holds n->mu. */
-static int open_current_locked(node *n, const listed_value *listed, bool *changed)
+static int open_current_locked(node *n, const listed_value *listed, bool *changed, pid_t pid)
 {
     if (n->pending || n->dirty) {
         stats_inc(STAT_cache_open_hit); /* local changes are the newest content */
@@ -100,7 +92,7 @@ static int open_current_locked(node *n, const listed_value *listed, bool *change
         /* watch mode: the watch keeps it current, a deletion included (the kernel may still
          * hold the name: see the ESTALE in op_open) */
         if (n->mod_rev == 0)
-            return deleted_key_answer(n);
+            return deleted_key_answer(n, pid);
         stats_inc(STAT_cache_open_hit);
         return 0;
     }
@@ -112,7 +104,7 @@ static int open_current_locked(node *n, const listed_value *listed, bool *change
      * up again and retry once, so open(O_CREAT) creates the file and a plain open fails with
      * ENOENT from that lookup, as on a local filesystem; the retry itself, if the key is gone
      * again, gets ENOENT (open_retry.h). */
-    return rc == ENOENT ? deleted_key_answer(n) : rc;
+    return rc == ENOENT ? deleted_key_answer(n, pid) : rc;
 }
 
 /* The node now at key, other than n and not itself replaced, with its lock held; or NULL. The
@@ -142,7 +134,7 @@ static node *lock_successor(node *n, const char *key, size_t len)
  * application. Returns that node (a reference, for open_file.source) with *view taken from it
  * and *rc 0; or NULL, with *rc the successor's answer (ESTALE, or ENOENT on the kernel's
  * retry) or left as it was when there is none. */
-static node *view_successor(node *n, read_view *view, int *rc)
+static node *view_successor(node *n, read_view *view, int *rc, pid_t pid)
 {
     size_t len;
     char *key = node_key(n, &len);
@@ -151,7 +143,7 @@ static node *view_successor(node *n, read_view *view, int *rc)
     if (!s)
         return NULL;
     bool changed = false;
-    int got = open_current_locked(s, NULL, &changed);
+    int got = open_current_locked(s, NULL, &changed, pid);
     if (got == 0)
         got = read_view_take_locked(view, s);
     node_unlock(s);
@@ -189,6 +181,7 @@ static void read_past(fuse_req_t req, node *n, size_t size, off_t off)
 void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     stats_inc(STAT_OP_open);
+    pid_t pid = fuse_req_ctx(req)->pid; /* the thread whose open the kernel may retry */
     node *n = node_get(ino);
     int rc = n ? 0 : ENOENT;
     bool changed = false;
@@ -226,7 +219,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
          * and finds the node under its new name, or nothing under the old one. Else an open
          * of the old name, begun after the rename was stored, would read the moved file. Not
          * so for the kernel's retry of an open of its new key: that walk asked for each name. */
-        bool stale_name = n->renamed_elsewhere && !kernel_retry(n);
+        bool stale_name = n->renamed_elsewhere && !kernel_retry(n, pid);
         n->renamed_elsewhere = false;
         if (stale_name) {
             rc = ESTALE;
@@ -236,14 +229,17 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
              * without the directory's lock). ESTALE makes the kernel look the name up again:
              * O_CREAT then creates a new file instead of writing into the removed one, and no
              * open serves a value that this mount replaced under that name. */
-            rc = ESTALE; /* not ENOENT on a retry: the key may well exist, as another node */
+            rc = ESTALE; /* a writer's retry too: the key may well exist, as another node */
             if (viewing) {
                 node_unlock(n);
-                source = view_successor(n, &view, &rc);
+                source = view_successor(n, &view, &rc, pid);
                 node_lock(n);
             }
-            if (rc == ESTALE)
-                note_stale_answer(n);
+            /* A reader's retry that finds the name removed here again, with no node after it
+             * (a create and an unlink on this mount in between), opens after that unlink:
+             * ENOENT, not a second ESTALE, which would reach the reader. */
+            if (rc == ESTALE && kernel_retry(n, pid) && viewing)
+                rc = ENOENT;
         } else if (truncating) {
             /* Atomic O_TRUNC: the old content is not needed, no round trip; except that
              * --conflict-check must know which revision the truncation replaces. */
@@ -263,7 +259,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
                 node_touch_mtime(n);
             }
         } else {
-            rc = open_current_locked(n, &listed, &changed);
+            rc = open_current_locked(n, &listed, &changed, pid);
         }
         /* Unchanged in etcd since the cache was filled, but the cache may have been filled
          * (by the watch or a listing) after the kernel last learned size and content: then
@@ -584,7 +580,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
         nf.rec = &rec;
     int rc = create_and_open(dir, name, fi->flags, &nf, &r, &n, &created, &base);
     if (rc == 0)
-        open_retry_created(r.file_key, r.file_len);
+        open_retry_created(r.file_key, r.file_len, fuse_req_ctx(req)->pid);
     open_file *fh = rc == 0 ? open_file_new(n->ino, base) : NULL;
     if (fh)
         fh->truncated = fh->changed = fi->flags & O_TRUNC;
