@@ -979,17 +979,23 @@ static listing *drop_listing_locked(dir_part *d)
 }
 
 /* Marks comp changed in dir's listing, or drops the listing when the set cannot take it (no
- * memory, or already max_names names). */
-static void listing_name_changed(node *dir, const void *comp, size_t comp_len, size_t max_names)
+ * memory, or already max_names names) or when drop_listed and the listing shows comp as a
+ * file. */
+static void listing_name_changed(node *dir, const void *comp, size_t comp_len, size_t max_names,
+                                 bool drop_listed)
 {
     node_lock(dir);
     listing *old = NULL;
     dir_part *d = node_dpart(dir);
     if (d) {
         d->list_gen++; /* a listing being read now may predate the change: not kept */
-        if (d->list && !name_set_has(d->changed_names, comp, comp_len) &&
-            (name_set_count(d->changed_names) >= max_names ||
-             name_set_add(&d->changed_names, comp, comp_len)))
+        const listing_entry *e =
+            d->list && drop_listed ? listing_find(d->list, comp, comp_len) : NULL;
+        if (e && !e->is_dir)
+            old = drop_listing_locked(d);
+        else if (d->list && !name_set_has(d->changed_names, comp, comp_len) &&
+                 (name_set_count(d->changed_names) >= max_names ||
+                  name_set_add(&d->changed_names, comp, comp_len)))
             old = drop_listing_locked(d);
     }
     node_unlock(dir);
@@ -998,7 +1004,7 @@ static void listing_name_changed(node *dir, const void *comp, size_t comp_len, s
 
 void node_listing_name_changed(node *dir, const void *comp, size_t comp_len)
 {
-    listing_name_changed(dir, comp, comp_len, SIZE_MAX);
+    listing_name_changed(dir, comp, comp_len, SIZE_MAX, false);
     tell_prefetch(dir);
 }
 
@@ -1006,9 +1012,13 @@ void node_listing_name_changed(node *dir, const void *comp, size_t comp_len)
  * one drops the listing, so that a directory many hosts write to holds no unbounded set. */
 #define EVENT_CHANGED_NAMES_MAX 1024
 
-void node_listing_name_changed_for_event(node *dir, const void *comp, size_t comp_len)
+void node_listing_name_changed_for_event(node *dir, const void *comp, size_t comp_len,
+                                         bool is_delete)
 {
-    listing_name_changed(dir, comp, comp_len, EVENT_CHANGED_NAMES_MAX);
+    /* A listed file deleted elsewhere drops the listing: marked instead, its value would stay
+     * held by a listing that can no longer give it (a tree deleted elsewhere would keep all of
+     * its listings' memory). */
+    listing_name_changed(dir, comp, comp_len, EVENT_CHANGED_NAMES_MAX, is_delete);
 }
 
 bool node_listing_reflects(node *dir, const void *comp, size_t comp_len, int64_t rev, bool own)

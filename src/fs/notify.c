@@ -252,7 +252,7 @@ static void apply_event(const queued_event *e)
             if (!below_listed_dir &&
                 !node_listing_reflects(dir, rest, clen, kv->mod_revision, own)) {
                 if (clen > 0)
-                    node_listing_name_changed_for_event(dir, rest, clen);
+                    node_listing_name_changed_for_event(dir, rest, clen, e->is_delete);
                 else
                     node_drop_listing_for_event(dir);
             }

@@ -225,19 +225,22 @@ def settled_stats(m):
 
 
 def test_changes_made_elsewhere_keep_new_names_free_in_watch_mode(etcd, mount):
-    """A key created, changed or deleted elsewhere in a listed directory stops the listing
-    vouching for that one name, not for the others: new names are still proved absent without
-    a round trip, the changed names are read from etcd, and ls reads the directory again."""
+    """A key created or changed elsewhere in a listed directory, or created and deleted there,
+    stops the listing vouching for that one name, not for the others: new names are still
+    proved absent without a round trip, the changed names are read from etcd, and ls reads the
+    directory again. A listed file deleted elsewhere drops the listing (it would keep holding
+    the file's value): the next new name costs its lookup again."""
     etcd.ctl("put", "/w/other", "old")
-    etcd.ctl("put", "/w/gone", "1")
+    etcd.ctl("put", "/w/keep", "k")
     m = mount(etcd, options=WATCH)
-    assert sorted(os.listdir(m.path / "w")) == ["gone", "other"]
+    assert sorted(os.listdir(m.path / "w")) == ["keep", "other"]
     etcd.ctl("put", "/w/remote", "r")
     etcd.ctl("put", "/w/other", "new")
-    etcd.ctl("del", "/w/gone")
-    # the delete's event, the last one, has been applied once the name is gone here
-    wait_for(lambda: not os.path.exists(m.path / "w" / "gone"), 30, "the delete to arrive")
-    os.stat(m.path / "w")  # one read: a delete below a directory may have taken it away
+    etcd.ctl("put", "/w/brief", "b")
+    etcd.ctl("del", "/w/brief")
+    # the delete's event, the last one, has been applied once the watch reached its revision
+    rev = revision(etcd)
+    wait_for(lambda: m.stats()["watch_revision"] >= rev, 30, "the delete to arrive")
     rev0, s0 = revision(etcd), settled_stats(m)
     for i in range(20):
         sh(f"echo {i} > w/f{i}", m.path)
@@ -247,7 +250,15 @@ def test_changes_made_elsewhere_keep_new_names_free_in_watch_mode(etcd, mount):
     assert d["rt_total"] == 20, d  # the writes alone: no lookup of the new names
     assert (m.path / "w" / "other").read_bytes() == b"new"
     assert (m.path / "w" / "remote").read_bytes() == b"r"
-    assert sorted(os.listdir(m.path / "w")) == sorted(["other", "remote"] + [f"f{i}" for i in range(20)])
+    assert not os.path.exists(m.path / "w" / "brief")
+    names = ["keep", "other", "remote"] + [f"f{i}" for i in range(20)]
+    assert sorted(os.listdir(m.path / "w")) == sorted(names)
+    etcd.ctl("del", "/w/keep")
+    rev = revision(etcd)
+    wait_for(lambda: m.stats()["watch_revision"] >= rev, 30, "the delete to arrive")
+    s0 = settled_stats(m)
+    sh("echo x > w/g", m.path)
+    assert delta(s0, m.stats(), *RT)["rt_total"] == 2  # the lookup of the new name, the write
 
 
 def test_a_directory_changed_elsewhere_under_many_names_is_read_again(etcd, mount):
