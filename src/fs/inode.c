@@ -991,11 +991,11 @@ static void listing_name_changed(node *dir, const void *comp, size_t comp_len, s
         d->list_gen++; /* a listing being read now may predate the change: not kept */
         const listing_entry *e =
             d->list && drop_listed ? listing_find(d->list, comp, comp_len) : NULL;
-        if (e && !e->is_dir)
-            old = drop_listing_locked(d);
-        else if (d->list && !name_set_has(d->changed_names, comp, comp_len) &&
-                 (name_set_count(d->changed_names) >= max_names ||
-                  name_set_add(&d->changed_names, comp, comp_len)))
+        bool drop =
+            (e && !e->is_dir) || (d->list && !name_set_has(d->changed_names, comp, comp_len) &&
+                                  (name_set_count(d->changed_names) >= max_names ||
+                                   name_set_add(&d->changed_names, comp, comp_len)));
+        if (drop)
             old = drop_listing_locked(d);
     }
     node_unlock(dir);

@@ -235,9 +235,10 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
                 source = view_successor(n, &view, &rc, pid);
                 node_lock(n);
             }
-            /* A reader's retry that finds the name removed here again, with no node after it
-             * (a create and an unlink on this mount in between), opens after that unlink:
-             * ENOENT, not a second ESTALE, which would reach the reader. */
+            /* kernel_retry also remembers this ESTALE, a writer's included, for the retry. A
+             * reader's retry that finds the name removed here again, with no node after it (a
+             * create and an unlink on this mount in between), opens after that unlink: ENOENT,
+             * not a second ESTALE, which would reach the reader. */
             if (rc == ESTALE && kernel_retry(n, pid) && viewing)
                 rc = ENOENT;
         } else if (truncating) {
