@@ -356,7 +356,7 @@ bool node_listing_proves_absent(node *dir, const void *comp, size_t comp_len);
  * dropped). Call inside the change's commit section, so the watch sees it before the event. */
 void node_listing_name_changed(node *dir, const void *comp, size_t comp_len);
 /* A watch event (another host's change, or one of this mount's that the listing does not
- * reflect) created, changed or removed (is_delete) the entry comp of dir, and nothing else the
+ * reflect) created or removed (is_delete) the entry comp of dir, and nothing else the
  * listing names: like node_listing_name_changed (the notify thread tells prefetch.h itself),
  * except that the listing is dropped instead when it already carries many such names, or when
  * the event deleted a file it lists (whose value it would keep holding). */

@@ -225,10 +225,10 @@ def settled_stats(m):
 
 
 def test_changes_made_elsewhere_keep_new_names_free_in_watch_mode(etcd, mount):
-    """A key created or changed elsewhere in a listed directory, or created and deleted there,
-    stops the listing vouching for that one name, not for the others: new names are still
-    proved absent without a round trip, the changed names are read from etcd, and ls reads the
-    directory again. A listed file deleted elsewhere drops the listing (it would keep holding
+    """A key created elsewhere in a listed directory, or created and deleted there, stops the
+    listing vouching for that one name, not for the others: new names are still proved absent
+    without a round trip, the new names are read from etcd, a key changed elsewhere reads its
+    new value, and ls reads the directory again. A listed file deleted elsewhere drops the listing (it would keep holding
     the file's value): the next new name costs its lookup again."""
     etcd.ctl("put", "/w/other", "old")
     etcd.ctl("put", "/w/keep", "k")
