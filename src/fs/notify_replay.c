@@ -378,6 +378,22 @@ static replay_item *deleted_item(const etcdc_kv *kv)
     return it;
 }
 
+/* The node of a key created elsewhere takes the event's version, as a listing read at that
+ * revision would give it (a value only where opens do not ask etcd): the replay's attribute
+ * request is then answered without a round trip. This runs on the notify thread, so every
+ * later event of the key reaches the node after this and in order; a lookup's older read
+ * cannot replace it (as_of), and a delete applied before the replay leaves the node known
+ * absent, which the replay's create and attribute request both refuse (the kernel never keeps
+ * a name etcd no longer has). */
+static void learn_created(node *n, const etcdc_kv *kv)
+{
+    node_lock(n);
+    if (n->type == NODE_FILE)
+        node_apply_listed_kv_locked(n, kv, kv->mod_revision, now_ns(),
+                                    !consistency_watch_trusted());
+    node_unlock(n);
+}
+
 /* A delete at the revision of a create still waiting in the queue: one transaction moved the
  * key (etcdfs's rename; a file keeps its name when a directory moves, so a create of the same
  * name is preferred). The create becomes a rename and takes over del's node. */
@@ -444,10 +460,10 @@ void replay_event(const etcdc_kv *kv, bool is_delete, bool known_here)
         node_put(dir);
     }
     if (it->path && it->kind == REPLAY_CREATE) {
-        /* Held until the replay: the create handler answers with this node's entry. Its
-         * content is not filled in from the event: a node the cache trusts would answer
-         * opens from it (watch mode) where the first open otherwise reads etcd afresh. */
+        /* Held until the replay: the create handler answers with this node's entry. */
         it->n = node_obtain(kv->key, kv->key_len, NODE_FILE);
+        if (it->n)
+            learn_created(it->n, kv);
     }
     if (!it->path || (it->kind == REPLAY_CREATE && (!it->n || !it->key))) {
         item_free(it);
