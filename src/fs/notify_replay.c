@@ -53,9 +53,9 @@ typedef enum replay_kind {
 typedef struct replay_item {
     struct replay_item *next;
     replay_kind kind;
-    node *n;                  /* CREATE, DELETE: the file's node; RENAME: the old name's node
-                               * (with a reference) */
-    fuse_ino_t parent;        /* the directory's node id, 0 = not known */
+    node *n;           /* CREATE, MODIFY, DELETE: the file's node; RENAME: the old name's node
+                        * (with a reference) */
+    fuse_ino_t parent; /* the directory's node id, 0 = not known */
     char name[NAMES_MAX + 1]; /* the display name in that directory (RENAME: the new one) */
     char *path;               /* relative to the mount root */
     int64_t rev;              /* CREATE, RENAME: the revision of the new key */
@@ -378,14 +378,15 @@ static replay_item *deleted_item(const etcdc_kv *kv)
     return it;
 }
 
-/* The node of a key created elsewhere takes the event's version, as a listing read at that
- * revision would give it (a value only where opens do not ask etcd): the replay's attribute
- * request is then answered without a round trip. This runs on the notify thread, so every
- * later event of the key reaches the node after this and in order; a lookup's older read
- * cannot replace it (as_of), and a delete applied before the replay leaves the node known
- * absent, which the replay's create and attribute request both refuse (the kernel never keeps
- * a name etcd no longer has). */
-static void learn_created(node *n, const etcdc_kv *kv)
+/* The node of a key created or changed elsewhere takes the event's version, as a listing read
+ * at that revision would give it (a value only where opens do not ask etcd), when it had
+ * none (apply_event gave it to a node that existed): the replay's lookup and attribute request
+ * are then answered without a round trip. This runs on the notify thread, so every later event
+ * of the key reaches the node after this and in order; a lookup's older read cannot replace
+ * it (as_of), and a delete applied before the replay leaves the node known absent, which the
+ * replay's lookup, create and attribute request all refuse (the kernel never keeps a name etcd
+ * no longer has). */
+static void learn_version(node *n, const etcdc_kv *kv)
 {
     node_lock(n);
     if (n->type == NODE_FILE)
@@ -426,6 +427,22 @@ static bool pair_as_rename(replay_item *del, int64_t rev)
     return pick != NULL;
 }
 
+/* Whether an inotify watch can see a change of the file at key: a watch holds an inode, the
+ * kernel holds no inode that the node table lacks, and a file's events reach watches of its
+ * own inode and its directory's. A change in a directory this mount never looked up is
+ * therefore not replayed: the replay would only cost lookups and leave the kernel and the
+ * node table holding names nobody asked for (every key created anywhere below the mount). */
+static bool may_be_watched(const char *key, size_t key_len)
+{
+    size_t at = names_last_component(key, key_len, g_fs.prefix_len);
+    node *n = node_find(key, at, NODE_DIR);
+    if (!n)
+        n = node_find(key, key_len, NODE_FILE);
+    bool found = n != NULL;
+    node_put(n);
+    return found;
+}
+
 void replay_event(const etcdc_kv *kv, bool is_delete, bool known_here)
 {
     if (g_fs.opts->ro)
@@ -433,6 +450,8 @@ void replay_event(const etcdc_kv *kv, bool is_delete, bool known_here)
     if (kv->key_len <= g_fs.prefix_len || kv->key[kv->key_len - 1] == '/')
         return; /* the root's own key, or a directory marker: no file */
     if ((known_here && !is_delete) || node_is_directory_value(kv->key, kv->key_len))
+        return;
+    if (!may_be_watched(kv->key, kv->key_len))
         return;
     replay_item *it = is_delete ? deleted_item(kv) : calloc(1, sizeof *it);
     if (!it)
@@ -459,13 +478,14 @@ void replay_event(const etcdc_kv *kv, bool is_delete, bool known_here)
         it->parent = dir ? dir->ino : 0;
         node_put(dir);
     }
-    if (it->path && it->kind == REPLAY_CREATE) {
-        /* Held until the replay: the create handler answers with this node's entry. */
+    if (it->path && it->kind != REPLAY_DELETE) {
+        /* Held until the replay: the create handler answers with this node's entry, and the
+         * lookup of a changed name with what it knows. */
         it->n = node_obtain(kv->key, kv->key_len, NODE_FILE);
         if (it->n)
-            learn_created(it->n, kv);
+            learn_version(it->n, kv);
     }
-    if (!it->path || (it->kind == REPLAY_CREATE && (!it->n || !it->key))) {
+    if (!it->path || (it->kind != REPLAY_DELETE && (!it->n || !it->key))) {
         item_free(it);
         return;
     }
@@ -476,7 +496,7 @@ void replay_event(const etcdc_kv *kv, bool is_delete, bool known_here)
 
 void replay_attrib(const char *key, size_t key_len, bool file_record_deleted)
 {
-    if (g_fs.opts->ro || key_len <= g_fs.prefix_len)
+    if (g_fs.opts->ro || key_len <= g_fs.prefix_len || !may_be_watched(key, key_len))
         return;
     replay_item *it = calloc(1, sizeof *it);
     if (!it)
