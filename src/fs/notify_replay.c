@@ -642,6 +642,64 @@ static bool replay_lookup_change(fuse_req_t req, fuse_ino_t parent, const char *
     return present || absent;
 }
 
+/* The directory node named name in parent on the way to key, with a reference; NULL when
+ * key's path has no such directory or the node table does not hold it. */
+static node *dir_on_path(const char *key, size_t key_len, fuse_ino_t parent, const char *name)
+{
+    for (size_t at = g_fs.prefix_len; at < key_len;) {
+        bool deeper;
+        size_t clen = names_first_component(key + at, key_len - at, &deeper);
+        if (!deeper)
+            return NULL;
+        node *up = node_find(key, at, NODE_DIR);
+        bool here = up && up->ino == parent;
+        node_put(up);
+        char shown[NAMES_MAX + 1];
+        if (here && names_to_display(key + at, clen, at == g_fs.prefix_len, shown) &&
+            !strcmp(shown, name))
+            return node_find(key, at + clen + 1, NODE_DIR);
+        at += clen + 1;
+    }
+    return NULL;
+}
+
+/* The replay's lookup of a directory on its way, once the kernel's entry for it expired
+ * (strict mode keeps none): the node table's directory answers, with timeout 0, so that the
+ * next lookup of anyone else asks the handlers. The event showed the directory at its revision;
+ * should it be gone since, the file's own node (known absent by then) refuses whatever the
+ * replay does below it. A directory the node table lacks is looked up as usual. */
+static bool replay_lookup_dir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    char *keys[2] = {NULL, NULL};
+    size_t lens[2] = {0, 0};
+    pthread_mutex_lock(&r_mu);
+    const replay_item *it = r_current;
+    if (it && it->key && (keys[0] = malloc(it->key_len + 1)) != NULL) {
+        memcpy(keys[0], it->key, it->key_len + 1);
+        lens[0] = it->key_len;
+    }
+    node *old = it && it->n && (it->kind == REPLAY_DELETE || it->kind == REPLAY_RENAME)
+                    ? node_get(it->n->ino)
+                    : NULL;
+    pthread_mutex_unlock(&r_mu);
+    if (old)
+        keys[1] = node_key(old, &lens[1]); /* the name it goes away from */
+    node_put(old);
+    node *d = NULL;
+    for (int i = 0; i < 2 && !d; i++)
+        d = keys[i] ? dir_on_path(keys[i], lens[i], parent, name) : NULL;
+    free(keys[0]);
+    free(keys[1]);
+    if (!d)
+        return false;
+    struct fuse_entry_param e;
+    entry_for(d, &e);
+    e.entry_timeout = e.attr_timeout = 0;
+    fuse_reply_entry(req, &e);
+    node_put(d);
+    return true;
+}
+
 static bool replay_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     if (!is_own(req))
@@ -667,7 +725,7 @@ static bool replay_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     }
     n = replaying(REPLAY_CREATE, parent, name);
     if (!n)
-        return false; /* a directory on the way: an ordinary lookup */
+        return replay_lookup_dir(req, parent, name);
     node_put(n);
     /* Absent for this lookup only (timeout 0): the kernel then creates the name itself,
      * which is what emits IN_CREATE. */

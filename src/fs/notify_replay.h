@@ -7,8 +7,8 @@
  * close; unlink for a delete), and the kernel emits the events itself. A wrapper around the
  * operation table (replay_wrap_ops) recognises the replay thread's requests and answers them
  * from the node table: a replay never writes to etcd, and reads it only where the node table
- * cannot answer (the attributes of a new key the watch has not filled in, a directory whose
- * kernel entry expired on the way).
+ * cannot answer (a directory on the way that it does not hold, a file renamed elsewhere). Only
+ * changes in directories the kernel holds are replayed: no inotify watch can be anywhere else.
  */
 #ifndef ETCDFS_NOTIFY_REPLAY_H
 #define ETCDFS_NOTIFY_REPLAY_H
