@@ -32,10 +32,11 @@ MODES = [
 
 QUICK = dict(rounds=1, write_n=40, ctl_n=3, tput_s=0.3, read_files=20, flat_n=1000,
              deep_n=5000, ls_rounds=1, find_rounds=1, cp_n=100, cp_ctl_n=10, cp_floor_n=100, flock_n=50, handoff_n=10,
-             notify_n=10, mem_keys=[5000], threads=[1, 2, 4], scale_s=0.3)
+             notify_n=10, mem_keys=[5000], threads=[1, 2, 4], scale_s=0.3, remote_n=20)
 FULL = dict(rounds=5, write_n=200, ctl_n=20, tput_s=1.0, read_files=100, flat_n=10000,
             deep_n=100000, ls_rounds=3, find_rounds=7, cp_n=5000, cp_ctl_n=500, cp_floor_n=1000, flock_n=500, handoff_n=100,
-            notify_n=100, mem_keys=[100000, 1000000], threads=[1, 2, 4, 8, 16], scale_s=1.0)
+            notify_n=100, mem_keys=[100000, 1000000], threads=[1, 2, 4, 8, 16], scale_s=1.0,
+            remote_n=100)
 SIZE = 1024          # bytes per small file
 LOAD_VALUE = 64      # bytes per value in the listing/memory datasets
 DEEP_CHILDREN = 5    # "a directory whose few children hold the keys below them"
@@ -713,6 +714,68 @@ class Bench:
                      ["workload", "etcdfs us", "libetcdc Put us", "ratio"], rows,
                      [f"poll: {wake['wake_poll_text']}; inotify: {wake['wake_inotify_text']}."])
 
+    def remote(self, mode):
+        """What a mount pays in etcd round trips for changes another host makes: every mount
+        watches its prefix and replays remote changes as inotify events (docs/consistency.md),
+        which must cost no read wherever the event itself says enough. Counts, not times."""
+        n = self.c["remote_n"]
+        base = f"remote-{mode}"
+        a = self.mount_etcdfs(name="remote-a")
+        b = self.mount_etcdfs(name="remote-b")
+        rows = []
+        try:
+            seen, unseen = (os.path.join(a.mnt, base, d) for d in ("seen", "unseen"))
+            os.makedirs(seen)
+            os.makedirs(unseen)
+            for i in range(n):
+                with open(os.path.join(seen, f"old{i}"), "wb") as f:
+                    f.write(b"x" * SIZE)
+            b_seen = os.path.join(b.mnt, base, "seen")
+            deadline = time.monotonic() + 10
+            while len(os.listdir(b_seen)) < n and time.monotonic() < deadline:
+                time.sleep(0.05)  # close-to-open lists afresh; watch mode within the watch delay
+
+            def write(path, data=b"y" * SIZE):
+                with open(path, "wb") as f:
+                    f.write(data)
+
+            steps = [
+                ("create", lambda i: write(os.path.join(seen, f"new{i}"))),
+                ("rewrite", lambda i: write(os.path.join(seen, f"old{i}"))),
+                ("rename to a new name", lambda i: os.rename(os.path.join(seen, f"new{i}"),
+                                                             os.path.join(seen, f"moved{i}"))),
+                ("chmod", lambda i: os.chmod(os.path.join(seen, f"old{i}"), 0o600)),
+                ("chmod of a file renamed there before",
+                 lambda i: os.chmod(os.path.join(seen, f"moved{i}"), 0o600)),
+                ("delete", lambda i: os.unlink(os.path.join(seen, f"old{i}"))),
+                ("create in a directory the mount never looked up",
+                 lambda i: write(os.path.join(unseen, f"x{i}"))),
+            ]
+            for what, op in steps:
+                s0 = self.stats(b)
+                for i in range(n):
+                    op(i)
+                want = self.revision()
+                deadline = time.monotonic() + 20
+                while self.stats(b).get("watch_revision", 0) < want and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                time.sleep(1.5)  # the replays (a create waits up to 1 s for a rename partner)
+                s1 = self.stats(b)
+                rows.append([f"{what} ({mode})", str(n), f"{self.rt_per_op(s0, s1, n):.2f}",
+                             self.rt_kinds(s0, s1, n),
+                             str(s1.get("cache_files", 0) - s0.get("cache_files", 0))])
+        finally:
+            a.stop()
+            b.stop()
+        self.section("Changes made on another host",
+                     "Round trips the watching mount B makes when mount A changes files in a "
+                     "directory B has listed (and, last row, in one B never looked up); B "
+                     "replays each change as inotify events (docs/consistency.md). Counted in "
+                     "B's stats view once B's watch reached the store's revision and the "
+                     "replays ran; no time is measured.",
+                     ["change on mount A", "files", "round trips per change on B", "kinds",
+                      "files B caches more"], rows)
+
     def memory(self):
         rows = []
         for n in self.a.mem_keys:
@@ -1027,7 +1090,7 @@ def main():
         for mode, extra in MODES:
             b.mode_args = extra
             for name in ("small_write", "warm_read", "listings", "past", "copy", "flock", "notify",
-                         "scaling"):
+                         "remote", "scaling"):
                 if a.only and name not in a.only.split(","):
                     continue
                 if a.quick and name == "scaling" and (mode, extra) != MODES[0]:

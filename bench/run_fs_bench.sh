@@ -9,7 +9,7 @@
 #   --write     also write bench/RESULTS-fs.md (machine, command, tables)
 #   --mem-keys  key counts for the memory workload (full default 100000,1000000; quick: none)
 #   --only      run only these workloads: small_write, warm_read, listings, past, copy, flock,
-#               notify, scaling, memory
+#               notify, remote, scaling, memory
 #
 # Starts its own single-member etcd on free loopback ports with its data on /dev/shm (through
 # tests/c/run_with_etcd.sh), mounts etcdfs and the in-memory reference filesystem memfs_ll, and
