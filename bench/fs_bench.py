@@ -714,6 +714,23 @@ class Bench:
                      ["workload", "etcdfs us", "libetcdc Put us", "ratio"], rows,
                      [f"poll: {wake['wake_poll_text']}; inotify: {wake['wake_inotify_text']}."])
 
+    def settled_stats(self, mount, quiet_s=0.3, most_s=5.0):
+        """The stats view once the mount has served no replay request for quiet_s (its inotify
+        replays ran: a replayed create waits for its revision's last event, normally at once).
+        Replays create, truncate, set times, unlink and rename; reading the stats view does none
+        of these, so its own requests do not keep the count moving."""
+        kinds = ("op_create", "op_setattr", "op_unlink", "op_rename")
+        ops = lambda st: sum(st.get(k, 0) for k in kinds)  # noqa: E731
+        deadline = time.monotonic() + most_s
+        last = self.stats(mount)
+        while time.monotonic() < deadline:
+            time.sleep(quiet_s)
+            now = self.stats(mount)
+            if ops(now) == ops(last):
+                return now
+            last = now
+        return last
+
     def remote(self, mode):
         """What a mount pays in etcd round trips for changes another host makes: every mount
         watches its prefix and replays remote changes as inotify events (docs/consistency.md),
@@ -759,8 +776,7 @@ class Bench:
                 deadline = time.monotonic() + 20
                 while self.stats(b).get("watch_revision", 0) < want and time.monotonic() < deadline:
                     time.sleep(0.05)
-                time.sleep(1.5)  # the replays (a create waits up to 1 s for a rename partner)
-                s1 = self.stats(b)
+                s1 = self.settled_stats(b)
                 rows.append([f"{what} ({mode})", str(n), f"{self.rt_per_op(s0, s1, n):.2f}",
                              self.rt_kinds(s0, s1, n),
                              str(s1.get("cache_files", 0) - s0.get("cache_files", 0))])
