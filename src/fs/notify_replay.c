@@ -674,10 +674,8 @@ static bool replay_lookup_dir(fuse_req_t req, fuse_ino_t parent, const char *nam
     size_t lens[2] = {0, 0};
     pthread_mutex_lock(&r_mu);
     const replay_item *it = r_current;
-    if (it && it->key && (keys[0] = malloc(it->key_len + 1)) != NULL) {
-        memcpy(keys[0], it->key, it->key_len + 1);
-        lens[0] = it->key_len;
-    }
+    if (it && it->key)
+        keys[0] = key_join(it->key, it->key_len, NULL, 0, NULL, 0, &lens[0]);
     node *old = it && it->n && (it->kind == REPLAY_DELETE || it->kind == REPLAY_RENAME)
                     ? node_get(it->n->ino)
                     : NULL;

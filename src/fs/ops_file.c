@@ -236,9 +236,11 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
                 node_lock(n);
             }
             /* kernel_retry also remembers this ESTALE, a writer's included, for the retry. A
-             * reader's retry that finds the name removed here again, with no node after it (a
-             * create and an unlink on this mount in between), opens after that unlink: ENOENT,
-             * not a second ESTALE, which would reach the reader. */
+             * reader gets ENOENT instead when this is its retry finding the name removed here
+             * again, with no node after it (a create and an unlink on this mount in between),
+             * or when view_successor just found the node after it deleted (and noted that
+             * ESTALE itself): the name is gone either way, and a second ESTALE would reach the
+             * reader. */
             if (rc == ESTALE && kernel_retry(n, pid) && viewing)
                 rc = ENOENT;
         } else if (truncating) {
